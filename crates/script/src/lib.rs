@@ -1,0 +1,3 @@
+//! Lua scenarios: the sandbox and the scenario API.
+
+pub mod sandbox;
