@@ -1,0 +1,81 @@
+//! Lock state. The acquire/release logic lives in `sim.rs`, next to the
+//! scheduler, because taking a lock and choosing who runs are one mechanism.
+
+use std::collections::VecDeque;
+
+use crate::task::TaskId;
+
+slotmap::new_key_type! {
+    /// A lock instance (one `mmap_sem` of one mm, one page's PG_locked, ...).
+    pub struct LockId;
+}
+
+/// The lock kinds of a 2.3 kernel, with their real semantics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockKind {
+    /// `spinlock_t`: a waiter spins and keeps its CPU; the holder must not sleep.
+    Spin,
+    /// `rwlock_t`: spinning, many readers or one writer; the holder must not sleep.
+    RwSpin,
+    /// `struct semaphore` used as a mutex (count 1): a waiter sleeps.
+    Semaphore,
+    /// The `PG_locked` page bit: `lock_page` sleeps, `UnlockPage` wakes all
+    /// waiters; it may be released by I/O completion rather than a task.
+    PageBit,
+    /// The big kernel lock: recursive per task (`lock_depth`), dropped by
+    /// `schedule()` when its holder sleeps and taken back before it runs on.
+    Bkl,
+}
+
+impl LockKind {
+    /// Holding a lock of this kind forbids sleeping.
+    pub fn forbids_sleep(self) -> bool {
+        matches!(self, LockKind::Spin | LockKind::RwSpin)
+    }
+}
+
+pub(crate) struct LockState {
+    pub kind: LockKind,
+    pub class: &'static str,
+    pub name: String,
+    /// Exclusive holder (spin, write side, BKL, semaphore, page bit taken by a task).
+    pub owner: Option<TaskId>,
+    /// Read-side holders of an rwlock.
+    pub readers: Vec<TaskId>,
+    /// The page bit, which can be set with no task owning it (I/O in flight).
+    pub locked: bool,
+    /// Tasks asleep waiting for a sleeping lock, in arrival order.
+    pub sleepers: VecDeque<TaskId>,
+    /// Simulated time of the last release: a waiter cannot have taken the
+    /// lock before this.
+    pub released_at: u64,
+}
+
+impl LockState {
+    pub fn new(kind: LockKind, class: &'static str, name: String) -> LockState {
+        LockState {
+            kind,
+            class,
+            name,
+            owner: None,
+            readers: Vec::new(),
+            locked: false,
+            sleepers: VecDeque::new(),
+            released_at: 0,
+        }
+    }
+
+    /// Whether `task` could take the lock now (exclusively, or as a reader).
+    pub fn available(&self, read: bool) -> bool {
+        match self.kind {
+            LockKind::RwSpin if read => self.owner.is_none(),
+            LockKind::RwSpin => self.owner.is_none() && self.readers.is_empty(),
+            LockKind::PageBit => !self.locked,
+            _ => self.owner.is_none(),
+        }
+    }
+
+    pub fn is_held(&self) -> bool {
+        self.owner.is_some() || !self.readers.is_empty() || self.locked
+    }
+}

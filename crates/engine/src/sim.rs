@@ -1,0 +1,774 @@
+//! The scheduler: tasks, CPUs, the clock, timers, and lock acquisition.
+//!
+//! One *step* is one poll of one task's future: the code between two
+//! interleaving points, run atomically. At each step the chooser picks one
+//! option: run the task on a busy CPU, dispatch a queued task to an idle
+//! CPU, or fire the earliest timer (an I/O completing, a sleep ending).
+//! A task keeps its CPU until it sleeps or returns to user space (2.3 has
+//! no kernel preemption); tasks on different CPUs interleave at every step.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use slotmap::SlotMap;
+
+use crate::choice::{Chooser, Decision};
+use crate::event::{Event, EventKind};
+use crate::lock::{LockId, LockKind, LockState};
+use crate::outcome::{Outcome, Violation};
+use crate::task::{Task, TaskId, TaskState};
+use crate::Point;
+
+/// Simulated costs of the engine's own operations, in ns.
+#[derive(Clone, Copy, Debug)]
+pub struct Costs {
+    /// Every step (the code between two interleaving points).
+    pub step: u64,
+    /// Taking or releasing a lock.
+    pub lock_op: u64,
+    /// Putting a task on a CPU.
+    pub context_switch: u64,
+}
+
+impl Default for Costs {
+    /// A ~500 MHz CPU of 2000: a step is a few dozen instructions.
+    fn default() -> Costs {
+        Costs { step: 100, lock_op: 40, context_switch: 3_000 }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub cpus: usize,
+    /// A run that takes more steps than this ends as [`Outcome::StepLimit`].
+    pub step_budget: u64,
+    pub costs: Costs,
+    /// Keep the event log (off for long searches that only need outcomes).
+    pub record_events: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> SimConfig {
+        SimConfig { cpus: 1, step_budget: 1_000_000, costs: Costs::default(), record_events: true }
+    }
+}
+
+/// What a sleeping task waits for.
+pub(crate) enum SleepOn {
+    Lock(LockId),
+    Timer(u64),
+}
+
+enum TimerAction {
+    Wake(TaskId),
+    Call(Box<dyn FnOnce()>),
+}
+
+struct Cpu {
+    current: Option<TaskId>,
+    clock: u64,
+}
+
+struct TaskInfo {
+    name: String,
+    state: TaskState,
+    spin_read: bool,
+    cpu: Option<usize>,
+    lock_depth: i32,
+    held: Vec<LockId>,
+    /// Time of the task when off CPU; it cannot run before this.
+    ready_at: u64,
+    /// What it sleeps or spins on, for deadlock reports.
+    waiting: Option<(String, Option<LockId>)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum StepOption {
+    Run(usize),
+    Dispatch(TaskId),
+    Timer,
+}
+
+struct SimState {
+    cfg: SimConfig,
+    tasks: Vec<TaskInfo>,
+    cpus: Vec<Cpu>,
+    runqueue: VecDeque<TaskId>,
+    locks: SlotMap<LockId, LockState>,
+    timers: BTreeMap<(u64, u64), TimerAction>,
+    timer_seq: u64,
+    chooser: Box<dyn Chooser>,
+    choices: Vec<u32>,
+    step: u64,
+    events: Vec<Event>,
+    bkl: LockId,
+    stop: Option<Outcome>,
+    /// Time of the timer callback being run (an interrupt), if any.
+    irq_time: Option<u64>,
+    /// Due time of the last timer fired: time passes while CPUs idle.
+    last_timer: u64,
+}
+
+type TaskFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// The simulator. Shared as `Rc<Sim>`: tasks hold a handle to it.
+pub struct Sim {
+    st: RefCell<SimState>,
+    futures: RefCell<Vec<Option<TaskFuture>>>,
+}
+
+impl Sim {
+    pub fn new(cfg: SimConfig, chooser: Box<dyn Chooser>) -> Rc<Sim> {
+        assert!(cfg.cpus >= 1, "a machine has at least one CPU");
+        let mut locks = SlotMap::with_key();
+        let bkl = locks.insert(LockState::new(LockKind::Bkl, "kernel_flag", "kernel_flag".to_string()));
+        let cpus = (0..cfg.cpus).map(|_| Cpu { current: None, clock: 0 }).collect();
+        let st = SimState {
+            cfg,
+            tasks: Vec::new(),
+            cpus,
+            runqueue: VecDeque::new(),
+            locks,
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            chooser,
+            choices: Vec::new(),
+            step: 0,
+            events: Vec::new(),
+            bkl,
+            stop: None,
+            irq_time: None,
+            last_timer: 0,
+        };
+        Rc::new(Sim { st: RefCell::new(st), futures: RefCell::new(Vec::new()) })
+    }
+
+    // ---------------------------------------------------------------
+    // Set-up and results
+    // ---------------------------------------------------------------
+
+    /// Start a task; it joins the run queue.
+    pub fn spawn<F, Fut>(self: &Rc<Self>, name: impl Into<String>, body: F) -> TaskId
+    where
+        F: FnOnce(Task) -> Fut,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.spawn_from(None, name, body)
+    }
+
+    pub(crate) fn spawn_from<F, Fut>(
+        self: &Rc<Self>,
+        parent: Option<TaskId>,
+        name: impl Into<String>,
+        body: F,
+    ) -> TaskId
+    where
+        F: FnOnce(Task) -> Fut,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let id = {
+            let mut st = self.st.borrow_mut();
+            let id = TaskId(st.tasks.len() as u32);
+            let ready_at = parent.map(|p| st.task_now(p)).unwrap_or(0);
+            st.tasks.push(TaskInfo {
+                name: name.into(),
+                state: TaskState::Runnable,
+                spin_read: false,
+                cpu: None,
+                lock_depth: -1,
+                held: Vec::new(),
+                ready_at,
+                waiting: None,
+            });
+            st.runqueue.push_back(id);
+            id
+        };
+        let future = body(Task { sim: Rc::clone(self), id });
+        self.futures.borrow_mut().push(Some(Box::pin(future)));
+        id
+    }
+
+    /// Replace the chooser (e.g. after a deterministic set-up phase); the
+    /// record of choices starts again.
+    pub fn set_chooser(&self, chooser: Box<dyn Chooser>) {
+        let mut st = self.st.borrow_mut();
+        st.chooser = chooser;
+        st.choices.clear();
+    }
+
+    pub fn new_lock(&self, kind: LockKind, class: &'static str, name: String) -> LockId {
+        self.st.borrow_mut().locks.insert(LockState::new(kind, class, name))
+    }
+
+    /// Free a lock with its object. Freeing a held or awaited lock is a
+    /// use-after-free in the model and is reported.
+    pub fn destroy_lock(&self, lock: LockId) {
+        let mut st = self.st.borrow_mut();
+        let busy = st.locks.get(lock).map(|l| (l.is_held() || !l.sleepers.is_empty(), l.name.clone()));
+        if let Some((true, name)) = busy {
+            st.violate(None, "use-after-free", format!("{name} was freed while held or awaited"));
+        }
+        st.locks.remove(lock);
+    }
+
+    pub fn bkl(&self) -> LockId {
+        self.st.borrow().bkl
+    }
+
+    pub fn lock_name(&self, lock: LockId) -> String {
+        self.st.borrow().lock_name(lock)
+    }
+
+    pub fn lock_class(&self, lock: LockId) -> &'static str {
+        self.st.borrow().locks.get(lock).map(|l| l.class).unwrap_or("(freed)")
+    }
+
+    pub fn task_name(&self, task: TaskId) -> String {
+        self.st.borrow().tasks[task.0 as usize].name.clone()
+    }
+
+    pub fn task_state(&self, task: TaskId) -> TaskState {
+        self.st.borrow().tasks[task.0 as usize].state
+    }
+
+    pub fn task_count(&self) -> usize {
+        self.st.borrow().tasks.len()
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.st.borrow().step
+    }
+
+    /// Simulated time: the latest CPU clock, in ns.
+    pub fn now(&self) -> u64 {
+        let st = self.st.borrow();
+        st.cpus.iter().map(|c| c.clock).max().unwrap_or(0).max(st.last_timer)
+    }
+
+    /// The choices made since the last [`Sim::set_chooser`], in order.
+    pub fn choices(&self) -> Vec<u32> {
+        self.st.borrow().choices.clone()
+    }
+
+    /// The event log so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.st.borrow().events.clone()
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.st.borrow().stop.is_some()
+    }
+
+    // ---------------------------------------------------------------
+    // The scheduler loop
+    // ---------------------------------------------------------------
+
+    /// Run until every task is done, an invariant breaks, nothing can run,
+    /// or the step budget is spent.
+    pub fn run(self: &Rc<Self>) -> Outcome {
+        loop {
+            let option = {
+                let mut st = self.st.borrow_mut();
+                if let Some(outcome) = st.stop.clone() {
+                    return outcome;
+                }
+                let options = st.options();
+                if options.is_empty() {
+                    return if st.tasks.iter().all(|t| t.state == TaskState::Done) {
+                        Outcome::Finished
+                    } else {
+                        Outcome::Deadlock(st.describe_waiters())
+                    };
+                }
+                if st.step >= st.cfg.step_budget {
+                    return Outcome::StepLimit(st.step);
+                }
+                let pick = st.choose(Decision::Step, options.len());
+                st.step += 1;
+                options[pick]
+            };
+            match option {
+                StepOption::Run(cpu) => {
+                    let task = self.st.borrow().cpus[cpu].current.expect("a busy CPU has a task");
+                    self.poll_task(task);
+                }
+                StepOption::Dispatch(task) => {
+                    self.st.borrow_mut().dispatch(task);
+                    self.poll_task(task);
+                }
+                StepOption::Timer => self.fire_timer(),
+            }
+        }
+    }
+
+    /// Drop every task's future. Futures hold `Rc<Sim>`, so a finished
+    /// simulation must be shut down to be freed.
+    pub fn shutdown(&self) {
+        let futures = std::mem::take(&mut *self.futures.borrow_mut());
+        drop(futures);
+    }
+
+    fn poll_task(&self, task: TaskId) {
+        let mut future = self.futures.borrow_mut()[task.0 as usize].take().expect("a runnable task has a future");
+        {
+            let mut st = self.st.borrow_mut();
+            let cost = st.cfg.costs.step;
+            st.charge(task, cost);
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(()) => self.st.borrow_mut().finish(task),
+            Poll::Pending => self.futures.borrow_mut()[task.0 as usize] = Some(future),
+        }
+    }
+
+    fn fire_timer(&self) {
+        let (due, action) = {
+            let mut st = self.st.borrow_mut();
+            let ((due, _), action) = st.timers.pop_first().expect("timer option without a timer");
+            st.last_timer = st.last_timer.max(due);
+            (due, action)
+        };
+        match action {
+            TimerAction::Wake(task) => self.st.borrow_mut().wake(task, due, "timer"),
+            TimerAction::Call(callback) => {
+                self.st.borrow_mut().irq_time = Some(due);
+                callback();
+                self.st.borrow_mut().irq_time = None;
+            }
+        }
+    }
+
+    /// Run `callback` as an interrupt `delay_ns` after `from`'s now (an
+    /// asynchronous I/O completing). It may release page locks with
+    /// [`Sim::irq_unlock_page`].
+    pub fn after(&self, from: TaskId, delay_ns: u64, callback: impl FnOnce() + 'static) {
+        let mut st = self.st.borrow_mut();
+        let due = st.task_now(from) + delay_ns;
+        let seq = st.timer_seq;
+        st.timer_seq += 1;
+        st.timers.insert((due, seq), TimerAction::Call(Box::new(callback)));
+    }
+
+    /// I/O completion clears PG_locked and wakes the waiters.
+    pub fn irq_unlock_page(&self, page_lock: LockId, point: Point) {
+        self.st.borrow_mut().release(None, page_lock, false, point);
+    }
+
+    // ---------------------------------------------------------------
+    // Primitives' internals (called by `Task`)
+    // ---------------------------------------------------------------
+
+    pub(crate) fn task_now(&self, task: TaskId) -> u64 {
+        self.st.borrow().task_now(task)
+    }
+
+    pub(crate) fn reach_point(&self, task: TaskId, point: Point) {
+        self.st.borrow_mut().log(Some(task), EventKind::Point, None, point);
+    }
+
+    pub(crate) fn charge(&self, task: TaskId, ns: u64) {
+        self.st.borrow_mut().charge(task, ns);
+    }
+
+    pub(crate) fn note(&self, task: Option<TaskId>, point: Point, text: String) {
+        self.st.borrow_mut().log(task, EventKind::Note(text), None, point);
+    }
+
+    pub(crate) fn report_violation(&self, task: Option<TaskId>, invariant: &'static str, message: String) {
+        self.st.borrow_mut().violate(task, invariant, message);
+    }
+
+    pub(crate) fn choose(&self, decision: Decision, n: usize) -> usize {
+        self.st.borrow_mut().choose(decision, n)
+    }
+
+    pub(crate) fn attempt(&self, task: TaskId, lock: LockId, point: Point) {
+        self.st.borrow_mut().log(Some(task), EventKind::Attempt, Some(lock), point);
+    }
+
+    pub(crate) fn contended(&self, task: TaskId, lock: LockId, point: Point) {
+        self.st.borrow_mut().log(Some(task), EventKind::Contended, Some(lock), point);
+    }
+
+    pub(crate) fn try_acquire(&self, task: TaskId, lock: LockId, read: bool, point: Point) -> bool {
+        self.st.borrow_mut().try_acquire(task, lock, read, point)
+    }
+
+    pub(crate) fn spin_on(&self, task: TaskId, lock: LockId) {
+        let mut st = self.st.borrow_mut();
+        let name = st.lock_name(lock);
+        let info = &mut st.tasks[task.0 as usize];
+        info.state = TaskState::Spinning(lock);
+        info.waiting = Some((format!("spins on {name}"), Some(lock)));
+    }
+
+    pub(crate) fn release(&self, task: TaskId, lock: LockId, read: bool, point: Point) {
+        self.st.borrow_mut().release(Some(task), lock, read, point);
+    }
+
+    pub(crate) fn disown(&self, task: TaskId, lock: LockId) {
+        let mut st = self.st.borrow_mut();
+        if let Some(state) = st.locks.get_mut(lock) {
+            if state.owner == Some(task) {
+                state.owner = None;
+            }
+        }
+        st.tasks[task.0 as usize].held.retain(|&l| l != lock);
+    }
+
+    pub(crate) fn lock_is_held(&self, lock: LockId) -> bool {
+        self.st.borrow().locks.get(lock).is_some_and(|l| l.is_held())
+    }
+
+    pub(crate) fn lock_depth(&self, task: TaskId) -> i32 {
+        self.st.borrow().tasks[task.0 as usize].lock_depth
+    }
+
+    /// Returns the new depth.
+    pub(crate) fn bkl_depth_inc(&self, task: TaskId) -> i32 {
+        let mut st = self.st.borrow_mut();
+        let info = &mut st.tasks[task.0 as usize];
+        info.lock_depth += 1;
+        info.lock_depth
+    }
+
+    pub(crate) fn bkl_depth_dec(&self, task: TaskId, point: Point) {
+        let mut st = self.st.borrow_mut();
+        let depth = {
+            let info = &mut st.tasks[task.0 as usize];
+            info.lock_depth -= 1;
+            info.lock_depth
+        };
+        if depth < -1 {
+            st.violate(Some(task), "lock-discipline", format!("unlock_kernel at {point} without lock_kernel"));
+        } else if depth == -1 {
+            let bkl = st.bkl;
+            st.release(Some(task), bkl, false, point);
+        }
+    }
+
+    pub(crate) fn go_to_sleep(&self, task: TaskId, on: SleepOn, point: Point) {
+        self.st.borrow_mut().go_to_sleep(task, on, point);
+    }
+
+    pub(crate) fn check_no_locks_held(&self, task: TaskId, point: Point) {
+        let mut st = self.st.borrow_mut();
+        let info = &st.tasks[task.0 as usize];
+        if info.held.is_empty() && info.lock_depth < 0 {
+            return;
+        }
+        let mut names: Vec<String> = info.held.iter().map(|&l| st.lock_name(l)).collect();
+        if info.lock_depth >= 0 {
+            names.push(format!("kernel_flag (lock_depth {})", info.lock_depth));
+        }
+        let message = format!("returned to user space at {point} holding {}", names.join(", "));
+        st.violate(Some(task), "lock-discipline", message);
+    }
+
+    pub(crate) fn preempt(&self, task: TaskId, point: Point) {
+        let mut st = self.st.borrow_mut();
+        st.leave_cpu(task);
+        st.tasks[task.0 as usize].state = TaskState::Runnable;
+        st.runqueue.push_back(task);
+        st.log(Some(task), EventKind::Preempt, None, point);
+    }
+}
+
+impl SimState {
+    fn lock_name(&self, lock: LockId) -> String {
+        self.locks.get(lock).map(|l| l.name.clone()).unwrap_or_else(|| "(freed lock)".to_string())
+    }
+
+    fn task_now(&self, task: TaskId) -> u64 {
+        let info = &self.tasks[task.0 as usize];
+        match info.cpu {
+            Some(cpu) => self.cpus[cpu].clock,
+            None => info.ready_at,
+        }
+    }
+
+    fn charge(&mut self, task: TaskId, ns: u64) {
+        if let Some(cpu) = self.tasks[task.0 as usize].cpu {
+            self.cpus[cpu].clock += ns;
+        }
+    }
+
+    fn log(&mut self, task: Option<TaskId>, kind: EventKind, lock: Option<LockId>, point: Point) {
+        if !self.cfg.record_events {
+            return;
+        }
+        let (cpu, time) = match task {
+            Some(t) => (self.tasks[t.0 as usize].cpu, self.task_now(t)),
+            None => (None, self.irq_time.unwrap_or(0)),
+        };
+        self.events.push(Event { step: self.step, time, cpu, task, kind, lock, point });
+    }
+
+    fn violate(&mut self, task: Option<TaskId>, invariant: &'static str, message: String) {
+        self.log(task, EventKind::Note(format!("VIOLATION {invariant}: {message}")), None, "violation");
+        if self.stop.is_none() {
+            self.stop = Some(Outcome::Violation(Violation { invariant, message, step: self.step, task }));
+        }
+    }
+
+    fn choose(&mut self, decision: Decision, n: usize) -> usize {
+        let pick = self.chooser.choose(decision, n);
+        debug_assert!(pick < n);
+        self.choices.push(pick as u32);
+        pick
+    }
+
+    fn can_acquire(&self, task: TaskId, lock: LockId, read: bool) -> bool {
+        match self.locks.get(lock) {
+            Some(l) => l.available(read) || (l.kind == LockKind::Bkl && l.owner == Some(task)),
+            // A freed lock: let the task step so that it reports the use-after-free.
+            None => true,
+        }
+    }
+
+    fn options(&self) -> Vec<StepOption> {
+        let mut options = Vec::new();
+        let mut idle_cpu = false;
+        for (index, cpu) in self.cpus.iter().enumerate() {
+            match cpu.current {
+                None => idle_cpu = true,
+                Some(task) => {
+                    let info = &self.tasks[task.0 as usize];
+                    match info.state {
+                        TaskState::Runnable => options.push(StepOption::Run(index)),
+                        TaskState::Spinning(lock) if self.can_acquire(task, lock, info.spin_read) => {
+                            options.push(StepOption::Run(index))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if idle_cpu {
+            options.extend(self.runqueue.iter().map(|&t| StepOption::Dispatch(t)));
+        }
+        if !self.timers.is_empty() {
+            options.push(StepOption::Timer);
+        }
+        options
+    }
+
+    fn dispatch(&mut self, task: TaskId) {
+        let cpu = self.cpus.iter().position(|c| c.current.is_none()).expect("dispatch needs an idle CPU");
+        self.runqueue.retain(|&t| t != task);
+        let switch = self.cfg.costs.context_switch;
+        let info = &mut self.tasks[task.0 as usize];
+        info.cpu = Some(cpu);
+        let ready_at = info.ready_at;
+        let clock = &mut self.cpus[cpu].clock;
+        *clock = (*clock).max(ready_at) + switch;
+        self.cpus[cpu].current = Some(task);
+        self.log(Some(task), EventKind::Dispatch, None, "schedule");
+    }
+
+    fn leave_cpu(&mut self, task: TaskId) {
+        let now = self.task_now(task);
+        let info = &mut self.tasks[task.0 as usize];
+        if let Some(cpu) = info.cpu.take() {
+            self.cpus[cpu].current = None;
+        }
+        info.ready_at = now;
+    }
+
+    fn finish(&mut self, task: TaskId) {
+        let info = &self.tasks[task.0 as usize];
+        if !info.held.is_empty() || info.lock_depth >= 0 {
+            let mut names: Vec<String> = info.held.iter().map(|&l| self.lock_name(l)).collect();
+            if info.lock_depth >= 0 {
+                names.push("kernel_flag".to_string());
+            }
+            let message = format!("task {} exited holding {}", info.name, names.join(", "));
+            self.violate(Some(task), "lock-discipline", message);
+        }
+        self.log(Some(task), EventKind::Exit, None, "do_exit:schedule");
+        self.leave_cpu(task);
+        self.tasks[task.0 as usize].state = TaskState::Done;
+    }
+
+    fn try_acquire(&mut self, task: TaskId, lock: LockId, read: bool, point: Point) -> bool {
+        let Some(state) = self.locks.get(lock) else {
+            self.violate(Some(task), "use-after-free", format!("lock taken at {point} belongs to a freed object"));
+            return false;
+        };
+        let holds = state.owner == Some(task) || state.readers.contains(&task);
+        if holds && state.kind != LockKind::Bkl {
+            let message = format!("{} taken again at {point} by the task that holds it (AA deadlock)", state.name);
+            self.violate(Some(task), "lock-discipline", message);
+            return false;
+        }
+        if !state.available(read) {
+            return false;
+        }
+        let released_at = state.released_at;
+        let lock_op = self.cfg.costs.lock_op;
+        if let Some(cpu) = self.tasks[task.0 as usize].cpu {
+            let clock = &mut self.cpus[cpu].clock;
+            *clock = (*clock).max(released_at) + lock_op;
+        }
+        let state = &mut self.locks[lock];
+        if state.kind == LockKind::RwSpin && read {
+            state.readers.push(task);
+        } else {
+            state.owner = Some(task);
+            state.locked = true;
+        }
+        let info = &mut self.tasks[task.0 as usize];
+        info.held.push(lock);
+        info.state = TaskState::Runnable;
+        info.spin_read = false;
+        info.waiting = None;
+        self.log(Some(task), EventKind::Acquired, Some(lock), point);
+        true
+    }
+
+    /// `task` is None for an interrupt (I/O completion clearing PG_locked).
+    fn release(&mut self, task: Option<TaskId>, lock: LockId, read: bool, point: Point) {
+        let now = match task {
+            Some(t) => self.task_now(t),
+            None => self.irq_time.unwrap_or(0),
+        };
+        let Some(state) = self.locks.get_mut(lock) else {
+            self.violate(task, "use-after-free", format!("lock released at {point} belongs to a freed object"));
+            return;
+        };
+        let kind = state.kind;
+        let holder = if kind == LockKind::RwSpin && read {
+            let position = task.and_then(|t| state.readers.iter().position(|&r| r == t));
+            position.map(|p| state.readers.remove(p))
+        } else if state.is_held() {
+            let owner = state.owner.take();
+            state.locked = false;
+            owner.or(task)
+        } else {
+            None
+        };
+        let name = state.name.clone();
+        let Some(holder) =
+            holder.or(if kind == LockKind::PageBit && task.is_none() { Some(TaskId(u32::MAX)) } else { None })
+        else {
+            self.violate(task, "lock-discipline", format!("{name} released at {point} but not held"));
+            return;
+        };
+        // Only semaphores and the page bit may be released by another task
+        // than the one that took them (`up` of a locked mutex, I/O completion).
+        if !matches!(kind, LockKind::Semaphore | LockKind::PageBit) && Some(holder) != task {
+            self.violate(
+                task,
+                "lock-discipline",
+                format!("{name} released at {point} by a task that does not hold it"),
+            );
+            return;
+        }
+        state.released_at = now;
+        let wake: Vec<TaskId> = match kind {
+            LockKind::Semaphore => state.sleepers.pop_front().into_iter().collect(),
+            LockKind::PageBit => state.sleepers.drain(..).collect(),
+            _ => Vec::new(),
+        };
+        if let Some(info) = self.tasks.get_mut(holder.0 as usize) {
+            if let Some(p) = info.held.iter().position(|&l| l == lock) {
+                info.held.remove(p);
+            }
+        }
+        if let Some(cost_task) = task {
+            let lock_op = self.cfg.costs.lock_op;
+            self.charge(cost_task, lock_op);
+        }
+        self.log(task, EventKind::Released, Some(lock), point);
+        for sleeper in wake {
+            self.wake(sleeper, now, point);
+        }
+    }
+
+    fn go_to_sleep(&mut self, task: TaskId, on: SleepOn, point: Point) {
+        let atomic: Vec<String> = self.tasks[task.0 as usize]
+            .held
+            .iter()
+            .filter(|&&l| self.locks.get(l).is_some_and(|s| s.kind.forbids_sleep()))
+            .map(|&l| self.lock_name(l))
+            .collect();
+        if !atomic.is_empty() {
+            let message =
+                format!("{} slept at {point} while holding {}", self.tasks[task.0 as usize].name, atomic.join(", "));
+            self.violate(Some(task), "sleep-in-atomic", message);
+        }
+        // schedule(): release_kernel_lock() keeps lock_depth, drops kernel_flag.
+        if self.tasks[task.0 as usize].lock_depth >= 0 && self.locks[self.bkl].owner == Some(task) {
+            let bkl = self.bkl;
+            let now = self.task_now(task);
+            let state = &mut self.locks[bkl];
+            state.owner = None;
+            state.locked = false;
+            state.released_at = now;
+            self.tasks[task.0 as usize].held.retain(|&l| l != bkl);
+            self.log(Some(task), EventKind::BklDropped, Some(bkl), point);
+        }
+        let now = self.task_now(task);
+        let (what, lock) = match on {
+            SleepOn::Lock(lock) => {
+                if let Some(state) = self.locks.get_mut(lock) {
+                    state.sleepers.push_back(task);
+                }
+                (format!("sleeps on {}", self.lock_name(lock)), Some(lock))
+            }
+            SleepOn::Timer(ns) => {
+                let seq = self.timer_seq;
+                self.timer_seq += 1;
+                self.timers.insert((now + ns, seq), TimerAction::Wake(task));
+                (format!("sleeps {ns} ns at {point}"), None)
+            }
+        };
+        self.log(Some(task), EventKind::Sleep(what.clone()), lock, point);
+        self.leave_cpu(task);
+        let info = &mut self.tasks[task.0 as usize];
+        info.state = TaskState::Sleeping;
+        info.waiting = Some((what, lock));
+    }
+
+    fn wake(&mut self, task: TaskId, time: u64, point: Point) {
+        let info = &mut self.tasks[task.0 as usize];
+        if info.state != TaskState::Sleeping {
+            return;
+        }
+        info.state = TaskState::Runnable;
+        info.ready_at = info.ready_at.max(time);
+        info.waiting = None;
+        self.runqueue.push_back(task);
+        self.log(Some(task), EventKind::Wake, None, point);
+    }
+
+    fn describe_waiters(&self) -> Vec<String> {
+        let holder_of = |lock: LockId| -> String {
+            match self.locks.get(lock) {
+                Some(l) => match (l.owner, l.readers.first()) {
+                    (Some(owner), _) | (None, Some(&owner)) => {
+                        format!(" held by {}", self.tasks[owner.0 as usize].name)
+                    }
+                    _ if l.locked => " (locked by I/O)".to_string(),
+                    _ => String::new(),
+                },
+                None => String::new(),
+            }
+        };
+        self.tasks
+            .iter()
+            .filter(|t| t.state != TaskState::Done)
+            .map(|t| match &t.waiting {
+                Some((what, Some(lock))) => format!("{} {what}{}", t.name, holder_of(*lock)),
+                Some((what, None)) => format!("{} {what}", t.name),
+                None => format!("{} is runnable but has no CPU", t.name),
+            })
+            .collect()
+    }
+}

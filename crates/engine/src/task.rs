@@ -1,0 +1,306 @@
+//! Tasks and the primitives a task's code awaits.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use crate::lock::{LockId, LockKind};
+use crate::sim::{Sim, SleepOn};
+use crate::{Decision, Point};
+
+/// A simulated task (a kernel thread or a process in the kernel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskId(pub u32);
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "T{}", self.0)
+    }
+}
+
+/// Where a task is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    /// On a CPU or in the run queue, ready for its next step.
+    Runnable,
+    /// On a CPU, spinning for a lock; it steps again once the lock is free.
+    Spinning(LockId),
+    /// Off CPU, asleep until woken.
+    Sleeping,
+    Done,
+}
+
+/// Resolves on its second poll. Awaiting it ends the current step; the
+/// scheduler decides when (and, for a blocked task, whether) to poll again.
+pub(crate) struct Park(bool);
+
+impl Future for Park {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            Poll::Pending
+        }
+    }
+}
+
+pub(crate) fn park() -> Park {
+    Park(false)
+}
+
+/// The handle a task's code uses: which task it is, and the simulator.
+/// Passed explicitly (no thread-locals) as the first argument of every
+/// kernel routine.
+#[derive(Clone)]
+pub struct Task {
+    pub(crate) sim: Rc<Sim>,
+    pub(crate) id: TaskId,
+}
+
+impl Task {
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    pub fn sim(&self) -> &Rc<Sim> {
+        &self.sim
+    }
+
+    /// Simulated time on this task's CPU, in ns.
+    pub fn now(&self) -> u64 {
+        self.sim.task_now(self.id)
+    }
+
+    /// An interleaving point: the step ends here and any CPU may run next.
+    pub async fn point(&self, point: Point) {
+        self.sim.reach_point(self.id, point);
+        park().await;
+    }
+
+    /// Charge `ns` of simulated work to the current step.
+    pub fn work(&self, ns: u64) {
+        self.sim.charge(self.id, ns);
+    }
+
+    /// Record free text (a printk, a result) in the event log.
+    pub fn note(&self, point: Point, text: impl Into<String>) {
+        self.sim.note(Some(self.id), point, text.into());
+    }
+
+    /// Report a broken invariant; the run stops at the end of this step.
+    pub fn violation(&self, invariant: &'static str, message: impl Into<String>) {
+        self.sim.report_violation(Some(self.id), invariant, message.into());
+    }
+
+    /// Whether the run has been stopped by a violation.
+    pub fn stopped(&self) -> bool {
+        self.sim.is_stopped()
+    }
+
+    // ---- spinlocks and rwlocks ----
+
+    /// `spin_lock`: spins (keeping the CPU) until the lock is free.
+    pub async fn spin_lock(&self, lock: LockId, point: Point) {
+        self.point(point).await;
+        self.spin_acquire(lock, false, point).await;
+    }
+
+    /// `spin_unlock`.
+    pub fn spin_unlock(&self, lock: LockId, point: Point) {
+        self.sim.release(self.id, lock, false, point);
+    }
+
+    /// `read_lock` on a spinning rwlock.
+    pub async fn read_lock(&self, lock: LockId, point: Point) {
+        self.point(point).await;
+        self.spin_acquire(lock, true, point).await;
+    }
+
+    pub fn read_unlock(&self, lock: LockId, point: Point) {
+        self.sim.release(self.id, lock, true, point);
+    }
+
+    /// `write_lock` on a spinning rwlock.
+    pub async fn write_lock(&self, lock: LockId, point: Point) {
+        self.point(point).await;
+        self.spin_acquire(lock, false, point).await;
+    }
+
+    pub fn write_unlock(&self, lock: LockId, point: Point) {
+        self.sim.release(self.id, lock, false, point);
+    }
+
+    async fn spin_acquire(&self, lock: LockId, read: bool, point: Point) {
+        self.sim.attempt(self.id, lock, point);
+        let mut contended = false;
+        loop {
+            if self.sim.try_acquire(self.id, lock, read, point) {
+                return;
+            }
+            if !contended {
+                self.sim.contended(self.id, lock, point);
+                contended = true;
+            }
+            if self.sim.is_stopped() {
+                // The lock is gone or the run is over: stay parked.
+                park().await;
+                continue;
+            }
+            self.sim.spin_on(self.id, lock);
+            park().await;
+        }
+    }
+
+    // ---- the big kernel lock ----
+
+    /// `lock_kernel`: recursive; spins only when this task does not hold it.
+    pub async fn lock_kernel(&self, point: Point) {
+        if self.sim.bkl_depth_inc(self.id) > 0 {
+            return;
+        }
+        self.point(point).await;
+        let bkl = self.sim.bkl();
+        self.spin_acquire(bkl, false, point).await;
+    }
+
+    /// `unlock_kernel`.
+    pub fn unlock_kernel(&self, point: Point) {
+        self.sim.bkl_depth_dec(self.id, point);
+    }
+
+    /// This task's `lock_depth` (-1: BKL not held).
+    pub fn lock_depth(&self) -> i32 {
+        self.sim.lock_depth(self.id)
+    }
+
+    // ---- sleeping locks ----
+
+    /// `down` on a semaphore used as a mutex: sleeps while it is held.
+    pub async fn down(&self, sem: LockId, point: Point) {
+        self.point(point).await;
+        self.sleeping_acquire(sem, point).await;
+    }
+
+    /// `up`: releases and wakes the first sleeper, which retries.
+    pub fn up(&self, sem: LockId, point: Point) {
+        self.sim.release(self.id, sem, false, point);
+    }
+
+    /// `lock_page`: sleeps while PG_locked is set.
+    pub async fn lock_page(&self, page_lock: LockId, point: Point) {
+        self.point(point).await;
+        self.sleeping_acquire(page_lock, point).await;
+    }
+
+    /// `TryLockPage`: takes the bit if it is clear; never sleeps. Returns
+    /// whether it was taken (note: the C macro returns the *old* bit).
+    pub fn try_lock_page(&self, page_lock: LockId, point: Point) -> bool {
+        self.sim.attempt(self.id, page_lock, point);
+        let taken = self.sim.try_acquire(self.id, page_lock, false, point);
+        if !taken {
+            self.sim.contended(self.id, page_lock, point);
+        }
+        taken
+    }
+
+    /// `UnlockPage`: clears the bit and wakes every waiter.
+    pub fn unlock_page(&self, page_lock: LockId, point: Point) {
+        self.sim.release(self.id, page_lock, false, point);
+    }
+
+    /// Async I/O now owns the locked page: the bit stays set, and the I/O
+    /// completion (not this task) will clear it.
+    pub fn give_page_lock_to_io(&self, page_lock: LockId) {
+        self.sim.disown(self.id, page_lock);
+    }
+
+    /// Whether PG_locked is set (`PageLocked`).
+    pub fn page_locked(&self, page_lock: LockId) -> bool {
+        self.sim.lock_is_held(page_lock)
+    }
+
+    /// `___wait_on_page`: sleeps until PG_locked is clear, without taking it.
+    pub async fn wait_on_page(&self, page_lock: LockId, point: Point) {
+        self.point(point).await;
+        while self.sim.lock_is_held(page_lock) {
+            self.sleep(SleepOn::Lock(page_lock), point).await;
+        }
+    }
+
+    async fn sleeping_acquire(&self, lock: LockId, point: Point) {
+        self.sim.attempt(self.id, lock, point);
+        let mut contended = false;
+        loop {
+            if self.sim.try_acquire(self.id, lock, false, point) {
+                return;
+            }
+            if !contended {
+                self.sim.contended(self.id, lock, point);
+                contended = true;
+            }
+            self.sleep(SleepOn::Lock(lock), point).await;
+        }
+    }
+
+    // ---- sleeping, I/O, allocation, user space ----
+
+    /// `schedule()` for a sleep: drops the BKL if held, gives up the CPU, and
+    /// after the wake takes the BKL back before returning.
+    pub(crate) async fn sleep(&self, on: SleepOn, point: Point) {
+        self.sim.go_to_sleep(self.id, on, point);
+        park().await;
+        if self.sim.lock_depth(self.id) >= 0 {
+            let bkl = self.sim.bkl();
+            self.sim.attempt(self.id, bkl, point);
+            loop {
+                if self.sim.try_acquire(self.id, bkl, false, point) {
+                    break;
+                }
+                self.sim.spin_on(self.id, bkl);
+                park().await;
+            }
+        }
+    }
+
+    /// Sleep until an I/O of `latency_ns` completes (synchronous disk I/O).
+    pub async fn sleep_io(&self, point: Point, latency_ns: u64) {
+        self.point(point).await;
+        self.sleep(SleepOn::Timer(latency_ns), point).await;
+    }
+
+    /// An allocation that may block (`__get_free_page`, `kmem_cache_alloc`
+    /// with SLAB_KERNEL, ...). Whether it sleeps is a recorded choice; if it
+    /// does, the task sleeps `sleep_ns` (waiting for memory to be freed).
+    pub async fn may_sleep(&self, point: Point, sleep_ns: u64) {
+        self.point(point).await;
+        if self.sim.choose(Decision::MaySleep { point }, 2) == 1 {
+            self.sleep(SleepOn::Timer(sleep_ns), point).await;
+        }
+    }
+
+    /// Return to user space: a preemption point. Holding any lock here is a
+    /// kernel bug and is reported.
+    pub async fn return_to_user(&self, point: Point) {
+        self.sim.check_no_locks_held(self.id, point);
+        self.sim.preempt(self.id, point);
+        park().await;
+    }
+
+    /// Start a new task (it joins the run queue).
+    pub fn spawn<F, Fut>(&self, name: impl Into<String>, body: F) -> TaskId
+    where
+        F: FnOnce(Task) -> Fut,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.sim.spawn_from(Some(self.id), name, body)
+    }
+
+    /// Create a lock (a new mm's mmap_sem, a new page's PG_locked, ...).
+    pub fn new_lock(&self, kind: LockKind, class: &'static str, name: String) -> LockId {
+        self.sim.new_lock(kind, class, name)
+    }
+}
