@@ -1,1 +1,47 @@
-fn main() {}
+//! `swapsim`: run swap-deletion race scenarios on a simulated 2.3.99 kernel.
+
+use std::process::ExitCode;
+
+mod run_cmd;
+
+use clap::{Parser, Subcommand};
+
+/// swapsim reproduces the Linux 2.3.99 swapoff races of the "swapdeletion
+/// race fixes" patch (linux-mm, April 2000) in a deterministic simulator.
+#[derive(Parser)]
+#[command(name = "swapsim", version, about, long_about = None)]
+#[command(
+    after_help = "Examples:\n  swapsim run scenarios/race1_fork.lua --kernel pre4 --seed 3\n  swapsim run scenarios/race1_fork.lua --kernel patched --seeds 1..1000\n  swapsim kernels"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario under one seed, or a range of seeds.
+    Run(run_cmd::RunArgs),
+    /// List the kernel variants.
+    Kernels,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // clap exits 0 for --help/--version and 2 for usage errors.
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Command::Run(args) => run_cmd::run(&args),
+        Command::Kernels => {
+            for variant in kernel::Variant::ALL {
+                println!("{:<8} {}", variant.name(), variant.description());
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -36,7 +36,7 @@ pub use choice::{Chooser, Decision, RandomChooser, ReplayChooser};
 pub use event::{Event, EventKind};
 pub use lock::{LockId, LockKind};
 pub use outcome::{Outcome, Violation};
-pub use sim::{Costs, Sim, SimConfig};
+pub use sim::{format_ns, Costs, Sim, SimConfig};
 pub use task::{Task, TaskId, TaskState};
 
 /// A named interleaving point: `"function:where"`, e.g.

@@ -27,6 +27,9 @@ pub enum Outcome {
     Deadlock(Vec<String>),
     /// The step budget ran out (a livelock, or a scenario that is too long).
     StepLimit(u64),
+    /// The driver stopped the run (e.g. the scenario's own code failed);
+    /// the driver says why.
+    Aborted,
 }
 
 impl Outcome {

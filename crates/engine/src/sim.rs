@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use slotmap::SlotMap;
+use slotmap::{SecondaryMap, SlotMap};
 
 use crate::choice::{Chooser, Decision};
 use crate::event::{Event, EventKind};
@@ -99,6 +99,9 @@ struct SimState {
     cpus: Vec<Cpu>,
     runqueue: VecDeque<TaskId>,
     locks: SlotMap<LockId, LockState>,
+    /// Names of every lock ever created, kept after it is freed so that
+    /// the event log can still name it.
+    lock_names: SecondaryMap<LockId, (String, LockKind)>,
     timers: BTreeMap<(u64, u64), TimerAction>,
     timer_seq: u64,
     chooser: Box<dyn Chooser>,
@@ -126,6 +129,8 @@ impl Sim {
         assert!(cfg.cpus >= 1, "a machine has at least one CPU");
         let mut locks = SlotMap::with_key();
         let bkl = locks.insert(LockState::new(LockKind::Bkl, "kernel_flag", "kernel_flag".to_string()));
+        let mut lock_names = SecondaryMap::new();
+        lock_names.insert(bkl, ("kernel_flag".to_string(), LockKind::Bkl));
         let cpus = (0..cfg.cpus).map(|_| Cpu { current: None, clock: 0 }).collect();
         let st = SimState {
             cfg,
@@ -133,6 +138,7 @@ impl Sim {
             cpus,
             runqueue: VecDeque::new(),
             locks,
+            lock_names,
             timers: BTreeMap::new(),
             timer_seq: 0,
             chooser,
@@ -192,16 +198,22 @@ impl Sim {
         id
     }
 
-    /// Replace the chooser (e.g. after a deterministic set-up phase); the
-    /// record of choices starts again.
+    /// Start a new phase with a new chooser (e.g. the interleaved run after
+    /// a deterministic set-up): the record of choices, the step count and
+    /// the event log start again.
     pub fn set_chooser(&self, chooser: Box<dyn Chooser>) {
         let mut st = self.st.borrow_mut();
         st.chooser = chooser;
         st.choices.clear();
+        st.events.clear();
+        st.step = 0;
     }
 
     pub fn new_lock(&self, kind: LockKind, class: &'static str, name: String) -> LockId {
-        self.st.borrow_mut().locks.insert(LockState::new(kind, class, name))
+        let mut st = self.st.borrow_mut();
+        let lock = st.locks.insert(LockState::new(kind, class, name.clone()));
+        st.lock_names.insert(lock, (name, kind));
+        lock
     }
 
     /// Free a lock with its object. Freeing a held or awaited lock is a
@@ -258,6 +270,60 @@ impl Sim {
     /// The event log so far.
     pub fn events(&self) -> Vec<Event> {
         self.st.borrow().events.clone()
+    }
+
+    /// Stop the run at the end of this step with [`Outcome::Aborted`].
+    pub fn abort(&self) {
+        let mut st = self.st.borrow_mut();
+        if st.stop.is_none() {
+            st.stop = Some(Outcome::Aborted);
+        }
+    }
+
+    /// One event as a line of text: step, time, CPU, task, what, lock, point.
+    pub fn render_event(&self, event: &Event) -> String {
+        let st = self.st.borrow();
+        let cpu = event.cpu.map(|c| format!("cpu{c}")).unwrap_or_else(|| "irq".to_string());
+        let task = event.task.map(|t| st.tasks[t.0 as usize].name.clone()).unwrap_or_else(|| "-".to_string());
+        let lock = event.lock.map(|l| st.lock_name(l)).unwrap_or_default();
+        let what = match &event.kind {
+            EventKind::Point => "point".to_string(),
+            EventKind::Dispatch => "dispatch".to_string(),
+            EventKind::Preempt => "preempt".to_string(),
+            EventKind::Attempt => "try".to_string(),
+            EventKind::Contended => "contended".to_string(),
+            EventKind::Acquired => "acquired".to_string(),
+            EventKind::Released => "released".to_string(),
+            EventKind::BklDropped => "bkl-dropped".to_string(),
+            EventKind::Sleep(_) => "sleep".to_string(),
+            EventKind::Wake => "wake".to_string(),
+            EventKind::Note(_) => "note".to_string(),
+            EventKind::Exit => "exit".to_string(),
+        };
+        let time = format_ns(event.time);
+        match &event.kind {
+            // Free text goes last, after the point that said it.
+            EventKind::Note(text) => {
+                format!("{:>7} {time:>14} {cpu:<5} {task:<12} note        {}: {text}", event.step, event.point)
+            }
+            _ => format!("{:>7} {time:>14} {cpu:<5} {task:<12} {what:<11} {lock:<26} {}", event.step, event.point)
+                .trim_end()
+                .to_string(),
+        }
+    }
+
+    /// Whether an event tells the story of an interleaving: who ran, who
+    /// waited, slept, woke, and what the kernel said — not every spinlock
+    /// taken without contention.
+    pub fn is_key_event(&self, event: &Event) -> bool {
+        let st = self.st.borrow();
+        let sleeping_lock =
+            event.lock.and_then(|l| st.lock_names.get(l)).is_some_and(|(_, kind)| !kind.forbids_sleep());
+        match event.kind {
+            EventKind::Attempt | EventKind::Point => false,
+            EventKind::Acquired | EventKind::Released => sleeping_lock,
+            _ => true,
+        }
     }
 
     pub fn is_stopped(&self) -> bool {
@@ -473,16 +539,21 @@ impl Sim {
 
     pub(crate) fn preempt(&self, task: TaskId, point: Point) {
         let mut st = self.st.borrow_mut();
+        st.log(Some(task), EventKind::Preempt, None, point);
         st.leave_cpu(task);
         st.tasks[task.0 as usize].state = TaskState::Runnable;
         st.runqueue.push_back(task);
-        st.log(Some(task), EventKind::Preempt, None, point);
     }
+}
+
+/// Nanoseconds as milliseconds with ns resolution (`1.234567ms`), no floats.
+pub fn format_ns(ns: u64) -> String {
+    format!("{}.{:06}ms", ns / 1_000_000, ns % 1_000_000)
 }
 
 impl SimState {
     fn lock_name(&self, lock: LockId) -> String {
-        self.locks.get(lock).map(|l| l.name.clone()).unwrap_or_else(|| "(freed lock)".to_string())
+        self.lock_names.get(lock).map(|(name, _)| name.clone()).unwrap_or_else(|| "(unknown lock)".to_string())
     }
 
     fn task_now(&self, task: TaskId) -> u64 {
@@ -583,7 +654,8 @@ impl SimState {
 
     fn finish(&mut self, task: TaskId) {
         let info = &self.tasks[task.0 as usize];
-        if !info.held.is_empty() || info.lock_depth >= 0 {
+        // A task cut short by a reported violation (a kernel oops) holds what it held.
+        if self.stop.is_none() && (!info.held.is_empty() || info.lock_depth >= 0) {
             let mut names: Vec<String> = info.held.iter().map(|&l| self.lock_name(l)).collect();
             if info.lock_depth >= 0 {
                 names.push("kernel_flag".to_string());

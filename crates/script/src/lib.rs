@@ -1,3 +1,27 @@
-//! Lua scenarios: the sandbox and the scenario API.
+//! Lua scenarios: the sandbox, the scenario API, and running a scenario.
+//!
+//! ```
+//! use script::{run, RunOptions};
+//! use script::sandbox::SandboxLimits;
+//! use kernel::Variant;
+//!
+//! let source = r#"
+//!     machine { cpus = 1, memory_pages = 32, swap_devices = { 16 } }
+//!     local p = process("p", function() read(0x10000); exit() end)
+//!     p:map(0x10000, 1)
+//!     p:write(0x10000)
+//!     p:swap_out(0x10000)
+//! "#;
+//! let options = RunOptions { fixes: Variant::Patched.fixes(), seed: 1, record_events: false, limits: SandboxLimits::default() };
+//! let report = run::run("example.lua", source, &options).unwrap();
+//! assert_eq!(report.outcome, engine::Outcome::Finished);
+//! assert_eq!(report.stats.swap_ins, 1);
+//! ```
 
+pub mod api;
+mod driver;
+pub mod run;
 pub mod sandbox;
+pub mod spec;
+
+pub use run::{RunOptions, RunReport};

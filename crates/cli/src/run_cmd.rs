@@ -1,0 +1,243 @@
+//! `swapsim run`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use engine::{format_ns, Outcome};
+use kernel::Variant;
+use script::run::describe;
+use script::sandbox::SandboxLimits;
+use script::{RunOptions, RunReport};
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  swapsim run scenarios/race1_fork.lua --kernel pre4 --seed 3\n  swapsim run scenarios/race1_fork.lua --kernel patched --seeds 1..1000\n  swapsim run scenarios/race1_fork.lua --kernel pre4 --seed 3 --events output/race1.log\n\nExit status: 0 clean, 1 a violation, deadlock or step limit was found, 2 bad usage or a bad scenario."
+)]
+pub struct RunArgs {
+    /// The scenario (a Lua file).
+    pub file: PathBuf,
+    /// Kernel variant: pre4 (2.3.99-pre4/5) or patched (with the seed's fixes).
+    #[arg(long, default_value = "pre4", value_parser = parse_variant)]
+    pub kernel: Variant,
+    /// The seed of the run's random schedule.
+    #[arg(long, default_value_t = 1, conflicts_with = "seeds")]
+    pub seed: u64,
+    /// Run every seed of an inclusive range A..B and report which break.
+    #[arg(long, value_parser = parse_range)]
+    pub seeds: Option<(u64, u64)>,
+    /// Write the event log (every lock event, sleep, wake and named point) to this file.
+    #[arg(long, value_name = "FILE", conflicts_with = "seeds")]
+    pub events: Option<PathBuf>,
+}
+
+fn parse_variant(s: &str) -> Result<Variant, String> {
+    Variant::from_name(s).ok_or_else(|| {
+        let names: Vec<_> = Variant::ALL.iter().map(|v| v.name()).collect();
+        format!("unknown kernel {s:?}; the kernels are {} (see `swapsim kernels`)", names.join(", "))
+    })
+}
+
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("expected a seed range A..B (inclusive, e.g. 1..1000), got {s:?}");
+    let (a, b) = s.split_once("..").ok_or_else(bad)?;
+    let a: u64 = a.trim().parse().map_err(|_| bad())?;
+    let b: u64 = b.trim().parse().map_err(|_| bad())?;
+    if a > b {
+        return Err(format!("the range {a}..{b} is empty"));
+    }
+    Ok((a, b))
+}
+
+/// FNV-1a, 64 bits: a stable content hash with no dependency.
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+pub fn run(args: &RunArgs) -> ExitCode {
+    let path = args.file.display().to_string();
+    let source = match std::fs::read_to_string(&args.file) {
+        Ok(source) => source,
+        Err(e) => {
+            eprintln!("error: cannot read scenario {path}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match args.seeds {
+        Some((first, last)) => run_seeds(args, &path, &source, first, last),
+        None => run_one(args, &path, &source),
+    }
+}
+
+fn options(args: &RunArgs, seed: u64, record_events: bool) -> RunOptions {
+    RunOptions { fixes: args.kernel.fixes(), seed, record_events, limits: SandboxLimits::default() }
+}
+
+fn replay_command(args: &RunArgs, path: &str, seed: u64) -> String {
+    format!("swapsim run {path} --kernel {} --seed {seed}", args.kernel)
+}
+
+fn run_one(args: &RunArgs, path: &str, source: &str) -> ExitCode {
+    let report = match script::run::run(path, source, &options(args, args.seed, true)) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(file) = &args.events {
+        let mut log = String::new();
+        for line in &report.events {
+            log.push_str(&line.text);
+            log.push('\n');
+        }
+        if let Err(e) = write_whole(file, log.as_bytes()) {
+            eprintln!("error: cannot write the event log to {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    }
+    print!("{}", render_one(args, path, source, &report));
+    if report.outcome.is_failure() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The report of one run, as printed.
+fn render_one(args: &RunArgs, path: &str, source: &str, report: &RunReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "scenario: {path} (content fnv1a {:016x})", content_hash(source.as_bytes()));
+    let _ = writeln!(out, "kernel:   {} ({})", args.kernel, args.kernel.description());
+    let _ = writeln!(out, "seed:     {}", args.seed);
+    for line in &report.prints {
+        let _ = writeln!(out, "print:    {line}");
+    }
+    match &report.outcome {
+        Outcome::Finished => {
+            let _ = writeln!(out, "result:   clean: every invariant held");
+        }
+        outcome => {
+            let _ = writeln!(out, "result:   {}", headline(outcome));
+            if let Outcome::Violation(v) = outcome {
+                let by = report.culprit.as_deref().map(|c| format!(", detected by task {c}")).unwrap_or_default();
+                let _ = writeln!(out, "  at step {}{by}:", v.step);
+                let _ = writeln!(out, "  {}", v.message);
+            } else {
+                let _ = writeln!(out, "  {}", describe(outcome));
+            }
+        }
+    }
+    if !report.printk.is_empty() {
+        let _ = writeln!(out, "kernel log:");
+        for line in &report.printk {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    if report.outcome.is_failure() && !report.events.is_empty() {
+        // The story that led there: dispatches, sleeps, wakes, contention,
+        // sleeping locks and kernel messages (--events has every event).
+        const TAIL: usize = 30;
+        let key: Vec<&str> = report.events.iter().filter(|e| e.key).map(|e| e.text.as_str()).collect();
+        let skip = key.len().saturating_sub(TAIL);
+        let _ = writeln!(
+            out,
+            "how it got there (last {} key events: step, time, cpu, task, event, lock, point):",
+            key.len() - skip
+        );
+        for line in &key[skip..] {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    let s = &report.stats;
+    let _ = writeln!(
+        out,
+        "run:      {} steps, {} simulated; {} forks, {} exits, {} faults, {} swap-ins, {} swap-outs, {} swapoffs",
+        report.steps,
+        format_ns(report.time_ns),
+        s.forks,
+        s.exits,
+        s.faults,
+        s.swap_ins,
+        s.swap_outs,
+        s.swapoffs
+    );
+    if report.outcome.is_failure() {
+        let _ = writeln!(out, "replay:   {}", replay_command(args, path, args.seed));
+    }
+    out
+}
+
+fn headline(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Finished => "clean".to_string(),
+        Outcome::Violation(v) => format!("VIOLATION {}", v.invariant),
+        Outcome::Deadlock(_) => "DEADLOCK".to_string(),
+        Outcome::StepLimit(_) => "STEP LIMIT".to_string(),
+        Outcome::Aborted => "ABORTED".to_string(),
+    }
+}
+
+fn outcome_key(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Violation(v) => v.invariant.to_string(),
+        other => headline(other).to_lowercase(),
+    }
+}
+
+fn run_seeds(args: &RunArgs, path: &str, source: &str, first: u64, last: u64) -> ExitCode {
+    println!("scenario: {path} (content fnv1a {:016x})", content_hash(source.as_bytes()));
+    println!("kernel:   {} ({})", args.kernel, args.kernel.description());
+    println!("seeds:    {first}..{last}");
+    let mut broken: Vec<(u64, String)> = Vec::new();
+    let mut by_kind: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    const LISTED: usize = 20;
+    for seed in first..=last {
+        let report = match script::run::run(path, source, &options(args, seed, false)) {
+            Ok(report) => report,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        if report.outcome.is_failure() {
+            let key = outcome_key(&report.outcome);
+            *by_kind.entry(key.clone()).or_default() += 1;
+            if broken.len() < LISTED {
+                println!("seed {seed}: {}", headline(&report.outcome));
+            }
+            broken.push((seed, key));
+        }
+    }
+    let total = last - first + 1;
+    if broken.len() > LISTED {
+        println!("... and {} more", broken.len() - LISTED);
+    }
+    let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    if broken.is_empty() {
+        println!("result:   {total} seeds, none broke");
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "result:   {total} seeds, {} broke ({}), {} clean",
+            broken.len(),
+            kinds.join(", "),
+            total - broken.len() as u64
+        );
+        println!("first:    seed {}; replay: {}", broken[0].0, replay_command(args, path, broken[0].0));
+        ExitCode::from(1)
+    }
+}
+
+/// Write a file whole or not at all: write a temporary file beside it,
+/// then rename it over the target.
+pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| std::io::Error::other("not a file name"))?;
+    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}

@@ -1,0 +1,87 @@
+//! exit (kernel/exit.c, mm/mmap.c): do_exit, __exit_mm, exit_mmap.
+
+use engine::Task;
+
+use crate::memory::zap_page_range;
+use crate::mm::{mmdrop, mmput};
+use crate::types::*;
+use crate::{KResult, Kernel};
+
+/// `do_exit` (kernel/exit.c): under the BKL, `__exit_mm` (take an
+/// mm_count, clear `tsk->mm` — from here on for_each_task skips this mm —
+/// and mmput), release files (may sleep), unlink from the task list, and
+/// finally `schedule()` drops the active_mm's mm_count.
+pub async fn do_exit(k: &Kernel, t: &Task) -> KResult<()> {
+    t.lock_kernel("do_exit:lock_kernel").await;
+    let pid = k.current(t);
+    let mm = k.w().procs[&pid].mm;
+    if let Some(mm) = mm {
+        k.check_mm(t, mm, "__exit_mm")?;
+        {
+            let mut w = k.w();
+            w.mms[mm].mm_count += 1;
+            w.procs[&pid].mm = None;
+        }
+        t.note("__exit_mm:tsk_mm_null", format!("pid {pid} dropped its mm: for_each_task no longer sees it"));
+        mmput(k, t, mm).await?;
+    }
+    t.may_sleep("do_exit:__exit_files", k.costs.alloc_sleep).await;
+    t.write_lock(k.tasklist_lock, "exit_notify:write_lock_tasklist").await;
+    {
+        let mut w = k.w();
+        w.procs[&pid].linked = false;
+        w.procs[&pid].exited = true;
+        w.task_list.retain(|&p| p != pid);
+        w.stats.exits += 1;
+    }
+    t.write_unlock(k.tasklist_lock, "exit_notify:write_unlock_tasklist");
+    // schedule() away from a task with no mm: mmdrop(prev->active_mm).
+    let active_mm = k.w().procs[&pid].active_mm.take();
+    if let Some(active_mm) = active_mm {
+        mmdrop(k, t, active_mm).await?;
+    }
+    t.unlock_kernel("do_exit:unlock_kernel");
+    Ok(())
+}
+
+/// `exit_mmap` (mm/mmap.c): detach the VMA chain under the vmlist lock
+/// (walkers now see nothing), then zap and free each VMA. The patch takes
+/// mmap_sem around it (after reading `mm->mmap`, as the posted hunk does)
+/// and marks the mm MM_GONE when it has no users left.
+pub async fn exit_mmap(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
+    k.check_mm(t, mm, "exit_mmap")?;
+    let (mpnt, mmap_sem, ptl) = {
+        let w = k.w();
+        (w.mms[mm].mmap.clone(), w.mms[mm].mmap_sem, w.mms[mm].page_table_lock)
+    };
+    if k.fixes.mmap_sem {
+        t.down(mmap_sem, "exit_mmap:down_mmap_sem").await;
+    }
+    t.spin_lock(ptl, "exit_mmap:vmlist_modify_lock").await;
+    {
+        let mut w = k.w();
+        w.mms[mm].mmap.clear();
+        w.mms[mm].rss = 0;
+    }
+    t.spin_unlock(ptl, "exit_mmap:vmlist_modify_unlock");
+    t.note("exit_mmap:detached", format!("the VMA chain of {} is detached", k.describe_mm(mm)));
+    for vma in mpnt {
+        let (start, end) = {
+            let w = k.w();
+            (w.vmas[vma].start, w.vmas[vma].end)
+        };
+        zap_page_range(k, t, mm, start, end).await?;
+        k.w().vmas.remove(vma);
+        t.point("exit_mmap:kmem_cache_free").await;
+    }
+    if k.fixes.mmap_sem {
+        k.check_mm(t, mm, "exit_mmap")?;
+        let mut w = k.w();
+        if w.mms[mm].mm_users == 0 {
+            w.mms[mm].mm_gone = true; // mark_nonholdable
+        }
+        drop(w);
+        t.up(mmap_sem, "exit_mmap:up_mmap_sem");
+    }
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! The invariants of KERNEL.md §5 that are checked from outside the
+//! routines: swapoff completeness when swapoff returns 0, and swap-count
+//! and page-count conservation at quiescent points (no task in the kernel,
+//! so no transient references exist).
+
+use std::collections::BTreeMap;
+
+use crate::types::*;
+use crate::Kernel;
+
+/// A broken invariant: its name and what is wrong.
+pub type Broken = (&'static str, String);
+
+/// Swapoff completeness: after `sys_swapoff(type_)` returned 0, no pte of
+/// any mm (on a list or not), and no swap-cache page, refers to the device.
+pub fn check_swapoff_complete(k: &Kernel, type_: usize) -> Option<Broken> {
+    let w = k.w();
+    for (mm_id, mm) in &w.mms {
+        let Some(pgd) = mm.pgd else { continue };
+        let Some(table) = w.page_tables.get(pgd) else { continue };
+        for (&addr, pte) in &table.ptes {
+            let Pte::Swap(entry) = *pte else { continue };
+            if entry.type_ != type_ {
+                continue;
+            }
+            let owner = w.procs.values().find(|p| p.mm == Some(mm_id));
+            let whose = match owner {
+                Some(p) if p.linked => format!("task pid {} ({}), which is on the task list", p.pid, p.name),
+                Some(p) => format!("task pid {} ({}), which was not on the task list", p.pid, p.name),
+                None => "no task (the mm is being torn down)".to_string(),
+            };
+            let in_chain = mm.mmap.iter().any(|&v| w.vmas.get(v).is_some_and(|v| v.start <= addr && addr < v.end));
+            let chain = if in_chain { "" } else { " (the address is not on the mm's VMA chain)" };
+            return Some((
+                "swapoff-completeness",
+                format!(
+                    "swapoff({dev}) returned 0 but the pte at {addr:#x} of mm#{n} ({origin}) still holds swap entry \
+                     {entry} of the deleted device{chain}; the mm belongs to {whose}. swapoff's scan missed it, \
+                     forced the slot's count to 0 and freed the swap_map",
+                    dev = type_ + 1,
+                    n = mm.number,
+                    origin = mm.origin,
+                ),
+            ));
+        }
+    }
+    if let Some(entry) = w.swap_cache.keys().find(|e| e.type_ == type_) {
+        return Some((
+            "swapoff-completeness",
+            format!("swapoff({}) returned 0 but the swap cache still holds a page for {entry}", type_ + 1),
+        ));
+    }
+    None
+}
+
+/// Swap-count and page-count conservation at a quiescent point: each
+/// swap_map count equals the ptes holding the slot plus one for a
+/// swap-cache page; each page's count equals the ptes mapping it plus one
+/// for the swap cache.
+pub fn check_quiescent(k: &Kernel) -> Option<Broken> {
+    let w = k.w();
+    let mut swap_refs: BTreeMap<SwpEntry, u32> = BTreeMap::new();
+    let mut page_refs: BTreeMap<PageId, i32> = BTreeMap::new();
+    for mm in w.mms.values() {
+        let Some(table) = mm.pgd.and_then(|pgd| w.page_tables.get(pgd)) else { continue };
+        for pte in table.ptes.values() {
+            match *pte {
+                Pte::Swap(entry) => *swap_refs.entry(entry).or_default() += 1,
+                Pte::Present { page, .. } => *page_refs.entry(page).or_default() += 1,
+                Pte::None => {}
+            }
+        }
+    }
+    for (&entry, &page) in &w.swap_cache {
+        *swap_refs.entry(entry).or_default() += 1;
+        *page_refs.entry(page).or_default() += 1;
+    }
+    for (type_, p) in w.swap_info.iter().enumerate() {
+        let Some(map) = &p.swap_map else { continue };
+        for (offset, &count) in map.iter().enumerate().skip(1) {
+            if count == SWAP_MAP_BAD || count == SWAP_MAP_MAX {
+                continue;
+            }
+            let entry = SwpEntry { type_, offset: offset as u32 };
+            let refs = swap_refs.get(&entry).copied().unwrap_or(0);
+            if u32::from(count) != refs {
+                return Some((
+                    "swap-count",
+                    format!("swap_map[{entry}] is {count} but {refs} references (ptes and swap cache) hold it"),
+                ));
+            }
+        }
+    }
+    for (&entry, &refs) in &swap_refs {
+        let live = w.swap_info.get(entry.type_).and_then(|p| p.swap_map.as_ref()).is_some();
+        if !live {
+            return Some((
+                "swapoff-completeness",
+                format!("{refs} reference(s) to swap entry {entry} remain on a device that is off"),
+            ));
+        }
+    }
+    for (id, page) in &w.pages {
+        let refs = page_refs.get(&id).copied().unwrap_or(0);
+        if page.count != refs {
+            return Some((
+                "page-count",
+                format!(
+                    "page#{} has count {} but {refs} references (ptes and swap cache) hold it",
+                    page.number, page.count
+                ),
+            ));
+        }
+    }
+    None
+}

@@ -1,0 +1,404 @@
+//! Page faults and page-table copies (mm/memory.c, arch/i386/mm/fault.c).
+
+use engine::Task;
+
+use crate::page_alloc::{alloc_page, free_page, get_page};
+use crate::swap_state::{
+    delete_from_swap_cache_nolock, free_page_and_swap_cache, is_page_shared, lookup_swap_cache, read_swap_cache,
+    read_swap_cache_async,
+};
+use crate::swapfile::{swap_duplicate, swap_free};
+use crate::types::*;
+use crate::{KResult, Kernel};
+
+/// How a user memory access ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Done,
+    /// No VMA covers the address: SIGSEGV.
+    Segv,
+    /// The fault handler failed (`handle_mm_fault` < 0): i386
+    /// `do_page_fault` prints "VM: killing process" and the task dies.
+    Killed,
+}
+
+/// A user-space load or store at `addr`. The MMU walks the page table; a
+/// missing or read-only pte traps into `do_page_fault`
+/// (arch/i386/mm/fault.c): `down(mmap_sem)`, `find_vma`,
+/// `handle_mm_fault`, `up(mmap_sem)`, and the access is retried.
+pub async fn user_access(k: &Kernel, t: &Task, addr: u64, write: bool) -> KResult<Access> {
+    let addr = addr & !(PAGE_SIZE - 1);
+    let pid = k.current(t);
+    loop {
+        let Some(mm) = k.w().procs[&pid].mm else { return Ok(Access::Segv) };
+        k.check_mm(t, mm, "user_access")?;
+        if mmu_access(k, t, mm, addr, write)? {
+            return Ok(Access::Done);
+        }
+        // Page fault.
+        let mmap_sem = k.w().mms[mm].mmap_sem;
+        t.down(mmap_sem, "do_page_fault:down_mmap_sem").await;
+        let vma = find_vma(k, mm, addr);
+        let Some(vma) = vma else {
+            t.up(mmap_sem, "do_page_fault:up_mmap_sem");
+            return Ok(Access::Segv);
+        };
+        k.w().stats.faults += 1;
+        let ret = handle_mm_fault(k, t, mm, vma, addr, write).await?;
+        t.up(mmap_sem, "do_page_fault:up_mmap_sem");
+        if ret < 0 {
+            k.printk(t, "do_page_fault:out_of_memory", format!("VM: killing process {pid}"));
+            return Ok(Access::Killed);
+        }
+    }
+}
+
+/// The MMU: a present pte that allows the access completes it; the data
+/// read must be the data last written (data integrity).
+fn mmu_access(k: &Kernel, t: &Task, mm: MmId, addr: u64, write: bool) -> KResult<bool> {
+    let mut w = k.w();
+    let Some(pgd) = w.mms[mm].pgd else { return Ok(false) };
+    let Some(&Pte::Present { page, write: writable, .. }) = w.page_tables[pgd].ptes.get(&addr) else {
+        return Ok(false);
+    };
+    if write && !writable {
+        return Ok(false);
+    }
+    let Some(p) = w.pages.get(page) else {
+        drop(w);
+        return Err(k.oops(t, "use-after-free", format!("user access at {addr:#x} through a pte to a freed page")));
+    };
+    let number = p.number;
+    let data = p.data;
+    if write {
+        let version = w.next_data;
+        w.next_data += 1;
+        w.pages[page].data = version;
+        w.mms[mm].expected.insert(addr, version);
+        if let Some(Pte::Present { dirty, .. }) = w.page_tables[pgd].ptes.get_mut(&addr) {
+            *dirty = true;
+        }
+    } else if let Some(&expected) = w.mms[mm].expected.get(&addr) {
+        if data != expected {
+            let what = format!("mm#{}", w.mms[mm].number);
+            drop(w);
+            return Err(k.oops(
+                t,
+                "data-integrity",
+                format!("read at {addr:#x} in {what} saw contents v{data} of page#{number}, but v{expected} was written last"),
+            ));
+        }
+    }
+    Ok(true)
+}
+
+fn find_vma(k: &Kernel, mm: MmId, addr: u64) -> Option<VmaId> {
+    let w = k.w();
+    w.mms[mm].mmap.iter().copied().find(|&v| w.vmas.get(v).is_some_and(|v| v.start <= addr && addr < v.end))
+}
+
+fn read_pte(k: &Kernel, mm: MmId, addr: u64) -> Pte {
+    let w = k.w();
+    w.mms
+        .get(mm)
+        .and_then(|m| m.pgd)
+        .and_then(|pgd| w.page_tables.get(pgd)?.ptes.get(&addr).copied())
+        .unwrap_or(Pte::None)
+}
+
+fn set_pte(k: &Kernel, mm: MmId, addr: u64, pte: Pte) {
+    let mut w = k.w();
+    let Some(pgd) = w.mms.get(mm).and_then(|m| m.pgd) else { return };
+    if let Some(table) = w.page_tables.get_mut(pgd) {
+        if pte == Pte::None {
+            table.ptes.remove(&addr);
+        } else {
+            table.ptes.insert(addr, pte);
+        }
+    }
+}
+
+/// `handle_mm_fault` → `handle_pte_fault` (mm/memory.c): read the pte with
+/// no lock; not present goes to do_no_page or do_swap_page; present takes
+/// page_table_lock, rechecks, and breaks COW in do_wp_page for a write.
+pub async fn handle_mm_fault(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, addr: u64, write: bool) -> KResult<i32> {
+    let entry = read_pte(k, mm, addr);
+    match entry {
+        Pte::None => return do_anonymous_page(k, t, mm, addr, write).await,
+        Pte::Swap(swp) => return do_swap_page(k, t, mm, vma, addr, swp, write).await,
+        Pte::Present { .. } => {}
+    }
+    let ptl = k.w().mms[mm].page_table_lock;
+    t.spin_lock(ptl, "handle_pte_fault:page_table_lock").await;
+    if read_pte(k, mm, addr) == entry {
+        if let Pte::Present { page, write: writable, .. } = entry {
+            if write && !writable {
+                return do_wp_page(k, t, mm, addr, entry).await;
+            }
+            set_pte(k, mm, addr, Pte::Present { page, write: writable, dirty: write });
+        }
+    }
+    t.spin_unlock(ptl, "handle_pte_fault:page_table_unlock");
+    Ok(1)
+}
+
+/// `do_anonymous_page` (mm/memory.c), reached through `do_no_page` for an
+/// anonymous VMA. A write gets a new zeroed page, writable and dirty.
+/// ZERO_PAGE is not modelled: a read gets its own zeroed page, read-only
+/// and clean, so a later write goes through do_wp_page as it would.
+async fn do_anonymous_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, write: bool) -> KResult<i32> {
+    let Some(page) = alloc_page(k, t, "do_anonymous_page:alloc_page").await else { return Ok(-1) };
+    t.work(k.costs.page_zero);
+    k.check_mm(t, mm, "do_anonymous_page")?;
+    k.w().mms[mm].rss += 1;
+    set_pte(k, mm, addr, Pte::Present { page, write, dirty: write });
+    Ok(1)
+}
+
+/// `swapin_readahead` (mm/memory.c), BKL held: `valid_swaphandles` takes
+/// a temporary reference on each slot of the aligned cluster that is in
+/// use, then each is read asynchronously and the reference dropped. (The
+/// `nr_async_pages` throttle is not modelled: every handle is read.)
+async fn swapin_readahead(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<()> {
+    for handle in valid_swaphandles(k, t, entry).await {
+        if let Some(page) = read_swap_cache_async(k, t, handle, false).await? {
+            free_page(k, t, page, "swapin_readahead:__free_page")?;
+        }
+        swap_free(k, t, handle, "swapin_readahead:swap_free").await?;
+    }
+    Ok(())
+}
+
+/// `valid_swaphandles` (mm/swapfile.c), under swap_device_lock: from the
+/// cluster-aligned offset, up to 2^page_cluster slots that are in use and
+/// not bad, each with a temporary reference. The patch does none of it
+/// unless the device is SWP_WRITEOK.
+async fn valid_swaphandles(k: &Kernel, t: &Task, entry: SwpEntry) -> Vec<SwpEntry> {
+    const PAGE_CLUSTER: u32 = 3;
+    let sdev_lock = k.w().swap_info[entry.type_].sdev_lock;
+    t.spin_lock(sdev_lock, "valid_swaphandles:swap_device_lock").await;
+    let mut handles = Vec::new();
+    {
+        let mut w = k.w();
+        let p = &mut w.swap_info[entry.type_];
+        let writeok = p.flags & SWP_WRITEOK == SWP_WRITEOK;
+        let max = p.max;
+        if let (Some(map), true) = (p.swap_map.as_mut(), writeok || !k.fixes.writeok_under_lock) {
+            let first = (entry.offset >> PAGE_CLUSTER) << PAGE_CLUSTER;
+            for offset in first..first + (1u32 << PAGE_CLUSTER) {
+                if offset >= max {
+                    break;
+                }
+                let slot = &mut map[offset as usize];
+                if *slot == 0 || *slot == SWAP_MAP_BAD {
+                    break;
+                }
+                if *slot < SWAP_MAP_MAX {
+                    *slot += 1;
+                }
+                handles.push(SwpEntry { type_: entry.type_, offset });
+            }
+        }
+    }
+    t.spin_unlock(sdev_lock, "valid_swaphandles:swap_device_unlock");
+    handles
+}
+
+/// `do_swap_page` (mm/memory.c), mmap_sem held, no BKL at entry: look in
+/// the swap cache; else under the BKL read ahead and read the page (a
+/// failure returns -1 and kills the task); lock the page, transfer the
+/// pte's swap reference to the page reference, make it writable if it is
+/// not shared, and `set_pte` with no recheck of the old value.
+async fn do_swap_page(
+    k: &Kernel,
+    t: &Task,
+    mm: MmId,
+    _vma: VmaId,
+    addr: u64,
+    entry: SwpEntry,
+    write: bool,
+) -> KResult<i32> {
+    let mut page = lookup_swap_cache(k, t, entry).await?;
+    if page.is_none() {
+        t.lock_kernel("do_swap_page:lock_kernel").await;
+        swapin_readahead(k, t, entry).await?;
+        page = read_swap_cache(k, t, entry).await?;
+        t.unlock_kernel("do_swap_page:unlock_kernel");
+    }
+    let Some(page) = page else {
+        // Race 3: the fault fails although swapoff may have replaced the
+        // entry with a page meanwhile.
+        let now = read_pte(k, mm, addr);
+        if now != Pte::Swap(entry) {
+            return Err(k.oops(
+                t,
+                "fault-result",
+                format!(
+                    "do_swap_page({entry}) at {addr:#x} returned -1 (the task is killed) although the pte no \
+                     longer holds that entry: it is now {}",
+                    describe_pte(k, now)
+                ),
+            ));
+        }
+        return Ok(-1);
+    };
+    k.check_mm(t, mm, "do_swap_page")?;
+    k.w().mms[mm].rss += 1;
+    k.w().pages[page].swap_entry = true;
+
+    // Freeze the "shared"ness of the page (page_count + swap_count).
+    let page_lock = k.w().pages[page].lock;
+    t.lock_page(page_lock, "do_swap_page:lock_page").await;
+    swap_free(k, t, entry, "do_swap_page:swap_free").await?;
+    let mut pte = Pte::Present { page, write: false, dirty: false };
+    if write && !is_page_shared(k, t, page, "do_swap_page:is_page_shared")? {
+        delete_from_swap_cache_nolock(k, t, page).await?;
+        pte = Pte::Present { page, write: true, dirty: true };
+    }
+    t.unlock_page(page_lock, "do_swap_page:UnlockPage");
+
+    let before = read_pte(k, mm, addr);
+    if before != Pte::Swap(entry) {
+        return Err(k.oops(
+            t,
+            "fault-result",
+            format!(
+                "do_swap_page({entry}) at {addr:#x} overwrote a pte that changed under it (now {}): lost update",
+                describe_pte(k, before)
+            ),
+        ));
+    }
+    set_pte(k, mm, addr, pte);
+    Ok(1)
+}
+
+/// `do_wp_page` (mm/memory.c), entered with page_table_lock held: reuse
+/// the page when this pte is its only user (taking a private swap-cache
+/// page out of the cache), else copy it.
+async fn do_wp_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, pte: Pte) -> KResult<i32> {
+    let Pte::Present { page: old_page, .. } = pte else { unreachable!("do_wp_page on a present pte") };
+    let ptl = k.w().mms[mm].page_table_lock;
+    k.check_page(t, old_page, "do_wp_page")?;
+    let (count, in_cache, page_lock) = {
+        let w = k.w();
+        let p = &w.pages[old_page];
+        (p.count, p.swap_cache, p.lock)
+    };
+    let mut reuse = count == 1;
+    if count == 2 && in_cache && t.try_lock_page(page_lock, "do_wp_page:TryLockPage") {
+        if is_page_shared(k, t, old_page, "do_wp_page:is_page_shared")? {
+            t.unlock_page(page_lock, "do_wp_page:UnlockPage");
+        } else {
+            delete_from_swap_cache_nolock(k, t, old_page).await?;
+            t.unlock_page(page_lock, "do_wp_page:UnlockPage");
+            reuse = true;
+        }
+    }
+    if reuse {
+        set_pte(k, mm, addr, Pte::Present { page: old_page, write: true, dirty: true });
+        t.spin_unlock(ptl, "do_wp_page:page_table_unlock");
+        return Ok(1);
+    }
+
+    // Copy.
+    t.spin_unlock(ptl, "do_wp_page:page_table_unlock_copy");
+    let Some(new_page) = alloc_page(k, t, "do_wp_page:alloc_page").await else { return Ok(-1) };
+    t.spin_lock(ptl, "do_wp_page:page_table_lock_recheck").await;
+    let mut to_free = new_page;
+    if read_pte(k, mm, addr) == pte {
+        // break_cow: copy the contents and map the new page.
+        t.work(k.costs.page_copy);
+        k.check_page(t, old_page, "break_cow")?;
+        let data = k.w().pages[old_page].data;
+        k.w().pages[new_page].data = data;
+        set_pte(k, mm, addr, Pte::Present { page: new_page, write: true, dirty: true });
+        to_free = old_page;
+    }
+    t.spin_unlock(ptl, "do_wp_page:page_table_unlock_done");
+    free_page(k, t, to_free, "do_wp_page:__free_page")?;
+    Ok(1)
+}
+
+/// `copy_page_range` (mm/memory.c), for one VMA, without the parent's
+/// page_table_lock: a swap pte gets `swap_duplicate` and is copied; a
+/// present COW pte is write-protected in both and the page gets a
+/// reference. Allocating the child's page tables may sleep.
+pub async fn copy_page_range(k: &Kernel, t: &Task, dst: MmId, src: MmId, vma: VmaId) -> KResult<()> {
+    t.may_sleep("copy_page_range:pte_alloc", k.costs.alloc_sleep).await;
+    k.check_mm(t, src, "copy_page_range")?;
+    k.check_mm(t, dst, "copy_page_range")?;
+    let (start, end) = {
+        let w = k.w();
+        (w.vmas[vma].start, w.vmas[vma].end)
+    };
+    let addrs: Vec<u64> = {
+        let w = k.w();
+        let pgd = w.mms[src].pgd.expect("a live mm has a pgd");
+        w.page_tables[pgd].ptes.range(start..end).map(|(&a, _)| a).collect()
+    };
+    for addr in addrs {
+        t.work(k.costs.pte_scan);
+        let pte = read_pte(k, src, addr);
+        match pte {
+            Pte::None => {}
+            Pte::Swap(entry) => {
+                swap_duplicate(k, t, entry, "copy_page_range:swap_duplicate").await?;
+                set_pte(k, dst, addr, pte);
+                let child = k.describe_mm(dst);
+                t.note("copy_page_range:set_pte", format!("copied swap entry {entry} at {addr:#x} into {child}"));
+            }
+            Pte::Present { page, dirty, .. } => {
+                set_pte(k, src, addr, Pte::Present { page, write: false, dirty });
+                set_pte(k, dst, addr, Pte::Present { page, write: false, dirty });
+                get_page(k, t, page, "copy_page_range:get_page")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `zap_page_range` (mm/memory.c): under page_table_lock, clear each pte
+/// and free what it held: `free_page_and_swap_cache` for a page,
+/// `swap_free` for a swap entry.
+pub async fn zap_page_range(k: &Kernel, t: &Task, mm: MmId, start: u64, end: u64) -> KResult<()> {
+    k.check_mm(t, mm, "zap_page_range")?;
+    let ptl = k.w().mms[mm].page_table_lock;
+    t.spin_lock(ptl, "zap_page_range:page_table_lock").await;
+    let addrs: Vec<u64> = {
+        let w = k.w();
+        match w.mms[mm].pgd {
+            Some(pgd) => w.page_tables[pgd].ptes.range(start..end).map(|(&a, _)| a).collect(),
+            None => Vec::new(),
+        }
+    };
+    let mut freed = 0;
+    for addr in addrs {
+        t.work(k.costs.pte_scan);
+        let pte = read_pte(k, mm, addr);
+        set_pte(k, mm, addr, Pte::None);
+        k.w().mms[mm].expected.remove(&addr);
+        match pte {
+            Pte::None => {}
+            Pte::Present { page, .. } => {
+                free_page_and_swap_cache(k, t, page).await?;
+                freed += 1;
+            }
+            Pte::Swap(entry) => swap_free(k, t, entry, "zap_pte_range:swap_free").await?,
+        }
+    }
+    t.spin_unlock(ptl, "zap_page_range:page_table_unlock");
+    k.check_mm(t, mm, "zap_page_range")?;
+    let mut w = k.w();
+    let rss = &mut w.mms[mm].rss;
+    *rss = (*rss - freed).max(0);
+    Ok(())
+}
+
+/// A pte in words, for messages.
+pub fn describe_pte(k: &Kernel, pte: Pte) -> String {
+    match pte {
+        Pte::None => "none".to_string(),
+        Pte::Swap(e) => format!("swap entry {e}"),
+        Pte::Present { page, .. } => format!("present {}", crate::page_alloc::page_number(k, page)),
+    }
+}

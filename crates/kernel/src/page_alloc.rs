@@ -1,0 +1,62 @@
+//! Page allocation and freeing (mm/page_alloc.c, include/linux/mm.h).
+
+use engine::{LockKind, Point, Task};
+
+use crate::types::*;
+use crate::{KResult, Kernel};
+
+/// `__get_free_page(GFP_USER)` / `alloc_page`: may sleep in direct reclaim
+/// before it returns a page with count 1, or None when memory is exhausted.
+pub async fn alloc_page(k: &Kernel, t: &Task, point: Point) -> Option<PageId> {
+    t.may_sleep(point, k.costs.alloc_sleep).await;
+    let mut w = k.w();
+    if w.free_pages == 0 {
+        return None;
+    }
+    w.free_pages -= 1;
+    let number = w.next_page_number;
+    w.next_page_number += 1;
+    let lock = t.new_lock(LockKind::PageBit, "PG_locked", format!("page#{number}.PG_locked"));
+    Some(w.pages.insert(Page { number, count: 1, lock, swap_cache: false, index: None, swap_entry: false, data: 0 }))
+}
+
+/// `get_page`: one more reference.
+pub fn get_page(k: &Kernel, t: &Task, page: PageId, point: Point) -> KResult<()> {
+    k.check_page(t, page, point)?;
+    k.w().pages[page].count += 1;
+    Ok(())
+}
+
+/// `__free_page` (page_cache_release): drop a reference; the last one
+/// frees the page. A page still in the swap cache must not reach 0.
+pub fn free_page(k: &Kernel, t: &Task, page: PageId, point: Point) -> KResult<()> {
+    k.check_page(t, page, point)?;
+    let (count, number, lock, in_cache) = {
+        let mut w = k.w();
+        let p = &mut w.pages[page];
+        p.count -= 1;
+        (p.count, p.number, p.lock, p.swap_cache)
+    };
+    if count < 0 {
+        return Err(k.oops(t, "page-count", format!("{point}: page#{number} count went below zero")));
+    }
+    if count == 0 {
+        if in_cache {
+            return Err(k.oops(t, "page-count", format!("{point}: page#{number} freed while still in the swap cache")));
+        }
+        let mut w = k.w();
+        w.pages.remove(page);
+        w.free_pages += 1;
+        drop(w);
+        k.sim.destroy_lock(lock);
+    }
+    Ok(())
+}
+
+/// A page's number for messages.
+pub fn page_number(k: &Kernel, page: PageId) -> String {
+    match k.w().pages.get(page) {
+        Some(p) => format!("page#{}", p.number),
+        None => "a freed page".to_string(),
+    }
+}

@@ -1,0 +1,237 @@
+//! The swap cache (mm/swap_state.c, mm/filemap.c's find_lock_page, and
+//! mm/page_io.c's rw_swap_page as a timed disk I/O).
+
+use engine::{Point, Task};
+
+use crate::page_alloc::{alloc_page, free_page, get_page, page_number};
+use crate::swapfile::{swap_duplicate, swap_free};
+use crate::types::*;
+use crate::{KResult, Kernel};
+
+/// `add_to_swap_cache` (mm/swap_state.c) → `add_to_page_cache`: BUG if
+/// the page is already in a cache; under pagecache_lock set PG_locked,
+/// take the cache's page reference, set `index`, hash it.
+pub async fn add_to_swap_cache(k: &Kernel, t: &Task, page: PageId, entry: SwpEntry) -> KResult<()> {
+    k.check_page(t, page, "add_to_swap_cache")?;
+    if k.w().pages[page].swap_cache {
+        let what = page_number(k, page);
+        return Err(k.oops(t, "swap-cache", format!("add_to_swap_cache: {what} is already in the swap cache: BUG")));
+    }
+    t.spin_lock(k.pagecache_lock, "add_to_page_cache:pagecache_lock").await;
+    let page_lock = k.w().pages[page].lock;
+    if !t.try_lock_page(page_lock, "add_to_page_cache:PG_locked") {
+        t.spin_unlock(k.pagecache_lock, "add_to_page_cache:pagecache_unlock");
+        let what = page_number(k, page);
+        return Err(k.oops(t, "swap-cache", format!("add_to_swap_cache: {what} was locked by someone else")));
+    }
+    let alias = {
+        let mut w = k.w();
+        if w.swap_cache.contains_key(&entry) {
+            true
+        } else {
+            let p = &mut w.pages[page];
+            p.swap_cache = true;
+            p.index = Some(entry);
+            p.count += 1;
+            w.swap_cache.insert(entry, page);
+            false
+        }
+    };
+    t.spin_unlock(k.pagecache_lock, "add_to_page_cache:pagecache_unlock");
+    if alias {
+        return Err(k.oops(t, "swap-cache", format!("add_to_swap_cache: entry {entry} already has a page: BUG")));
+    }
+    Ok(())
+}
+
+/// `__delete_from_swap_cache` (mm/swap_state.c): `remove_from_swap_cache`
+/// BUGs unless the page is in the swap cache and locked — a second delete
+/// of the same page lands here — then unhashes it; then `swap_free` drops
+/// the cache's swap reference.
+pub async fn delete_from_swap_cache_core(k: &Kernel, t: &Task, page: PageId) -> KResult<()> {
+    k.check_page(t, page, "remove_from_swap_cache")?;
+    let (in_cache, index, page_lock) = {
+        let w = k.w();
+        let p = &w.pages[page];
+        (p.swap_cache, p.index, p.lock)
+    };
+    if !in_cache || !t.page_locked(page_lock) {
+        let what = page_number(k, page);
+        let why = if in_cache { "not locked" } else { "not in the swap cache (deleted twice?)" };
+        return Err(k.oops(t, "swap-cache", format!("remove_from_swap_cache: {what} is {why}: BUG")));
+    }
+    let entry = index.expect("a swap-cache page has an index");
+    t.spin_lock(k.pagecache_lock, "remove_inode_page:pagecache_lock").await;
+    {
+        let mut w = k.w();
+        w.pages[page].swap_cache = false;
+        w.swap_cache.shift_remove(&entry);
+    }
+    t.spin_unlock(k.pagecache_lock, "remove_inode_page:pagecache_unlock");
+    swap_free(k, t, entry, "__delete_from_swap_cache:swap_free").await
+}
+
+/// `delete_from_swap_cache_nolock` (mm/swap_state.c): the page must be
+/// locked by the caller; delete it and drop the cache's page reference.
+pub async fn delete_from_swap_cache_nolock(k: &Kernel, t: &Task, page: PageId) -> KResult<()> {
+    delete_from_swap_cache_core(k, t, page).await?;
+    free_page(k, t, page, "delete_from_swap_cache_nolock:page_cache_release")
+}
+
+/// `delete_from_swap_cache` (mm/swap_state.c): lock_page (sleeps), delete,
+/// unlock.
+pub async fn delete_from_swap_cache(k: &Kernel, t: &Task, page: PageId) -> KResult<()> {
+    let page_lock = k.w().pages[page].lock;
+    t.lock_page(page_lock, "delete_from_swap_cache:lock_page").await;
+    delete_from_swap_cache_nolock(k, t, page).await?;
+    t.unlock_page(page_lock, "delete_from_swap_cache:UnlockPage");
+    Ok(())
+}
+
+/// `is_page_shared` (include/linux/swap.h): page_count plus, for a
+/// swap-cache page, swap_count − 2. Caller holds the page lock.
+pub fn is_page_shared(k: &Kernel, t: &Task, page: PageId, point: Point) -> KResult<bool> {
+    k.check_page(t, page, point)?;
+    let w = k.w();
+    let p = &w.pages[page];
+    let mut count = p.count as i64;
+    if p.swap_cache {
+        let entry = p.index.expect("a swap-cache page has an index");
+        let Some(map) = &w.swap_info[entry.type_].swap_map else {
+            drop(w);
+            return Err(k.oops(
+                t,
+                "swapoff-completeness",
+                format!("{point}: swap_count of {entry} on a freed swap_map"),
+            ));
+        };
+        count += map[entry.offset as usize] as i64 - 2;
+    }
+    Ok(count > 1)
+}
+
+/// `free_page_and_swap_cache` (mm/swap_state.c), page_table_lock held: if
+/// the page is in the swap cache and TryLockPage succeeds, delete it unless
+/// it is shared; then drop the pte's reference.
+pub async fn free_page_and_swap_cache(k: &Kernel, t: &Task, page: PageId) -> KResult<()> {
+    k.check_page(t, page, "free_page_and_swap_cache")?;
+    let (in_cache, page_lock) = {
+        let w = k.w();
+        (w.pages[page].swap_cache, w.pages[page].lock)
+    };
+    if in_cache && t.try_lock_page(page_lock, "free_page_and_swap_cache:TryLockPage") {
+        if !is_page_shared(k, t, page, "free_page_and_swap_cache:is_page_shared")? {
+            delete_from_swap_cache_nolock(k, t, page).await?;
+        }
+        t.unlock_page(page_lock, "free_page_and_swap_cache:UnlockPage");
+    }
+    if let Some(p) = k.w().pages.get_mut(page) {
+        p.swap_entry = false;
+    }
+    free_page(k, t, page, "free_page_and_swap_cache:__free_page")
+}
+
+/// `lookup_swap_cache` (mm/swap_state.c) over `find_lock_page`
+/// (mm/filemap.c): find the page under pagecache_lock and take a
+/// reference; if it is locked, sleep until it is not and look again; then
+/// recheck PageSwapCache (it may have been deleted meanwhile) and return it
+/// unlocked with the reference held.
+pub async fn lookup_swap_cache(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<Option<PageId>> {
+    loop {
+        t.spin_lock(k.pagecache_lock, "find_lock_page:pagecache_lock").await;
+        let found = k.w().swap_cache.get(&entry).copied();
+        if let Some(page) = found {
+            get_page(k, t, page, "find_lock_page:get_page")?;
+        }
+        t.spin_unlock(k.pagecache_lock, "find_lock_page:pagecache_unlock");
+        let Some(page) = found else { return Ok(None) };
+        let page_lock = k.w().pages[page].lock;
+        if !t.try_lock_page(page_lock, "find_lock_page:TryLockPage") {
+            t.wait_on_page(page_lock, "find_lock_page:wait_on_page").await;
+            free_page(k, t, page, "find_lock_page:page_cache_release")?;
+            continue;
+        }
+        let still_cached = k.w().pages[page].swap_cache;
+        t.unlock_page(page_lock, "lookup_swap_cache:UnlockPage");
+        if !still_cached {
+            free_page(k, t, page, "lookup_swap_cache:__free_page")?;
+            continue;
+        }
+        return Ok(Some(page));
+    }
+}
+
+/// `read_swap_cache_async` (mm/swap_state.c): `swap_duplicate` (fails if
+/// the slot is no longer in use), look in the swap cache, else allocate a
+/// page (sleeps), look again, add it to the swap cache (locked) and read it
+/// from disk — waiting for the read when `wait`.
+pub async fn read_swap_cache_async(k: &Kernel, t: &Task, entry: SwpEntry, wait: bool) -> KResult<Option<PageId>> {
+    if !swap_duplicate(k, t, entry, "read_swap_cache_async:swap_duplicate").await? {
+        return Ok(None);
+    }
+    if let Some(found) = lookup_swap_cache(k, t, entry).await? {
+        swap_free(k, t, entry, "read_swap_cache_async:out_free_swap").await?;
+        return Ok(Some(found));
+    }
+    let Some(new_page) = alloc_page(k, t, "read_swap_cache_async:__get_free_page").await else {
+        swap_free(k, t, entry, "read_swap_cache_async:out_of_memory").await?;
+        return Ok(None);
+    };
+    if let Some(found) = lookup_swap_cache(k, t, entry).await? {
+        free_page(k, t, new_page, "read_swap_cache_async:out_free_page")?;
+        swap_free(k, t, entry, "read_swap_cache_async:out_free_swap").await?;
+        return Ok(Some(found));
+    }
+    add_to_swap_cache(k, t, new_page, entry).await?;
+    rw_swap_page_read(k, t, new_page, entry, wait).await?;
+    Ok(Some(new_page))
+}
+
+/// `read_swap_cache` = `read_swap_cache_async(entry, 1)`.
+pub async fn read_swap_cache(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<Option<PageId>> {
+    read_swap_cache_async(k, t, entry, true).await
+}
+
+/// `rw_swap_page(READ, page, wait)` (mm/page_io.c): the page is locked;
+/// the disk read completes after `disk_read` ns and unlocks it.
+async fn rw_swap_page_read(k: &Kernel, t: &Task, page: PageId, entry: SwpEntry, wait: bool) -> KResult<()> {
+    let page_lock = k.w().pages[page].lock;
+    k.w().stats.swap_ins += 1;
+    if wait {
+        t.sleep_io("rw_swap_page:read", k.costs.disk_read).await;
+        complete_read(k, page, entry);
+        t.unlock_page(page_lock, "end_swap_io:UnlockPage");
+    } else {
+        t.give_page_lock_to_io(page_lock);
+        let me = k.me();
+        k.sim.after(t.id(), k.costs.disk_read, move || {
+            complete_read(&me, page, entry);
+            me.sim.irq_unlock_page(page_lock, "end_swap_io:UnlockPage");
+        });
+    }
+    Ok(())
+}
+
+fn complete_read(k: &Kernel, page: PageId, entry: SwpEntry) {
+    let mut w = k.w();
+    let data = w.swap_info[entry.type_].disk[entry.offset as usize];
+    if let Some(p) = w.pages.get_mut(page) {
+        p.data = data;
+    }
+}
+
+/// `rw_swap_page(WRITE, page, 0)` (mm/page_io.c): an asynchronous write;
+/// the page stays locked until the write completes.
+pub fn rw_swap_page_write_async(k: &Kernel, t: &Task, page: PageId, entry: SwpEntry) {
+    let (page_lock, data) = {
+        let mut w = k.w();
+        w.stats.swap_outs += 1;
+        (w.pages[page].lock, w.pages[page].data)
+    };
+    t.give_page_lock_to_io(page_lock);
+    let me = k.me();
+    k.sim.after(t.id(), k.costs.disk_write, move || {
+        me.w().swap_info[entry.type_].disk[entry.offset as usize] = data;
+        me.sim.irq_unlock_page(page_lock, "end_swap_io:UnlockPage");
+    });
+}

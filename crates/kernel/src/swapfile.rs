@@ -1,0 +1,567 @@
+//! Swap devices and swap counts (mm/swapfile.c): swap_duplicate,
+//! swap_free, get_swap_page, sys_swapon, sys_swapoff and try_to_unuse with
+//! its pre4 task-list walk and the patch's mm-list crab.
+
+use engine::{Point, Task};
+
+use crate::mm::{hold_mm, release_mm};
+use crate::page_alloc::{free_page, get_page};
+use crate::swap_state::{delete_from_swap_cache, delete_from_swap_cache_nolock, read_swap_cache};
+use crate::types::*;
+use crate::{KResult, Kernel};
+
+pub const ENOMEM: i64 = 12;
+pub const EBUSY: i64 = 16;
+pub const EINVAL: i64 = 22;
+
+/// How a swap_map access went, before taking any lock.
+enum MapCheck {
+    Ok,
+    /// printk'ed and gave up.
+    Refused(String),
+}
+
+/// The checks `swap_duplicate` and `__swap_free` make before locking.
+/// Reading `swap_map[offset]` of a device whose map swapoff has vfree'd is
+/// the NULL dereference of the real code: an oops.
+fn check_entry(k: &Kernel, t: &Task, entry: SwpEntry, point: Point, need_used: bool) -> KResult<MapCheck> {
+    let w = k.w();
+    if entry.type_ >= w.nr_swapfiles {
+        return Ok(MapCheck::Refused(format!("Bad swap file entry {entry}")));
+    }
+    let p = &w.swap_info[entry.type_];
+    if need_used && p.flags & SWP_USED == 0 {
+        return Ok(MapCheck::Refused(format!(
+            "swap_free: Trying to free swap from unused swap-device (entry {entry})"
+        )));
+    }
+    if entry.offset >= p.max {
+        return Ok(MapCheck::Refused(format!("Bad swap offset entry {entry}")));
+    }
+    let Some(map) = &p.swap_map else {
+        drop(w);
+        return Err(k.oops(
+            t,
+            "swapoff-completeness",
+            format!(
+                "{point}: swap_map of device {} is NULL (freed by swapoff) but entry {entry} is still in use: oops",
+                entry.type_ + 1
+            ),
+        ));
+    };
+    if map[entry.offset as usize] == 0 {
+        return Ok(MapCheck::Refused(if need_used {
+            format!("VM: Bad swap entry {entry}")
+        } else {
+            format!("Unused swap offset entry in swap_dup {entry}")
+        }));
+    }
+    Ok(MapCheck::Ok)
+}
+
+/// `swap_duplicate` (mm/swapfile.c): one more reference on a slot. Returns
+/// false (after a printk) when the entry is not in use — the way
+/// read_swap_cache notices that swapoff got there first.
+pub async fn swap_duplicate(k: &Kernel, t: &Task, entry: SwpEntry, point: Point) -> KResult<bool> {
+    if let MapCheck::Refused(message) = check_entry(k, t, entry, point, false)? {
+        k.printk(t, point, message);
+        return Ok(false);
+    }
+    let sdev_lock = k.w().swap_info[entry.type_].sdev_lock;
+    t.spin_lock(sdev_lock, "swap_duplicate:swap_device_lock").await;
+    {
+        let mut w = k.w();
+        let Some(map) = w.swap_info[entry.type_].swap_map.as_mut() else {
+            drop(w);
+            t.spin_unlock(sdev_lock, "swap_duplicate:swap_device_unlock");
+            return Err(k.oops(
+                t,
+                "swapoff-completeness",
+                format!("{point}: swap_map vanished under swap_duplicate({entry})"),
+            ));
+        };
+        let slot = &mut map[entry.offset as usize];
+        *slot = if *slot < SWAP_MAP_MAX { *slot + 1 } else { SWAP_MAP_MAX };
+    }
+    t.spin_unlock(sdev_lock, "swap_duplicate:swap_device_unlock");
+    Ok(true)
+}
+
+/// `swap_free` = `__swap_free(entry, 1)` (mm/swapfile.c). Its complaint
+/// paths ("unused swap-device", "Bad swap entry", "Bad count") mean a
+/// reference was counted wrong somewhere: each is reported as a violation.
+pub async fn swap_free(k: &Kernel, t: &Task, entry: SwpEntry, point: Point) -> KResult<()> {
+    if let MapCheck::Refused(message) = check_entry(k, t, entry, point, true)? {
+        k.printk(t, point, message.clone());
+        return Err(k.oops(t, "swap-count", format!("{point}: swap_free({entry}) printed \"{message}\"")));
+    }
+    t.spin_lock(k.swaplock, "swap_free:swap_list_lock").await;
+    let sdev_lock = k.w().swap_info[entry.type_].sdev_lock;
+    t.spin_lock(sdev_lock, "swap_free:swap_device_lock").await;
+    let bad_count = {
+        let mut w = k.w();
+        let World { swap_info, nr_swap_pages, .. } = &mut *w;
+        let p = &mut swap_info[entry.type_];
+        match p.swap_map.as_mut() {
+            None => Some("swap_map is NULL".to_string()),
+            Some(map) => {
+                let slot = &mut map[entry.offset as usize];
+                if *slot == 0 {
+                    Some(format!("VM: Bad count 1 current count 0 ({entry})"))
+                } else {
+                    if *slot < SWAP_MAP_MAX {
+                        *slot -= 1;
+                        if *slot == 0 {
+                            p.lowest_bit = p.lowest_bit.min(entry.offset);
+                            p.highest_bit = p.highest_bit.max(entry.offset);
+                            *nr_swap_pages += 1;
+                        }
+                    }
+                    None
+                }
+            }
+        }
+    };
+    t.spin_unlock(sdev_lock, "swap_free:swap_device_unlock");
+    t.spin_unlock(k.swaplock, "swap_free:swap_list_unlock");
+    if let Some(message) = bad_count {
+        k.printk(t, point, message.clone());
+        return Err(k.oops(t, "swap-count", format!("{point}: swap_free({entry}) printed \"{message}\"")));
+    }
+    Ok(())
+}
+
+use crate::world::World;
+
+/// `get_swap_page` = `__get_swap_page(1)` (mm/swapfile.c): a free slot on
+/// the first WRITEOK device of the swap list, with count 1. The
+/// `scan_swap_map` cluster heuristics are reduced to first-free from
+/// `lowest_bit`, which changes which slot is chosen, not the locking.
+pub async fn get_swap_page(k: &Kernel, t: &Task) -> Option<SwpEntry> {
+    t.spin_lock(k.swaplock, "get_swap_page:swap_list_lock").await;
+    let mut found = None;
+    let mut type_ = k.w().swap_list_head;
+    while type_ >= 0 && found.is_none() {
+        let (flags, sdev_lock, next) = {
+            let w = k.w();
+            let p = &w.swap_info[type_ as usize];
+            (p.flags, p.sdev_lock, p.next)
+        };
+        if flags & SWP_WRITEOK == SWP_WRITEOK {
+            t.spin_lock(sdev_lock, "get_swap_page:swap_device_lock").await;
+            found = scan_swap_map(&mut k.w(), type_ as usize);
+            t.spin_unlock(sdev_lock, "get_swap_page:swap_device_unlock");
+        }
+        type_ = next;
+    }
+    t.spin_unlock(k.swaplock, "get_swap_page:swap_list_unlock");
+    found
+}
+
+/// `scan_swap_map` with count 1 (swap_device_lock held).
+fn scan_swap_map(w: &mut World, type_: usize) -> Option<SwpEntry> {
+    let World { swap_info, nr_swap_pages, .. } = w;
+    let p = &mut swap_info[type_];
+    let map = p.swap_map.as_mut()?;
+    let offset = (p.lowest_bit..=p.highest_bit).find(|&o| o > 0 && (o as usize) < map.len() && map[o as usize] == 0)?;
+    map[offset as usize] = 1;
+    if offset == p.lowest_bit {
+        p.lowest_bit += 1;
+    }
+    if offset == p.highest_bit {
+        p.highest_bit = p.highest_bit.saturating_sub(1);
+    }
+    p.cluster_next = offset + 1;
+    *nr_swap_pages -= 1;
+    Some(SwpEntry { type_, offset })
+}
+
+/// `sys_swapon` (mm/swapfile.c), for device `type_` of the machine: claim
+/// the slot, open and read the header (sleeps), vmalloc the swap_map
+/// (sleeps), set SWP_WRITEOK with no lock, then add the pages and insert
+/// the device in the swap list under swap_list_lock. BKL throughout.
+pub async fn sys_swapon(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
+    t.lock_kernel("sys_swapon:lock_kernel").await;
+    let busy = {
+        let mut w = k.w();
+        match w.swap_info.get_mut(type_) {
+            None => None,
+            Some(p) if p.flags & SWP_USED != 0 => Some(true),
+            Some(p) => {
+                p.flags = SWP_USED;
+                Some(false)
+            }
+        }
+    };
+    match busy {
+        None => {
+            t.unlock_kernel("sys_swapon:unlock_kernel");
+            return Ok(-EINVAL);
+        }
+        Some(true) => {
+            t.unlock_kernel("sys_swapon:unlock_kernel");
+            return Ok(-EBUSY);
+        }
+        Some(false) => {}
+    }
+    t.may_sleep("sys_swapon:blkdev_get", k.costs.alloc_sleep).await;
+    t.sleep_io("sys_swapon:read_swap_header", k.costs.disk_read).await;
+    t.may_sleep("sys_swapon:vmalloc_swap_map", k.costs.alloc_sleep).await;
+    {
+        let mut w = k.w();
+        let p = &mut w.swap_info[type_];
+        let size = p.size;
+        let mut map = vec![0u16; size as usize];
+        map[0] = SWAP_MAP_BAD;
+        p.swap_map = Some(map);
+        p.max = size;
+        p.pages = size.saturating_sub(1);
+        p.lowest_bit = 1;
+        p.highest_bit = size.saturating_sub(1);
+        p.cluster_next = 1;
+        p.flags = SWP_WRITEOK;
+    }
+    t.point("sys_swapon:after_writeok").await;
+    t.spin_lock(k.swaplock, "sys_swapon:swap_list_lock").await;
+    {
+        let mut w = k.w();
+        let pages = w.swap_info[type_].pages as i64;
+        w.nr_swap_pages += pages;
+        // Insert by priority (higher first).
+        let prio = w.swap_info[type_].prio;
+        let (mut prev, mut i) = (-1i32, w.swap_list_head);
+        while i >= 0 && w.swap_info[i as usize].prio >= prio {
+            prev = i;
+            i = w.swap_info[i as usize].next;
+        }
+        w.swap_info[type_].next = i;
+        if prev < 0 {
+            w.swap_list_head = type_ as i32;
+            w.swap_list_next = type_ as i32;
+        } else {
+            w.swap_info[prev as usize].next = type_ as i32;
+        }
+        w.stats.swapons += 1;
+    }
+    t.spin_unlock(k.swaplock, "sys_swapon:swap_list_unlock");
+    t.unlock_kernel("sys_swapon:unlock_kernel");
+    Ok(0)
+}
+
+/// `sys_swapoff` (mm/swapfile.c): unlink the device from the swap list,
+/// take its pages out of nr_swap_pages, clear SWP_WRITEOK (under
+/// swap_device_lock with the patch, with no lock before it), then
+/// try_to_unuse; on success vfree the swap_map and clear the flags.
+pub async fn sys_swapoff(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
+    t.lock_kernel("sys_swapoff:lock_kernel").await;
+    t.may_sleep("sys_swapoff:namei", k.costs.alloc_sleep).await;
+    t.spin_lock(k.swaplock, "sys_swapoff:swap_list_lock").await;
+    let found = {
+        let mut w = k.w();
+        let (mut prev, mut i) = (-1i32, w.swap_list_head);
+        while i >= 0 && i as usize != type_ {
+            prev = i;
+            i = w.swap_info[i as usize].next;
+        }
+        if i < 0 || w.swap_info[type_].flags & SWP_WRITEOK != SWP_WRITEOK {
+            false
+        } else {
+            let next = w.swap_info[type_].next;
+            if prev < 0 {
+                w.swap_list_head = next;
+            } else {
+                w.swap_info[prev as usize].next = next;
+            }
+            if w.swap_list_next == type_ as i32 {
+                w.swap_list_next = w.swap_list_head;
+            }
+            let pages = w.swap_info[type_].pages as i64;
+            w.nr_swap_pages -= pages;
+            true
+        }
+    };
+    if !found {
+        t.spin_unlock(k.swaplock, "sys_swapoff:swap_list_unlock");
+        t.unlock_kernel("sys_swapoff:unlock_kernel");
+        return Ok(-EINVAL);
+    }
+    if k.fixes.writeok_under_lock {
+        let sdev_lock = k.w().swap_info[type_].sdev_lock;
+        t.spin_lock(sdev_lock, "sys_swapoff:swap_device_lock").await;
+        k.w().swap_info[type_].flags = SWP_USED;
+        t.spin_unlock(sdev_lock, "sys_swapoff:swap_device_unlock");
+        t.spin_unlock(k.swaplock, "sys_swapoff:swap_list_unlock");
+    } else {
+        t.spin_unlock(k.swaplock, "sys_swapoff:swap_list_unlock");
+        t.point("sys_swapoff:before_clear_writeok").await;
+        k.w().swap_info[type_].flags = SWP_USED;
+    }
+    let err = try_to_unuse(k, t, type_).await?;
+    if err != 0 {
+        // Re-insert the device, as the C does.
+        t.spin_lock(k.swaplock, "sys_swapoff:reinsert_swap_list_lock").await;
+        {
+            let mut w = k.w();
+            let prio = w.swap_info[type_].prio;
+            let (mut prev, mut i) = (-1i32, w.swap_list_head);
+            while i >= 0 && prio < w.swap_info[i as usize].prio {
+                prev = i;
+                i = w.swap_info[i as usize].next;
+            }
+            w.swap_info[type_].next = i;
+            if prev < 0 {
+                w.swap_list_head = type_ as i32;
+                w.swap_list_next = type_ as i32;
+            } else {
+                w.swap_info[prev as usize].next = type_ as i32;
+            }
+            let pages = w.swap_info[type_].pages as i64;
+            w.nr_swap_pages += pages;
+        }
+        t.spin_unlock(k.swaplock, "sys_swapoff:reinsert_swap_list_unlock");
+        k.w().swap_info[type_].flags = SWP_WRITEOK;
+        t.unlock_kernel("sys_swapoff:unlock_kernel");
+        return Ok(err);
+    }
+    t.may_sleep("sys_swapoff:blkdev_put", k.costs.alloc_sleep).await;
+    {
+        let mut w = k.w();
+        let p = &mut w.swap_info[type_];
+        p.swap_map = None; // vfree(p->swap_map); max is not reset
+        p.flags = 0;
+        w.stats.swapoffs += 1;
+    }
+    t.unlock_kernel("sys_swapoff:unlock_kernel");
+    Ok(0)
+}
+
+/// `try_to_unuse` (mm/swapfile.c): for each slot still in use, read the
+/// page in (sleeps), replace every pte holding the entry by the page, drop
+/// the swap-cache copy and the temporary reference, and force a count that
+/// is still not zero to zero ("VM: Undead swap entry").
+pub async fn try_to_unuse(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
+    let sdev_lock = k.w().swap_info[type_].sdev_lock;
+    loop {
+        // Find a swap page in use, and take a temporary reference on it.
+        t.spin_lock(sdev_lock, "try_to_unuse:swap_device_lock").await;
+        let found = {
+            let mut w = k.w();
+            let map = w.swap_info[type_].swap_map.as_mut().expect("swapoff holds the device");
+            let i = (1..map.len()).find(|&i| map[i] > 0 && map[i] != SWAP_MAP_BAD);
+            if let Some(i) = i {
+                if map[i] != SWAP_MAP_MAX {
+                    map[i] += 1;
+                }
+            }
+            let scanned = i.unwrap_or(map.len()) as u64;
+            drop(w);
+            t.work(scanned * k.costs.pte_scan);
+            i
+        };
+        t.spin_unlock(sdev_lock, "try_to_unuse:swap_device_unlock");
+        let Some(i) = found else { break };
+        let entry = SwpEntry { type_, offset: i as u32 };
+
+        // Get a page for the entry, from the swap cache or read from disk.
+        let Some(page) = read_swap_cache(k, t, entry).await? else {
+            swap_free(k, t, entry, "try_to_unuse:swap_free_enomem").await?;
+            return Ok(-ENOMEM);
+        };
+        t.point("try_to_unuse:after_read_swap_cache").await;
+
+        if k.fixes.mmlist {
+            // The patch: shm_unuse first (shm is not modelled yet), then
+            // crab the mm list.
+            crab_mmlist(k, t, entry, page).await?;
+        } else {
+            t.read_lock(k.tasklist_lock, "try_to_unuse:read_lock_tasklist").await;
+            let mms: Vec<MmId> = {
+                let w = k.w();
+                w.task_list.iter().filter_map(|pid| w.procs[pid].mm).collect()
+            };
+            for mm in mms {
+                unuse_process(k, t, mm, entry, page).await?;
+            }
+            t.read_unlock(k.tasklist_lock, "try_to_unuse:read_unlock_tasklist");
+        }
+
+        // Drop the swap-cache copy.
+        if k.fixes.page_lock {
+            // The patch: lock the page to interlock with shm_nopage,
+            // do_wp_page and free_page_and_swap_cache.
+            let page_lock = k.w().pages[page].lock;
+            t.lock_page(page_lock, "try_to_unuse:lock_page").await;
+            k.check_page(t, page, "try_to_unuse:lock_page")?;
+            if k.w().pages[page].swap_cache {
+                delete_from_swap_cache_nolock(k, t, page).await?;
+            }
+            t.unlock_page(page_lock, "try_to_unuse:UnlockPage");
+        } else {
+            k.check_page(t, page, "try_to_unuse:PageSwapCache")?;
+            if k.w().pages[page].swap_cache {
+                delete_from_swap_cache(k, t, page).await?;
+            }
+        }
+        free_page(k, t, page, "try_to_unuse:__free_page")?;
+
+        // Drop the temporary reference; clear any count left over.
+        swap_free(k, t, entry, "try_to_unuse:swap_free").await?;
+        t.spin_lock(k.swaplock, "try_to_unuse:swap_list_lock").await;
+        t.spin_lock(sdev_lock, "try_to_unuse:swap_device_lock_undead").await;
+        let undead = {
+            let mut w = k.w();
+            let World { swap_info, nr_swap_pages, stats, .. } = &mut *w;
+            let map = swap_info[type_].swap_map.as_mut().expect("swapoff holds the device");
+            let count = map[i];
+            if count > 0 {
+                *nr_swap_pages += 1;
+                map[i] = 0;
+                if count != SWAP_MAP_MAX {
+                    stats.undead += 1;
+                }
+            }
+            (count > 0 && count != SWAP_MAP_MAX).then_some(count)
+        };
+        t.spin_unlock(sdev_lock, "try_to_unuse:swap_device_unlock_undead");
+        t.spin_unlock(k.swaplock, "try_to_unuse:swap_list_unlock");
+        if let Some(count) = undead {
+            k.printk(t, "try_to_unuse:undead", format!("VM: Undead swap entry {entry} (count {count} forced to 0)"));
+        }
+    }
+    Ok(0)
+}
+
+/// The patch's walk in `try_to_unuse`: "crab" the mm list from init_mm,
+/// holding the next mm (hold_mm) before releasing the previous one, so
+/// that neither can vanish while mm_lock is dropped for unuse_mm.
+async fn crab_mmlist(k: &Kernel, t: &Task, entry: SwpEntry, page: PageId) -> KResult<()> {
+    let mut prev: Option<MmId> = None;
+    t.spin_lock(k.mm_lock, "try_to_unuse:mmlist_access_lock").await;
+    let mut cur = k.w().mmlist.first().copied();
+    while let Some(mm) = cur {
+        if hold_mm(k, t, mm)? {
+            t.spin_unlock(k.mm_lock, "try_to_unuse:mmlist_access_unlock");
+            if let Some(p) = prev {
+                release_mm(k, t, p).await?;
+            }
+            unuse_mm(k, t, mm, entry, page).await?;
+            prev = Some(mm);
+            t.spin_lock(k.mm_lock, "try_to_unuse:mmlist_access_lock_next").await;
+        }
+        // The next mm, read under mm_lock (cur is held, so still listed).
+        let w = k.w();
+        let Some(at) = w.mmlist.iter().position(|&x| x == mm) else {
+            drop(w);
+            t.spin_unlock(k.mm_lock, "try_to_unuse:mmlist_access_unlock");
+            return Err(k.oops(t, "mm-existence", "try_to_unuse: the crab's current mm left the mm list"));
+        };
+        cur = w.mmlist.get(at + 1).copied();
+    }
+    t.spin_unlock(k.mm_lock, "try_to_unuse:mmlist_access_unlock_end");
+    if let Some(p) = prev {
+        release_mm(k, t, p).await?;
+    }
+    Ok(())
+}
+
+/// `unuse_process` (pre4, mm/swapfile.c): walk the mm's VMAs with no
+/// mmap_sem and no page_table_lock.
+async fn unuse_process(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, page: PageId) -> KResult<()> {
+    if k.fixes.mmap_sem {
+        // Taking mmap_sem without the mm list would mean sleeping under
+        // tasklist_lock; the fix only exists together with the mm list.
+        unuse_mm(k, t, mm, entry, page).await
+    } else {
+        unuse_vmas(k, t, mm, entry, page).await
+    }
+}
+
+/// `unuse_mm` (the patch): unuse_process under `down(&mm->mmap_sem)`.
+async fn unuse_mm(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, page: PageId) -> KResult<()> {
+    if !k.fixes.mmap_sem {
+        return unuse_vmas(k, t, mm, entry, page).await;
+    }
+    k.check_mm(t, mm, "unuse_mm")?;
+    let mmap_sem = k.w().mms[mm].mmap_sem;
+    t.down(mmap_sem, "unuse_mm:down_mmap_sem").await;
+    unuse_vmas(k, t, mm, entry, page).await?;
+    t.up(mmap_sem, "unuse_mm:up_mmap_sem");
+    Ok(())
+}
+
+/// The VMA walk shared by unuse_process and unuse_mm: `unuse_vma` down to
+/// `unuse_pte` for each pte of each VMA on `mm->mmap`.
+async fn unuse_vmas(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, page: PageId) -> KResult<()> {
+    k.check_mm(t, mm, "unuse_process")?;
+    let vmas: Vec<VmaId> = k.w().mms[mm].mmap.clone();
+    for vma in vmas {
+        t.point("unuse_vma").await;
+        k.check_mm(t, mm, "unuse_vma")?;
+        let (start, end, pgd) = {
+            let w = k.w();
+            let Some(v) = w.vmas.get(vma) else {
+                drop(w);
+                return Err(k.oops(t, "use-after-free", "unuse_vma walked a freed vm_area_struct"));
+            };
+            (v.start, v.end, w.mms[mm].pgd)
+        };
+        let Some(pgd) = pgd else { continue };
+        let hits: Vec<u64> = {
+            let w = k.w();
+            let ptes = &w.page_tables[pgd].ptes;
+            ptes.range(start..end).filter(|(_, &pte)| pte_refers_to(pte, entry, page)).map(|(&a, _)| a).collect()
+        };
+        t.work((end - start) / PAGE_SIZE * k.costs.pte_scan);
+        for addr in hits {
+            unuse_pte(k, t, mm, pgd, addr, entry, page).await?;
+        }
+    }
+    Ok(())
+}
+
+fn pte_refers_to(pte: Pte, entry: SwpEntry, page: PageId) -> bool {
+    match pte {
+        Pte::Swap(e) => e == entry,
+        Pte::Present { page: p, .. } => p == page,
+        Pte::None => false,
+    }
+}
+
+/// `unuse_pte` (mm/swapfile.c): a present pte of this page is marked
+/// dirty; a pte equal to the entry becomes the page (dirty, read-only),
+/// then `swap_free(entry)`, `get_page`, `rss++`.
+async fn unuse_pte(
+    k: &Kernel,
+    t: &Task,
+    mm: MmId,
+    pgd: PgdId,
+    addr: u64,
+    entry: SwpEntry,
+    page: PageId,
+) -> KResult<()> {
+    let replaced = {
+        let mut w = k.w();
+        let Some(table) = w.page_tables.get_mut(pgd) else { return Ok(()) };
+        let Some(pte) = table.ptes.get_mut(&addr) else { return Ok(()) };
+        match *pte {
+            Pte::Present { page: p, write, .. } if p == page => {
+                *pte = Pte::Present { page, write, dirty: true };
+                false
+            }
+            Pte::Swap(e) if e == entry => {
+                *pte = Pte::Present { page, write: false, dirty: true };
+                true
+            }
+            _ => false,
+        }
+    };
+    if replaced {
+        let what = format!("pte {addr:#x} of {}: swap entry {entry} -> page", k.describe_mm(mm));
+        t.note("unuse_pte:set_pte", what);
+        swap_free(k, t, entry, "unuse_pte:swap_free").await?;
+        get_page(k, t, page, "unuse_pte:get_page")?;
+        k.check_mm(t, mm, "unuse_pte")?;
+        k.w().mms[mm].rss += 1;
+    }
+    Ok(())
+}

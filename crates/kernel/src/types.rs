@@ -1,0 +1,141 @@
+//! The kernel's objects: mm_struct, vm_area_struct, page tables, struct
+//! page, swap entries and swap_info_struct. They live in slotmap arenas, so
+//! a stale key — a pointer to a freed object — is detected, not followed.
+
+use engine::{LockId, TaskId};
+use indexmap::IndexMap;
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub const PAGE_SIZE: u64 = 4096;
+/// `MAX_SWAPFILES` in include/linux/swap.h.
+pub const MAX_SWAPFILES: usize = 8;
+/// `SWAP_MAP_MAX`: a sticky overflow count.
+pub const SWAP_MAP_MAX: u16 = 0x7fff;
+/// `SWAP_MAP_BAD`: a bad slot (slot 0 holds the header).
+pub const SWAP_MAP_BAD: u16 = 0x8000;
+/// `SWP_USED`: the slot of swap_info is in use.
+pub const SWP_USED: u8 = 1;
+/// `SWP_WRITEOK`: used and open for new allocations.
+pub const SWP_WRITEOK: u8 = 3;
+
+slotmap::new_key_type! {
+    pub struct MmId;
+    pub struct VmaId;
+    pub struct PgdId;
+    pub struct PageId;
+}
+
+/// A process id, as the scenario sees it.
+pub type Pid = u32;
+
+/// `swp_entry_t`: a device (`SWP_TYPE`) and a slot (`SWP_OFFSET`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SwpEntry {
+    pub type_: usize,
+    pub offset: u32,
+}
+
+impl fmt::Display for SwpEntry {
+    /// Devices are numbered from 1 for users (`swapoff(1)` is swap_info[0]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.type_ + 1, self.offset)
+    }
+}
+
+/// A page-table entry: none, a present page, or a swap entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pte {
+    None,
+    Present { page: PageId, write: bool, dirty: bool },
+    Swap(SwpEntry),
+}
+
+/// `struct mm_struct`.
+pub struct MmStruct {
+    /// Small number for messages: mm#3.
+    pub number: u32,
+    /// `mmap`: the VMA chain, sorted by address; empty once exit_mmap detached it.
+    pub mmap: Vec<VmaId>,
+    pub pgd: Option<PgdId>,
+    pub mm_users: i32,
+    pub mm_count: i32,
+    pub mmap_sem: LockId,
+    pub page_table_lock: LockId,
+    /// `def_flags & MM_GONE` (the patch): hold_mm must fail.
+    pub mm_gone: bool,
+    pub rss: i64,
+    /// Who made it, for messages: "pid 2 (parent)", "child of pid 2 by fork".
+    pub origin: String,
+    /// What each written address should read back (data integrity).
+    pub expected: BTreeMap<u64, u64>,
+}
+
+/// `struct vm_area_struct` (anonymous private mappings).
+pub struct Vma {
+    pub mm: MmId,
+    pub start: u64,
+    pub end: u64,
+    pub writable: bool,
+}
+
+/// One mm's page tables (pgd, pmd and pte levels folded into one map).
+#[derive(Default)]
+pub struct PageTable {
+    pub ptes: BTreeMap<u64, Pte>,
+}
+
+/// `struct page`.
+pub struct Page {
+    pub number: u32,
+    /// `page->count`.
+    pub count: i32,
+    /// PG_locked, as an engine lock (sleeping bit lock).
+    pub lock: LockId,
+    /// PG_swap_cache, with `mapping == &swapper_space`.
+    pub swap_cache: bool,
+    /// `page->index`: the swap entry while in the swap cache (and, with
+    /// PG_swap_entry, the old slot after leaving it).
+    pub index: Option<SwpEntry>,
+    /// PG_swap_entry (pre4-5 only).
+    pub swap_entry: bool,
+    /// The page's contents, as a version number.
+    pub data: u64,
+}
+
+/// `struct swap_info_struct`.
+pub struct SwapInfo {
+    pub flags: u8,
+    /// `swap_map`: None after swapoff's vfree (and before swapon).
+    pub swap_map: Option<Vec<u16>>,
+    /// `max`: not reset by the pre4-5 swapoff.
+    pub max: u32,
+    /// Good pages.
+    pub pages: u32,
+    pub prio: i32,
+    pub next: i32,
+    pub lowest_bit: u32,
+    pub highest_bit: u32,
+    pub cluster_next: u32,
+    pub cluster_nr: u32,
+    /// `sdev_lock` (swap_device_lock).
+    pub sdev_lock: LockId,
+    /// Size of the device in pages, slot 0 included (the scenario's disk).
+    pub size: u32,
+    /// The disk: the contents written to each slot.
+    pub disk: Vec<u64>,
+}
+
+/// A task as the kernel sees it (`struct task_struct`, the parts that matter).
+pub struct Proc {
+    pub pid: Pid,
+    pub name: String,
+    pub task: Option<TaskId>,
+    pub mm: Option<MmId>,
+    pub active_mm: Option<MmId>,
+    /// On the task list (`SET_LINKS` done, not yet unhashed).
+    pub linked: bool,
+    pub exited: bool,
+}
+
+pub type Procs = IndexMap<Pid, Proc>;

@@ -1,0 +1,335 @@
+//! The kernel's state and the handle routines work through.
+
+use std::cell::{Cell, RefCell, RefMut};
+use std::rc::{Rc, Weak};
+
+use engine::{LockId, LockKind, Sim, Task, TaskId};
+use indexmap::IndexMap;
+use slotmap::SlotMap;
+
+use crate::fixes::Fixes;
+use crate::types::*;
+use crate::{KResult, Oops};
+
+/// The machine a scenario describes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Machine {
+    pub cpus: usize,
+    /// Physical memory in 4 KiB pages.
+    pub memory_pages: u32,
+    /// Size in pages (header slot included) of each swap device, in order
+    /// (swap_info[0], [1], ...). Devices start switched off.
+    pub swap_devices: Vec<u32>,
+}
+
+/// Simulated costs of kernel work, in ns (a ~500 MHz SMP box with an IDE
+/// disk, year 2000).
+#[derive(Clone, Copy, Debug)]
+pub struct KernelCosts {
+    /// Look at one pte.
+    pub pte_scan: u64,
+    /// Copy a 4 KiB page.
+    pub page_copy: u64,
+    /// Zero a 4 KiB page.
+    pub page_zero: u64,
+    /// A swap read from disk (seek + transfer).
+    pub disk_read: u64,
+    /// A swap write to disk.
+    pub disk_write: u64,
+    /// How long an allocation that blocks waits for memory.
+    pub alloc_sleep: u64,
+}
+
+impl Default for KernelCosts {
+    fn default() -> KernelCosts {
+        KernelCosts {
+            pte_scan: 20,
+            page_copy: 4_000,
+            page_zero: 2_000,
+            disk_read: 8_000_000,
+            disk_write: 8_000_000,
+            alloc_sleep: 200_000,
+        }
+    }
+}
+
+/// Every kernel object, in arenas.
+pub struct World {
+    pub mms: SlotMap<MmId, MmStruct>,
+    pub vmas: SlotMap<VmaId, Vma>,
+    pub page_tables: SlotMap<PgdId, PageTable>,
+    pub pages: SlotMap<PageId, Page>,
+    /// The swap cache: `(swapper_space, entry)` → page.
+    pub swap_cache: IndexMap<SwpEntry, PageId>,
+    pub swap_info: Vec<SwapInfo>,
+    /// `nr_swapfiles`: never decremented.
+    pub nr_swapfiles: usize,
+    /// `swap_list.head` and `swap_list.next` (-1: empty).
+    pub swap_list_head: i32,
+    pub swap_list_next: i32,
+    /// `nr_swap_pages`: free slots on WRITEOK devices.
+    pub nr_swap_pages: i64,
+    /// The patch's `init_mm.mmlist`, in list order.
+    pub mmlist: Vec<MmId>,
+    /// Every task the kernel knows, by pid; `linked` says whether it is on
+    /// the task list that `for_each_task` walks.
+    pub procs: Procs,
+    /// The order of the task list (SET_LINKS appends).
+    pub task_list: Vec<Pid>,
+    pub by_task: IndexMap<TaskId, Pid>,
+    pub free_pages: u32,
+    pub next_pid: Pid,
+    pub next_mm_number: u32,
+    pub next_page_number: u32,
+    /// Contents versions: every user write makes a new one.
+    pub next_data: u64,
+    /// Kernel messages (printk), in order.
+    pub printk: Vec<String>,
+    pub stats: Stats,
+}
+
+/// Counters a run reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub forks: u64,
+    pub exits: u64,
+    pub faults: u64,
+    pub swap_ins: u64,
+    pub swap_outs: u64,
+    pub swapoffs: u64,
+    pub swapons: u64,
+    pub undead: u64,
+}
+
+/// The kernel: its state, its global locks and the fix switches.
+pub struct Kernel {
+    pub sim: Rc<Sim>,
+    pub fixes: Fixes,
+    pub costs: KernelCosts,
+    world: RefCell<World>,
+    /// `tasklist_lock` (rwlock).
+    pub tasklist_lock: LockId,
+    /// `swaplock` (swap_list_lock).
+    pub swaplock: LockId,
+    /// `pagecache_lock`.
+    pub pagecache_lock: LockId,
+    /// The patch's `mm_lock` (mmlist_access_lock / mmlist_modify_lock).
+    pub mm_lock: LockId,
+    /// Number of tasks inside a system call or fault right now.
+    in_kernel: Cell<u32>,
+    /// Itself, for I/O completions that run later.
+    me: Weak<Kernel>,
+}
+
+impl Kernel {
+    pub fn new(sim: Rc<Sim>, machine: &Machine, fixes: Fixes) -> Rc<Kernel> {
+        let swap_info = machine
+            .swap_devices
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| SwapInfo {
+                flags: 0,
+                swap_map: None,
+                max: 0,
+                pages: 0,
+                prio: -(i as i32) - 1,
+                next: -1,
+                lowest_bit: 0,
+                highest_bit: 0,
+                cluster_next: 1,
+                cluster_nr: 0,
+                sdev_lock: sim.new_lock(LockKind::Spin, "sdev_lock", format!("swap_info[{i}].sdev_lock")),
+                size,
+                disk: vec![0; size as usize],
+            })
+            .collect::<Vec<_>>();
+        let world = World {
+            mms: SlotMap::with_key(),
+            vmas: SlotMap::with_key(),
+            page_tables: SlotMap::with_key(),
+            pages: SlotMap::with_key(),
+            swap_cache: IndexMap::new(),
+            nr_swapfiles: swap_info.len(),
+            swap_info,
+            swap_list_head: -1,
+            swap_list_next: -1,
+            nr_swap_pages: 0,
+            mmlist: Vec::new(),
+            procs: IndexMap::new(),
+            task_list: Vec::new(),
+            by_task: IndexMap::new(),
+            free_pages: machine.memory_pages,
+            next_pid: 1,
+            next_mm_number: 1,
+            next_page_number: 1,
+            next_data: 1,
+            printk: Vec::new(),
+            stats: Stats::default(),
+        };
+        Rc::new_cyclic(|me| Kernel {
+            me: me.clone(),
+            tasklist_lock: sim.new_lock(LockKind::RwSpin, "tasklist_lock", "tasklist_lock".into()),
+            swaplock: sim.new_lock(LockKind::Spin, "swaplock", "swaplock".into()),
+            pagecache_lock: sim.new_lock(LockKind::Spin, "pagecache_lock", "pagecache_lock".into()),
+            mm_lock: sim.new_lock(LockKind::Spin, "mm_lock", "mm_lock".into()),
+            sim,
+            fixes,
+            costs: KernelCosts::default(),
+            world: RefCell::new(world),
+            in_kernel: Cell::new(0),
+        })
+    }
+
+    /// A strong handle to this kernel (for callbacks that run later).
+    pub fn me(&self) -> Rc<Kernel> {
+        self.me.upgrade().expect("the kernel outlives its routines")
+    }
+
+    /// The state. Never hold the borrow across an `.await`.
+    pub fn w(&self) -> RefMut<'_, World> {
+        self.world.borrow_mut()
+    }
+
+    /// Report a BUG()/oops: the run stops with this violation.
+    pub fn oops(&self, t: &Task, invariant: &'static str, message: impl Into<String>) -> Oops {
+        t.violation(invariant, message);
+        Oops
+    }
+
+    /// `printk`: a kernel message, kept in order and noted in the event log.
+    pub fn printk(&self, t: &Task, point: engine::Point, message: impl Into<String>) {
+        let message = message.into();
+        t.note(point, format!("printk: {message}"));
+        self.w().printk.push(message);
+    }
+
+    /// The process a task runs as (`current`).
+    pub fn current(&self, t: &Task) -> Pid {
+        *self.w().by_task.get(&t.id()).expect("every kernel task is bound to a process")
+    }
+
+    /// Run `task` as process `pid` (a set-up step, or the process itself).
+    pub fn bind(&self, task: TaskId, pid: Pid) {
+        let mut w = self.w();
+        w.by_task.insert(task, pid);
+        if let Some(p) = w.procs.get_mut(&pid) {
+            p.task.get_or_insert(task);
+        }
+    }
+
+    pub fn enter_kernel(&self) {
+        self.in_kernel.set(self.in_kernel.get() + 1);
+    }
+
+    /// Returns whether the kernel is now quiescent (no task inside it).
+    pub fn leave_kernel(&self) -> bool {
+        let n = self.in_kernel.get() - 1;
+        self.in_kernel.set(n);
+        n == 0
+    }
+
+    /// A fresh process with its own empty mm, on the task list (and on the
+    /// mm list when the patch is in): what exec leaves behind. Boot-time
+    /// construction, not an interleaved routine.
+    pub fn create_process(&self, name: &str) -> Pid {
+        let mm = self.new_mm(format!("pid {} ({name})", self.w().next_pid));
+        let mut w = self.w();
+        let pid = w.next_pid;
+        w.next_pid += 1;
+        w.procs.insert(
+            pid,
+            Proc {
+                pid,
+                name: name.to_string(),
+                task: None,
+                mm: Some(mm),
+                active_mm: Some(mm),
+                linked: true,
+                exited: false,
+            },
+        );
+        w.task_list.push(pid);
+        pid
+    }
+
+    /// `mm_alloc`'s construction step (kernel/fork.c): counts at 1, a new
+    /// mmap_sem and page_table_lock, a pgd. The patch adds it at the tail of
+    /// the mm list; the caller does that under mm_lock.
+    pub(crate) fn new_mm(&self, origin: String) -> MmId {
+        let mut w = self.w();
+        let number = w.next_mm_number;
+        w.next_mm_number += 1;
+        let mmap_sem = self.sim.new_lock(LockKind::Semaphore, "mmap_sem", format!("mm#{number}.mmap_sem"));
+        let page_table_lock =
+            self.sim.new_lock(LockKind::Spin, "page_table_lock", format!("mm#{number}.page_table_lock"));
+        let pgd = w.page_tables.insert(PageTable::default());
+        let mm = w.mms.insert(MmStruct {
+            number,
+            mmap: Vec::new(),
+            pgd: Some(pgd),
+            mm_users: 1,
+            mm_count: 1,
+            mmap_sem,
+            page_table_lock,
+            mm_gone: false,
+            rss: 0,
+            origin,
+            expected: Default::default(),
+        });
+        if self.fixes.mmlist {
+            w.mmlist.push(mm);
+        }
+        mm
+    }
+
+    /// Add an anonymous private writable mapping of `pages` pages at
+    /// `start` (what do_mmap leaves; boot-time construction).
+    pub fn map_anonymous(&self, pid: Pid, start: u64, pages: u64) -> Result<(), String> {
+        if !start.is_multiple_of(PAGE_SIZE) {
+            return Err(format!("mapping start {start:#x} is not page aligned"));
+        }
+        if pages == 0 {
+            return Err("a mapping needs at least one page".into());
+        }
+        let end = start + pages * PAGE_SIZE;
+        let mut w = self.w();
+        let mm = w.procs.get(&pid).and_then(|p| p.mm).ok_or_else(|| format!("pid {pid} has no mm"))?;
+        let overlaps = w.mms[mm].mmap.iter().any(|&v| w.vmas[v].start < end && start < w.vmas[v].end);
+        if overlaps {
+            return Err(format!("mapping {start:#x}..{end:#x} overlaps an existing one"));
+        }
+        let vma = w.vmas.insert(Vma { mm, start, end, writable: true });
+        let World { mms, vmas, .. } = &mut *w;
+        let chain = &mut mms[mm].mmap;
+        let at = chain.iter().position(|&v| vmas[v].start > start).unwrap_or(chain.len());
+        chain.insert(at, vma);
+        Ok(())
+    }
+
+    /// A short description of an mm for messages.
+    pub fn describe_mm(&self, mm: MmId) -> String {
+        let w = self.w();
+        match w.mms.get(mm) {
+            Some(m) => format!("mm#{} of {}", m.number, m.origin),
+            None => "a freed mm".to_string(),
+        }
+    }
+
+    /// Look up a live mm or report a use-after-free.
+    pub fn check_mm(&self, t: &Task, mm: MmId, point: &str) -> KResult<()> {
+        if self.w().mms.contains_key(mm) {
+            Ok(())
+        } else {
+            Err(self.oops(t, "use-after-free", format!("{point} used an mm_struct that was already freed")))
+        }
+    }
+
+    /// Look up a live page or report a use-after-free.
+    pub fn check_page(&self, t: &Task, page: PageId, point: &str) -> KResult<()> {
+        if self.w().pages.contains_key(page) {
+            Ok(())
+        } else {
+            Err(self.oops(t, "use-after-free", format!("{point} used a struct page that was already freed")))
+        }
+    }
+}

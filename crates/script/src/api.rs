@@ -1,0 +1,296 @@
+//! The scenario API: what a scenario file can call.
+//!
+//! Declarations (`machine`, `process`, and the set-up methods of a process
+//! handle) run while the file loads and fill a [`RawSpec`]. System calls
+//! (`fork`, `exit`, `read`, `write`, `swapoff`, `swapon`, `swap_out`,
+//! `getpid`, `expect`) may only be made from a process program: each one
+//! yields the program's coroutine with a request that the driver turns into
+//! kernel routines, and the coroutine resumes with the result.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use kernel::PAGE_SIZE;
+use mlua::{Function, Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
+
+use crate::spec::{mapped, ProcessSpec, RawMachine, RawSpec, SetupOp, SetupStep};
+
+pub type SharedSpec = Rc<RefCell<RawSpec>>;
+
+/// Every global the scenario API adds, for the reference docs and tests.
+pub const GLOBALS: &[&str] =
+    &["machine", "process", "fork", "exit", "read", "write", "swapoff", "swapon", "swap_out", "getpid", "expect"];
+
+/// The methods of a process handle.
+pub const PROCESS_METHODS: &[&str] = &["map", "write", "read", "swap_out"];
+
+/// The system calls, written in Lua so that they can yield the program's
+/// coroutine and so that argument errors point at the caller's line.
+const PRELUDE: &str = r#"
+local yield, isyieldable, mtype, type, error, tostring = coroutine.yield, coroutine.isyieldable, math.type, type, error, tostring
+local format = string.format
+
+local function syscall(name, ...)
+  if not isyieldable() then
+    error(format("%s() is a system call of a simulated process: call it inside a process program, "
+      .. "e.g. process(\"p\", function() %s(...) end)", name, name), 3)
+  end
+  return yield(name, ...)
+end
+
+local function check_integer(fname, what, value)
+  if mtype(value) ~= "integer" or value < 0 then
+    error(format("%s: expected %s (a non-negative integer), got %s", fname, what,
+      mtype(value) or type(value)), 3)
+  end
+end
+
+function fork(program)
+  if program ~= nil and type(program) ~= "function" then
+    error("fork: expected the child's program (a function) or nothing, got " .. type(program), 2)
+  end
+  return syscall("fork", program)
+end
+
+function exit()
+  return syscall("exit")
+end
+
+function read(addr)
+  check_integer("read", "an address", addr)
+  return syscall("read", addr)
+end
+
+function write(addr)
+  check_integer("write", "an address", addr)
+  return syscall("write", addr)
+end
+
+function swapoff(device)
+  check_integer("swapoff", "a swap device number (1 is the first)", device)
+  return syscall("swapoff", device)
+end
+
+function swapon(device)
+  check_integer("swapon", "a swap device number (1 is the first)", device)
+  return syscall("swapon", device)
+end
+
+function swap_out(addr)
+  check_integer("swap_out", "an address", addr)
+  return syscall("swap_out", addr)
+end
+
+function getpid()
+  return syscall("getpid")
+end
+
+function expect(condition, message)
+  if message ~= nil and type(message) ~= "string" then
+    error("expect: the message must be a string, got " .. type(message), 2)
+  end
+  return syscall("expect", condition and true or false, message or "expectation failed")
+end
+"#;
+
+/// Install the API in a sandboxed state. `coroutine` is hidden afterwards:
+/// a program's own coroutines would swallow its system calls.
+pub fn register(lua: &Lua, spec: SharedSpec) -> mlua::Result<()> {
+    lua.set_app_data(spec);
+    let globals = lua.globals();
+    globals.set("machine", lua.create_function(machine)?)?;
+    globals.set("process", lua.create_function(process)?)?;
+    lua.load(PRELUDE).set_name("=swapsim").exec()?;
+    globals.set("coroutine", Value::Nil)?;
+    Ok(())
+}
+
+fn spec(lua: &Lua) -> SharedSpec {
+    lua.app_data_ref::<SharedSpec>().expect("register() stores the spec").clone()
+}
+
+/// The line of the scenario that called the current Rust function.
+fn caller_line(lua: &Lua) -> usize {
+    lua.inspect_stack(1, |debug| debug.current_line()).flatten().unwrap_or(0)
+}
+
+fn declaring(lua: &Lua, what: &str) -> mlua::Result<SharedSpec> {
+    let spec = spec(lua);
+    if spec.borrow().running {
+        return Err(mlua::Error::runtime(format!(
+            "{what} declares the scenario and only works while the file loads, not inside a process program"
+        )));
+    }
+    Ok(spec)
+}
+
+const MACHINE_FIELDS: &[&str] = &["cpus", "memory_pages", "swap_devices", "alloc_sleep", "step_budget"];
+
+/// `machine { cpus = 1, memory_pages = 1024, swap_devices = {64}, alloc_sleep = 0.2, step_budget = 1000000 }`
+fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
+    let spec = declaring(lua, "machine{}")?;
+    let line = caller_line(lua);
+    if let Some((_, first)) = &spec.borrow().machine {
+        return Err(mlua::Error::runtime(format!("machine{{}} is given twice (first on line {first})")));
+    }
+    let mut unknown: Vec<String> = Vec::new();
+    for pair in fields.pairs::<Value, Value>() {
+        let (key, _) = pair?;
+        let name = match &key {
+            Value::String(s) => s.to_string_lossy(),
+            other => format!("{other:?}"),
+        };
+        if !MACHINE_FIELDS.contains(&name.as_str()) {
+            unknown.push(name);
+        }
+    }
+    unknown.sort();
+    if let Some(name) = unknown.first() {
+        return Err(mlua::Error::runtime(format!(
+            "machine: unknown field '{name}' (the fields are {})",
+            MACHINE_FIELDS.join(", ")
+        )));
+    }
+    let integer = |name: &str| -> mlua::Result<Option<i64>> {
+        match fields.get::<Value>(name)? {
+            Value::Nil => Ok(None),
+            Value::Integer(n) => Ok(Some(n)),
+            other => {
+                Err(mlua::Error::runtime(format!("machine: {name} must be an integer, got {}", other.type_name())))
+            }
+        }
+    };
+    let alloc_sleep = match fields.get::<Value>("alloc_sleep")? {
+        Value::Nil => None,
+        Value::Integer(n) => Some(n as f64),
+        Value::Number(x) => Some(x),
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "machine: alloc_sleep must be a number, got {}",
+                other.type_name()
+            )))
+        }
+    };
+    let swap_devices = match fields.get::<Value>("swap_devices")? {
+        Value::Nil => None,
+        Value::Table(list) => {
+            let mut sizes = Vec::new();
+            for size in list.sequence_values::<Value>() {
+                match size? {
+                    Value::Integer(n) => sizes.push(n),
+                    other => {
+                        return Err(mlua::Error::runtime(format!(
+                            "machine: swap_devices lists sizes in pages (integers), got {}",
+                            other.type_name()
+                        )))
+                    }
+                }
+            }
+            Some(sizes)
+        }
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "machine: swap_devices must be a list of sizes in pages, e.g. {{64, 64}}, got {}",
+                other.type_name()
+            )))
+        }
+    };
+    let raw = RawMachine {
+        cpus: integer("cpus")?,
+        memory_pages: integer("memory_pages")?,
+        swap_devices,
+        alloc_sleep,
+        step_budget: integer("step_budget")?,
+    };
+    spec.borrow_mut().machine = Some((raw, line));
+    Ok(())
+}
+
+/// `process(name [, program])`: a process with its own empty address
+/// space; its program runs interleaved with the others.
+fn process(lua: &Lua, (name, program): (String, Option<Function>)) -> mlua::Result<LuaProcess> {
+    let spec = declaring(lua, "process()")?;
+    if name.is_empty() || name.len() > 32 || !name.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(mlua::Error::runtime(format!(
+            "process: the name must be 1 to 32 printable characters without spaces, got {name:?}"
+        )));
+    }
+    let line = caller_line(lua);
+    let mut spec = spec.borrow_mut();
+    if spec.processes.iter().any(|p| p.name == name) {
+        return Err(mlua::Error::runtime(format!("process: a process named {name:?} already exists")));
+    }
+    spec.processes.push(ProcessSpec { name, maps: Vec::new(), program, line });
+    Ok(LuaProcess(spec.processes.len() - 1))
+}
+
+/// A process handle: `local p = process("p", ...)`. Pids follow the order
+/// of declaration, from 1.
+pub struct LuaProcess(pub usize);
+
+impl LuaProcess {
+    fn setup(&self, lua: &Lua, what: &str, op: SetupOp) -> mlua::Result<()> {
+        let spec = declaring(lua, what)?;
+        let line = caller_line(lua);
+        let mut spec = spec.borrow_mut();
+        let addr = match op {
+            SetupOp::Write(a) | SetupOp::Read(a) | SetupOp::SwapOut(a) => a,
+        };
+        let process = &spec.processes[self.0];
+        if !mapped(&process.maps, addr) {
+            return Err(mlua::Error::runtime(format!(
+                "{what}: address {addr:#x} is not mapped in process {:?} (map it first with p:map(start, pages))",
+                process.name
+            )));
+        }
+        spec.setup.push(SetupStep { process: self.0, op, line });
+        Ok(())
+    }
+}
+
+fn address(what: &str, value: i64) -> mlua::Result<u64> {
+    if value < 0 {
+        return Err(mlua::Error::runtime(format!("{what}: expected an address (a non-negative integer), got {value}")));
+    }
+    Ok(value as u64)
+}
+
+impl UserData for LuaProcess {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("pid", |_, this| Ok(this.0 as i64 + 1));
+        fields.add_field_method_get("name", |lua, this| Ok(spec(lua).borrow().processes[this.0].name.clone()));
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_method("map", |lua, this, (start, pages): (i64, i64)| {
+            let spec = declaring(lua, "p:map()")?;
+            let start = address("map", start)?;
+            if !start.is_multiple_of(PAGE_SIZE) {
+                return Err(mlua::Error::runtime(format!("map: start {start:#x} is not page aligned (4096 bytes)")));
+            }
+            if !(1..=1 << 20).contains(&pages) {
+                return Err(mlua::Error::runtime(format!("map: pages must be between 1 and 1048576, got {pages}")));
+            }
+            let end = start + pages as u64 * PAGE_SIZE;
+            let mut spec = spec.borrow_mut();
+            let process = &mut spec.processes[this.0];
+            if process.maps.iter().any(|&(s, p)| s < end && start < s + p * PAGE_SIZE) {
+                return Err(mlua::Error::runtime(format!("map: {start:#x}..{end:#x} overlaps an earlier mapping")));
+            }
+            process.maps.push((start, pages as u64));
+            Ok(())
+        });
+        methods.add_method("write", |lua, this, addr: i64| {
+            this.setup(lua, "p:write()", SetupOp::Write(address("write", addr)?))
+        });
+        methods.add_method("read", |lua, this, addr: i64| {
+            this.setup(lua, "p:read()", SetupOp::Read(address("read", addr)?))
+        });
+        methods.add_method("swap_out", |lua, this, addr: i64| {
+            this.setup(lua, "p:swap_out()", SetupOp::SwapOut(address("swap_out", addr)?))
+        });
+        methods.add_meta_method("__tostring", |lua, this, ()| {
+            Ok(format!("process {} ({})", this.0 + 1, spec(lua).borrow().processes[this.0].name))
+        });
+    }
+}

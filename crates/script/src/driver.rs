@@ -1,0 +1,184 @@
+//! Runs a process program: a Lua coroutine whose system calls execute as
+//! kernel routines, step by step. Lua resumes only when a call returns, so
+//! Lua stays at system-call granularity and the kernel's steps are Rust.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use engine::Task;
+use kernel::memory::{user_access, Access};
+use kernel::{exit, fork, invariants, swapfile, vmscan, KResult, Kernel};
+use mlua::thread::ThreadStatus;
+use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Value};
+
+use crate::sandbox::{scenario_error, ScenarioError};
+
+/// What every running program shares.
+pub(crate) struct Ctx {
+    pub k: Rc<Kernel>,
+    pub lua: Lua,
+    pub path: String,
+    /// The first error raised by the scenario's own code while running.
+    pub error: RefCell<Option<ScenarioError>>,
+}
+
+impl Ctx {
+    fn fail(&self, t: &Task, error: ScenarioError) {
+        self.error.borrow_mut().get_or_insert(error);
+        t.sim().abort();
+    }
+}
+
+/// A system call request, parsed from what the program yielded.
+enum Request {
+    Fork(Option<Function>),
+    Exit,
+    Access { addr: u64, write: bool },
+    Swapoff(usize),
+    Swapon(usize),
+    SwapOut(u64),
+    Getpid,
+    Expect(bool, String),
+}
+
+/// After a system call: resume the program with these values, or stop.
+enum Next {
+    Resume(MultiValue),
+    Exited,
+}
+
+/// The body of a process task: start `program` (None: exit at once).
+pub(crate) fn start(ctx: Rc<Ctx>, program: Option<Function>) -> kernel::fork::ChildStart {
+    Box::new(move |t: Task| -> Pin<Box<dyn Future<Output = ()>>> { Box::pin(run_program(ctx, t, program)) })
+}
+
+async fn run_program(ctx: Rc<Ctx>, t: Task, program: Option<Function>) {
+    let thread = match program.map(|f| ctx.lua.create_thread(f)).transpose() {
+        Ok(thread) => thread,
+        Err(e) => return ctx.fail(&t, scenario_error(&e, &ctx.path)),
+    };
+    if let Some(thread) = thread {
+        let mut reply = MultiValue::new();
+        loop {
+            let yielded: MultiValue = match thread.resume(reply) {
+                Ok(values) => values,
+                Err(e) => return ctx.fail(&t, scenario_error(&e, &ctx.path)),
+            };
+            if thread.status() != ThreadStatus::Resumable {
+                break; // the program returned: exit()
+            }
+            let request = match parse_request(yielded) {
+                Ok(request) => request,
+                Err(message) => return ctx.fail(&t, ScenarioError { location: Some(ctx.path.clone()), message }),
+            };
+            match syscall(&ctx, &t, request).await {
+                Ok(Next::Resume(values)) => reply = values,
+                Ok(Next::Exited) | Err(_) => return,
+            }
+        }
+    }
+    let _ = syscall(&ctx, &t, Request::Exit).await;
+}
+
+fn parse_request(values: MultiValue) -> Result<Request, String> {
+    let mut values = values.into_iter();
+    let name = match values.next() {
+        Some(Value::String(s)) => s.to_string_lossy(),
+        _ => return Err("a process program yielded something that is not a system call".into()),
+    };
+    let mut arg = || values.next().unwrap_or(Value::Nil);
+    let integer = |v: Value| match v {
+        Value::Integer(n) if n >= 0 => Ok(n as u64),
+        _ => Err(format!("{name}: bad argument")),
+    };
+    Ok(match name.as_str() {
+        "fork" => Request::Fork(match arg() {
+            Value::Function(f) => Some(f),
+            _ => None,
+        }),
+        "exit" => Request::Exit,
+        "read" => Request::Access { addr: integer(arg())?, write: false },
+        "write" => Request::Access { addr: integer(arg())?, write: true },
+        // Users number devices from 1; the kernel's swap_info from 0.
+        "swapoff" => Request::Swapoff((integer(arg())? as usize).wrapping_sub(1)),
+        "swapon" => Request::Swapon((integer(arg())? as usize).wrapping_sub(1)),
+        "swap_out" => Request::SwapOut(integer(arg())?),
+        "getpid" => Request::Getpid,
+        "expect" => {
+            let ok = matches!(arg(), Value::Boolean(true));
+            let message = match arg() {
+                Value::String(s) => s.to_string_lossy(),
+                _ => "expectation failed".to_string(),
+            };
+            Request::Expect(ok, message)
+        }
+        other => return Err(format!("unknown system call {other:?}")),
+    })
+}
+
+fn values(lua: &Lua, value: impl IntoLuaMulti) -> MultiValue {
+    value.into_lua_multi(lua).unwrap_or_default()
+}
+
+/// Enter the kernel, run the request's routines, leave it: check the
+/// quiescent invariants when no task is left inside, and return to user
+/// space (a preemption point).
+async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
+    let k = &ctx.k;
+    k.enter_kernel();
+    let next = match request {
+        Request::Exit => {
+            exit::do_exit(k, t).await?;
+            Next::Exited
+        }
+        Request::Fork(program) => {
+            let pid = fork::do_fork(k, t, start(Rc::clone(ctx), program)).await?;
+            Next::Resume(values(&ctx.lua, pid))
+        }
+        Request::Access { addr, write } => match user_access(k, t, addr, write).await? {
+            Access::Done => Next::Resume(MultiValue::new()),
+            Access::Segv | Access::Killed => {
+                let pid = k.current(t);
+                let why = if write { "write" } else { "read" };
+                t.note("do_page_fault:signal", format!("pid {pid} killed by its {why} at {addr:#x}"));
+                exit::do_exit(k, t).await?;
+                Next::Exited
+            }
+        },
+        Request::Swapoff(type_) => {
+            let ret = swapfile::sys_swapoff(k, t, type_).await?;
+            if ret == 0 {
+                if let Some((invariant, message)) = invariants::check_swapoff_complete(k, type_) {
+                    t.violation(invariant, message);
+                }
+            }
+            Next::Resume(values(&ctx.lua, ret))
+        }
+        Request::Swapon(type_) => {
+            let ret = swapfile::sys_swapon(k, t, type_).await?;
+            Next::Resume(values(&ctx.lua, ret))
+        }
+        Request::SwapOut(addr) => {
+            let done = matches!(vmscan::swap_out_pte(k, t, addr).await?, vmscan::SwapOut::Done(_));
+            Next::Resume(values(&ctx.lua, done))
+        }
+        Request::Getpid => Next::Resume(values(&ctx.lua, k.current(t))),
+        Request::Expect(ok, message) => {
+            if !ok {
+                t.violation("scenario-expectation", message);
+            }
+            Next::Resume(MultiValue::new())
+        }
+    };
+    if k.leave_kernel() {
+        if let Some((invariant, message)) = invariants::check_quiescent(k) {
+            t.violation(invariant, message);
+        }
+    }
+    if let Next::Resume(_) = next {
+        t.return_to_user("ret_from_sys_call").await;
+    }
+    Ok(next)
+}

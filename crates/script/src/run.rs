@@ -1,0 +1,217 @@
+//! One run of a scenario: load and validate it, boot the machine, run the
+//! set-up steps one at a time, then interleave the process programs under
+//! the run's seed.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use engine::{Outcome, RandomChooser, ReplayChooser, Sim, SimConfig, Violation};
+use kernel::memory::{user_access, Access};
+use kernel::{invariants, swapfile, vmscan, Fixes, Kernel, Pid, Stats};
+
+use crate::api;
+use crate::driver::{self, Ctx};
+use crate::sandbox::{exec_source, new_sandbox, scenario_error, SandboxLimits, ScenarioError};
+use crate::spec::{RawSpec, Scenario, SetupOp};
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub fixes: Fixes,
+    pub seed: u64,
+    /// Keep the event log (off for multi-seed searches).
+    pub record_events: bool,
+    pub limits: SandboxLimits,
+}
+
+/// What a run produced.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub outcome: Outcome,
+    /// Steps of the interleaved phase.
+    pub steps: u64,
+    /// Simulated time at the end, in ns.
+    pub time_ns: u64,
+    pub stats: Stats,
+    /// Kernel messages, in order.
+    pub printk: Vec<String>,
+    /// What the scenario printed.
+    pub prints: Vec<String>,
+    /// The event log of the interleaved phase, one line per event.
+    pub events: Vec<EventLine>,
+    /// The choices the run made (its schedule).
+    pub choices: Vec<u32>,
+    /// The task that detected the violation, if any.
+    pub culprit: Option<String>,
+    /// Task names, in creation order.
+    pub tasks: Vec<String>,
+}
+
+/// One event of the log, rendered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventLine {
+    pub text: String,
+    /// Part of the story of the interleaving (see `Sim::is_key_event`).
+    pub key: bool,
+}
+
+/// Load `source` and validate it, without running anything.
+pub fn load(
+    path: &str,
+    source: &str,
+    seed: u64,
+    limits: SandboxLimits,
+) -> Result<(mlua::Lua, crate::sandbox::PrintLog, Scenario), ScenarioError> {
+    let (lua, prints) = new_sandbox(seed, limits)?;
+    let spec: api::SharedSpec = Rc::new(RefCell::new(RawSpec::default()));
+    api::register(&lua, Rc::clone(&spec)).map_err(|e| scenario_error(&e, path))?;
+    exec_source(&lua, path, source)?;
+    let scenario = spec.borrow().validate(path)?;
+    spec.borrow_mut().running = true;
+    Ok((lua, prints, scenario))
+}
+
+/// Run the scenario once.
+pub fn run(path: &str, source: &str, options: &RunOptions) -> Result<RunReport, ScenarioError> {
+    let (lua, prints, scenario) = load(path, source, options.seed, options.limits)?;
+    let config = SimConfig {
+        cpus: scenario.machine.cpus,
+        step_budget: scenario.step_budget,
+        record_events: options.record_events,
+        ..SimConfig::default()
+    };
+    // Boot and set-up are deterministic: always the first option, no
+    // allocation sleeps.
+    let sim = Sim::new(config, Box::new(ReplayChooser::new(Vec::new())));
+    let k = Kernel::new(Rc::clone(&sim), &scenario.machine, options.fixes);
+    let result = boot_and_run(&sim, &k, lua, prints, &scenario, path, options);
+    sim.shutdown();
+    result
+}
+
+fn boot_and_run(
+    sim: &Rc<Sim>,
+    k: &Rc<Kernel>,
+    lua: mlua::Lua,
+    prints: crate::sandbox::PrintLog,
+    scenario: &Scenario,
+    path: &str,
+    options: &RunOptions,
+) -> Result<RunReport, ScenarioError> {
+    let at = |line: usize, message: String| ScenarioError { location: Some(format!("{path}:{line}")), message };
+
+    // The processes, with their mappings (pids 1, 2, ... in order).
+    let mut pids: Vec<Pid> = Vec::new();
+    for process in &scenario.processes {
+        let pid = k.create_process(&process.name);
+        for &(start, pages) in &process.maps {
+            k.map_anonymous(pid, start, pages).map_err(|m| at(process.line, m))?;
+        }
+        pids.push(pid);
+    }
+
+    // Boot: swapon every device.
+    for type_ in 0..scenario.machine.swap_devices.len() {
+        let kk = Rc::clone(k);
+        sim.spawn("boot", move |t| async move {
+            let _ = swapfile::sys_swapon(&kk, &t, type_).await;
+        });
+    }
+    let outcome = sim.run();
+    if outcome != Outcome::Finished {
+        return Err(ScenarioError { location: Some(path.to_string()), message: format!("boot failed: {outcome:?}") });
+    }
+
+    // Set-up steps, one task each, run to completion in order.
+    for step in &scenario.setup {
+        let process = &scenario.processes[step.process];
+        let pid = pids[step.process];
+        let failure: Rc<RefCell<Option<String>>> = Rc::new(RefCell::new(None));
+        let (kk, failed) = (Rc::clone(k), Rc::clone(&failure));
+        let op = step.op;
+        let task = sim.spawn(format!("setup:{}", process.name), move |t| async move {
+            let problem = match op {
+                SetupOp::Write(addr) | SetupOp::Read(addr) => {
+                    let write = matches!(op, SetupOp::Write(_));
+                    match user_access(&kk, &t, addr, write).await {
+                        Ok(Access::Done) => None,
+                        Ok(_) => Some(format!("the access at {addr:#x} failed (out of memory?)")),
+                        Err(_) => None,
+                    }
+                }
+                SetupOp::SwapOut(addr) => match vmscan::page_out(&kk, &t, addr).await {
+                    Ok(Ok(_)) => None,
+                    Ok(Err(message)) => Some(message),
+                    Err(_) => None,
+                },
+            };
+            *failed.borrow_mut() = problem;
+        });
+        k.bind(task, pid);
+        let outcome = sim.run();
+        if let Some(message) = failure.borrow_mut().take() {
+            return Err(at(step.line, format!("set-up step failed: {message}")));
+        }
+        if outcome != Outcome::Finished {
+            return Err(at(step.line, format!("set-up step did not finish: {}", describe(&outcome))));
+        }
+    }
+    if let Some((invariant, message)) = invariants::check_quiescent(k) {
+        return Err(ScenarioError {
+            location: Some(path.to_string()),
+            message: format!("the state after set-up breaks {invariant}: {message}"),
+        });
+    }
+
+    // The interleaved phase.
+    k.w().stats = Stats::default();
+    sim.set_chooser(Box::new(RandomChooser::new(options.seed, scenario.alloc_sleep)));
+    let ctx = Rc::new(Ctx { k: Rc::clone(k), lua, path: path.to_string(), error: RefCell::new(None) });
+    for (process, &pid) in scenario.processes.iter().zip(&pids) {
+        let Some(program) = process.program.clone() else { continue };
+        let task = sim.spawn(process.name.clone(), driver::start(Rc::clone(&ctx), Some(program)));
+        k.bind(task, pid);
+    }
+    let mut outcome = sim.run();
+    if let Some(error) = ctx.error.borrow_mut().take() {
+        return Err(error);
+    }
+    if outcome == Outcome::Finished {
+        if let Some((invariant, message)) = invariants::check_quiescent(k) {
+            outcome = Outcome::Violation(Violation { invariant, message, step: sim.steps(), task: None });
+        }
+    }
+    let culprit = match &outcome {
+        Outcome::Violation(Violation { task: Some(t), .. }) => Some(sim.task_name(*t)),
+        _ => None,
+    };
+    let events = if options.record_events {
+        sim.events().iter().map(|e| EventLine { text: sim.render_event(e), key: sim.is_key_event(e) }).collect()
+    } else {
+        Vec::new()
+    };
+    let w = k.w();
+    Ok(RunReport {
+        outcome,
+        steps: sim.steps(),
+        time_ns: sim.now(),
+        stats: w.stats,
+        printk: w.printk.clone(),
+        prints: prints.borrow().clone(),
+        events,
+        choices: sim.choices(),
+        culprit,
+        tasks: (0..sim.task_count()).map(|i| sim.task_name(engine::TaskId(i as u32))).collect(),
+    })
+}
+
+/// An outcome in words.
+pub fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Finished => "finished: every invariant held".to_string(),
+        Outcome::Violation(v) => format!("VIOLATION of {} at step {}: {}", v.invariant, v.step, v.message),
+        Outcome::Deadlock(waiters) => format!("DEADLOCK: {}", waiters.join("; ")),
+        Outcome::StepLimit(n) => format!("STEP LIMIT: the run took more than {n} steps (livelock?)"),
+        Outcome::Aborted => "aborted".to_string(),
+    }
+}

@@ -1,0 +1,144 @@
+//! The scenario as declared by its Lua file: first raw (what the calls
+//! said, with the line of each), then validated into a [`Scenario`] before
+//! anything runs — a bad scenario fails before step 0.
+
+use kernel::{Machine, PAGE_SIZE};
+
+use crate::sandbox::ScenarioError;
+
+/// One set-up step, run as its process before interleaving starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetupOp {
+    /// Store to the page at the address (faulting it in if needed).
+    Write(u64),
+    /// Load from it.
+    Read(u64),
+    /// Push the page out to swap (page stealer, write-out, shrink_mmap).
+    SwapOut(u64),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetupStep {
+    /// Index into [`Scenario::processes`].
+    pub process: usize,
+    pub op: SetupOp,
+    /// Line of the scenario that asked for it.
+    pub line: usize,
+}
+
+/// A process the scenario declared.
+#[derive(Clone, Debug)]
+pub struct ProcessSpec {
+    pub name: String,
+    /// Anonymous mappings: (start, pages).
+    pub maps: Vec<(u64, u64)>,
+    /// Its program, run interleaved (none: the process only exists).
+    pub program: Option<mlua::Function>,
+    pub line: usize,
+}
+
+/// What the Lua calls declared, as they were made.
+#[derive(Debug, Default)]
+pub struct RawSpec {
+    pub machine: Option<(RawMachine, usize)>,
+    pub processes: Vec<ProcessSpec>,
+    pub setup: Vec<SetupStep>,
+    /// True once interleaving started: declarations are then refused.
+    pub running: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RawMachine {
+    pub cpus: Option<i64>,
+    pub memory_pages: Option<i64>,
+    pub swap_devices: Option<Vec<i64>>,
+    pub alloc_sleep: Option<f64>,
+    pub step_budget: Option<i64>,
+}
+
+/// A validated scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub machine: Machine,
+    /// Probability that an allocation which may sleep does sleep, in
+    /// random runs.
+    pub alloc_sleep: f64,
+    pub step_budget: u64,
+    pub processes: Vec<ProcessSpec>,
+    pub setup: Vec<SetupStep>,
+}
+
+pub const DEFAULT_CPUS: usize = 1;
+pub const DEFAULT_MEMORY_PAGES: u32 = 1024;
+pub const DEFAULT_ALLOC_SLEEP: f64 = 0.2;
+pub const DEFAULT_STEP_BUDGET: u64 = 1_000_000;
+pub const MAX_CPUS: i64 = 64;
+
+impl RawSpec {
+    /// Check everything that can be checked without running, and give the
+    /// scenario line of the first problem.
+    pub fn validate(&self, path: &str) -> Result<Scenario, ScenarioError> {
+        let at = |line: usize, message: String| ScenarioError { location: Some(format!("{path}:{line}")), message };
+        let (raw, line) = self.machine.clone().unwrap_or_default();
+        let cpus = raw.cpus.unwrap_or(DEFAULT_CPUS as i64);
+        if !(1..=MAX_CPUS).contains(&cpus) {
+            return Err(at(line, format!("machine: cpus must be between 1 and {MAX_CPUS}, got {cpus}")));
+        }
+        let memory_pages = raw.memory_pages.unwrap_or(DEFAULT_MEMORY_PAGES as i64);
+        if !(1..=1 << 24).contains(&memory_pages) {
+            return Err(at(line, format!("machine: memory_pages must be between 1 and 16777216, got {memory_pages}")));
+        }
+        let swap_devices = raw.swap_devices.unwrap_or_default();
+        if swap_devices.len() > kernel::MAX_SWAPFILES {
+            return Err(at(line, format!("machine: at most {} swap devices (MAX_SWAPFILES)", kernel::MAX_SWAPFILES)));
+        }
+        for (i, &size) in swap_devices.iter().enumerate() {
+            if !(2..=1 << 20).contains(&size) {
+                return Err(at(
+                    line,
+                    format!("machine: swap device {} must have between 2 and 1048576 pages (slot 0 is the header), got {size}", i + 1),
+                ));
+            }
+        }
+        let alloc_sleep = raw.alloc_sleep.unwrap_or(DEFAULT_ALLOC_SLEEP);
+        if !(0.0..=1.0).contains(&alloc_sleep) {
+            return Err(at(line, format!("machine: alloc_sleep is a probability in [0, 1], got {alloc_sleep}")));
+        }
+        let step_budget = raw.step_budget.unwrap_or(DEFAULT_STEP_BUDGET as i64);
+        if step_budget < 1 {
+            return Err(at(line, format!("machine: step_budget must be positive, got {step_budget}")));
+        }
+        if self.processes.is_empty() {
+            return Err(ScenarioError {
+                location: Some(path.to_string()),
+                message: "the scenario declares no process: add process(\"name\", function() ... end)".into(),
+            });
+        }
+        for step in &self.setup {
+            if let SetupOp::SwapOut(_) = step.op {
+                if swap_devices.is_empty() {
+                    return Err(at(
+                        step.line,
+                        "swap_out: the machine has no swap device (machine{ swap_devices = {64} })".into(),
+                    ));
+                }
+            }
+        }
+        Ok(Scenario {
+            machine: Machine {
+                cpus: cpus as usize,
+                memory_pages: memory_pages as u32,
+                swap_devices: swap_devices.iter().map(|&s| s as u32).collect(),
+            },
+            alloc_sleep,
+            step_budget: step_budget as u64,
+            processes: self.processes.clone(),
+            setup: self.setup.clone(),
+        })
+    }
+}
+
+/// Whether `addr` lies in one of the mappings.
+pub fn mapped(maps: &[(u64, u64)], addr: u64) -> bool {
+    maps.iter().any(|&(start, pages)| start <= addr && addr < start + pages * PAGE_SIZE)
+}
