@@ -51,3 +51,6 @@ pub struct Oops;
 
 /// The result of a kernel routine that may oops.
 pub type KResult<T> = Result<T, Oops>;
+
+#[cfg(test)]
+mod tests;

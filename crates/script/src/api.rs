@@ -208,7 +208,7 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
 
 /// `process(name [, program])`: a process with its own empty address
 /// space; its program runs interleaved with the others.
-fn process(lua: &Lua, (name, program): (String, Option<Function>)) -> mlua::Result<LuaProcess> {
+fn process(lua: &Lua, (name, program): (String, Option<Function>)) -> mlua::Result<Process> {
     let spec = declaring(lua, "process()")?;
     if name.is_empty() || name.len() > 32 || !name.chars().all(|c| c.is_ascii_graphic()) {
         return Err(mlua::Error::runtime(format!(
@@ -221,14 +221,14 @@ fn process(lua: &Lua, (name, program): (String, Option<Function>)) -> mlua::Resu
         return Err(mlua::Error::runtime(format!("process: a process named {name:?} already exists")));
     }
     spec.processes.push(ProcessSpec { name, maps: Vec::new(), program, line });
-    Ok(LuaProcess(spec.processes.len() - 1))
+    Ok(Process(spec.processes.len() - 1))
 }
 
 /// A process handle: `local p = process("p", ...)`. Pids follow the order
 /// of declaration, from 1.
-pub struct LuaProcess(pub usize);
+pub struct Process(pub usize);
 
-impl LuaProcess {
+impl Process {
     fn setup(&self, lua: &Lua, what: &str, op: SetupOp) -> mlua::Result<()> {
         let spec = declaring(lua, what)?;
         let line = caller_line(lua);
@@ -255,7 +255,7 @@ fn address(what: &str, value: i64) -> mlua::Result<u64> {
     Ok(value as u64)
 }
 
-impl UserData for LuaProcess {
+impl UserData for Process {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
         fields.add_field_method_get("pid", |_, this| Ok(this.0 as i64 + 1));
         fields.add_field_method_get("name", |lua, this| Ok(spec(lua).borrow().processes[this.0].name.clone()));

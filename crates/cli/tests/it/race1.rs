@@ -1,0 +1,57 @@
+//! Race 1 of the seed: found under pre4, gone under the patch.
+
+use crate::swapsim;
+
+/// The seed the README tells newcomers to try first.
+const README_SEED: &str = "2";
+
+#[test]
+fn pre4_breaks_race1_with_the_readme_seed() {
+    let run = swapsim(&["run", "scenarios/race1_fork.lua", "--kernel", "pre4", "--seed", README_SEED]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("result:   VIOLATION swapoff-completeness"), "{}", run.stdout);
+    assert!(run.stdout.contains("swapoff(1) returned 0 but the pte at 0x10000"), "{}", run.stdout);
+    assert!(run.stdout.contains("which was not on the task list"), "{}", run.stdout);
+    assert!(run.stdout.contains("VM: Undead swap entry 1:1"), "{}", run.stdout);
+    assert!(run.stdout.contains("copied swap entry 1:1 at 0x10000 into mm#3"), "the story shows the copy: {}", run.stdout);
+    assert!(
+        run.stdout.contains("replay:   swapsim run scenarios/race1_fork.lua --kernel pre4 --seed 2"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn patched_runs_the_readme_seed_clean() {
+    let run = swapsim(&["run", "scenarios/race1_fork.lua", "--kernel", "patched", "--seed", README_SEED]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("result:   clean: every invariant held"), "{}", run.stdout);
+    assert!(run.stdout.contains("1 swapoffs"), "swapoff really ran: {}", run.stdout);
+}
+
+#[test]
+fn a_thousand_seeds_break_pre4_and_none_break_the_patch() {
+    let pre4 = swapsim(&["run", "scenarios/race1_fork.lua", "--kernel", "pre4", "--seeds", "1..1000"]);
+    assert_eq!(pre4.code, 1, "{}", pre4.stdout);
+    let summary = pre4.stdout.lines().find(|l| l.starts_with("result:")).unwrap();
+    assert!(summary.contains("swapoff-completeness"), "{summary}");
+    let broke: u64 = summary.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!(broke >= 100, "race 1 should be common in pre4: {summary}");
+
+    let patched = swapsim(&["run", "scenarios/race1_fork.lua", "--kernel", "patched", "--seeds", "1..1000"]);
+    assert_eq!(patched.code, 0, "{}", patched.stdout);
+    assert!(patched.stdout.contains("result:   1000 seeds, none broke"), "{}", patched.stdout);
+}
+
+#[test]
+fn the_race1_report_matches_its_golden_file() {
+    let run = swapsim(&["run", "scenarios/race1_fork.lua", "--kernel", "pre4", "--seed", README_SEED]);
+    crate::determinism::check_golden("race1_pre4_seed2.txt", &run.stdout);
+}
+
+#[test]
+fn kernels_lists_both_variants() {
+    let run = swapsim(&["kernels"]);
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.contains("pre4 ") && run.stdout.contains("patched "), "{}", run.stdout);
+}
