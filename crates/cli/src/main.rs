@@ -27,6 +27,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A panic is a bug in swapsim itself, never the user's fault: say so in
+    // one paragraph, without a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("internal error: swapsim hit a bug in itself ({info}); please report it with the command you ran");
+    }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -55,3 +55,12 @@ fn kernels_lists_both_variants() {
     assert_eq!(run.code, 0);
     assert!(run.stdout.contains("pre4 ") && run.stdout.contains("patched "), "{}", run.stdout);
 }
+
+#[test]
+fn the_swapoff_loop_breaks_pre4_and_holds_patched() {
+    let pre4 = swapsim(&["run", "scenarios/swapoff_loop.lua", "--kernel", "pre4", "--seeds", "1..10"]);
+    assert_eq!(pre4.code, 1, "{}", pre4.stdout);
+    assert!(pre4.stdout.contains("fault-result"), "race 3 shows: {}", pre4.stdout);
+    let patched = swapsim(&["run", "scenarios/swapoff_loop.lua", "--kernel", "patched", "--seeds", "1..10"]);
+    assert_eq!(patched.code, 0, "{}", patched.stdout);
+}

@@ -1,0 +1,63 @@
+//! `cargo bench -p cli`: how fast the simulator runs the race-1 scenario.
+//! Prints figures; asserts nothing about speed (timing belongs here, not in
+//! tests). Wall-clock time is read only to report speed, never fed into a
+//! run.
+
+use std::time::Instant;
+
+use kernel::Variant;
+use script::sandbox::SandboxLimits;
+use script::RunOptions;
+
+fn main() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let path = "scenarios/race1_fork.lua";
+    let source = std::fs::read_to_string(format!("{root}/{path}")).expect("the race-1 scenario");
+    println!("{:<10} {:<8} {:>6} {:>10} {:>12} {:>14}", "kernel", "events", "runs", "steps", "runs/s", "steps/s");
+    for variant in Variant::ALL {
+        for record_events in [false, true] {
+            let runs = 2000u64;
+            let start = Instant::now();
+            let mut steps = 0u64;
+            for seed in 1..=runs {
+                let options = RunOptions { fixes: variant.fixes(), seed, record_events, limits: SandboxLimits::default() };
+                steps += script::run::run(path, &source, &options).expect("the scenario runs").steps;
+            }
+            let secs = start.elapsed().as_secs_f64();
+            println!(
+                "{:<10} {:<8} {:>6} {:>10} {:>12.0} {:>14.0}",
+                variant.name(),
+                if record_events { "on" } else { "off" },
+                runs,
+                steps,
+                runs as f64 / secs,
+                steps as f64 / secs
+            );
+        }
+    }
+    // The engine alone: a long run of one scenario, where Lua set-up is a
+    // negligible share of the time.
+    let long = r#"
+        machine { cpus = 2, memory_pages = 256, swap_devices = { 64 }, alloc_sleep = 0.1 }
+        local p = process("p", function()
+          for round = 1, 200 do
+            for i = 0, 7 do write(0x100000 + i * 4096) end
+            for i = 0, 7 do swap_out(0x100000 + i * 4096) end
+            for i = 0, 7 do read(0x100000 + i * 4096) end
+          end
+        end)
+        p:map(0x100000, 8)
+        process("q", function()
+          for round = 1, 50 do swapoff(1); swapon(1) end
+        end)
+    "#;
+    let start = Instant::now();
+    let mut steps = 0;
+    let runs = 20;
+    for seed in 1..=runs {
+        let options = RunOptions { fixes: Variant::Patched.fixes(), seed, record_events: false, limits: SandboxLimits::default() };
+        steps += script::run::run("long.lua", long, &options).expect("the long scenario runs").steps;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!("long run (patched, 2 cpus, swapoff/swapon loop): {runs} runs, {steps} steps, {:.0} steps/s", steps as f64 / secs);
+}
