@@ -20,7 +20,8 @@ fn main() {
             let start = Instant::now();
             let mut steps = 0u64;
             for seed in 1..=runs {
-                let options = RunOptions { fixes: variant.fixes(), seed, record_events, limits: SandboxLimits::default() };
+                let options =
+                    RunOptions { fixes: variant.fixes(), seed, record_events, limits: SandboxLimits::default() };
                 steps += script::run::run(path, &source, &options).expect("the scenario runs").steps;
             }
             let secs = start.elapsed().as_secs_f64();
@@ -55,9 +56,17 @@ fn main() {
     let mut steps = 0;
     let runs = 20;
     for seed in 1..=runs {
-        let options = RunOptions { fixes: Variant::Patched.fixes(), seed, record_events: false, limits: SandboxLimits::default() };
+        let options = RunOptions {
+            fixes: Variant::Patched.fixes(),
+            seed,
+            record_events: false,
+            limits: SandboxLimits::default(),
+        };
         steps += script::run::run("long.lua", long, &options).expect("the long scenario runs").steps;
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("long run (patched, 2 cpus, swapoff/swapon loop): {runs} runs, {steps} steps, {:.0} steps/s", steps as f64 / secs);
+    println!(
+        "long run (patched, 2 cpus, swapoff/swapon loop): {runs} runs, {steps} steps, {:.0} steps/s",
+        steps as f64 / secs
+    );
 }

@@ -51,7 +51,16 @@ fn same_scenario_seed_and_kernel_give_identical_output_and_event_log() {
 fn a_different_seed_gives_a_different_schedule() {
     let log_for = |seed: &str| {
         let log = temp(&format!("events-seed-{seed}.log"));
-        swapsim(&["run", "scenarios/race1_fork.lua", "--kernel", "patched", "--seed", seed, "--events", log.to_str().unwrap()]);
+        swapsim(&[
+            "run",
+            "scenarios/race1_fork.lua",
+            "--kernel",
+            "patched",
+            "--seed",
+            seed,
+            "--events",
+            log.to_str().unwrap(),
+        ]);
         std::fs::read_to_string(log).unwrap()
     };
     assert_ne!(log_for("1"), log_for("2"));

@@ -13,7 +13,11 @@ fn pre4_breaks_race1_with_the_readme_seed() {
     assert!(run.stdout.contains("swapoff(1) returned 0 but the pte at 0x10000"), "{}", run.stdout);
     assert!(run.stdout.contains("which was not on the task list"), "{}", run.stdout);
     assert!(run.stdout.contains("VM: Undead swap entry 1:1"), "{}", run.stdout);
-    assert!(run.stdout.contains("copied swap entry 1:1 at 0x10000 into mm#3"), "the story shows the copy: {}", run.stdout);
+    assert!(
+        run.stdout.contains("copied swap entry 1:1 at 0x10000 into mm#3"),
+        "the story shows the copy: {}",
+        run.stdout
+    );
     assert!(
         run.stdout.contains("replay:   swapsim run scenarios/race1_fork.lua --kernel pre4 --seed 2"),
         "{}",
