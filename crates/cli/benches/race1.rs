@@ -6,7 +6,6 @@
 use std::time::Instant;
 
 use kernel::Variant;
-use script::sandbox::SandboxLimits;
 use script::RunOptions;
 
 fn main() {

@@ -8,7 +8,6 @@ use clap::Args;
 use engine::{format_ns, Outcome};
 use kernel::Variant;
 use script::run::describe;
-use script::sandbox::SandboxLimits;
 use script::{RunOptions, RunReport};
 
 #[derive(Args)]
@@ -71,7 +70,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
 }
 
 fn options(args: &RunArgs, seed: u64, record_events: bool) -> RunOptions {
-    RunOptions { fixes: args.kernel.fixes(), seed, record_events, limits: SandboxLimits::default() }
+    RunOptions { record_events, ..RunOptions::new(args.kernel.fixes(), seed) }
 }
 
 fn replay_command(args: &RunArgs, path: &str, seed: u64) -> String {

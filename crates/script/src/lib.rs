@@ -2,7 +2,6 @@
 //!
 //! ```
 //! use script::{run, RunOptions};
-//! use script::sandbox::SandboxLimits;
 //! use kernel::Variant;
 //!
 //! let source = r#"
@@ -12,7 +11,7 @@
 //!     p:write(0x10000)
 //!     p:swap_out(0x10000)
 //! "#;
-//! let options = RunOptions { fixes: Variant::Patched.fixes(), seed: 1, record_events: false, limits: SandboxLimits::default() };
+//! let options = RunOptions::new(Variant::Patched.fixes(), 1);
 //! let report = run::run("example.lua", source, &options).unwrap();
 //! assert_eq!(report.outcome, engine::Outcome::Finished);
 //! assert_eq!(report.stats.swap_ins, 1);

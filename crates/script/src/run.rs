@@ -22,6 +22,16 @@ pub struct RunOptions {
     /// Keep the event log (off for multi-seed searches).
     pub record_events: bool,
     pub limits: SandboxLimits,
+    /// Replay these choices instead of drawing them from the seed (the
+    /// seed still seeds the scenario's `math.random`).
+    pub schedule: Option<Vec<u32>>,
+}
+
+impl RunOptions {
+    /// A random run of `seed` with the event log kept.
+    pub fn new(fixes: Fixes, seed: u64) -> RunOptions {
+        RunOptions { fixes, seed, record_events: true, limits: SandboxLimits::default(), schedule: None }
+    }
 }
 
 /// What a run produced.
@@ -165,7 +175,10 @@ fn boot_and_run(
 
     // The interleaved phase.
     k.w().stats = Stats::default();
-    sim.set_chooser(Box::new(RandomChooser::new(options.seed, scenario.alloc_sleep)));
+    match &options.schedule {
+        Some(choices) => sim.set_chooser(Box::new(ReplayChooser::new(choices.clone()))),
+        None => sim.set_chooser(Box::new(RandomChooser::new(options.seed, scenario.alloc_sleep))),
+    }
     let ctx = Rc::new(Ctx { k: Rc::clone(k), lua, path: path.to_string(), error: RefCell::new(None) });
     for (process, &pid) in scenario.processes.iter().zip(&pids) {
         let Some(program) = process.program.clone() else { continue };

@@ -1,0 +1,95 @@
+//! Properties that must hold for every seed and every small program:
+//! determinism, exact replay of a recorded schedule, and the patched kernel
+//! keeping every invariant on random fork/exit/fault/swapoff workloads.
+
+use engine::Outcome;
+use kernel::Variant;
+use proptest::prelude::*;
+use script::{run::run, RunOptions};
+
+/// One system call of a generated program.
+#[derive(Clone, Debug)]
+enum Op {
+    Read(u8),
+    Write(u8),
+    SwapOut(u8),
+    Fork(Vec<Op>),
+    Swapoff,
+    Swapon,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let leaf = prop_oneof![
+        (0u8..4).prop_map(Op::Read),
+        (0u8..4).prop_map(Op::Write),
+        (0u8..4).prop_map(Op::SwapOut),
+        Just(Op::Swapoff),
+        Just(Op::Swapon),
+    ];
+    leaf.prop_recursive(2, 12, 4, |inner| prop::collection::vec(inner, 0..4).prop_map(Op::Fork))
+}
+
+fn lua(ops: &[Op]) -> String {
+    ops.iter()
+        .map(|op| match op {
+            Op::Read(i) => format!("read(0x10000 + {i} * 4096)"),
+            Op::Write(i) => format!("write(0x10000 + {i} * 4096)"),
+            Op::SwapOut(i) => format!("swap_out(0x10000 + {i} * 4096)"),
+            Op::Fork(child) => format!("fork(function() {} end)", lua(child)),
+            Op::Swapoff => "swapoff(1)".to_string(),
+            Op::Swapon => "swapon(1)".to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn scenario(cpus: u8, programs: &[Vec<Op>], swapped: u8) -> String {
+    let mut s =
+        format!("machine {{ cpus = {cpus}, memory_pages = 128, swap_devices = {{ 32 }}, alloc_sleep = 0.3 }}\n");
+    for (n, program) in programs.iter().enumerate() {
+        s += &format!("local p{n} = process(\"p{n}\", function() {} end)\n", lua(program));
+        s += &format!("p{n}:map(0x10000, 4)\n");
+        for i in 0..4 {
+            s += &format!("p{n}:write(0x10000 + {i} * 4096)\n");
+        }
+        for i in 0..swapped.min(4) {
+            s += &format!("p{n}:swap_out(0x10000 + {i} * 4096)\n");
+        }
+    }
+    s
+}
+
+fn workload() -> impl Strategy<Value = (u8, Vec<Vec<Op>>, u8, u64)> {
+    (1u8..=3, prop::collection::vec(prop::collection::vec(op(), 1..6), 1..4), 0u8..=4, any::<u64>())
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(48)
+}
+
+proptest! {
+    // 48 cases in CI; PROPTEST_CASES=N for a longer search.
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_patched_kernel_keeps_every_invariant((cpus, programs, swapped, seed) in workload()) {
+        let source = scenario(cpus, &programs, swapped);
+        let report = run("gen.lua", &source, &RunOptions::new(Variant::Patched.fixes(), seed)).unwrap();
+        prop_assert_eq!(&report.outcome, &Outcome::Finished, "{}\n{:?}", source, report.printk);
+    }
+
+    #[test]
+    fn a_run_is_a_function_of_its_inputs_and_replays_from_its_choices((cpus, programs, swapped, seed) in workload()) {
+        let source = scenario(cpus, &programs, swapped);
+        for variant in Variant::ALL {
+            let first = run("gen.lua", &source, &RunOptions::new(variant.fixes(), seed)).unwrap();
+            let again = run("gen.lua", &source, &RunOptions::new(variant.fixes(), seed)).unwrap();
+            prop_assert_eq!(&first.events, &again.events);
+            prop_assert_eq!(&first.outcome, &again.outcome);
+            let replay_options = RunOptions { schedule: Some(first.choices.clone()), ..RunOptions::new(variant.fixes(), seed) };
+            let replayed = run("gen.lua", &source, &replay_options).unwrap();
+            prop_assert_eq!(&first.events, &replayed.events, "replaying the recorded choices");
+            prop_assert_eq!(&first.outcome, &replayed.outcome);
+        }
+    }
+}
