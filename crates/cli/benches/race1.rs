@@ -19,8 +19,7 @@ fn main() {
             let start = Instant::now();
             let mut steps = 0u64;
             for seed in 1..=runs {
-                let options =
-                    RunOptions { fixes: variant.fixes(), seed, record_events, limits: SandboxLimits::default() };
+                let options = RunOptions { record_events, ..RunOptions::new(variant.fixes(), seed) };
                 steps += script::run::run(path, &source, &options).expect("the scenario runs").steps;
             }
             let secs = start.elapsed().as_secs_f64();
@@ -55,12 +54,7 @@ fn main() {
     let mut steps = 0;
     let runs = 20;
     for seed in 1..=runs {
-        let options = RunOptions {
-            fixes: Variant::Patched.fixes(),
-            seed,
-            record_events: false,
-            limits: SandboxLimits::default(),
-        };
+        let options = RunOptions { record_events: false, ..RunOptions::new(Variant::Patched.fixes(), seed) };
         steps += script::run::run("long.lua", long, &options).expect("the long scenario runs").steps;
     }
     let secs = start.elapsed().as_secs_f64();
