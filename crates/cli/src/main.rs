@@ -22,7 +22,7 @@ struct Cli {
 enum Command {
     /// Run a scenario under one seed, or a range of seeds.
     Run(run_cmd::RunArgs),
-    /// List the kernel variants.
+    /// List the kernel variants and the fixes that can be switched alone.
     Kernels,
 }
 
@@ -43,10 +43,23 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run_cmd::run(&args),
         Command::Kernels => {
-            for variant in kernel::Variant::ALL {
-                println!("{:<8} {}", variant.name(), variant.description());
-            }
+            print!("{}", kernels_text());
             ExitCode::SUCCESS
         }
     }
+}
+
+/// `swapsim kernels`: the variants, then each fix with what it changes and
+/// which races it closes.
+fn kernels_text() -> String {
+    use kernel::{Variant, FIXES};
+    let mut out = String::from("Kernel variants (--kernel NAME):\n");
+    for variant in Variant::ALL {
+        out += &format!("  {:<13} {}\n", variant.name(), variant.description());
+    }
+    out += "\nFixes (--fix NAME / --no-fix NAME, on top of a variant):\n";
+    for fix in &FIXES {
+        out += &format!("  {:<13} {}\n  {:<13} closes race {}\n", fix.name, fix.change, "", fix.closes);
+    }
+    out
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use engine::{format_ns, Outcome};
-use kernel::Variant;
+use kernel::{Fixes, Variant};
 use script::run::describe;
 use script::{RunOptions, RunReport};
 
@@ -20,6 +20,12 @@ pub struct RunArgs {
     /// Kernel variant: pre4 (2.3.99-pre4/5) or patched (with the seed's fixes).
     #[arg(long, default_value = "pre4", value_parser = parse_variant)]
     pub kernel: Variant,
+    /// Switch one fix of the seed's patch on, on top of the kernel variant (repeatable).
+    #[arg(long = "fix", value_name = "NAME")]
+    pub fix: Vec<String>,
+    /// Switch one fix off (repeatable). `swapsim kernels` lists the fixes.
+    #[arg(long = "no-fix", value_name = "NAME")]
+    pub no_fix: Vec<String>,
     /// The seed of the run's random schedule.
     #[arg(long, default_value_t = 1, conflicts_with = "seeds")]
     pub seed: u64,
@@ -54,7 +60,53 @@ pub fn content_hash(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
+/// The kernel to run: the variant with the --fix/--no-fix switches applied.
+pub struct KernelChoice {
+    pub variant: Variant,
+    pub fixes: Fixes,
+}
+
+impl KernelChoice {
+    pub fn from_args(variant: Variant, on: &[String], off: &[String]) -> Result<KernelChoice, String> {
+        let mut fixes = variant.fixes();
+        for name in on {
+            fixes.set(name, true)?;
+        }
+        for name in off {
+            fixes.set(name, false)?;
+        }
+        Ok(KernelChoice { variant, fixes })
+    }
+
+    /// "pre4", or "patched -page-lock".
+    pub fn label(&self) -> String {
+        let diff = self.fixes.diff(&self.variant.fixes());
+        if diff.is_empty() {
+            self.variant.to_string()
+        } else {
+            format!("{} {}", self.variant, diff.join(" "))
+        }
+    }
+
+    /// The command-line flags that select this kernel.
+    pub fn flags(&self) -> String {
+        let mut flags = format!("--kernel {}", self.variant);
+        for switch in self.fixes.diff(&self.variant.fixes()) {
+            let (sign, name) = switch.split_at(1);
+            flags += &format!(" --{}fix {name}", if sign == "+" { "" } else { "no-" });
+        }
+        flags
+    }
+}
+
 pub fn run(args: &RunArgs) -> ExitCode {
+    let kernel = match KernelChoice::from_args(args.kernel, &args.fix, &args.no_fix) {
+        Ok(kernel) => kernel,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let path = args.file.display().to_string();
     let source = match std::fs::read_to_string(&args.file) {
         Ok(source) => source,
@@ -64,21 +116,21 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
     };
     match args.seeds {
-        Some((first, last)) => run_seeds(args, &path, &source, first, last),
-        None => run_one(args, &path, &source),
+        Some((first, last)) => run_seeds(args, &kernel, &path, &source, first, last),
+        None => run_one(args, &kernel, &path, &source),
     }
 }
 
-fn options(args: &RunArgs, seed: u64, record_events: bool) -> RunOptions {
-    RunOptions { record_events, ..RunOptions::new(args.kernel.fixes(), seed) }
+fn options(kernel: &KernelChoice, seed: u64, record_events: bool) -> RunOptions {
+    RunOptions { record_events, ..RunOptions::new(kernel.fixes, seed) }
 }
 
-fn replay_command(args: &RunArgs, path: &str, seed: u64) -> String {
-    format!("swapsim run {path} --kernel {} --seed {seed}", args.kernel)
+fn replay_command(kernel: &KernelChoice, path: &str, seed: u64) -> String {
+    format!("swapsim run {path} {} --seed {seed}", kernel.flags())
 }
 
-fn run_one(args: &RunArgs, path: &str, source: &str) -> ExitCode {
-    let report = match script::run::run(path, source, &options(args, args.seed, true)) {
+fn run_one(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str) -> ExitCode {
+    let report = match script::run::run(path, source, &options(kernel, args.seed, true)) {
         Ok(report) => report,
         Err(e) => {
             eprintln!("error: {e}");
@@ -96,7 +148,7 @@ fn run_one(args: &RunArgs, path: &str, source: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    print!("{}", render_one(args, path, source, &report));
+    print!("{}", render_one(args.seed, kernel, path, source, &report));
     if report.outcome.is_failure() {
         ExitCode::from(1)
     } else {
@@ -105,11 +157,11 @@ fn run_one(args: &RunArgs, path: &str, source: &str) -> ExitCode {
 }
 
 /// The report of one run, as printed.
-fn render_one(args: &RunArgs, path: &str, source: &str, report: &RunReport) -> String {
+fn render_one(seed: u64, kernel: &KernelChoice, path: &str, source: &str, report: &RunReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "scenario: {path} (content fnv1a {:016x})", content_hash(source.as_bytes()));
-    let _ = writeln!(out, "kernel:   {} ({})", args.kernel, args.kernel.description());
-    let _ = writeln!(out, "seed:     {}", args.seed);
+    let _ = writeln!(out, "kernel:   {} ({})", kernel.label(), kernel.variant.description());
+    let _ = writeln!(out, "seed:     {seed}");
     for line in &report.prints {
         let _ = writeln!(out, "print:    {line}");
     }
@@ -163,7 +215,7 @@ fn render_one(args: &RunArgs, path: &str, source: &str, report: &RunReport) -> S
         s.swapoffs
     );
     if report.outcome.is_failure() {
-        let _ = writeln!(out, "replay:   {}", replay_command(args, path, args.seed));
+        let _ = writeln!(out, "replay:   {}", replay_command(kernel, path, seed));
     }
     out
 }
@@ -185,15 +237,15 @@ fn outcome_key(outcome: &Outcome) -> String {
     }
 }
 
-fn run_seeds(args: &RunArgs, path: &str, source: &str, first: u64, last: u64) -> ExitCode {
+fn run_seeds(_args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, first: u64, last: u64) -> ExitCode {
     println!("scenario: {path} (content fnv1a {:016x})", content_hash(source.as_bytes()));
-    println!("kernel:   {} ({})", args.kernel, args.kernel.description());
+    println!("kernel:   {} ({})", kernel.label(), kernel.variant.description());
     println!("seeds:    {first}..{last}");
     let mut broken: Vec<(u64, String)> = Vec::new();
     let mut by_kind: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     const LISTED: usize = 20;
     for seed in first..=last {
-        let report = match script::run::run(path, source, &options(args, seed, false)) {
+        let report = match script::run::run(path, source, &options(kernel, seed, false)) {
             Ok(report) => report,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -224,7 +276,7 @@ fn run_seeds(args: &RunArgs, path: &str, source: &str, first: u64, last: u64) ->
             kinds.join(", "),
             total - broken.len() as u64
         );
-        println!("first:    seed {}; replay: {}", broken[0].0, replay_command(args, path, broken[0].0));
+        println!("first:    seed {}; replay: {}", broken[0].0, replay_command(kernel, path, broken[0].0));
         ExitCode::from(1)
     }
 }

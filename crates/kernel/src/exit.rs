@@ -74,13 +74,15 @@ pub async fn exit_mmap(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
         k.w().vmas.remove(vma);
         t.point("exit_mmap:kmem_cache_free").await;
     }
-    if k.fixes.mmap_sem {
+    if k.fixes.mmlist {
+        // "Execing mm's are still holdable."
         k.check_mm(t, mm, "exit_mmap")?;
         let mut w = k.w();
         if w.mms[mm].mm_users == 0 {
             w.mms[mm].mm_gone = true; // mark_nonholdable
         }
-        drop(w);
+    }
+    if k.fixes.mmap_sem {
         t.up(mmap_sem, "exit_mmap:up_mmap_sem");
     }
     Ok(())

@@ -2,25 +2,147 @@
 
 use std::fmt;
 
-/// The pieces of the seed's patch ("swapdeletion race fixes", 2000-04-21).
+/// The elements of the seed's patch ("swapdeletion race fixes",
+/// 2000-04-21), plus one what-if switch on the pre4-5 base code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fixes {
     /// The mm list: `mm_alloc` adds each new mm at the tail of
-    /// `init_mm.mmlist`, `__mmdrop` unlinks it, and `try_to_unuse` crabs the
-    /// list with `hold_mm`/`release_mm` instead of walking the task list.
+    /// `init_mm.mmlist` and `__mmdrop` unlinks it under `mm_lock`;
+    /// `try_to_unuse` crabs the list with `hold_mm`/`release_mm` instead of
+    /// walking the task list; `exit_mmap` marks a dead mm `MM_GONE`.
     pub mmlist: bool,
     /// `unuse_mm` takes each mm's `mmap_sem`, and `exit_mmap` holds it
-    /// around the teardown and marks the mm `MM_GONE`.
+    /// around the teardown. Swapoff can only sleep on a semaphore outside
+    /// tasklist_lock, so without `mmlist` this changes exit_mmap only.
     pub mmap_sem: bool,
-    /// `try_to_unuse` takes the page lock before testing PageSwapCache.
+    /// `try_to_unuse` takes the page lock before testing PageSwapCache and
+    /// deletes with `delete_from_swap_cache_nolock`.
     pub page_lock: bool,
-    /// `sys_swapoff` clears SWP_WRITEOK under `swap_device_lock`.
-    pub writeok_under_lock: bool,
+    /// `sys_swapoff` clears SWP_WRITEOK under `swap_device_lock`, and
+    /// `valid_swaphandles` does no readahead (takes no temporary
+    /// references) on a device that is not SWP_WRITEOK.
+    pub no_readahead: bool,
+    /// `acquire_swap_entry` refuses a new reference on a swap-cache page's
+    /// handle whose device is not SWP_WRITEOK, so `try_to_swap_out` leaves
+    /// the pte present.
+    pub no_new_refs: bool,
+    /// Not part of the patch: the pre4-5 `lookup_swap_cache` (through
+    /// `find_lock_page`) waits for a locked page and rechecks it. Switching
+    /// it off is the what-if the seed's race 5 turns on.
+    pub lookup_wait: bool,
 }
 
+/// One switch, for `swapsim kernels` and `--fix`/`--no-fix`.
+pub struct FixInfo {
+    pub name: &'static str,
+    /// What it changes.
+    pub change: &'static str,
+    /// Which races of the seed it closes (alone or with the others named).
+    pub closes: &'static str,
+    /// Whether the seed's patch has it (the what-if switch is base code).
+    pub in_patch: bool,
+    get: fn(&Fixes) -> bool,
+    set: fn(&mut Fixes, bool),
+}
+
+impl FixInfo {
+    pub fn is_on(&self, fixes: &Fixes) -> bool {
+        (self.get)(fixes)
+    }
+}
+
+/// Every switch, in the order of the seed's patch.
+pub const FIXES: [FixInfo; 6] = [
+    FixInfo {
+        name: "mmlist",
+        change: "mm list crabbed by try_to_unuse with hold_mm/release_mm; MM_GONE",
+        closes: "1 (fork) and 2 (exit), with mmap-sem",
+        in_patch: true,
+        get: |f| f.mmlist,
+        set: |f, on| f.mmlist = on,
+    },
+    FixInfo {
+        name: "mmap-sem",
+        change: "swapoff takes each mm's mmap_sem (unuse_mm); exit_mmap holds it",
+        closes: "1, 2 (with mmlist), 3 (do_swap_page), 6 for anonymous readahead",
+        in_patch: true,
+        get: |f| f.mmap_sem,
+        set: |f, on| f.mmap_sem = on,
+    },
+    FixInfo {
+        name: "page-lock",
+        change: "try_to_unuse locks the page before testing PageSwapCache",
+        closes: "4 (shm), 5 (do_wp_page/free_page_and_swap_cache)",
+        in_patch: true,
+        get: |f| f.page_lock,
+        set: |f, on| f.page_lock = on,
+    },
+    FixInfo {
+        name: "no-readahead",
+        change: "no readahead on a device being deleted; WRITEOK cleared under swap_device_lock",
+        closes: "6 (readahead, from shm)",
+        in_patch: true,
+        get: |f| f.no_readahead,
+        set: |f, on| f.no_readahead = on,
+    },
+    FixInfo {
+        name: "no-new-refs",
+        change: "acquire_swap_entry: kswapd takes no new reference on a device being deleted",
+        closes: "6 (kswapd re-creating a reference)",
+        in_patch: true,
+        get: |f| f.no_new_refs,
+        set: |f, on| f.no_new_refs = on,
+    },
+    FixInfo {
+        name: "lookup-wait",
+        change: "what-if (base code, on in every variant): lookup_swap_cache waits for a locked page",
+        closes: "5, by the seed's own account (\"the read_swap_cache in try_to_unuse() will wait\")",
+        in_patch: false,
+        get: |f| f.lookup_wait,
+        set: |f, on| f.lookup_wait = on,
+    },
+];
+
 impl Fixes {
-    pub const NONE: Fixes = Fixes { mmlist: false, mmap_sem: false, page_lock: false, writeok_under_lock: false };
-    pub const ALL: Fixes = Fixes { mmlist: true, mmap_sem: true, page_lock: true, writeok_under_lock: true };
+    pub const NONE: Fixes = Fixes {
+        mmlist: false,
+        mmap_sem: false,
+        page_lock: false,
+        no_readahead: false,
+        no_new_refs: false,
+        lookup_wait: true,
+    };
+    pub const ALL: Fixes = Fixes {
+        mmlist: true,
+        mmap_sem: true,
+        page_lock: true,
+        no_readahead: true,
+        no_new_refs: true,
+        lookup_wait: true,
+    };
+
+    /// Switch one fix by name; the error lists the names there are.
+    pub fn set(&mut self, name: &str, on: bool) -> Result<(), String> {
+        match FIXES.iter().find(|f| f.name == name) {
+            Some(info) => {
+                (info.set)(self, on);
+                Ok(())
+            }
+            None => {
+                let names: Vec<_> = FIXES.iter().map(|f| f.name).collect();
+                Err(format!("unknown fix {name:?}; the fixes are {} (see `swapsim kernels`)", names.join(", ")))
+            }
+        }
+    }
+
+    /// The switches that differ from `base`, as `+name`/`-name`.
+    pub fn diff(&self, base: &Fixes) -> Vec<String> {
+        FIXES
+            .iter()
+            .filter(|f| f.is_on(self) != f.is_on(base))
+            .map(|f| format!("{}{}", if f.is_on(self) { "+" } else { "-" }, f.name))
+            .collect()
+    }
 }
 
 /// A kernel to run the scenario on.
@@ -65,5 +187,30 @@ impl Variant {
 impl fmt::Display for Variant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fix_switches_alone_by_name() {
+        for info in &FIXES {
+            let mut fixes = Fixes::ALL;
+            fixes.set(info.name, false).unwrap();
+            assert_eq!(fixes.diff(&Fixes::ALL), vec![format!("-{}", info.name)]);
+            assert!(!info.is_on(&fixes));
+        }
+        let err = Fixes::ALL.clone().set("mmap_sem", false).unwrap_err();
+        assert!(err.contains("mmap-sem, page-lock"), "{err}");
+    }
+
+    #[test]
+    fn the_patch_is_every_patch_fix_and_pre4_none() {
+        for info in &FIXES {
+            assert_eq!(info.is_on(&Variant::Patched.fixes()), true);
+            assert_eq!(info.is_on(&Variant::Pre4.fixes()), !info.in_patch);
+        }
     }
 }

@@ -40,7 +40,7 @@ pub mod types;
 pub mod vmscan;
 mod world;
 
-pub use fixes::{Fixes, Variant};
+pub use fixes::{FixInfo, Fixes, Variant, FIXES};
 pub use types::*;
 pub use world::{Kernel, KernelCosts, Machine, Stats, World};
 

@@ -183,7 +183,7 @@ async fn valid_swaphandles(k: &Kernel, t: &Task, entry: SwpEntry) -> Vec<SwpEntr
         let p = &mut w.swap_info[entry.type_];
         let writeok = p.flags & SWP_WRITEOK == SWP_WRITEOK;
         let max = p.max;
-        if let (Some(map), true) = (p.swap_map.as_mut(), writeok || !k.fixes.writeok_under_lock) {
+        if let (Some(map), true) = (p.swap_map.as_mut(), writeok || !k.fixes.no_readahead) {
             let first = (entry.offset >> PAGE_CLUSTER) << PAGE_CLUSTER;
             for offset in first..first + (1u32 << PAGE_CLUSTER) {
                 if offset >= max {

@@ -145,6 +145,11 @@ pub async fn lookup_swap_cache(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult
         }
         t.spin_unlock(k.pagecache_lock, "find_lock_page:pagecache_unlock");
         let Some(page) = found else { return Ok(None) };
+        if !k.fixes.lookup_wait {
+            // What-if: return the page found, without waiting for its lock
+            // or rechecking that it is still in the swap cache.
+            return Ok(Some(page));
+        }
         let page_lock = k.w().pages[page].lock;
         if !t.try_lock_page(page_lock, "find_lock_page:TryLockPage") {
             t.wait_on_page(page_lock, "find_lock_page:wait_on_page").await;

@@ -285,7 +285,7 @@ pub async fn sys_swapoff(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
         t.unlock_kernel("sys_swapoff:unlock_kernel");
         return Ok(-EINVAL);
     }
-    if k.fixes.writeok_under_lock {
+    if k.fixes.no_readahead {
         let sdev_lock = k.w().swap_info[type_].sdev_lock;
         t.spin_lock(sdev_lock, "sys_swapoff:swap_device_lock").await;
         k.w().swap_info[type_].flags = SWP_USED;
@@ -465,15 +465,10 @@ async fn crab_mmlist(k: &Kernel, t: &Task, entry: SwpEntry, page: PageId) -> KRe
 }
 
 /// `unuse_process` (pre4, mm/swapfile.c): walk the mm's VMAs with no
-/// mmap_sem and no page_table_lock.
+/// mmap_sem and no page_table_lock. It runs under tasklist_lock, where it
+/// cannot sleep, so the mmap-sem fix cannot apply here: it needs the mm list.
 async fn unuse_process(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, page: PageId) -> KResult<()> {
-    if k.fixes.mmap_sem {
-        // Taking mmap_sem without the mm list would mean sleeping under
-        // tasklist_lock; the fix only exists together with the mm list.
-        unuse_mm(k, t, mm, entry, page).await
-    } else {
-        unuse_vmas(k, t, mm, entry, page).await
-    }
+    unuse_vmas(k, t, mm, entry, page).await
 }
 
 /// `unuse_mm` (the patch): unuse_process under `down(&mm->mmap_sem)`.

@@ -63,7 +63,7 @@ async fn try_to_swap_out(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<(
     }
     if in_cache {
         let entry = index.expect("a swap-cache page has an index");
-        if k.fixes.writeok_under_lock {
+        if k.fixes.no_new_refs {
             // The patch: acquire_swap_entry refuses a device being deleted.
             let writeok = k.w().swap_info[entry.type_].flags & SWP_WRITEOK == SWP_WRITEOK;
             if !writeok {
