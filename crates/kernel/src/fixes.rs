@@ -209,7 +209,7 @@ mod tests {
     #[test]
     fn the_patch_is_every_patch_fix_and_pre4_none() {
         for info in &FIXES {
-            assert_eq!(info.is_on(&Variant::Patched.fixes()), true);
+            assert!(info.is_on(&Variant::Patched.fixes()));
             assert_eq!(info.is_on(&Variant::Pre4.fixes()), !info.in_patch);
         }
     }
