@@ -66,11 +66,18 @@ pub async fn exit_mmap(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
     t.spin_unlock(ptl, "exit_mmap:vmlist_modify_unlock");
     t.note("exit_mmap:detached", format!("the VMA chain of {} is detached", k.describe_mm(mm)));
     for vma in mpnt {
-        let (start, end) = {
+        let (start, end, shm) = {
             let w = k.w();
-            (w.vmas[vma].start, w.vmas[vma].end)
+            (w.vmas[vma].start, w.vmas[vma].end, w.vmas[vma].shm)
         };
+        if let Some((seg, _)) = shm {
+            crate::shm::shm_close(k, t, seg).await; // vm_ops->close
+        }
         zap_page_range(k, t, mm, start, end).await?;
+        if shm.is_some() {
+            // fput(vm_file): dropping the file may sleep.
+            t.may_sleep("exit_mmap:fput", k.costs.alloc_sleep).await;
+        }
         k.w().vmas.remove(vma);
         t.point("exit_mmap:kmem_cache_free").await;
     }

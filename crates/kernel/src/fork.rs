@@ -29,7 +29,16 @@ pub async fn do_fork(k: &Kernel, t: &Task, start: ChildStart) -> KResult<i64> {
         let child_name = format!("{}.{pid}", w.procs[&parent].name);
         w.procs.insert(
             pid,
-            Proc { pid, name: child_name.clone(), task: None, mm: None, active_mm: None, linked: false, exited: false },
+            Proc {
+                pid,
+                name: child_name.clone(),
+                task: None,
+                mm: None,
+                active_mm: None,
+                linked: false,
+                exited: false,
+                kernel_thread: false,
+            },
         );
         (pid, child_name)
     };
@@ -88,8 +97,12 @@ async fn dup_mmap(k: &Kernel, t: &Task, mm: MmId, old_mm: MmId) -> KResult<()> {
         k.check_mm(t, mm, "dup_mmap")?;
         let tmp = {
             let mut w = k.w();
-            let (start, end, writable) = (w.vmas[mpnt].start, w.vmas[mpnt].end, w.vmas[mpnt].writable);
-            w.vmas.insert(Vma { mm, start, end, writable })
+            let v = &w.vmas[mpnt];
+            let (start, end, writable, shm) = (v.start, v.end, v.writable, v.shm);
+            if let Some((seg, _)) = shm {
+                w.shm_segs[seg].nattch += 1; // get_file, vm_ops->open = shm_open
+            }
+            w.vmas.insert(Vma { mm, start, end, writable, shm })
         };
         copy_page_range(k, t, mm, old_mm, mpnt).await?;
         k.check_mm(t, mm, "dup_mmap")?;

@@ -44,6 +44,20 @@ pub fn check_swapoff_complete(k: &Kernel, type_: usize) -> Option<Broken> {
             ));
         }
     }
+    for (seg, s) in w.shm_segs.iter().enumerate() {
+        if let Some((idx, Pte::Swap(entry))) =
+            s.entries.iter().enumerate().find(|(_, e)| matches!(e, Pte::Swap(x) if x.type_ == type_))
+        {
+            return Some((
+                "swapoff-completeness",
+                format!(
+                    "swapoff({}) returned 0 but shm segment {seg} page {idx} still holds swap entry {entry} of the \
+                     deleted device",
+                    type_ + 1
+                ),
+            ));
+        }
+    }
     if let Some(entry) = w.swap_cache.keys().find(|e| e.type_ == type_) {
         return Some((
             "swapoff-completeness",
@@ -71,6 +85,48 @@ pub fn check_quiescent(k: &Kernel) -> Option<Broken> {
             }
         }
     }
+    let (mut shm_present, mut shm_swapped) = (0i64, 0i64);
+    for s in &w.shm_segs {
+        for e in &s.entries {
+            match *e {
+                Pte::Swap(entry) => {
+                    *swap_refs.entry(entry).or_default() += 1;
+                    shm_swapped += 1;
+                }
+                Pte::Present { page, .. } => {
+                    *page_refs.entry(page).or_default() += 1;
+                    shm_present += 1;
+                }
+                Pte::None => {}
+            }
+        }
+    }
+    if (w.shm_rss, w.shm_swp) != (shm_present, shm_swapped) || w.shm_rss + w.shm_swp > w.shm_tot {
+        return Some((
+            "accounting",
+            format!(
+                "shm_rss {} and shm_swp {} (shm_tot {}) disagree with the segments, which hold {shm_present} pages \
+                 in memory and {shm_swapped} on swap",
+                w.shm_rss, w.shm_swp, w.shm_tot
+            ),
+        ));
+    }
+    if let Some(mm) = w.mms.values().find(|m| m.rss < 0) {
+        return Some(("accounting", format!("mm#{} has rss {}", mm.number, mm.rss)));
+    }
+    let free_slots: i64 = w
+        .swap_info
+        .iter()
+        .filter(|p| p.flags & SWP_WRITEOK == SWP_WRITEOK)
+        .filter_map(|p| p.swap_map.as_ref())
+        .map(|map| map.iter().skip(1).filter(|&&c| c == 0).count() as i64)
+        .sum();
+    if w.nr_swap_pages != free_slots {
+        return Some((
+            "accounting",
+            format!("nr_swap_pages is {} but the WRITEOK devices have {free_slots} free slots", w.nr_swap_pages),
+        ));
+    }
     for (&entry, &page) in &w.swap_cache {
         *swap_refs.entry(entry).or_default() += 1;
         *page_refs.entry(page).or_default() += 1;
@@ -86,7 +142,7 @@ pub fn check_quiescent(k: &Kernel) -> Option<Broken> {
             if u32::from(count) != refs {
                 return Some((
                     "swap-count",
-                    format!("swap_map[{entry}] is {count} but {refs} references (ptes and swap cache) hold it"),
+                    format!("swap_map[{entry}] is {count} but {refs} references (ptes, shm and swap cache) hold it"),
                 ));
             }
         }

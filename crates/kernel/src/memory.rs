@@ -70,15 +70,26 @@ fn mmu_access(k: &Kernel, t: &Task, mm: MmId, addr: u64, write: bool) -> KResult
     };
     let number = p.number;
     let data = p.data;
+    // What the page should hold is the mm's for anonymous memory and the
+    // segment's for shm, which every attach shares.
+    let shm_slot = w.mms[mm].mmap.iter().filter_map(|&v| w.vmas.get(v)).find(|v| v.start <= addr && addr < v.end).and_then(|v| {
+        v.shm.map(|(seg, pgoff)| (seg, pgoff + (addr - v.start) / PAGE_SIZE))
+    });
     if write {
         let version = w.next_data;
         w.next_data += 1;
         w.pages[page].data = version;
-        w.mms[mm].expected.insert(addr, version);
+        match shm_slot {
+            Some((seg, idx)) => w.shm_segs[seg].expected.insert(idx, version),
+            None => w.mms[mm].expected.insert(addr, version),
+        };
         if let Some(Pte::Present { dirty, .. }) = w.page_tables[pgd].ptes.get_mut(&addr) {
             *dirty = true;
         }
-    } else if let Some(&expected) = w.mms[mm].expected.get(&addr) {
+    } else if let Some(&expected) = match shm_slot {
+        Some((seg, idx)) => w.shm_segs[seg].expected.get(&idx),
+        None => w.mms[mm].expected.get(&addr),
+    } {
         if data != expected {
             let what = format!("mm#{}", w.mms[mm].number);
             drop(w);
@@ -92,12 +103,12 @@ fn mmu_access(k: &Kernel, t: &Task, mm: MmId, addr: u64, write: bool) -> KResult
     Ok(true)
 }
 
-fn find_vma(k: &Kernel, mm: MmId, addr: u64) -> Option<VmaId> {
+pub(crate) fn find_vma(k: &Kernel, mm: MmId, addr: u64) -> Option<VmaId> {
     let w = k.w();
     w.mms[mm].mmap.iter().copied().find(|&v| w.vmas.get(v).is_some_and(|v| v.start <= addr && addr < v.end))
 }
 
-fn read_pte(k: &Kernel, mm: MmId, addr: u64) -> Pte {
+pub(crate) fn read_pte(k: &Kernel, mm: MmId, addr: u64) -> Pte {
     let w = k.w();
     w.mms
         .get(mm)
@@ -106,7 +117,7 @@ fn read_pte(k: &Kernel, mm: MmId, addr: u64) -> Pte {
         .unwrap_or(Pte::None)
 }
 
-fn set_pte(k: &Kernel, mm: MmId, addr: u64, pte: Pte) {
+pub(crate) fn set_pte(k: &Kernel, mm: MmId, addr: u64, pte: Pte) {
     let mut w = k.w();
     let Some(pgd) = w.mms.get(mm).and_then(|m| m.pgd) else { return };
     if let Some(table) = w.page_tables.get_mut(pgd) {
@@ -124,7 +135,7 @@ fn set_pte(k: &Kernel, mm: MmId, addr: u64, pte: Pte) {
 pub async fn handle_mm_fault(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, addr: u64, write: bool) -> KResult<i32> {
     let entry = read_pte(k, mm, addr);
     match entry {
-        Pte::None => return do_anonymous_page(k, t, mm, addr, write).await,
+        Pte::None => return do_no_page(k, t, mm, vma, addr, write).await,
         Pte::Swap(swp) => return do_swap_page(k, t, mm, vma, addr, swp, write).await,
         Pte::Present { .. } => {}
     }
@@ -142,12 +153,29 @@ pub async fn handle_mm_fault(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, addr: u
     Ok(1)
 }
 
+/// `do_no_page` (mm/memory.c): a VMA with a `nopage` operation (a shm
+/// attach: `shm_nopage`) supplies the page; an anonymous one goes to
+/// do_anonymous_page. NOPAGE_OOM fails the fault.
+async fn do_no_page(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, addr: u64, write: bool) -> KResult<i32> {
+    let shm = k.w().vmas.get(vma).and_then(|v| v.shm.map(|(seg, pgoff)| (seg, pgoff + (addr - v.start) / PAGE_SIZE)));
+    let Some((seg, idx)) = shm else { return do_anonymous_page(k, t, mm, addr, write).await };
+    let page = match crate::shm::shm_nopage(k, t, seg, idx as usize).await? {
+        crate::shm::NoPage::Page(page) => page,
+        crate::shm::NoPage::Oom => return Ok(-1),
+    };
+    k.check_mm(t, mm, "do_no_page")?;
+    k.w().mms[mm].rss += 1;
+    // A shared mapping: the pte is writable (PAGE_SHARED), dirty on a write.
+    set_pte(k, mm, addr, Pte::Present { page, write: true, dirty: write });
+    Ok(1)
+}
+
 /// `do_anonymous_page` (mm/memory.c), reached through `do_no_page` for an
 /// anonymous VMA. A write gets a new zeroed page, writable and dirty.
 /// ZERO_PAGE is not modelled: a read gets its own zeroed page, read-only
 /// and clean, so a later write goes through do_wp_page as it would.
 async fn do_anonymous_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, write: bool) -> KResult<i32> {
-    let Some(page) = alloc_page(k, t, "do_anonymous_page:alloc_page").await else { return Ok(-1) };
+    let Some(page) = alloc_page(k, t, "do_anonymous_page:alloc_page").await? else { return Ok(-1) };
     t.work(k.costs.page_zero);
     k.check_mm(t, mm, "do_anonymous_page")?;
     k.w().mms[mm].rss += 1;
@@ -159,7 +187,7 @@ async fn do_anonymous_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, write: boo
 /// a temporary reference on each slot of the aligned cluster that is in
 /// use, then each is read asynchronously and the reference dropped. (The
 /// `nr_async_pages` throttle is not modelled: every handle is read.)
-async fn swapin_readahead(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<()> {
+pub(crate) async fn swapin_readahead(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<()> {
     for handle in valid_swaphandles(k, t, entry).await {
         if let Some(page) = read_swap_cache_async(k, t, handle, false).await? {
             free_page(k, t, page, "swapin_readahead:__free_page")?;
@@ -302,7 +330,7 @@ async fn do_wp_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, pte: Pte) -> KRes
 
     // Copy.
     t.spin_unlock(ptl, "do_wp_page:page_table_unlock_copy");
-    let Some(new_page) = alloc_page(k, t, "do_wp_page:alloc_page").await else { return Ok(-1) };
+    let Some(new_page) = alloc_page(k, t, "do_wp_page:alloc_page").await? else { return Ok(-1) };
     t.spin_lock(ptl, "do_wp_page:page_table_lock_recheck").await;
     let mut to_free = new_page;
     if read_pte(k, mm, addr) == pte {
@@ -327,9 +355,9 @@ pub async fn copy_page_range(k: &Kernel, t: &Task, dst: MmId, src: MmId, vma: Vm
     t.may_sleep("copy_page_range:pte_alloc", k.costs.alloc_sleep).await;
     k.check_mm(t, src, "copy_page_range")?;
     k.check_mm(t, dst, "copy_page_range")?;
-    let (start, end) = {
+    let (start, end, shared) = {
         let w = k.w();
-        (w.vmas[vma].start, w.vmas[vma].end)
+        (w.vmas[vma].start, w.vmas[vma].end, w.vmas[vma].shm.is_some())
     };
     let addrs: Vec<u64> = {
         let w = k.w();
@@ -347,7 +375,14 @@ pub async fn copy_page_range(k: &Kernel, t: &Task, dst: MmId, src: MmId, vma: Vm
                 let child = k.describe_mm(dst);
                 t.note("copy_page_range:set_pte", format!("copied swap entry {entry} at {addr:#x} into {child}"));
             }
+            Pte::Present { page, write, dirty } if shared => {
+                // A shared mapping: no COW; the child's copy is marked clean.
+                set_pte(k, dst, addr, Pte::Present { page, write, dirty: false });
+                let _ = dirty;
+                get_page(k, t, page, "copy_page_range:get_page")?;
+            }
             Pte::Present { page, dirty, .. } => {
+                // COW: write-protect both.
                 set_pte(k, src, addr, Pte::Present { page, write: false, dirty });
                 set_pte(k, dst, addr, Pte::Present { page, write: false, dirty });
                 get_page(k, t, page, "copy_page_range:get_page")?;

@@ -5,19 +5,28 @@ use engine::{LockKind, Point, Task};
 use crate::types::*;
 use crate::{KResult, Kernel};
 
-/// `__get_free_page(GFP_USER)` / `alloc_page`: may sleep in direct reclaim
-/// before it returns a page with count 1, or None when memory is exhausted.
-pub async fn alloc_page(k: &Kernel, t: &Task, point: Point) -> Option<PageId> {
+/// `__get_free_page(GFP_USER)` / `alloc_page` (mm/page_alloc.c): may sleep
+/// (a recorded choice: waiting for memory); with no free page it reclaims
+/// directly (`try_to_free_pages`) and retries, and gives up with None
+/// (-ENOMEM) when nothing can be freed.
+pub async fn alloc_page(k: &Kernel, t: &Task, point: Point) -> KResult<Option<PageId>> {
     t.may_sleep(point, k.costs.alloc_sleep).await;
-    let mut w = k.w();
-    if w.free_pages == 0 {
-        return None;
+    for _ in 0..3 {
+        if k.w().free_pages > 0 {
+            return Ok(Some(take_free_page(k, t)));
+        }
+        crate::vmscan::do_try_to_free_pages(k, t).await?;
     }
+    Ok(None)
+}
+
+fn take_free_page(k: &Kernel, t: &Task) -> PageId {
+    let mut w = k.w();
     w.free_pages -= 1;
     let number = w.next_page_number;
     w.next_page_number += 1;
     let lock = t.new_lock(LockKind::PageBit, "PG_locked", format!("page#{number}.PG_locked"));
-    Some(w.pages.insert(Page { number, count: 1, lock, swap_cache: false, index: None, swap_entry: false, data: 0 }))
+    w.pages.insert(Page { number, count: 1, lock, swap_cache: false, index: None, swap_entry: false, data: 0 })
 }
 
 /// `get_page`: one more reference.

@@ -178,7 +178,7 @@ pub async fn read_swap_cache_async(k: &Kernel, t: &Task, entry: SwpEntry, wait: 
         swap_free(k, t, entry, "read_swap_cache_async:out_free_swap").await?;
         return Ok(Some(found));
     }
-    let Some(new_page) = alloc_page(k, t, "read_swap_cache_async:__get_free_page").await else {
+    let Some(new_page) = alloc_page(k, t, "read_swap_cache_async:__get_free_page").await? else {
         swap_free(k, t, entry, "read_swap_cache_async:out_of_memory").await?;
         return Ok(None);
     };

@@ -91,6 +91,11 @@ pub async fn swap_duplicate(k: &Kernel, t: &Task, entry: SwpEntry, point: Point)
 /// paths ("unused swap-device", "Bad swap entry", "Bad count") mean a
 /// reference was counted wrong somewhere: each is reported as a violation.
 pub async fn swap_free(k: &Kernel, t: &Task, entry: SwpEntry, point: Point) -> KResult<()> {
+    swap_free_count(k, t, entry, 1, point).await
+}
+
+/// `__swap_free(entry, count)` (mm/swapfile.c).
+pub async fn swap_free_count(k: &Kernel, t: &Task, entry: SwpEntry, count: u16, point: Point) -> KResult<()> {
     if let MapCheck::Refused(message) = check_entry(k, t, entry, point, true)? {
         k.printk(t, point, message.clone());
         return Err(k.oops(t, "swap-count", format!("{point}: swap_free({entry}) printed \"{message}\"")));
@@ -106,11 +111,11 @@ pub async fn swap_free(k: &Kernel, t: &Task, entry: SwpEntry, point: Point) -> K
             None => Some("swap_map is NULL".to_string()),
             Some(map) => {
                 let slot = &mut map[entry.offset as usize];
-                if *slot == 0 {
-                    Some(format!("VM: Bad count 1 current count 0 ({entry})"))
+                if *slot < SWAP_MAP_MAX && *slot < count {
+                    Some(format!("VM: Bad count {count} current count {} ({entry})", *slot))
                 } else {
                     if *slot < SWAP_MAP_MAX {
-                        *slot -= 1;
+                        *slot -= count;
                         if *slot == 0 {
                             p.lowest_bit = p.lowest_bit.min(entry.offset);
                             p.highest_bit = p.highest_bit.max(entry.offset);
@@ -138,6 +143,12 @@ use crate::world::World;
 /// `scan_swap_map` cluster heuristics are reduced to first-free from
 /// `lowest_bit`, which changes which slot is chosen, not the locking.
 pub async fn get_swap_page(k: &Kernel, t: &Task) -> Option<SwpEntry> {
+    get_swap_page_count(k, t, 1).await
+}
+
+/// `__get_swap_page(count)` (mm/swapfile.c): a slot preloaded with `count`
+/// references (shm_swap asks for 2: the segment's and the cache's).
+pub async fn get_swap_page_count(k: &Kernel, t: &Task, count: u16) -> Option<SwpEntry> {
     t.spin_lock(k.swaplock, "get_swap_page:swap_list_lock").await;
     let mut found = None;
     let mut type_ = k.w().swap_list_head;
@@ -149,7 +160,7 @@ pub async fn get_swap_page(k: &Kernel, t: &Task) -> Option<SwpEntry> {
         };
         if flags & SWP_WRITEOK == SWP_WRITEOK {
             t.spin_lock(sdev_lock, "get_swap_page:swap_device_lock").await;
-            found = scan_swap_map(&mut k.w(), type_ as usize);
+            found = scan_swap_map(&mut k.w(), type_ as usize, count);
             t.spin_unlock(sdev_lock, "get_swap_page:swap_device_unlock");
         }
         type_ = next;
@@ -158,13 +169,13 @@ pub async fn get_swap_page(k: &Kernel, t: &Task) -> Option<SwpEntry> {
     found
 }
 
-/// `scan_swap_map` with count 1 (swap_device_lock held).
-fn scan_swap_map(w: &mut World, type_: usize) -> Option<SwpEntry> {
+/// `scan_swap_map` (swap_device_lock held).
+fn scan_swap_map(w: &mut World, type_: usize, count: u16) -> Option<SwpEntry> {
     let World { swap_info, nr_swap_pages, .. } = w;
     let p = &mut swap_info[type_];
     let map = p.swap_map.as_mut()?;
     let offset = (p.lowest_bit..=p.highest_bit).find(|&o| o > 0 && (o as usize) < map.len() && map[o as usize] == 0)?;
-    map[offset as usize] = 1;
+    map[offset as usize] = count;
     if offset == p.lowest_bit {
         p.lowest_bit += 1;
     }

@@ -69,14 +69,34 @@ pub struct MmStruct {
     pub origin: String,
     /// What each written address should read back (data integrity).
     pub expected: BTreeMap<u64, u64>,
+    /// `swap_address`: where the page stealer's next scan starts.
+    pub swap_address: u64,
 }
 
-/// `struct vm_area_struct` (anonymous private mappings).
+/// `struct vm_area_struct`: an anonymous private mapping, or a shared
+/// attach of a SysV shm segment (`vm_ops = shm_vm_ops`, a `vm_file`).
 pub struct Vma {
     pub mm: MmId,
     pub start: u64,
     pub end: u64,
     pub writable: bool,
+    /// The shm segment and the index of its first page, for an attach.
+    pub shm: Option<(ShmId, u64)>,
+}
+
+/// A SysV shm segment id (`shmid`), numbered from 0 in creation order.
+pub type ShmId = usize;
+
+/// `struct shmid_kernel`: the segment's own array of pte-like entries
+/// (`SHM_ENTRY`): none, a present page (one page reference), or a swap
+/// entry (one swap_map reference).
+pub struct ShmSegment {
+    pub entries: Vec<Pte>,
+    /// The segment inode's `i_sem`, which shm_nopage holds.
+    pub i_sem: LockId,
+    pub nattch: u32,
+    /// What each page should read back (data integrity, shared by all attaches).
+    pub expected: BTreeMap<u64, u64>,
 }
 
 /// One mm's page tables (pgd, pmd and pte levels folded into one map).
@@ -136,6 +156,8 @@ pub struct Proc {
     /// On the task list (`SET_LINKS` done, not yet unhashed).
     pub linked: bool,
     pub exited: bool,
+    /// A kernel thread (kswapd): no mm, never counted as a user task.
+    pub kernel_thread: bool,
 }
 
 pub type Procs = IndexMap<Pid, Proc>;

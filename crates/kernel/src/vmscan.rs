@@ -15,32 +15,147 @@ use crate::{KResult, Kernel};
 pub enum SwapOut {
     /// The pte now holds a swap entry.
     Done(SwpEntry),
+    /// A shm page's pte was dropped; the segment still has the page.
+    Unmapped,
     /// Nothing done (not present, locked, no swap space, or refused).
     Failed,
 }
 
-/// `swap_out` (mm/vmscan.c) aimed at one pte of the current process: under
-/// the BKL, hold the mm (mm_count), take its page_table_lock and run
-/// `try_to_swap_out` on the pte at `addr`.
-pub async fn swap_out_pte(k: &Kernel, t: &Task, addr: u64) -> KResult<SwapOut> {
+/// `swap_out` (mm/vmscan.c) aimed at one pte of process `victim`: under
+/// the BKL, find the victim's mm under tasklist_lock and hold it
+/// (mm_count), take its page_table_lock and run `try_to_swap_out` on the
+/// pte at `addr`.
+pub async fn swap_out_pte(k: &Kernel, t: &Task, victim: Pid, addr: u64) -> KResult<SwapOut> {
     let addr = addr & !(PAGE_SIZE - 1);
     t.lock_kernel("swap_out:lock_kernel").await;
-    let pid = k.current(t);
-    let Some(mm) = k.w().procs[&pid].mm else {
+    t.read_lock(k.tasklist_lock, "swap_out:read_lock_tasklist").await;
+    let mm = k.w().procs.get(&victim).filter(|p| p.linked).and_then(|p| p.mm);
+    if let Some(mm) = mm {
+        k.w().mms[mm].mm_count += 1;
+    }
+    t.read_unlock(k.tasklist_lock, "swap_out:read_unlock_tasklist");
+    let Some(mm) = mm else {
         t.unlock_kernel("swap_out:unlock_kernel");
         return Ok(SwapOut::Failed);
     };
-    k.check_mm(t, mm, "swap_out")?;
-    k.w().mms[mm].mm_count += 1;
-    let ptl = k.w().mms[mm].page_table_lock;
-    t.spin_lock(ptl, "swap_out_mm:vmlist_access_lock").await;
-    let (result, unlocked) = try_to_swap_out(k, t, mm, addr).await?;
-    if !unlocked {
-        t.spin_unlock(ptl, "swap_out_mm:vmlist_access_unlock");
-    }
+    let result = swap_out_mm(k, t, mm, &[addr]).await?;
     mmdrop(k, t, mm).await?;
     t.unlock_kernel("swap_out:unlock_kernel");
     Ok(result)
+}
+
+/// `swap_out_mm` (mm/vmscan.c): under the mm's page_table_lock, try the
+/// ptes at `addrs` in order until one goes out.
+async fn swap_out_mm(k: &Kernel, t: &Task, mm: MmId, addrs: &[u64]) -> KResult<SwapOut> {
+    k.check_mm(t, mm, "swap_out_mm")?;
+    let ptl = k.w().mms[mm].page_table_lock;
+    for &addr in addrs {
+        t.spin_lock(ptl, "swap_out_mm:vmlist_access_lock").await;
+        k.check_mm(t, mm, "swap_out_mm")?;
+        t.work(k.costs.pte_scan);
+        let (result, unlocked) = try_to_swap_out(k, t, mm, addr).await?;
+        if !unlocked {
+            t.spin_unlock(ptl, "swap_out_mm:vmlist_access_unlock");
+        }
+        if result != SwapOut::Failed {
+            return Ok(result);
+        }
+    }
+    Ok(SwapOut::Failed)
+}
+
+/// `swap_out` (mm/vmscan.c) as kswapd and direct reclaim run it: pick the
+/// mm with the most resident pages among the tasks (for_each_task under
+/// tasklist_lock; swap_cnt reduced to rss), hold it, and scan its present
+/// ptes from where the last scan stopped.
+async fn swap_out(k: &Kernel, t: &Task) -> KResult<bool> {
+    t.read_lock(k.tasklist_lock, "swap_out:read_lock_tasklist").await;
+    let victim = {
+        let w = k.w();
+        let mut best: Option<(i64, MmId)> = None;
+        for pid in &w.task_list {
+            let Some(mm) = w.procs[pid].mm else { continue };
+            let rss = w.mms.get(mm).map(|m| m.rss).unwrap_or(0);
+            if rss > 0 && best.is_none_or(|(r, _)| rss > r) {
+                best = Some((rss, mm));
+            }
+        }
+        best.map(|(_, mm)| mm)
+    };
+    if let Some(mm) = victim {
+        k.w().mms[mm].mm_count += 1;
+    }
+    t.read_unlock(k.tasklist_lock, "swap_out:read_unlock_tasklist");
+    let Some(mm) = victim else { return Ok(false) };
+    let addrs: Vec<u64> = {
+        let w = k.w();
+        let m = &w.mms[mm];
+        let present = m
+            .pgd
+            .and_then(|pgd| w.page_tables.get(pgd))
+            .map(|table| {
+                table.ptes.iter().filter(|(_, p)| matches!(p, Pte::Present { .. })).map(|(&a, _)| a).collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        // Start after the cursor, wrap around.
+        let split = present.iter().position(|&a| a >= m.swap_address).unwrap_or(0);
+        present[split..].iter().chain(&present[..split]).copied().take(32).collect()
+    };
+    let result = swap_out_mm(k, t, mm, &addrs).await?;
+    if let (SwapOut::Done(_) | SwapOut::Unmapped, Some(m)) = (result, k.w().mms.get_mut(mm)) {
+        m.swap_address = addrs.first().map(|a| a + PAGE_SIZE).unwrap_or(0);
+    }
+    mmdrop(k, t, mm).await?;
+    Ok(result != SwapOut::Failed)
+}
+
+/// `shrink_mmap` (mm/filemap.c) over the swap cache, oldest first: reclaim
+/// the first page that only the cache uses and that is not locked.
+async fn shrink_mmap(k: &Kernel, t: &Task) -> KResult<bool> {
+    let candidates: Vec<SwpEntry> = {
+        let w = k.w();
+        w.swap_cache.iter().filter(|(_, &p)| w.pages.get(p).is_some_and(|p| p.count == 1)).map(|(&e, _)| e).take(8).collect()
+    };
+    for entry in candidates {
+        t.work(k.costs.pte_scan);
+        if shrink_swap_cache_page(k, t, entry).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// `do_try_to_free_pages` (mm/vmscan.c) under the BKL: shrink_mmap, then
+/// shm_swap, then swap_out, until enough pages are free or nothing works.
+pub async fn do_try_to_free_pages(k: &Kernel, t: &Task) -> KResult<()> {
+    t.lock_kernel("do_try_to_free_pages:lock_kernel").await;
+    for _ in 0..SWAP_CLUSTER_MAX {
+        if k.w().free_pages >= k.freepages_high() {
+            break;
+        }
+        if shrink_mmap(k, t).await? || crate::shm::shm_swap(k, t, None).await? || swap_out(k, t).await? {
+            continue;
+        }
+        break;
+    }
+    t.unlock_kernel("do_try_to_free_pages:unlock_kernel");
+    Ok(())
+}
+
+/// `SWAP_CLUSTER_MAX`: pages freed per call.
+const SWAP_CLUSTER_MAX: usize = 32;
+
+/// `kswapd` (mm/vmscan.c): wake every 10 ms (jiffies of HZ=100); when
+/// free memory is below `freepages.high`, free pages. It stops when no
+/// user task is left, so that a run can end.
+pub async fn kswapd(k: &Kernel, t: &Task) -> KResult<()> {
+    while k.user_tasks_alive() {
+        if k.w().free_pages < k.freepages_high() {
+            do_try_to_free_pages(k, t).await?;
+        }
+        t.sleep_io("kswapd:interruptible_sleep_on_timeout", 10_000_000).await;
+    }
+    Ok(())
 }
 
 /// `try_to_swap_out` (mm/vmscan.c), page_table_lock held. Returns whether
@@ -76,12 +191,25 @@ async fn try_to_swap_out(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<(
         free_page(k, t, page, "try_to_swap_out:__free_page")?;
         return Ok((SwapOut::Done(entry), false));
     }
+    let vma = crate::memory::find_vma(k, mm, addr);
+    let shm = vma.and_then(|v| k.w().vmas[v].shm);
     if !dirty {
-        // A clean anonymous page holds only zeroes: drop it.
+        // A clean page can be dropped: anonymous ones hold only zeroes,
+        // shm ones stay in their segment.
         set_pte(k, pgd, addr, Pte::None);
         k.w().mms[mm].rss -= 1;
         free_page(k, t, page, "try_to_swap_out:__free_page_clean")?;
         return Ok((SwapOut::Failed, false));
+    }
+    if shm.is_some() {
+        // vm_ops->swapout = shm_swapout, which does nothing: the pte goes,
+        // the segment keeps the page for shm_swap.
+        set_pte(k, pgd, addr, Pte::None);
+        k.w().mms[mm].rss -= 1;
+        let ptl = k.w().mms[mm].page_table_lock;
+        t.spin_unlock(ptl, "try_to_swap_out:vmlist_access_unlock_swapout");
+        free_page(k, t, page, "try_to_swap_out:__free_page_swapout")?;
+        return Ok((SwapOut::Unmapped, true));
     }
     let Some(entry) = acquire_swap_entry(k, t, page).await else { return Ok((SwapOut::Failed, false)) };
     // One for the process, one for the swap cache.
@@ -170,8 +298,27 @@ pub async fn shrink_swap_cache_page(k: &Kernel, t: &Task, entry: SwpEntry) -> KR
 /// page stealer swaps the pte out, the write completes, and shrink_mmap
 /// reclaims the swap-cache copy. A scenario set-up step.
 pub async fn page_out(k: &Kernel, t: &Task, addr: u64) -> KResult<Result<SwpEntry, String>> {
-    let entry = match swap_out_pte(k, t, addr).await? {
+    let pid = k.current(t);
+    let entry = match swap_out_pte(k, t, pid, addr).await? {
         SwapOut::Done(entry) => entry,
+        SwapOut::Unmapped => {
+            // A shm page: now shm_swap can take it from its segment.
+            let mm = k.w().procs[&pid].mm.expect("a process with a pte has an mm");
+            let vma = crate::memory::find_vma(k, mm, addr & !(PAGE_SIZE - 1)).expect("a mapped address");
+            let (seg, idx) = {
+                let w = k.w();
+                let v = &w.vmas[vma];
+                let (seg, pgoff) = v.shm.expect("a shm VMA");
+                (seg, (pgoff + ((addr & !(PAGE_SIZE - 1)) - v.start) / PAGE_SIZE) as usize)
+            };
+            if !crate::shm::shm_swap(k, t, Some((seg, idx))).await? {
+                return Ok(Err(format!("shm page {idx} of segment {seg} is still mapped elsewhere and stays in memory")));
+            }
+            match k.w().shm_segs[seg].entries[idx] {
+                Pte::Swap(entry) => entry,
+                _ => return Ok(Err(format!("shm page {idx} of segment {seg} did not go out"))),
+            }
+        }
         SwapOut::Failed => {
             return Ok(Err(format!("the page at {addr:#x} could not be swapped out (not present, or no swap space)")))
         }

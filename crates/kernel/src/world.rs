@@ -83,6 +83,12 @@ pub struct World {
     pub next_page_number: u32,
     /// Contents versions: every user write makes a new one.
     pub next_data: u64,
+    /// SysV shm segments, by id.
+    pub shm_segs: Vec<ShmSegment>,
+    /// `shm_rss`, `shm_swp`, `shm_tot` (ipc/shm.c).
+    pub shm_rss: i64,
+    pub shm_swp: i64,
+    pub shm_tot: i64,
     /// Kernel messages (printk), in order.
     pub printk: Vec<String>,
     pub stats: Stats,
@@ -115,10 +121,15 @@ pub struct Kernel {
     pub pagecache_lock: LockId,
     /// The patch's `mm_lock` (mmlist_access_lock / mmlist_modify_lock).
     pub mm_lock: LockId,
+    /// `shm_ids.ary`: `shm_lock(id)` and `shm_lockall()` take this one
+    /// spinlock in 2.3.99.
+    pub shm_lock: LockId,
     /// Number of tasks inside a system call or fault right now.
     in_kernel: Cell<u32>,
     /// Itself, for I/O completions that run later.
     me: Weak<Kernel>,
+    /// Physical memory, in pages.
+    pub memory_pages: u32,
 }
 
 impl Kernel {
@@ -163,15 +174,21 @@ impl Kernel {
             next_mm_number: 1,
             next_page_number: 1,
             next_data: 1,
+            shm_segs: Vec::new(),
+            shm_rss: 0,
+            shm_swp: 0,
+            shm_tot: 0,
             printk: Vec::new(),
             stats: Stats::default(),
         };
         Rc::new_cyclic(|me| Kernel {
             me: me.clone(),
+            memory_pages: machine.memory_pages,
             tasklist_lock: sim.new_lock(LockKind::RwSpin, "tasklist_lock", "tasklist_lock".into()),
             swaplock: sim.new_lock(LockKind::Spin, "swaplock", "swaplock".into()),
             pagecache_lock: sim.new_lock(LockKind::Spin, "pagecache_lock", "pagecache_lock".into()),
             mm_lock: sim.new_lock(LockKind::Spin, "mm_lock", "mm_lock".into()),
+            shm_lock: sim.new_lock(LockKind::Spin, "shm_lock", "shm_ids.ary".into()),
             sim,
             fixes,
             costs: KernelCosts::default(),
@@ -228,6 +245,28 @@ impl Kernel {
         n == 0
     }
 
+    /// A kernel thread (kswapd): on the task list, with no mm of its own.
+    pub fn create_kernel_thread(&self, name: &str) -> Pid {
+        let mut w = self.w();
+        let pid = w.next_pid;
+        w.next_pid += 1;
+        w.procs.insert(
+            pid,
+            Proc {
+                pid,
+                name: name.to_string(),
+                task: None,
+                mm: None,
+                active_mm: None,
+                linked: true,
+                exited: false,
+                kernel_thread: true,
+            },
+        );
+        w.task_list.push(pid);
+        pid
+    }
+
     /// A fresh process with its own empty mm, on the task list (and on the
     /// mm list when the patch is in): what exec leaves behind. Boot-time
     /// construction, not an interleaved routine.
@@ -246,6 +285,7 @@ impl Kernel {
                 active_mm: Some(mm),
                 linked: true,
                 exited: false,
+                kernel_thread: false,
             },
         );
         w.task_list.push(pid);
@@ -275,6 +315,7 @@ impl Kernel {
             rss: 0,
             origin,
             expected: Default::default(),
+            swap_address: 0,
         });
         if self.fixes.mmlist {
             w.mmlist.push(mm);
@@ -285,6 +326,10 @@ impl Kernel {
     /// Add an anonymous private writable mapping of `pages` pages at
     /// `start` (what do_mmap leaves; boot-time construction).
     pub fn map_anonymous(&self, pid: Pid, start: u64, pages: u64) -> Result<(), String> {
+        self.map_vma(pid, start, pages, None)
+    }
+
+    fn map_vma(&self, pid: Pid, start: u64, pages: u64, shm: Option<(ShmId, u64)>) -> Result<(), String> {
         if !start.is_multiple_of(PAGE_SIZE) {
             return Err(format!("mapping start {start:#x} is not page aligned"));
         }
@@ -298,12 +343,48 @@ impl Kernel {
         if overlaps {
             return Err(format!("mapping {start:#x}..{end:#x} overlaps an existing one"));
         }
-        let vma = w.vmas.insert(Vma { mm, start, end, writable: true });
+        let vma = w.vmas.insert(Vma { mm, start, end, writable: true, shm });
         let World { mms, vmas, .. } = &mut *w;
         let chain = &mut mms[mm].mmap;
         let at = chain.iter().position(|&v| vmas[v].start > start).unwrap_or(chain.len());
         chain.insert(at, vma);
         Ok(())
+    }
+
+    /// `shmget(IPC_PRIVATE, pages * PAGE_SIZE)`: a new segment with no
+    /// pages yet (boot-time construction). Returns its id.
+    pub fn shmget(&self, pages: usize) -> ShmId {
+        let mut w = self.w();
+        let id = w.shm_segs.len();
+        let i_sem = self.sim.new_lock(LockKind::Semaphore, "i_sem", format!("shm{id}.i_sem"));
+        w.shm_segs.push(ShmSegment { entries: vec![Pte::None; pages], i_sem, nattch: 0, expected: Default::default() });
+        w.shm_tot += pages as i64;
+        id
+    }
+
+    /// `shmat(id, addr)` (ipc/shm.c → do_mmap of the segment's file,
+    /// MAP_SHARED): a VMA over the whole segment at `start`.
+    pub fn shmat(&self, pid: Pid, seg: ShmId, start: u64) -> Result<(), String> {
+        let pages = self.w().shm_segs.get(seg).map(|s| s.entries.len()).ok_or_else(|| format!("no shm segment {seg}"))?;
+        self.map_vma(pid, start, pages as u64, Some((seg, 0)))?;
+        self.w().shm_segs[seg].nattch += 1;
+        Ok(())
+    }
+
+    /// `freepages.high`: kswapd frees memory up to here.
+    pub fn freepages_high(&self) -> u32 {
+        (self.memory_pages / 32).max(16).min(self.memory_pages / 2)
+    }
+
+    /// `freepages.low`: below it an allocation wakes kswapd; at zero it
+    /// reclaims directly.
+    pub fn freepages_low(&self) -> u32 {
+        (self.memory_pages / 64).max(8).min(self.memory_pages / 4)
+    }
+
+    /// Whether any process with a program is still running.
+    pub fn user_tasks_alive(&self) -> bool {
+        self.w().procs.values().any(|p| p.task.is_some() && !p.exited && !p.kernel_thread)
     }
 
     /// A short description of an mm for messages.

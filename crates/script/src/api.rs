@@ -18,11 +18,13 @@ use crate::spec::{mapped, ProcessSpec, RawMachine, RawSpec, SetupOp, SetupStep};
 pub type SharedSpec = Rc<RefCell<RawSpec>>;
 
 /// Every global the scenario API adds, for the reference docs and tests.
-pub const GLOBALS: &[&str] =
-    &["machine", "process", "fork", "exit", "read", "write", "swapoff", "swapon", "swap_out", "getpid", "expect"];
+pub const GLOBALS: &[&str] = &[
+    "machine", "process", "shmget", "fork", "exit", "exec", "read", "write", "mmap", "munmap", "swapoff", "swapon",
+    "swap_out", "getpid", "expect",
+];
 
 /// The methods of a process handle.
-pub const PROCESS_METHODS: &[&str] = &["map", "write", "read", "swap_out"];
+pub const PROCESS_METHODS: &[&str] = &["map", "shmat", "write", "read", "swap_out"];
 
 /// The system calls, written in Lua so that they can yield the program's
 /// coroutine and so that argument errors point at the caller's line.
@@ -56,6 +58,22 @@ function exit()
   return syscall("exit")
 end
 
+function exec()
+  return syscall("exec")
+end
+
+function mmap(addr, pages)
+  check_integer("mmap", "an address", addr)
+  check_integer("mmap", "a number of pages", pages)
+  return syscall("mmap", addr, pages)
+end
+
+function munmap(addr, pages)
+  check_integer("munmap", "an address", addr)
+  check_integer("munmap", "a number of pages", pages)
+  return syscall("munmap", addr, pages)
+end
+
 function read(addr)
   check_integer("read", "an address", addr)
   return syscall("read", addr)
@@ -76,9 +94,10 @@ function swapon(device)
   return syscall("swapon", device)
 end
 
-function swap_out(addr)
+function swap_out(addr, pid)
   check_integer("swap_out", "an address", addr)
-  return syscall("swap_out", addr)
+  if pid ~= nil then check_integer("swap_out", "a pid", pid) end
+  return syscall("swap_out", addr, pid)
 end
 
 function getpid()
@@ -100,6 +119,7 @@ pub fn register(lua: &Lua, spec: SharedSpec) -> mlua::Result<()> {
     let globals = lua.globals();
     globals.set("machine", lua.create_function(machine)?)?;
     globals.set("process", lua.create_function(process)?)?;
+    globals.set("shmget", lua.create_function(shmget)?)?;
     lua.load(PRELUDE).set_name("=swapsim").exec()?;
     globals.set("coroutine", Value::Nil)?;
     Ok(())
@@ -124,7 +144,7 @@ fn declaring(lua: &Lua, what: &str) -> mlua::Result<SharedSpec> {
     Ok(spec)
 }
 
-const MACHINE_FIELDS: &[&str] = &["cpus", "memory_pages", "swap_devices", "alloc_sleep", "step_budget"];
+const MACHINE_FIELDS: &[&str] = &["cpus", "memory_pages", "swap_devices", "alloc_sleep", "step_budget", "kswapd"];
 
 /// `machine { cpus = 1, memory_pages = 1024, swap_devices = {64}, alloc_sleep = 0.2, step_budget = 1000000 }`
 fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
@@ -195,7 +215,15 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
             )))
         }
     };
+    let kswapd = match fields.get::<Value>("kswapd")? {
+        Value::Nil => None,
+        Value::Boolean(on) => Some(on),
+        other => {
+            return Err(mlua::Error::runtime(format!("machine: kswapd must be true or false, got {}", other.type_name())))
+        }
+    };
     let raw = RawMachine {
+        kswapd,
         cpus: integer("cpus")?,
         memory_pages: integer("memory_pages")?,
         swap_devices,
@@ -220,8 +248,37 @@ fn process(lua: &Lua, (name, program): (String, Option<Function>)) -> mlua::Resu
     if spec.processes.iter().any(|p| p.name == name) {
         return Err(mlua::Error::runtime(format!("process: a process named {name:?} already exists")));
     }
-    spec.processes.push(ProcessSpec { name, maps: Vec::new(), program, line });
+    spec.processes.push(ProcessSpec { name, maps: Vec::new(), attaches: Vec::new(), program, line });
     Ok(Process(spec.processes.len() - 1))
+}
+
+/// `shmget(pages)`: a SysV shm segment of `pages` pages, to attach with
+/// `p:shmat(seg, addr)`.
+fn shmget(lua: &Lua, pages: i64) -> mlua::Result<Segment> {
+    let spec = declaring(lua, "shmget()")?;
+    if !(1..=1 << 16).contains(&pages) {
+        return Err(mlua::Error::runtime(format!("shmget: pages must be between 1 and 65536, got {pages}")));
+    }
+    let mut spec = spec.borrow_mut();
+    spec.segments.push(pages as u64);
+    Ok(Segment(spec.segments.len() - 1))
+}
+
+/// A shm segment handle.
+#[derive(Clone, Copy)]
+pub struct Segment(pub usize);
+
+impl UserData for Segment {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("id", |_, this| Ok(this.0 as i64));
+        fields.add_field_method_get("pages", |lua, this| Ok(spec(lua).borrow().segments[this.0] as i64));
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_method("__tostring", |lua, this, ()| {
+            Ok(format!("shm segment {} ({} pages)", this.0, spec(lua).borrow().segments[this.0]))
+        });
+    }
 }
 
 /// A process handle: `local p = process("p", ...)`. Pids follow the order
@@ -237,7 +294,7 @@ impl Process {
             SetupOp::Write(a) | SetupOp::Read(a) | SetupOp::SwapOut(a) => a,
         };
         let process = &spec.processes[self.0];
-        if !mapped(&process.maps, addr) {
+        if !mapped(&process.ranges(&spec.segments), addr) {
             return Err(mlua::Error::runtime(format!(
                 "{what}: address {addr:#x} is not mapped in process {:?} (map it first with p:map(start, pages))",
                 process.name
@@ -273,11 +330,26 @@ impl UserData for Process {
             }
             let end = start + pages as u64 * PAGE_SIZE;
             let mut spec = spec.borrow_mut();
-            let process = &mut spec.processes[this.0];
-            if process.maps.iter().any(|&(s, p)| s < end && start < s + p * PAGE_SIZE) {
+            let ranges = spec.processes[this.0].ranges(&spec.segments);
+            if ranges.iter().any(|&(s, p)| s < end && start < s + p * PAGE_SIZE) {
                 return Err(mlua::Error::runtime(format!("map: {start:#x}..{end:#x} overlaps an earlier mapping")));
             }
-            process.maps.push((start, pages as u64));
+            spec.processes[this.0].maps.push((start, pages as u64));
+            Ok(())
+        });
+        methods.add_method("shmat", |lua, this, (segment, start): (mlua::UserDataRef<Segment>, i64)| {
+            let spec = declaring(lua, "p:shmat()")?;
+            let start = address("shmat", start)?;
+            if !start.is_multiple_of(PAGE_SIZE) {
+                return Err(mlua::Error::runtime(format!("shmat: address {start:#x} is not page aligned (4096 bytes)")));
+            }
+            let mut spec = spec.borrow_mut();
+            let end = start + spec.segments[segment.0] * PAGE_SIZE;
+            let ranges = spec.processes[this.0].ranges(&spec.segments);
+            if ranges.iter().any(|&(s, p)| s < end && start < s + p * PAGE_SIZE) {
+                return Err(mlua::Error::runtime(format!("shmat: {start:#x}..{end:#x} overlaps an earlier mapping")));
+            }
+            spec.processes[this.0].attaches.push((segment.0, start));
             Ok(())
         });
         methods.add_method("write", |lua, this, addr: i64| {

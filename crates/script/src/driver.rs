@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use engine::Task;
 use kernel::memory::{user_access, Access};
-use kernel::{exit, fork, invariants, swapfile, vmscan, KResult, Kernel};
+use kernel::{exit, fork, invariants, mmap, swapfile, vmscan, KResult, Kernel};
 use mlua::thread::ThreadStatus;
 use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Value};
 
@@ -38,7 +38,10 @@ enum Request {
     Access { addr: u64, write: bool },
     Swapoff(usize),
     Swapon(usize),
-    SwapOut(u64),
+    SwapOut { addr: u64, pid: Option<u32> },
+    Mmap { addr: u64, pages: u64 },
+    Munmap { addr: u64, pages: u64 },
+    Exec,
     Getpid,
     Expect(bool, String),
 }
@@ -104,7 +107,17 @@ fn parse_request(values: MultiValue) -> Result<Request, String> {
         // Users number devices from 1; the kernel's swap_info from 0.
         "swapoff" => Request::Swapoff((integer(arg())? as usize).wrapping_sub(1)),
         "swapon" => Request::Swapon((integer(arg())? as usize).wrapping_sub(1)),
-        "swap_out" => Request::SwapOut(integer(arg())?),
+        "swap_out" => {
+            let addr = integer(arg())?;
+            let pid = match arg() {
+                Value::Nil => None,
+                v => Some(integer(v)? as u32),
+            };
+            Request::SwapOut { addr, pid }
+        }
+        "mmap" => Request::Mmap { addr: integer(arg())?, pages: integer(arg())? },
+        "munmap" => Request::Munmap { addr: integer(arg())?, pages: integer(arg())? },
+        "exec" => Request::Exec,
         "getpid" => Request::Getpid,
         "expect" => {
             let ok = matches!(arg(), Value::Boolean(true));
@@ -160,9 +173,16 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
             let ret = swapfile::sys_swapon(k, t, type_).await?;
             Next::Resume(values(&ctx.lua, ret))
         }
-        Request::SwapOut(addr) => {
-            let done = matches!(vmscan::swap_out_pte(k, t, addr).await?, vmscan::SwapOut::Done(_));
+        Request::SwapOut { addr, pid } => {
+            let victim = pid.unwrap_or_else(|| k.current(t));
+            let done = vmscan::swap_out_pte(k, t, victim, addr).await? != vmscan::SwapOut::Failed;
             Next::Resume(values(&ctx.lua, done))
+        }
+        Request::Mmap { addr, pages } => Next::Resume(values(&ctx.lua, mmap::sys_mmap(k, t, addr, pages).await?)),
+        Request::Munmap { addr, pages } => Next::Resume(values(&ctx.lua, mmap::sys_munmap(k, t, addr, pages).await?)),
+        Request::Exec => {
+            mmap::exec_mmap(k, t).await?;
+            Next::Resume(MultiValue::new())
         }
         Request::Getpid => Next::Resume(values(&ctx.lua, k.current(t))),
         Request::Expect(ok, message) => {

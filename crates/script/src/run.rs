@@ -110,12 +110,19 @@ fn boot_and_run(
 ) -> Result<RunReport, ScenarioError> {
     let at = |line: usize, message: String| ScenarioError { location: Some(format!("{path}:{line}")), message };
 
-    // The processes, with their mappings (pids 1, 2, ... in order).
+    // Shm segments, then the processes with their mappings and attaches
+    // (pids 1, 2, ... in order).
+    for &pages in &scenario.segments {
+        k.shmget(pages as usize);
+    }
     let mut pids: Vec<Pid> = Vec::new();
     for process in &scenario.processes {
         let pid = k.create_process(&process.name);
         for &(start, pages) in &process.maps {
             k.map_anonymous(pid, start, pages).map_err(|m| at(process.line, m))?;
+        }
+        for &(seg, start) in &process.attaches {
+            k.shmat(pid, seg, start).map_err(|m| at(process.line, m))?;
         }
         pids.push(pid);
     }
@@ -183,6 +190,14 @@ fn boot_and_run(
     for (process, &pid) in scenario.processes.iter().zip(&pids) {
         let Some(program) = process.program.clone() else { continue };
         let task = sim.spawn(process.name.clone(), driver::start(Rc::clone(&ctx), Some(program)));
+        k.bind(task, pid);
+    }
+    if scenario.kswapd {
+        let pid = k.create_kernel_thread("kswapd");
+        let kk = Rc::clone(k);
+        let task = sim.spawn("kswapd", move |t| async move {
+            let _ = vmscan::kswapd(&kk, &t).await;
+        });
         k.bind(task, pid);
     }
     let mut outcome = sim.run();

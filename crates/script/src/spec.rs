@@ -32,6 +32,8 @@ pub struct ProcessSpec {
     pub name: String,
     /// Anonymous mappings: (start, pages).
     pub maps: Vec<(u64, u64)>,
+    /// Shm attaches: (segment, start); a segment's size is in `segments`.
+    pub attaches: Vec<(usize, u64)>,
     /// Its program, run interleaved (none: the process only exists).
     pub program: Option<mlua::Function>,
     pub line: usize,
@@ -41,6 +43,8 @@ pub struct ProcessSpec {
 #[derive(Debug, Default)]
 pub struct RawSpec {
     pub machine: Option<(RawMachine, usize)>,
+    /// Shm segments' sizes in pages, by id.
+    pub segments: Vec<u64>,
     pub processes: Vec<ProcessSpec>,
     pub setup: Vec<SetupStep>,
     /// True once interleaving started: declarations are then refused.
@@ -54,6 +58,7 @@ pub struct RawMachine {
     pub swap_devices: Option<Vec<i64>>,
     pub alloc_sleep: Option<f64>,
     pub step_budget: Option<i64>,
+    pub kswapd: Option<bool>,
 }
 
 /// A validated scenario.
@@ -64,6 +69,10 @@ pub struct Scenario {
     /// random runs.
     pub alloc_sleep: f64,
     pub step_budget: u64,
+    /// Run kswapd, the page stealer thread.
+    pub kswapd: bool,
+    /// Shm segments' sizes in pages, by id.
+    pub segments: Vec<u64>,
     pub processes: Vec<ProcessSpec>,
     pub setup: Vec<SetupStep>,
 }
@@ -108,6 +117,10 @@ impl RawSpec {
         if step_budget < 1 {
             return Err(at(line, format!("machine: step_budget must be positive, got {step_budget}")));
         }
+        let total: u64 = self.segments.iter().sum();
+        if total > memory_pages as u64 * 16 {
+            return Err(at(line, format!("shm segments total {total} pages, more than 16 times memory_pages")));
+        }
         if self.processes.is_empty() {
             return Err(ScenarioError {
                 location: Some(path.to_string()),
@@ -132,13 +145,23 @@ impl RawSpec {
             },
             alloc_sleep,
             step_budget: step_budget as u64,
+            kswapd: raw.kswapd.unwrap_or(false),
+            segments: self.segments.clone(),
             processes: self.processes.clone(),
             setup: self.setup.clone(),
         })
     }
 }
 
-/// Whether `addr` lies in one of the mappings.
-pub fn mapped(maps: &[(u64, u64)], addr: u64) -> bool {
-    maps.iter().any(|&(start, pages)| start <= addr && addr < start + pages * PAGE_SIZE)
+impl ProcessSpec {
+    /// Its mappings and attaches as (start, pages).
+    pub fn ranges(&self, segments: &[u64]) -> Vec<(u64, u64)> {
+        let attaches = self.attaches.iter().map(|&(seg, start)| (start, segments[seg]));
+        self.maps.iter().copied().chain(attaches).collect()
+    }
+}
+
+/// Whether `addr` lies in one of the ranges (start, pages).
+pub fn mapped(ranges: &[(u64, u64)], addr: u64) -> bool {
+    ranges.iter().any(|&(start, pages)| start <= addr && addr < start + pages * PAGE_SIZE)
 }

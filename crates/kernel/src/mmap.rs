@@ -1,0 +1,149 @@
+//! Address-space system calls: munmap and anonymous mmap (mm/mmap.c), and
+//! exec's exec_mmap (fs/exec.c).
+
+use engine::Task;
+
+use crate::exit::exit_mmap;
+use crate::memory::zap_page_range;
+use crate::mm::{mm_alloc, mmput};
+use crate::types::*;
+use crate::{KResult, Kernel};
+
+const EINVAL: i64 = 22;
+
+/// `sys_munmap` → `do_munmap` (mm/mmap.c), under the caller's mmap_sem and
+/// without the BKL: allocate a spare VMA (may sleep), unlink every VMA the
+/// range touches under the vmlist lock, then for each zap its part of the
+/// range and put back what is left of it (`unmap_fixup`).
+pub async fn sys_munmap(k: &Kernel, t: &Task, addr: u64, pages: u64) -> KResult<i64> {
+    if !addr.is_multiple_of(PAGE_SIZE) || pages == 0 {
+        return Ok(-EINVAL);
+    }
+    let end = addr + pages * PAGE_SIZE;
+    let pid = k.current(t);
+    let Some(mm) = k.w().procs[&pid].mm else { return Ok(-EINVAL) };
+    k.check_mm(t, mm, "sys_munmap")?;
+    let (mmap_sem, ptl) = {
+        let w = k.w();
+        (w.mms[mm].mmap_sem, w.mms[mm].page_table_lock)
+    };
+    t.down(mmap_sem, "sys_munmap:down_mmap_sem").await;
+    t.may_sleep("do_munmap:kmem_cache_alloc", k.costs.alloc_sleep).await;
+    t.spin_lock(ptl, "do_munmap:vmlist_modify_lock").await;
+    let free: Vec<VmaId> = {
+        let mut w = k.w();
+        let World { mms, vmas, .. } = &mut *w;
+        let touched: Vec<VmaId> = mms[mm].mmap.iter().copied().filter(|&v| vmas[v].start < end && addr < vmas[v].end).collect();
+        mms[mm].mmap.retain(|v| !touched.contains(v));
+        touched
+    };
+    t.spin_unlock(ptl, "do_munmap:vmlist_modify_unlock");
+    for vma in free {
+        let (start, stop, shm, writable) = {
+            let w = k.w();
+            let v = &w.vmas[vma];
+            (v.start, v.end, v.shm, v.writable)
+        };
+        let (st, en) = (start.max(addr), stop.min(end));
+        zap_page_range(k, t, mm, st, en).await?;
+        // unmap_fixup: the pieces of the VMA outside the range stay mapped.
+        t.spin_lock(ptl, "unmap_fixup:vmlist_modify_lock").await;
+        {
+            let mut w = k.w();
+            w.vmas.remove(vma);
+            let mut pieces = Vec::new();
+            if start < st {
+                pieces.push((start, st, shm));
+            }
+            if en < stop {
+                let shm = shm.map(|(seg, pgoff)| (seg, pgoff + (en - start) / PAGE_SIZE));
+                pieces.push((en, stop, shm));
+            }
+            if pieces.is_empty() {
+                if let Some((seg, _)) = shm {
+                    w.shm_segs[seg].nattch -= 1; // shm_close
+                }
+            } else if pieces.len() == 2 {
+                if let Some((seg, _)) = shm {
+                    w.shm_segs[seg].nattch += 1; // the split adds an attach (shm_open)
+                }
+            }
+            for (s, e, shm) in pieces {
+                let piece = w.vmas.insert(Vma { mm, start: s, end: e, writable, shm });
+                let World { mms, vmas, .. } = &mut *w;
+                let chain = &mut mms[mm].mmap;
+                let at = chain.iter().position(|&v| vmas[v].start > s).unwrap_or(chain.len());
+                chain.insert(at, piece);
+            }
+        }
+        t.spin_unlock(ptl, "unmap_fixup:vmlist_modify_unlock");
+    }
+    t.up(mmap_sem, "sys_munmap:up_mmap_sem");
+    Ok(0)
+}
+
+/// `sys_mmap2`/`do_mmap` (mm/mmap.c) of an anonymous private writable
+/// mapping at a fixed, free address, under mmap_sem: allocate the VMA
+/// (may sleep) and link it in under the vmlist lock.
+pub async fn sys_mmap(k: &Kernel, t: &Task, addr: u64, pages: u64) -> KResult<i64> {
+    if !addr.is_multiple_of(PAGE_SIZE) || pages == 0 {
+        return Ok(-EINVAL);
+    }
+    let end = addr + pages * PAGE_SIZE;
+    let pid = k.current(t);
+    let Some(mm) = k.w().procs[&pid].mm else { return Ok(-EINVAL) };
+    k.check_mm(t, mm, "sys_mmap")?;
+    let (mmap_sem, ptl) = {
+        let w = k.w();
+        (w.mms[mm].mmap_sem, w.mms[mm].page_table_lock)
+    };
+    t.down(mmap_sem, "sys_mmap:down_mmap_sem").await;
+    t.may_sleep("do_mmap:kmem_cache_alloc", k.costs.alloc_sleep).await;
+    let overlaps = {
+        let w = k.w();
+        w.mms[mm].mmap.iter().any(|&v| w.vmas[v].start < end && addr < w.vmas[v].end)
+    };
+    if overlaps {
+        t.up(mmap_sem, "sys_mmap:up_mmap_sem");
+        return Ok(-EINVAL);
+    }
+    t.spin_lock(ptl, "do_mmap:vmlist_modify_lock").await;
+    {
+        let mut w = k.w();
+        let vma = w.vmas.insert(Vma { mm, start: addr, end, writable: true, shm: None });
+        let World { mms, vmas, .. } = &mut *w;
+        let chain = &mut mms[mm].mmap;
+        let at = chain.iter().position(|&v| vmas[v].start > addr).unwrap_or(chain.len());
+        chain.insert(at, vma);
+    }
+    t.spin_unlock(ptl, "do_mmap:vmlist_modify_unlock");
+    t.up(mmap_sem, "sys_mmap:up_mmap_sem");
+    Ok(0)
+}
+
+/// `exec_mmap` (fs/exec.c), from do_execve with no BKL: an mm with one
+/// user is emptied in place by exit_mmap and kept — with the patch it stays
+/// holdable, since mm_users is still 1 — otherwise the task gets a new mm
+/// from mm_alloc and drops the old one with mmput.
+pub async fn exec_mmap(k: &Kernel, t: &Task) -> KResult<()> {
+    let pid = k.current(t);
+    let Some(old_mm) = k.w().procs[&pid].mm else { return Ok(()) };
+    k.check_mm(t, old_mm, "exec_mmap")?;
+    if k.w().mms[old_mm].mm_users == 1 {
+        exit_mmap(k, t, old_mm).await?;
+        k.check_mm(t, old_mm, "exec_mmap")?;
+        k.w().mms[old_mm].expected.clear();
+        return Ok(());
+    }
+    let name = k.w().procs[&pid].name.clone();
+    let mm = mm_alloc(k, t, format!("pid {pid} ({name}) after exec")).await;
+    {
+        let mut w = k.w();
+        let p = &mut w.procs[&pid];
+        p.mm = Some(mm);
+        p.active_mm = Some(mm);
+    }
+    mmput(k, t, old_mm).await
+}
+
+use crate::world::World;
