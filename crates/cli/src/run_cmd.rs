@@ -276,6 +276,11 @@ fn run_seeds(_args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, f
             kinds.join(", "),
             total - broken.len() as u64
         );
+        let firsts: Vec<String> = by_kind
+            .keys()
+            .map(|kind| format!("{kind} seed {}", broken.iter().find(|(_, k)| k == kind).map(|(s, _)| *s).unwrap_or(0)))
+            .collect();
+        println!("firsts:   {}", firsts.join("; "));
         println!("first:    seed {}; replay: {}", broken[0].0, replay_command(kernel, path, broken[0].0));
         ExitCode::from(1)
     }

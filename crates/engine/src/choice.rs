@@ -11,8 +11,9 @@ pub enum Decision {
     /// fire the next timer) happens next.
     Step,
     /// Whether an allocation that may block does block: option 0 = it
-    /// succeeds at once, option 1 = the task sleeps (e.g. `__get_free_page`
-    /// waiting for kswapd). `point` names the allocation site.
+    /// succeeds at once, 1 = the task sleeps briefly (kswapd frees a page),
+    /// 2 = it sleeps long (it waits for swap-out I/O). `point` names the
+    /// allocation site.
     MaySleep { point: &'static str },
 }
 
@@ -21,8 +22,8 @@ pub trait Chooser {
     fn choose(&mut self, decision: Decision, n: usize) -> usize;
 }
 
-/// A seeded random walk: uniform over step options, and an allocation
-/// sleeps with probability `sleep_probability`.
+/// A seeded random walk: uniform over step options; an allocation sleeps
+/// with probability `sleep_probability`, one sleep in four a long one.
 pub struct RandomChooser {
     rng: ChaCha8Rng,
     sleep_probability: f64,
@@ -47,7 +48,15 @@ impl Chooser for RandomChooser {
                     self.rng.random_range(0..n)
                 }
             }
-            Decision::MaySleep { .. } => usize::from(self.rng.random_bool(self.sleep_probability)),
+            Decision::MaySleep { .. } => {
+                if !self.rng.random_bool(self.sleep_probability) {
+                    0
+                } else if n > 2 && self.rng.random_bool(0.25) {
+                    2
+                } else {
+                    1
+                }
+            }
         }
     }
 }
@@ -93,7 +102,11 @@ mod tests {
     #[test]
     fn sleep_probability_zero_never_sleeps() {
         let mut c = RandomChooser::new(9, 0.0);
-        assert!((0..100).all(|_| c.choose(Decision::MaySleep { point: "p" }, 2) == 0));
+        assert!((0..100).all(|_| c.choose(Decision::MaySleep { point: "p" }, 3) == 0));
+        let mut c = RandomChooser::new(9, 1.0);
+        let picks: Vec<usize> = (0..400).map(|_| c.choose(Decision::MaySleep { point: "p" }, 3)).collect();
+        assert!(picks.iter().all(|&p| p == 1 || p == 2));
+        assert!(picks.iter().filter(|&&p| p == 2).count() > 50, "long sleeps happen");
     }
 
     #[test]

@@ -273,12 +273,15 @@ impl Task {
     }
 
     /// An allocation that may block (`__get_free_page`, `kmem_cache_alloc`
-    /// with SLAB_KERNEL, ...). Whether it sleeps is a recorded choice; if it
-    /// does, the task sleeps `sleep_ns` (waiting for memory to be freed).
+    /// with SLAB_KERNEL, ...). Whether it sleeps is a recorded choice: not
+    /// at all, `sleep_ns` (kswapd frees a page), or 100 times that (it waits
+    /// for swap-out I/O to finish).
     pub async fn may_sleep(&self, point: Point, sleep_ns: u64) {
         self.point(point).await;
-        if self.sim.choose(Decision::MaySleep { point }, 2) == 1 {
-            self.sleep(SleepOn::Timer(sleep_ns), point).await;
+        match self.sim.choose(Decision::MaySleep { point }, 3) {
+            0 => {}
+            1 => self.sleep(SleepOn::Timer(sleep_ns), point).await,
+            _ => self.sleep(SleepOn::Timer(sleep_ns * 100), point).await,
         }
     }
 

@@ -12,8 +12,11 @@ use crate::Kernel;
 pub type Broken = (&'static str, String);
 
 /// Swapoff completeness: after `sys_swapoff(type_)` returned 0, no pte of
-/// any mm (on a list or not), and no swap-cache page, refers to the device.
-pub fn check_swapoff_complete(k: &Kernel, type_: usize) -> Option<Broken> {
+/// any mm (on a list or not), no swap-cache page and — with `shm` — no shm
+/// segment entry refers to the device. When swapoff returns, shm_nopage may
+/// still hold a snapshot of an entry it is about to replace, so the shm
+/// entries are checked at the next quiescent point instead.
+pub fn check_swapoff_complete(k: &Kernel, type_: usize, shm: bool) -> Option<Broken> {
     let w = k.w();
     for (mm_id, mm) in &w.mms {
         let Some(pgd) = mm.pgd else { continue };
@@ -44,7 +47,7 @@ pub fn check_swapoff_complete(k: &Kernel, type_: usize) -> Option<Broken> {
             ));
         }
     }
-    for (seg, s) in w.shm_segs.iter().enumerate() {
+    for (seg, s) in w.shm_segs.iter().enumerate().filter(|_| shm) {
         if let Some((idx, Pte::Swap(entry))) =
             s.entries.iter().enumerate().find(|(_, e)| matches!(e, Pte::Swap(x) if x.type_ == type_))
         {
@@ -72,6 +75,15 @@ pub fn check_swapoff_complete(k: &Kernel, type_: usize) -> Option<Broken> {
 /// swap-cache page; each page's count equals the ptes mapping it plus one
 /// for the swap cache.
 pub fn check_quiescent(k: &Kernel) -> Option<Broken> {
+    let devices_off: Vec<usize> = {
+        let w = k.w();
+        (0..w.swap_info.len()).filter(|&i| w.swap_info[i].swap_map.is_none()).collect()
+    };
+    for type_ in devices_off {
+        if let Some(broken) = check_swapoff_complete(k, type_, true) {
+            return Some(broken);
+        }
+    }
     let w = k.w();
     let mut swap_refs: BTreeMap<SwpEntry, u32> = BTreeMap::new();
     let mut page_refs: BTreeMap<PageId, i32> = BTreeMap::new();

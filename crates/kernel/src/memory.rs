@@ -199,10 +199,11 @@ pub(crate) async fn swapin_readahead(k: &Kernel, t: &Task, entry: SwpEntry) -> K
 
 /// `valid_swaphandles` (mm/swapfile.c), under swap_device_lock: from the
 /// cluster-aligned offset, up to 2^page_cluster slots that are in use and
-/// not bad, each with a temporary reference. The patch does none of it
+/// not bad (stopping at the first that is not), each with a temporary
+/// reference. The patch does none of it
 /// unless the device is SWP_WRITEOK.
 async fn valid_swaphandles(k: &Kernel, t: &Task, entry: SwpEntry) -> Vec<SwpEntry> {
-    const PAGE_CLUSTER: u32 = 3;
+    let page_cluster = k.page_cluster();
     let sdev_lock = k.w().swap_info[entry.type_].sdev_lock;
     t.spin_lock(sdev_lock, "valid_swaphandles:swap_device_lock").await;
     let mut handles = Vec::new();
@@ -212,8 +213,10 @@ async fn valid_swaphandles(k: &Kernel, t: &Task, entry: SwpEntry) -> Vec<SwpEntr
         let writeok = p.flags & SWP_WRITEOK == SWP_WRITEOK;
         let max = p.max;
         if let (Some(map), true) = (p.swap_map.as_mut(), writeok || !k.fixes.no_readahead) {
-            let first = (entry.offset >> PAGE_CLUSTER) << PAGE_CLUSTER;
-            for offset in first..first + (1u32 << PAGE_CLUSTER) {
+            // From the cluster-aligned offset; a cluster that starts at the
+            // header slot (BAD) reads nothing ahead.
+            let first = (entry.offset >> page_cluster) << page_cluster;
+            for offset in first..first + (1u32 << page_cluster) {
                 if offset >= max {
                     break;
                 }

@@ -381,8 +381,8 @@ pub async fn try_to_unuse(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
         t.point("try_to_unuse:after_read_swap_cache").await;
 
         if k.fixes.mmlist {
-            // The patch: shm_unuse first (shm is not modelled yet), then
-            // crab the mm list.
+            // The patch: shm_unuse first, then crab the mm list.
+            crate::shm::shm_unuse(k, t, entry, page).await?;
             crab_mmlist(k, t, entry, page).await?;
         } else {
             t.read_lock(k.tasklist_lock, "try_to_unuse:read_lock_tasklist").await;
@@ -394,6 +394,7 @@ pub async fn try_to_unuse(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
                 unuse_process(k, t, mm, entry, page).await?;
             }
             t.read_unlock(k.tasklist_lock, "try_to_unuse:read_unlock_tasklist");
+            crate::shm::shm_unuse(k, t, entry, page).await?;
         }
 
         // Drop the swap-cache copy.
@@ -496,31 +497,46 @@ async fn unuse_mm(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, page: PageId)
 }
 
 /// The VMA walk shared by unuse_process and unuse_mm: `unuse_vma` down to
-/// `unuse_pte` for each pte of each VMA on `mm->mmap`.
+/// `unuse_pte` for each pte of each VMA on `mm->mmap`, following
+/// `vma->vm_next` as it goes — with no lock in pre4, so a VMA that munmap
+/// or exit frees under the walk is a use-after-free.
 async fn unuse_vmas(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, page: PageId) -> KResult<()> {
     k.check_mm(t, mm, "unuse_process")?;
-    let vmas: Vec<VmaId> = k.w().mms[mm].mmap.clone();
-    for vma in vmas {
+    let mut cur: Option<VmaId> = k.w().mms[mm].mmap.first().copied();
+    while let Some(vma) = cur {
         t.point("unuse_vma").await;
         k.check_mm(t, mm, "unuse_vma")?;
         let (start, end, pgd) = {
             let w = k.w();
             let Some(v) = w.vmas.get(vma) else {
                 drop(w);
-                return Err(k.oops(t, "use-after-free", "unuse_vma walked a freed vm_area_struct"));
+                return Err(k.oops(t, "use-after-free", "unuse_vma walked a vm_area_struct that was freed under it"));
             };
             (v.start, v.end, w.mms[mm].pgd)
         };
-        let Some(pgd) = pgd else { continue };
-        let hits: Vec<u64> = {
-            let w = k.w();
-            let ptes = &w.page_tables[pgd].ptes;
-            ptes.range(start..end).filter(|(_, &pte)| pte_refers_to(pte, entry, page)).map(|(&a, _)| a).collect()
-        };
-        t.work((end - start) / PAGE_SIZE * k.costs.pte_scan);
-        for addr in hits {
-            unuse_pte(k, t, mm, pgd, addr, entry, page).await?;
+        if let Some(pgd) = pgd {
+            let hits: Vec<u64> = {
+                let w = k.w();
+                let ptes = &w.page_tables[pgd].ptes;
+                ptes.range(start..end).filter(|(_, &pte)| pte_refers_to(pte, entry, page)).map(|(&a, _)| a).collect()
+            };
+            t.work((end - start) / PAGE_SIZE * k.costs.pte_scan);
+            for addr in hits {
+                unuse_pte(k, t, mm, pgd, addr, entry, page).await?;
+            }
         }
+        // vma = vma->vm_next. A VMA unlinked meanwhile still points on into
+        // the list it was on; that is approximated by the next VMA of the
+        // chain after its address.
+        k.check_mm(t, mm, "unuse_vma")?;
+        cur = {
+            let w = k.w();
+            let chain = &w.mms[mm].mmap;
+            match chain.iter().position(|&v| v == vma) {
+                Some(at) => chain.get(at + 1).copied(),
+                None => chain.iter().copied().find(|&v| w.vmas.get(v).is_some_and(|v| v.start > start)),
+            }
+        };
     }
     Ok(())
 }

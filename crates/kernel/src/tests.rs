@@ -109,7 +109,7 @@ fn swapoff_without_a_race_brings_every_page_back_in_both_kernels() {
             assert_eq!(swapfile::sys_swapoff(&k, &t, 0).await, Ok(0));
         });
         assert_eq!(outcome, Outcome::Finished, "{variant}");
-        assert_eq!(invariants::check_swapoff_complete(&k, 0), None, "{variant}");
+        assert_eq!(invariants::check_swapoff_complete(&k, 0, true), None, "{variant}");
         assert!(k.w().printk.is_empty(), "{variant}: no Undead entry: {:?}", k.w().printk);
         for i in 0..3 {
             assert!(matches!(pte(&k, pid, 0x10000 + i * PAGE_SIZE), Pte::Present { dirty: true, .. }));
@@ -152,7 +152,7 @@ fn pre4_swapoff_misses_an_mm_off_the_task_list_and_forces_the_count() {
     });
     assert_eq!(outcome, Outcome::Finished);
     assert_eq!(k.w().printk, vec![format!("VM: Undead swap entry {entry} (count 1 forced to 0)")]);
-    let (invariant, message) = invariants::check_swapoff_complete(&k, 0).expect("the child's pte was missed");
+    let (invariant, message) = invariants::check_swapoff_complete(&k, 0, true).expect("the child's pte was missed");
     assert_eq!(invariant, "swapoff-completeness");
     assert!(message.contains("not on the task list"), "{message}");
 }
@@ -167,7 +167,7 @@ fn patched_swapoff_crabs_the_mm_list_and_finds_that_mm() {
     });
     assert_eq!(outcome, Outcome::Finished);
     assert!(k.w().printk.is_empty(), "{:?}", k.w().printk);
-    assert_eq!(invariants::check_swapoff_complete(&k, 0), None);
+    assert_eq!(invariants::check_swapoff_complete(&k, 0, true), None);
     assert!(matches!(pte(&k, child, 0x10000), Pte::Present { .. }));
     // The crab's holds were all released.
     let w = k.w();

@@ -371,6 +371,17 @@ impl Kernel {
         Ok(())
     }
 
+    /// `page_cluster` as `swap_setup` (mm/swap.c) sets it: 2 below 16 MB
+    /// of memory, 3 below 32 MB, else 4.
+    pub fn page_cluster(&self) -> u32 {
+        const MB: u32 = 256; // pages per MB
+        match self.memory_pages {
+            n if n < 16 * MB => 2,
+            n if n < 32 * MB => 3,
+            _ => 4,
+        }
+    }
+
     /// `freepages.high`: kswapd frees memory up to here.
     pub fn freepages_high(&self) -> u32 {
         (self.memory_pages / 32).max(16).min(self.memory_pages / 2)

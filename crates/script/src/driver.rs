@@ -163,7 +163,7 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
         Request::Swapoff(type_) => {
             let ret = swapfile::sys_swapoff(k, t, type_).await?;
             if ret == 0 {
-                if let Some((invariant, message)) = invariants::check_swapoff_complete(k, type_) {
+                if let Some((invariant, message)) = invariants::check_swapoff_complete(k, type_, false) {
                     t.violation(invariant, message);
                 }
             }
