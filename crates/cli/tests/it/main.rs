@@ -3,6 +3,7 @@
 mod bad_scenarios;
 mod determinism;
 mod race1;
+mod races;
 
 use std::path::PathBuf;
 use std::process::Command;

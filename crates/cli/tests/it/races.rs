@@ -1,0 +1,180 @@
+//! Every race of the seed: a pinned breaking seed under pre4, a clean range
+//! under the patch (race 7, which the seed leaves open, breaks it too), and
+//! one test per fix showing what switching it off reopens. The 10 000-seed
+//! evidence is docs/races.md (scripts/races.sh).
+
+use crate::swapsim;
+
+/// Run one seed; return the `result:` line.
+fn headline(file: &str, flags: &[&str], seed: u32) -> String {
+    let seed = seed.to_string();
+    let mut args = vec!["run", file];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--seed", &seed]);
+    let run = swapsim(&args);
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    let line = run.stdout.lines().find(|l| l.starts_with("result:")).expect("a result line").to_string();
+    assert_eq!(run.code == 1, !line.contains("clean"), "exit code matches the result: {line}");
+    line
+}
+
+/// Run a seed range; return the `result:` line.
+fn range(file: &str, flags: &[&str], seeds: &str) -> String {
+    let mut args = vec!["run", file];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--seeds", seeds]);
+    let run = swapsim(&args);
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    run.stdout.lines().find(|l| l.starts_with("result:")).expect("a result line").to_string()
+}
+
+const PRE4: &[&str] = &["--kernel", "pre4"];
+const PATCHED: &[&str] = &["--kernel", "patched"];
+
+fn breaks(file: &str, flags: &[&str], seed: u32, invariant: &str) {
+    let line = headline(file, flags, seed);
+    assert!(line.contains(&format!("VIOLATION {invariant}")), "{file} {flags:?} seed {seed}: {line}");
+}
+
+fn holds(file: &str, flags: &[&str], seed: u32) {
+    let line = headline(file, flags, seed);
+    assert!(line.contains("clean"), "{file} {flags:?} seed {seed}: {line}");
+}
+
+fn clean_range(file: &str, flags: &[&str], seeds: &str) {
+    let line = range(file, flags, seeds);
+    assert!(line.contains("none broke"), "{file} {flags:?} {seeds}: {line}");
+}
+
+#[test]
+fn race1_fork() {
+    breaks("scenarios/race1_fork.lua", PRE4, 1, "swapoff-completeness");
+    clean_range("scenarios/race1_fork.lua", PATCHED, "1..500");
+}
+
+#[test]
+fn race2_exit() {
+    breaks("scenarios/race2_exit.lua", PRE4, 5, "swapoff-completeness");
+    clean_range("scenarios/race2_exit.lua", PATCHED, "1..500");
+}
+
+#[test]
+fn race3_fault() {
+    breaks("scenarios/race3_fault.lua", PRE4, 16, "fault-result");
+    clean_range("scenarios/race3_fault.lua", PATCHED, "1..500");
+}
+
+#[test]
+fn race4_shm() {
+    breaks("scenarios/race4_shm.lua", PRE4, 30, "swap-cache");
+    let patched = range("scenarios/race4_shm.lua", PATCHED, "1..500");
+    assert!(!patched.contains("swap-cache"), "no double delete under the patch: {patched}");
+}
+
+#[test]
+fn race5_munmap_needs_the_lookup_wait_switched_off() {
+    // The real lookup_swap_cache waits for the page lock: no double delete.
+    holds("scenarios/race5_munmap.lua", PRE4, 705);
+    // Without the wait (the what-if), the double delete of race 5.
+    breaks("scenarios/race5_munmap.lua", &["--kernel", "pre4", "--no-fix", "lookup-wait"], 705, "swap-cache");
+    // The patch's page lock closes it even then.
+    holds("scenarios/race5_munmap.lua", &["--kernel", "patched", "--no-fix", "lookup-wait"], 705);
+    clean_range("scenarios/race5_munmap.lua", PATCHED, "1..500");
+}
+
+#[test]
+fn race5_finds_a_munmap_use_after_free_the_seed_does_not_list() {
+    breaks("scenarios/race5_munmap.lua", PRE4, 331, "use-after-free");
+    holds("scenarios/race5_munmap.lua", PATCHED, 331);
+}
+
+#[test]
+fn race6_readahead() {
+    breaks("scenarios/race6_readahead.lua", PRE4, 30, "swap-count");
+    clean_range("scenarios/race6_readahead.lua", PATCHED, "1..500");
+}
+
+#[test]
+fn race6_kswapd() {
+    breaks("scenarios/race6_kswapd.lua", PRE4, 10, "swapoff-completeness");
+    clean_range("scenarios/race6_kswapd.lua", PATCHED, "1..500");
+}
+
+#[test]
+fn race7_stays_open_under_the_patch() {
+    breaks("scenarios/race7_shm_nopage.lua", PRE4, 5, "swap-count");
+    breaks("scenarios/race7_shm_nopage.lua", PATCHED, 5, "swap-count");
+}
+
+// One test per fix: switched off alone on top of the patch.
+
+#[test]
+fn without_mmlist_races_1_2_and_3_come_back() {
+    let off = &["--kernel", "patched", "--no-fix", "mmlist"];
+    breaks("scenarios/race1_fork.lua", off, 1, "swapoff-completeness");
+    breaks("scenarios/race2_exit.lua", off, 5, "swapoff-completeness");
+    // Without the mm list swapoff walks the task list under tasklist_lock,
+    // where it cannot take mmap_sem, so race 3 comes back too.
+    breaks("scenarios/race3_fault.lua", off, 16, "fault-result");
+}
+
+#[test]
+fn the_page_lock_is_half_a_fix_for_race_4_without_mmap_sem_ordering() {
+    // KERNEL.md: "If S deletes first, H's unconditional
+    // delete_from_swap_cache still BUGs." Without the mm list (so without
+    // swapoff's mmap_sem) that order happens, page lock or not: the BUG is
+    // now on shm_nopage's side.
+    let run = swapsim(&["run", "scenarios/race4_shm.lua", "--kernel", "patched", "--no-fix", "mmlist", "--seed", "230"]);
+    assert!(run.stdout.contains("result:   VIOLATION swap-cache"), "{}", run.stdout);
+    assert!(run.stdout.contains("detected by task shmuser"), "{}", run.stdout);
+}
+
+#[test]
+fn without_mmap_sem_races_1_2_and_3_come_back() {
+    let off = &["--kernel", "patched", "--no-fix", "mmap-sem"];
+    breaks("scenarios/race1_fork.lua", off, 1, "swapoff-completeness");
+    breaks("scenarios/race2_exit.lua", off, 5, "swapoff-completeness");
+    breaks("scenarios/race3_fault.lua", off, 16, "fault-result");
+}
+
+#[test]
+fn the_page_lock_closes_race_4_only_once_mmap_sem_is_gone() {
+    // A finding: with mmap_sem, swapoff waits for the shm fault and never
+    // tests PageSwapCache while shm_nopage is about to delete the page.
+    let line = range("scenarios/race4_shm.lua", &["--kernel", "patched", "--no-fix", "page-lock"], "1..300");
+    assert!(!line.contains("swap-cache"), "{line}");
+    breaks("scenarios/race4_shm.lua", &["--kernel", "patched", "--no-fix", "mmap-sem", "--no-fix", "page-lock"], 230, "swap-cache");
+    let line = headline("scenarios/race4_shm.lua", &["--kernel", "patched", "--no-fix", "mmap-sem"], 230);
+    assert!(!line.contains("swap-cache"), "the page lock alone closes that schedule: {line}");
+}
+
+#[test]
+fn no_readahead_closes_race_6_once_mmap_sem_is_gone() {
+    let both = &["--kernel", "patched", "--no-fix", "mmap-sem", "--no-fix", "no-readahead"];
+    breaks("scenarios/race6_readahead.lua", both, 188, "swap-count");
+    holds("scenarios/race6_readahead.lua", &["--kernel", "patched", "--no-fix", "mmap-sem"], 188);
+    clean_range("scenarios/race6_readahead.lua", &["--kernel", "patched", "--no-fix", "no-readahead"], "1..300");
+}
+
+#[test]
+fn without_no_new_refs_kswapd_reopens_race_6() {
+    breaks("scenarios/race6_kswapd.lua", &["--kernel", "patched", "--no-fix", "no-new-refs"], 2, "swapoff-completeness");
+    holds("scenarios/race6_kswapd.lua", PATCHED, 2);
+    clean_range("scenarios/race1_fork.lua", &["--kernel", "patched", "--no-fix", "no-new-refs"], "1..200");
+}
+
+#[test]
+fn unknown_fix_names_list_the_valid_ones() {
+    let run = swapsim(&["run", "scenarios/race1_fork.lua", "--no-fix", "mmap_sem"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("unknown fix \"mmap_sem\"; the fixes are mmlist, mmap-sem, page-lock"), "{}", run.stderr);
+}
+
+#[test]
+fn kernels_lists_every_fix_with_what_it_closes() {
+    let run = swapsim(&["kernels"]);
+    for name in ["mmlist", "mmap-sem", "page-lock", "no-readahead", "no-new-refs", "lookup-wait"] {
+        assert!(run.stdout.contains(&format!("  {name} ")), "{name}: {}", run.stdout);
+    }
+    assert_eq!(run.stdout.matches("closes race").count(), 6, "{}", run.stdout);
+}
