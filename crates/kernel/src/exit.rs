@@ -94,3 +94,17 @@ pub async fn exit_mmap(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
     }
     Ok(())
 }
+
+/// `sys_wait4` (kernel/exit.c) for one child: sleep until it has exited.
+/// The wakeup from the child's exit_notify is modelled as a poll every
+/// millisecond (a timed sleep), which keeps the engine free of wait queues.
+pub async fn sys_wait4(k: &Kernel, t: &Task, child: Pid) -> KResult<i64> {
+    loop {
+        let state = k.w().procs.get(&child).map(|p| p.exited);
+        match state {
+            None => return Ok(-10), // -ECHILD
+            Some(true) => return Ok(child as i64),
+            Some(false) => t.sleep_io("sys_wait4:schedule", 1_000_000).await,
+        }
+    }
+}

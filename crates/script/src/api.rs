@@ -20,7 +20,7 @@ pub type SharedSpec = Rc<RefCell<RawSpec>>;
 /// Every global the scenario API adds, for the reference docs and tests.
 pub const GLOBALS: &[&str] = &[
     "machine", "process", "shmget", "fork", "exit", "exec", "read", "write", "mmap", "munmap", "swapoff", "swapon",
-    "swap_out", "getpid", "expect",
+    "swap_out", "getpid", "waitpid", "expect",
 ];
 
 /// The methods of a process handle.
@@ -102,6 +102,11 @@ end
 
 function getpid()
   return syscall("getpid")
+end
+
+function waitpid(pid)
+  check_integer("waitpid", "a pid", pid)
+  return syscall("waitpid", pid)
 end
 
 function expect(condition, message)

@@ -42,6 +42,7 @@ enum Request {
     Mmap { addr: u64, pages: u64 },
     Munmap { addr: u64, pages: u64 },
     Exec,
+    Waitpid(u32),
     Getpid,
     Expect(bool, String),
 }
@@ -118,6 +119,7 @@ fn parse_request(values: MultiValue) -> Result<Request, String> {
         "mmap" => Request::Mmap { addr: integer(arg())?, pages: integer(arg())? },
         "munmap" => Request::Munmap { addr: integer(arg())?, pages: integer(arg())? },
         "exec" => Request::Exec,
+        "waitpid" => Request::Waitpid(integer(arg())? as u32),
         "getpid" => Request::Getpid,
         "expect" => {
             let ok = matches!(arg(), Value::Boolean(true));
@@ -180,6 +182,7 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
         }
         Request::Mmap { addr, pages } => Next::Resume(values(&ctx.lua, mmap::sys_mmap(k, t, addr, pages).await?)),
         Request::Munmap { addr, pages } => Next::Resume(values(&ctx.lua, mmap::sys_munmap(k, t, addr, pages).await?)),
+        Request::Waitpid(pid) => Next::Resume(values(&ctx.lua, exit::sys_wait4(k, t, pid).await?)),
         Request::Exec => {
             mmap::exec_mmap(k, t).await?;
             Next::Resume(MultiValue::new())
