@@ -23,19 +23,21 @@ machine {
 
 local CYCLES = 200          -- swapoff/swapon cycles
 local HEAP = 0x100000       -- a compiler's private heap
-local HEAP_PAGES = 512      -- 2 MB each
+local HEAP_PAGES = 2048     -- 8 MB each: four of them exceed memory
 local HEADERS = 0x40000000  -- the shared header cache
 local HEADER_PAGES = 64
 
 -- Shared by every program (one Lua state): the jobs stop once the last
--- swapoff cycle is done.
+-- swapoff cycle is done; each cycle waits for one more compile to finish,
+-- so that the build keeps putting pages on the device between cycles.
 cycles_done = 0
+compiles_done = 0
 
 local headers = shmget(HEADER_PAGES)
 
 local function compiler()
   mmap(HEAP, HEAP_PAGES)
-  for i = 0, HEAP_PAGES - 1, 2 do write(HEAP + i * 4096) end
+  for i = 0, HEAP_PAGES - 1 do write(HEAP + i * 4096) end
   for i = 0, HEADER_PAGES - 1, 8 do read(HEADERS + i * 4096) end
   for i = 0, HEAP_PAGES - 1, 4 do read(HEAP + i * 4096) end
   munmap(HEAP + (HEAP_PAGES // 2) * 4096, HEAP_PAGES // 2)
@@ -46,6 +48,7 @@ for j = 1, 4 do
   local job = process("make" .. j, function()
     while cycles_done < CYCLES do
       waitpid(fork(compiler))
+      compiles_done = compiles_done + 1
       -- make reads its own state between jobs.
       read(0x10000)
     end
@@ -65,5 +68,7 @@ process("swapoffer", function()
     expect(ret == 0, "swapoff(2) failed with " .. tostring(ret) .. " in cycle " .. cycle)
     expect(swapon(2) == 0, "swapon(2) failed in cycle " .. cycle)
     cycles_done = cycle
+    local target = compiles_done + 1
+    while compiles_done < target do sleep(10) end
   end
 end)

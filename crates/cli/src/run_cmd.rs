@@ -139,6 +139,10 @@ fn run_one(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
     };
     if let Some(file) = &args.events {
         let mut log = String::new();
+        if report.events_dropped > 0 {
+            log +=
+                &format!("# the first {} events were dropped: the log keeps the latest ones\n", report.events_dropped);
+        }
         for line in &report.events {
             log.push_str(&line.text);
             log.push('\n');

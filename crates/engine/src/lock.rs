@@ -25,6 +25,9 @@ pub enum LockKind {
     /// The big kernel lock: recursive per task (`lock_depth`), dropped by
     /// `schedule()` when its holder sleeps and taken back before it runs on.
     Bkl,
+    /// A wait queue (`wait_queue_head_t`): not a lock; tasks sleep on it
+    /// until `wake_up`.
+    WaitQueue,
 }
 
 impl LockKind {
@@ -71,6 +74,7 @@ impl LockState {
             LockKind::RwSpin if read => self.owner.is_none(),
             LockKind::RwSpin => self.owner.is_none() && self.readers.is_empty(),
             LockKind::PageBit => !self.locked,
+            LockKind::WaitQueue => false,
             _ => self.owner.is_none(),
         }
     }

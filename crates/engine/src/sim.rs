@@ -49,11 +49,24 @@ pub struct SimConfig {
     pub costs: Costs,
     /// Keep the event log (off for long searches that only need outcomes).
     pub record_events: bool,
+    /// Keep at most this many of the latest events (a long run keeps its
+    /// tail, which is where a violation's story is).
+    pub event_limit: usize,
+    /// Record every choice (the run's schedule, for replay). A long run's
+    /// schedule costs 4 bytes a step.
+    pub record_choices: bool,
 }
 
 impl Default for SimConfig {
     fn default() -> SimConfig {
-        SimConfig { cpus: 1, step_budget: 1_000_000, costs: Costs::default(), record_events: true }
+        SimConfig {
+            cpus: 1,
+            step_budget: 1_000_000,
+            costs: Costs::default(),
+            record_events: true,
+            event_limit: 200_000,
+            record_choices: true,
+        }
     }
 }
 
@@ -75,6 +88,9 @@ struct Cpu {
 
 struct TaskInfo {
     name: String,
+    /// A kernel daemon (kswapd): its timed wake-ups do not keep a run
+    /// alive, and the run is over when only daemons are left.
+    daemon: bool,
     state: TaskState,
     spin_read: bool,
     cpu: Option<usize>,
@@ -107,7 +123,9 @@ struct SimState {
     chooser: Box<dyn Chooser>,
     choices: Vec<u32>,
     step: u64,
-    events: Vec<Event>,
+    events: VecDeque<Event>,
+    /// Events dropped from the front of the log to respect `event_limit`.
+    events_dropped: u64,
     bkl: LockId,
     stop: Option<Outcome>,
     /// Time of the timer callback being run (an interrupt), if any.
@@ -144,7 +162,8 @@ impl Sim {
             chooser,
             choices: Vec::new(),
             step: 0,
-            events: Vec::new(),
+            events: VecDeque::new(),
+            events_dropped: 0,
             bkl,
             stop: None,
             irq_time: None,
@@ -182,6 +201,7 @@ impl Sim {
             let ready_at = parent.map(|p| st.task_now(p)).unwrap_or(0);
             st.tasks.push(TaskInfo {
                 name: name.into(),
+                daemon: false,
                 state: TaskState::Runnable,
                 spin_read: false,
                 cpu: None,
@@ -198,6 +218,21 @@ impl Sim {
         id
     }
 
+    /// Mark a task as a daemon (a kernel thread like kswapd).
+    pub fn set_daemon(&self, task: TaskId) {
+        self.st.borrow_mut().tasks[task.0 as usize].daemon = true;
+    }
+
+    /// Wake every task asleep on a wait queue (`wake_up`), from an
+    /// interrupt or outside any task.
+    pub fn wake_up(&self, queue: LockId, point: Point) {
+        self.st.borrow_mut().wake_all(queue, None, point);
+    }
+
+    pub(crate) fn wake_up_from(&self, task: TaskId, queue: LockId, point: Point) {
+        self.st.borrow_mut().wake_all(queue, Some(task), point);
+    }
+
     /// Start a new phase with a new chooser (e.g. the interleaved run after
     /// a deterministic set-up): the record of choices, the step count and
     /// the event log start again.
@@ -206,6 +241,7 @@ impl Sim {
         st.chooser = chooser;
         st.choices.clear();
         st.events.clear();
+        st.events_dropped = 0;
         st.step = 0;
     }
 
@@ -269,7 +305,12 @@ impl Sim {
 
     /// The event log so far.
     pub fn events(&self) -> Vec<Event> {
-        self.st.borrow().events.clone()
+        self.st.borrow().events.iter().cloned().collect()
+    }
+
+    /// How many early events the log dropped to keep within `event_limit`.
+    pub fn events_dropped(&self) -> u64 {
+        self.st.borrow().events_dropped
     }
 
     /// Stop the run at the end of this step with [`Outcome::Aborted`].
@@ -343,13 +384,13 @@ impl Sim {
                 if let Some(outcome) = st.stop.clone() {
                     return outcome;
                 }
+                let io_pending = st.timers.values().any(|action| matches!(action, TimerAction::Call(_)));
+                if !io_pending && st.tasks.iter().all(|t| t.state == TaskState::Done || t.daemon) {
+                    return Outcome::Finished;
+                }
                 let options = st.options();
-                if options.is_empty() {
-                    return if st.tasks.iter().all(|t| t.state == TaskState::Done) {
-                        Outcome::Finished
-                    } else {
-                        Outcome::Deadlock(st.describe_waiters())
-                    };
+                if !st.can_progress(&options) {
+                    return Outcome::Deadlock(st.describe_waiters());
                 }
                 if st.step >= st.cfg.step_budget {
                     return Outcome::StepLimit(st.step);
@@ -578,7 +619,11 @@ impl SimState {
             Some(t) => (self.tasks[t.0 as usize].cpu, self.task_now(t)),
             None => (None, self.irq_time.unwrap_or(0)),
         };
-        self.events.push(Event { step: self.step, time, cpu, task, kind, lock, point });
+        if self.events.len() >= self.cfg.event_limit.max(1) {
+            self.events.pop_front();
+            self.events_dropped += 1;
+        }
+        self.events.push_back(Event { step: self.step, time, cpu, task, kind, lock, point });
     }
 
     fn violate(&mut self, task: Option<TaskId>, invariant: &'static str, message: String) {
@@ -591,7 +636,9 @@ impl SimState {
     fn choose(&mut self, decision: Decision, n: usize) -> usize {
         let pick = self.chooser.choose(decision, n);
         debug_assert!(pick < n);
-        self.choices.push(pick as u32);
+        if self.cfg.record_choices {
+            self.choices.push(pick as u32);
+        }
         pick
     }
 
@@ -628,6 +675,32 @@ impl SimState {
             options.push(StepOption::Timer);
         }
         options
+    }
+
+    /// Whether some option can get a non-daemon task further: anything
+    /// but a daemon's own periodic wake-up.
+    fn can_progress(&self, options: &[StepOption]) -> bool {
+        options.iter().any(|o| match o {
+            StepOption::Run(_) | StepOption::Dispatch(_) => true,
+            StepOption::Timer => self.timers.values().any(|action| match action {
+                TimerAction::Wake(task) => !self.tasks[task.0 as usize].daemon,
+                TimerAction::Call(_) => true,
+            }),
+        })
+    }
+
+    fn wake_all(&mut self, queue: LockId, waker: Option<TaskId>, point: Point) {
+        let now = match waker {
+            Some(t) => self.task_now(t),
+            None => self.irq_time.unwrap_or(0),
+        };
+        let sleepers: Vec<TaskId> = match self.locks.get_mut(queue) {
+            Some(state) => state.sleepers.drain(..).collect(),
+            None => Vec::new(),
+        };
+        for task in sleepers {
+            self.wake(task, now, point);
+        }
     }
 
     fn dispatch(&mut self, task: TaskId) {

@@ -266,6 +266,17 @@ impl Task {
         }
     }
 
+    /// `sleep_on(queue)`: sleep until someone calls `wake_up` on it.
+    pub async fn sleep_on(&self, queue: LockId, point: Point) {
+        self.point(point).await;
+        self.sleep(SleepOn::Lock(queue), point).await;
+    }
+
+    /// `wake_up(queue)`: make every sleeper runnable.
+    pub fn wake_up(&self, queue: LockId, point: Point) {
+        self.sim.wake_up_from(self.id, queue, point);
+    }
+
     /// Sleep until an I/O of `latency_ns` completes (synchronous disk I/O).
     pub async fn sleep_io(&self, point: Point, latency_ns: u64) {
         self.point(point).await;

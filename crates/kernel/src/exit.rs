@@ -35,6 +35,8 @@ pub async fn do_exit(k: &Kernel, t: &Task) -> KResult<()> {
         w.stats.exits += 1;
     }
     t.write_unlock(k.tasklist_lock, "exit_notify:write_unlock_tasklist");
+    let exit_wait = k.w().procs[&pid].exit_wait;
+    t.wake_up(exit_wait, "exit_notify:wake_up_parent");
     // schedule() away from a task with no mm: mmdrop(prev->active_mm).
     let active_mm = k.w().procs[&pid].active_mm.take();
     if let Some(active_mm) = active_mm {
@@ -95,16 +97,15 @@ pub async fn exit_mmap(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
     Ok(())
 }
 
-/// `sys_wait4` (kernel/exit.c) for one child: sleep until it has exited.
-/// The wakeup from the child's exit_notify is modelled as a poll every
-/// millisecond (a timed sleep), which keeps the engine free of wait queues.
+/// `sys_wait4` (kernel/exit.c) for one child: sleep on the child's exit
+/// queue until it has exited. Returns the pid, or -ECHILD.
 pub async fn sys_wait4(k: &Kernel, t: &Task, child: Pid) -> KResult<i64> {
     loop {
-        let state = k.w().procs.get(&child).map(|p| p.exited);
+        let state = k.w().procs.get(&child).map(|p| (p.exited, p.exit_wait));
         match state {
             None => return Ok(-10), // -ECHILD
-            Some(true) => return Ok(child as i64),
-            Some(false) => t.sleep_io("sys_wait4:schedule", 1_000_000).await,
+            Some((true, _)) => return Ok(child as i64),
+            Some((false, queue)) => t.sleep_on(queue, "sys_wait4:schedule").await,
         }
     }
 }

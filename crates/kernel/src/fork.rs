@@ -38,6 +38,11 @@ pub async fn do_fork(k: &Kernel, t: &Task, start: ChildStart) -> KResult<i64> {
                 linked: false,
                 exited: false,
                 kernel_thread: false,
+                exit_wait: k.sim.new_lock(
+                    engine::LockKind::WaitQueue,
+                    "wait_chldexit",
+                    format!("pid{pid}.wait_chldexit"),
+                ),
             },
         );
         (pid, child_name)

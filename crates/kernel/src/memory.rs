@@ -72,9 +72,12 @@ fn mmu_access(k: &Kernel, t: &Task, mm: MmId, addr: u64, write: bool) -> KResult
     let data = p.data;
     // What the page should hold is the mm's for anonymous memory and the
     // segment's for shm, which every attach shares.
-    let shm_slot = w.mms[mm].mmap.iter().filter_map(|&v| w.vmas.get(v)).find(|v| v.start <= addr && addr < v.end).and_then(|v| {
-        v.shm.map(|(seg, pgoff)| (seg, pgoff + (addr - v.start) / PAGE_SIZE))
-    });
+    let shm_slot = w.mms[mm]
+        .mmap
+        .iter()
+        .filter_map(|&v| w.vmas.get(v))
+        .find(|v| v.start <= addr && addr < v.end)
+        .and_then(|v| v.shm.map(|(seg, pgoff)| (seg, pgoff + (addr - v.start) / PAGE_SIZE)));
     if write {
         let version = w.next_data;
         w.next_data += 1;

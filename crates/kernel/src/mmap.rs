@@ -33,7 +33,8 @@ pub async fn sys_munmap(k: &Kernel, t: &Task, addr: u64, pages: u64) -> KResult<
     let free: Vec<VmaId> = {
         let mut w = k.w();
         let World { mms, vmas, .. } = &mut *w;
-        let touched: Vec<VmaId> = mms[mm].mmap.iter().copied().filter(|&v| vmas[v].start < end && addr < vmas[v].end).collect();
+        let touched: Vec<VmaId> =
+            mms[mm].mmap.iter().copied().filter(|&v| vmas[v].start < end && addr < vmas[v].end).collect();
         mms[mm].mmap.retain(|v| !touched.contains(v));
         touched
     };

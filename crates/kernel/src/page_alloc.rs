@@ -12,7 +12,11 @@ use crate::{KResult, Kernel};
 pub async fn alloc_page(k: &Kernel, t: &Task, point: Point) -> KResult<Option<PageId>> {
     t.may_sleep(point, k.costs.alloc_sleep).await;
     for _ in 0..3 {
-        if k.w().free_pages > 0 {
+        let free = k.w().free_pages;
+        if free > 0 {
+            if free <= k.freepages_low() {
+                t.wake_up(k.kswapd_wait, "__alloc_pages:wakeup_kswapd");
+            }
             return Ok(Some(take_free_page(k, t)));
         }
         crate::vmscan::do_try_to_free_pages(k, t).await?;

@@ -6,7 +6,9 @@ use engine::Task;
 
 use crate::memory::swapin_readahead;
 use crate::page_alloc::{alloc_page, free_page, get_page};
-use crate::swap_state::{add_to_swap_cache, delete_from_swap_cache, lookup_swap_cache, read_swap_cache, rw_swap_page_write_async};
+use crate::swap_state::{
+    add_to_swap_cache, delete_from_swap_cache, lookup_swap_cache, read_swap_cache, rw_swap_page_write_async,
+};
 use crate::swapfile::{get_swap_page_count, swap_free, swap_free_count};
 use crate::types::*;
 use crate::{KResult, Kernel};
@@ -87,9 +89,10 @@ pub async fn shm_unuse(k: &Kernel, t: &Task, entry: SwpEntry, page: PageId) -> K
     t.spin_lock(k.shm_lock, "shm_unuse:shm_lockall").await;
     let found = {
         let w = k.w();
-        w.shm_segs.iter().enumerate().find_map(|(seg, s)| {
-            s.entries.iter().position(|&e| e == Pte::Swap(entry)).map(|idx| (seg, idx))
-        })
+        w.shm_segs
+            .iter()
+            .enumerate()
+            .find_map(|(seg, s)| s.entries.iter().position(|&e| e == Pte::Swap(entry)).map(|idx| (seg, idx)))
     };
     if let Some((seg, idx)) = found {
         {

@@ -158,6 +158,8 @@ pub struct Proc {
     pub exited: bool,
     /// A kernel thread (kswapd): no mm, never counted as a user task.
     pub kernel_thread: bool,
+    /// Where a parent in wait4 sleeps until this task exits.
+    pub exit_wait: LockId,
 }
 
 pub type Procs = IndexMap<Pid, Proc>;

@@ -114,7 +114,12 @@ async fn swap_out(k: &Kernel, t: &Task) -> KResult<bool> {
 async fn shrink_mmap(k: &Kernel, t: &Task) -> KResult<bool> {
     let candidates: Vec<SwpEntry> = {
         let w = k.w();
-        w.swap_cache.iter().filter(|(_, &p)| w.pages.get(p).is_some_and(|p| p.count == 1)).map(|(&e, _)| e).take(8).collect()
+        w.swap_cache
+            .iter()
+            .filter(|(_, &p)| w.pages.get(p).is_some_and(|p| p.count == 1))
+            .map(|(&e, _)| e)
+            .take(8)
+            .collect()
     };
     for entry in candidates {
         t.work(k.costs.pte_scan);
@@ -145,17 +150,18 @@ pub async fn do_try_to_free_pages(k: &Kernel, t: &Task) -> KResult<()> {
 /// `SWAP_CLUSTER_MAX`: pages freed per call.
 const SWAP_CLUSTER_MAX: usize = 32;
 
-/// `kswapd` (mm/vmscan.c): wake every 10 ms (jiffies of HZ=100); when
-/// free memory is below `freepages.high`, free pages. It stops when no
-/// user task is left, so that a run can end.
+/// `kswapd` (mm/vmscan.c): sleep on `kswapd_wait` until an allocation
+/// finds free memory below `freepages.low`, then free pages up to
+/// `freepages.high`. (The one-second timeout of its sleep is not modelled:
+/// it only ever wakes for a reason.) Runs as a daemon: a run ends when
+/// only kswapd is left.
 pub async fn kswapd(k: &Kernel, t: &Task) -> KResult<()> {
-    while k.user_tasks_alive() {
+    loop {
         if k.w().free_pages < k.freepages_high() {
             do_try_to_free_pages(k, t).await?;
         }
-        t.sleep_io("kswapd:interruptible_sleep_on_timeout", 10_000_000).await;
+        t.sleep_on(k.kswapd_wait, "kswapd:interruptible_sleep_on").await;
     }
-    Ok(())
 }
 
 /// `try_to_swap_out` (mm/vmscan.c), page_table_lock held. Returns whether
@@ -312,7 +318,9 @@ pub async fn page_out(k: &Kernel, t: &Task, addr: u64) -> KResult<Result<SwpEntr
                 (seg, (pgoff + ((addr & !(PAGE_SIZE - 1)) - v.start) / PAGE_SIZE) as usize)
             };
             if !crate::shm::shm_swap(k, t, Some((seg, idx))).await? {
-                return Ok(Err(format!("shm page {idx} of segment {seg} is still mapped elsewhere and stays in memory")));
+                return Ok(Err(format!(
+                    "shm page {idx} of segment {seg} is still mapped elsewhere and stays in memory"
+                )));
             }
             match k.w().shm_segs[seg].entries[idx] {
                 Pte::Swap(entry) => entry,

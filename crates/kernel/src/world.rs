@@ -124,6 +124,8 @@ pub struct Kernel {
     /// `shm_ids.ary`: `shm_lock(id)` and `shm_lockall()` take this one
     /// spinlock in 2.3.99.
     pub shm_lock: LockId,
+    /// `kswapd_wait`, the queue kswapd sleeps on.
+    pub kswapd_wait: LockId,
     /// Number of tasks inside a system call or fault right now.
     in_kernel: Cell<u32>,
     /// Itself, for I/O completions that run later.
@@ -189,6 +191,7 @@ impl Kernel {
             pagecache_lock: sim.new_lock(LockKind::Spin, "pagecache_lock", "pagecache_lock".into()),
             mm_lock: sim.new_lock(LockKind::Spin, "mm_lock", "mm_lock".into()),
             shm_lock: sim.new_lock(LockKind::Spin, "shm_lock", "shm_ids.ary".into()),
+            kswapd_wait: sim.new_lock(LockKind::WaitQueue, "kswapd_wait", "kswapd_wait".into()),
             sim,
             fixes,
             costs: KernelCosts::default(),
@@ -261,6 +264,7 @@ impl Kernel {
                 linked: true,
                 exited: false,
                 kernel_thread: true,
+                exit_wait: self.sim.new_lock(LockKind::WaitQueue, "wait_chldexit", format!("pid{pid}.wait_chldexit")),
             },
         );
         w.task_list.push(pid);
@@ -286,6 +290,7 @@ impl Kernel {
                 linked: true,
                 exited: false,
                 kernel_thread: false,
+                exit_wait: self.sim.new_lock(LockKind::WaitQueue, "wait_chldexit", format!("pid{pid}.wait_chldexit")),
             },
         );
         w.task_list.push(pid);
@@ -365,7 +370,8 @@ impl Kernel {
     /// `shmat(id, addr)` (ipc/shm.c → do_mmap of the segment's file,
     /// MAP_SHARED): a VMA over the whole segment at `start`.
     pub fn shmat(&self, pid: Pid, seg: ShmId, start: u64) -> Result<(), String> {
-        let pages = self.w().shm_segs.get(seg).map(|s| s.entries.len()).ok_or_else(|| format!("no shm segment {seg}"))?;
+        let pages =
+            self.w().shm_segs.get(seg).map(|s| s.entries.len()).ok_or_else(|| format!("no shm segment {seg}"))?;
         self.map_vma(pid, start, pages as u64, Some((seg, 0)))?;
         self.w().shm_segs[seg].nattch += 1;
         Ok(())
@@ -391,11 +397,6 @@ impl Kernel {
     /// reclaims directly.
     pub fn freepages_low(&self) -> u32 {
         (self.memory_pages / 64).max(8).min(self.memory_pages / 4)
-    }
-
-    /// Whether any process with a program is still running.
-    pub fn user_tasks_alive(&self) -> bool {
-        self.w().procs.values().any(|p| p.task.is_some() && !p.exited && !p.kernel_thread)
     }
 
     /// A short description of an mm for messages.

@@ -20,7 +20,7 @@ pub type SharedSpec = Rc<RefCell<RawSpec>>;
 /// Every global the scenario API adds, for the reference docs and tests.
 pub const GLOBALS: &[&str] = &[
     "machine", "process", "shmget", "fork", "exit", "exec", "read", "write", "mmap", "munmap", "swapoff", "swapon",
-    "swap_out", "getpid", "waitpid", "expect",
+    "swap_out", "getpid", "waitpid", "sleep", "expect",
 ];
 
 /// The methods of a process handle.
@@ -102,6 +102,13 @@ end
 
 function getpid()
   return syscall("getpid")
+end
+
+function sleep(ms)
+  if type(ms) ~= "number" or ms < 0 then
+    error("sleep: expected a number of milliseconds (>= 0), got " .. tostring(ms), 2)
+  end
+  return syscall("sleep", ms)
 end
 
 function waitpid(pid)
@@ -224,7 +231,10 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
         Value::Nil => None,
         Value::Boolean(on) => Some(on),
         other => {
-            return Err(mlua::Error::runtime(format!("machine: kswapd must be true or false, got {}", other.type_name())))
+            return Err(mlua::Error::runtime(format!(
+                "machine: kswapd must be true or false, got {}",
+                other.type_name()
+            )))
         }
     };
     let raw = RawMachine {
@@ -346,7 +356,9 @@ impl UserData for Process {
             let spec = declaring(lua, "p:shmat()")?;
             let start = address("shmat", start)?;
             if !start.is_multiple_of(PAGE_SIZE) {
-                return Err(mlua::Error::runtime(format!("shmat: address {start:#x} is not page aligned (4096 bytes)")));
+                return Err(mlua::Error::runtime(format!(
+                    "shmat: address {start:#x} is not page aligned (4096 bytes)"
+                )));
             }
             let mut spec = spec.borrow_mut();
             let end = start + spec.segments[segment.0] * PAGE_SIZE;

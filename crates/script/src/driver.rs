@@ -43,6 +43,7 @@ enum Request {
     Munmap { addr: u64, pages: u64 },
     Exec,
     Waitpid(u32),
+    Sleep(u64),
     Getpid,
     Expect(bool, String),
 }
@@ -120,6 +121,11 @@ fn parse_request(values: MultiValue) -> Result<Request, String> {
         "munmap" => Request::Munmap { addr: integer(arg())?, pages: integer(arg())? },
         "exec" => Request::Exec,
         "waitpid" => Request::Waitpid(integer(arg())? as u32),
+        "sleep" => Request::Sleep(match arg() {
+            Value::Integer(ms) if ms >= 0 => ms as u64 * 1_000_000,
+            Value::Number(ms) if ms >= 0.0 => (ms * 1e6) as u64,
+            _ => return Err("sleep: bad argument".into()),
+        }),
         "getpid" => Request::Getpid,
         "expect" => {
             let ok = matches!(arg(), Value::Boolean(true));
@@ -182,6 +188,11 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
         }
         Request::Mmap { addr, pages } => Next::Resume(values(&ctx.lua, mmap::sys_mmap(k, t, addr, pages).await?)),
         Request::Munmap { addr, pages } => Next::Resume(values(&ctx.lua, mmap::sys_munmap(k, t, addr, pages).await?)),
+        Request::Sleep(ns) => {
+            // sys_nanosleep (kernel/timer.c): a timed sleep.
+            t.sleep_io("sys_nanosleep:schedule_timeout", ns).await;
+            Next::Resume(MultiValue::new())
+        }
         Request::Waitpid(pid) => Next::Resume(values(&ctx.lua, exit::sys_wait4(k, t, pid).await?)),
         Request::Exec => {
             mmap::exec_mmap(k, t).await?;

@@ -47,8 +47,11 @@ pub struct RunReport {
     pub printk: Vec<String>,
     /// What the scenario printed.
     pub prints: Vec<String>,
-    /// The event log of the interleaved phase, one line per event.
+    /// The event log of the interleaved phase, one line per event (its
+    /// tail, when the run was longer than the engine's event limit).
     pub events: Vec<EventLine>,
+    /// Events dropped from the front of the log.
+    pub events_dropped: u64,
     /// The choices the run made (its schedule).
     pub choices: Vec<u32>,
     /// The task that detected the violation, if any.
@@ -199,6 +202,7 @@ fn boot_and_run(
             let _ = vmscan::kswapd(&kk, &t).await;
         });
         k.bind(task, pid);
+        sim.set_daemon(task);
     }
     let mut outcome = sim.run();
     if let Some(error) = ctx.error.borrow_mut().take() {
@@ -227,6 +231,7 @@ fn boot_and_run(
         printk: w.printk.clone(),
         prints: prints.borrow().clone(),
         events,
+        events_dropped: sim.events_dropped(),
         choices: sim.choices(),
         culprit,
         tasks: (0..sim.task_count()).map(|i| sim.task_name(engine::TaskId(i as u32))).collect(),

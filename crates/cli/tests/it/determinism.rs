@@ -14,6 +14,7 @@ fn temp(name: &str) -> PathBuf {
 pub fn check_golden(name: &str, actual: &str) {
     let path = root().join("crates/cli/tests/golden").join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, actual).unwrap();
         return;
     }

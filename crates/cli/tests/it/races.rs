@@ -124,7 +124,8 @@ fn the_page_lock_is_half_a_fix_for_race_4_without_mmap_sem_ordering() {
     // delete_from_swap_cache still BUGs." Without the mm list (so without
     // swapoff's mmap_sem) that order happens, page lock or not: the BUG is
     // now on shm_nopage's side.
-    let run = swapsim(&["run", "scenarios/race4_shm.lua", "--kernel", "patched", "--no-fix", "mmlist", "--seed", "230"]);
+    let run =
+        swapsim(&["run", "scenarios/race4_shm.lua", "--kernel", "patched", "--no-fix", "mmlist", "--seed", "230"]);
     assert!(run.stdout.contains("result:   VIOLATION swap-cache"), "{}", run.stdout);
     assert!(run.stdout.contains("detected by task shmuser"), "{}", run.stdout);
 }
@@ -143,7 +144,12 @@ fn the_page_lock_closes_race_4_only_once_mmap_sem_is_gone() {
     // tests PageSwapCache while shm_nopage is about to delete the page.
     let line = range("scenarios/race4_shm.lua", &["--kernel", "patched", "--no-fix", "page-lock"], "1..300");
     assert!(!line.contains("swap-cache"), "{line}");
-    breaks("scenarios/race4_shm.lua", &["--kernel", "patched", "--no-fix", "mmap-sem", "--no-fix", "page-lock"], 230, "swap-cache");
+    breaks(
+        "scenarios/race4_shm.lua",
+        &["--kernel", "patched", "--no-fix", "mmap-sem", "--no-fix", "page-lock"],
+        230,
+        "swap-cache",
+    );
     let line = headline("scenarios/race4_shm.lua", &["--kernel", "patched", "--no-fix", "mmap-sem"], 230);
     assert!(!line.contains("swap-cache"), "the page lock alone closes that schedule: {line}");
 }
@@ -158,7 +164,12 @@ fn no_readahead_closes_race_6_once_mmap_sem_is_gone() {
 
 #[test]
 fn without_no_new_refs_kswapd_reopens_race_6() {
-    breaks("scenarios/race6_kswapd.lua", &["--kernel", "patched", "--no-fix", "no-new-refs"], 2, "swapoff-completeness");
+    breaks(
+        "scenarios/race6_kswapd.lua",
+        &["--kernel", "patched", "--no-fix", "no-new-refs"],
+        2,
+        "swapoff-completeness",
+    );
     holds("scenarios/race6_kswapd.lua", PATCHED, 2);
     clean_range("scenarios/race1_fork.lua", &["--kernel", "patched", "--no-fix", "no-new-refs"], "1..200");
 }
@@ -167,7 +178,11 @@ fn without_no_new_refs_kswapd_reopens_race_6() {
 fn unknown_fix_names_list_the_valid_ones() {
     let run = swapsim(&["run", "scenarios/race1_fork.lua", "--no-fix", "mmap_sem"]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("unknown fix \"mmap_sem\"; the fixes are mmlist, mmap-sem, page-lock"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unknown fix \"mmap_sem\"; the fixes are mmlist, mmap-sem, page-lock"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
