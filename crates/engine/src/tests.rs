@@ -338,3 +338,64 @@ fn irq_completion_unlocks_the_page_and_wakes_waiters() {
     assert!(sim.now() >= 50_000);
     sim.shutdown();
 }
+
+#[test]
+fn a_wait_queue_sleeper_runs_after_wake_up() {
+    let sim = sim(1, 5);
+    let queue = sim.new_lock(LockKind::WaitQueue, "wait", "wait".into());
+    let log = trace();
+    let log_a = Rc::clone(&log);
+    sim.spawn("sleeper", move |t| async move {
+        t.lock_kernel("s:lock_kernel").await;
+        t.sleep_on(queue, "s:sleep_on").await;
+        assert_eq!(t.lock_depth(), 0, "the BKL is taken back after the wake");
+        push(&log_a, "woken");
+        t.unlock_kernel("s:unlock_kernel");
+    });
+    let log_b = Rc::clone(&log);
+    sim.spawn("waker", move |t| async move {
+        t.point("w:work").await;
+        push(&log_b, "waking");
+        t.wake_up(queue, "w:wake_up");
+    });
+    assert_eq!(sim.run(), Outcome::Finished);
+    assert_eq!(*log.borrow(), vec!["waking".to_string(), "woken".to_string()]);
+    sim.shutdown();
+}
+
+#[test]
+fn a_sleeper_nobody_wakes_is_a_deadlock() {
+    let sim = sim(1, 5);
+    let queue = sim.new_lock(LockKind::WaitQueue, "wait", "wait".into());
+    sim.spawn("sleeper", move |t| async move { t.sleep_on(queue, "s:sleep_on").await });
+    match sim.run() {
+        Outcome::Deadlock(waiters) => assert!(waiters[0].contains("sleeps on wait"), "{waiters:?}"),
+        other => panic!("{other:?}"),
+    }
+    sim.shutdown();
+}
+
+#[test]
+fn a_daemon_neither_keeps_a_run_alive_nor_hides_a_deadlock() {
+    // A periodic daemon (like a kswapd with a timeout) ticks forever.
+    let daemon = |sim: &Rc<Sim>| {
+        let id = sim.spawn("daemon", |t| async move {
+            loop {
+                t.sleep_io("daemon:tick", 1_000).await;
+            }
+        });
+        sim.set_daemon(id);
+    };
+    let sim = sim(1, 3);
+    daemon(&sim);
+    sim.spawn("worker", |t| async move { t.point("w").await });
+    assert_eq!(sim.run(), Outcome::Finished, "the run ends when only the daemon is left");
+    sim.shutdown();
+
+    let sim = self::sim(1, 3);
+    daemon(&sim);
+    let queue = sim.new_lock(LockKind::WaitQueue, "wait", "wait".into());
+    sim.spawn("stuck", move |t| async move { t.sleep_on(queue, "s").await });
+    assert!(matches!(sim.run(), Outcome::Deadlock(_)), "the daemon's ticks do not hide the deadlock");
+    sim.shutdown();
+}

@@ -93,6 +93,10 @@ async fn copy_mm(k: &Kernel, t: &Task, parent: Pid, child: Pid) -> KResult<()> {
 async fn dup_mmap(k: &Kernel, t: &Task, mm: MmId, old_mm: MmId) -> KResult<()> {
     let parent_vmas: Vec<VmaId> = {
         let mut w = k.w();
+        // "Kill me slowly. UGLY! FIXME!": the memcpy of 15 longs from
+        // start_code copies rss too.
+        let rss = w.mms[old_mm].rss;
+        w.mms[mm].rss = rss;
         let expected = w.mms[old_mm].expected.clone();
         w.mms[mm].expected = expected;
         w.mms[old_mm].mmap.clone()

@@ -11,7 +11,7 @@ use crate::{KResult, Kernel};
 /// (-ENOMEM) when nothing can be freed.
 pub async fn alloc_page(k: &Kernel, t: &Task, point: Point) -> KResult<Option<PageId>> {
     t.may_sleep(point, k.costs.alloc_sleep).await;
-    for _ in 0..3 {
+    for attempt in 0..8 {
         let free = k.w().free_pages;
         if free > 0 {
             if free <= k.freepages_low() {
@@ -20,6 +20,10 @@ pub async fn alloc_page(k: &Kernel, t: &Task, point: Point) -> KResult<Option<Pa
             return Ok(Some(take_free_page(k, t)));
         }
         crate::vmscan::do_try_to_free_pages(k, t).await?;
+        if attempt > 0 && k.w().free_pages == 0 {
+            // Pages being written out free up when their I/O completes.
+            t.sleep_io("__alloc_pages:wait_for_writeout", k.costs.disk_write).await;
+        }
     }
     Ok(None)
 }

@@ -232,3 +232,97 @@ fn freeing_a_swap_entry_twice_is_reported() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn shm_pages_go_out_through_shm_swap_and_come_back_through_shm_nopage() {
+    let (sim, k) = boot(Variant::Patched);
+    let seg = k.shmget(2);
+    let pid = k.create_process("shmuser");
+    k.shmat(pid, seg, 0x4000_0000).unwrap();
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        assert_eq!(user_access(&k, &t, 0x4000_0000, true).await, Ok(Access::Done));
+        assert!(vmscan::page_out(&k, &t, 0x4000_0000).await.unwrap().is_ok());
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert!(matches!(k.w().shm_segs[seg].entries[0], Pte::Swap(_)), "the segment holds a swap entry");
+    let counts = {
+        let w = k.w();
+        (w.shm_rss, w.shm_swp)
+    };
+    assert_eq!(counts, (0, 1));
+    assert_eq!(invariants::check_quiescent(&k), None);
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        // shm_nopage reads it back (and the data check passes).
+        assert_eq!(user_access(&k, &t, 0x4000_0000, false).await, Ok(Access::Done));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert!(matches!(k.w().shm_segs[seg].entries[0], Pte::Present { .. }));
+    assert!(k.w().swap_cache.is_empty(), "shm_nopage deletes the page from the swap cache");
+    let counts = {
+        let w = k.w();
+        (w.shm_rss, w.shm_swp)
+    };
+    assert_eq!(counts, (1, 0));
+    assert_eq!(invariants::check_quiescent(&k), None);
+}
+
+#[test]
+fn munmap_of_a_swap_cache_page_frees_page_and_slot() {
+    let (sim, k) = boot(Variant::Pre4);
+    let pid = swapped_process(&sim, &k, 2);
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        assert_eq!(user_access(&k, &t, 0x10000, false).await, Ok(Access::Done)); // back in, in the swap cache
+        assert_eq!(mmap::sys_munmap(&k, &t, 0x10000, 1).await, Ok(0));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert!(k.w().swap_cache.is_empty(), "free_page_and_swap_cache took it out of the cache");
+    assert_eq!(pte(&k, pid, 0x10000), Pte::None);
+    assert!(matches!(pte(&k, pid, 0x11000), Pte::Swap(_)), "the rest of the mapping is untouched");
+    let w = k.w();
+    let mm = w.procs[&pid].mm.unwrap();
+    assert_eq!(w.mms[mm].mmap.len(), 1, "unmap_fixup kept the second page mapped");
+    drop(w);
+    assert_eq!(invariants::check_quiescent(&k), None);
+}
+
+#[test]
+fn exec_with_one_user_empties_the_mm_in_place_and_keeps_it_holdable() {
+    let (sim, k) = boot(Variant::Patched);
+    let pid = swapped_process(&sim, &k, 1);
+    let mm = k.w().procs[&pid].mm.unwrap();
+    let outcome = run_as(&sim, &k, pid, |k, t| async move { mmap::exec_mmap(&k, &t).await.unwrap() });
+    assert_eq!(outcome, Outcome::Finished);
+    let w = k.w();
+    assert_eq!(w.procs[&pid].mm, Some(mm), "the same mm");
+    assert!(w.mms[mm].mmap.is_empty());
+    assert!(!w.mms[mm].mm_gone, "\"Execing mm's are still holdable\"");
+    assert_eq!(w.mmlist, vec![mm]);
+    drop(w);
+    assert_eq!(invariants::check_quiescent(&k), None);
+}
+
+#[test]
+fn direct_reclaim_swaps_out_when_memory_runs_out_and_keeps_the_data() {
+    let sim = Sim::new(SimConfig::default(), Box::new(ReplayChooser::new(Vec::new())));
+    let machine = Machine { cpus: 1, memory_pages: 16, swap_devices: vec![64] };
+    let k = Kernel::new(Rc::clone(&sim), &machine, Variant::Patched.fixes());
+    let kk = Rc::clone(&k);
+    sim.spawn("boot", move |t| async move {
+        swapfile::sys_swapon(&kk, &t, 0).await.unwrap();
+    });
+    assert_eq!(sim.run(), Outcome::Finished);
+    let pid = k.create_process("hog");
+    k.map_anonymous(pid, 0x10000, 40).unwrap();
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        for i in 0..40 {
+            assert_eq!(user_access(&k, &t, 0x10000 + i * PAGE_SIZE, true).await, Ok(Access::Done));
+        }
+        for i in 0..40 {
+            assert_eq!(user_access(&k, &t, 0x10000 + i * PAGE_SIZE, false).await, Ok(Access::Done));
+        }
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert!(k.w().stats.swap_outs >= 24, "{:?}", k.w().stats);
+    assert!(k.w().stats.swap_ins >= 24, "{:?}", k.w().stats);
+    assert_eq!(invariants::check_quiescent(&k), None);
+}

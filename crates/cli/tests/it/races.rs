@@ -193,3 +193,26 @@ fn kernels_lists_every_fix_with_what_it_closes() {
     }
     assert_eq!(run.stdout.matches("closes race").count(), 6, "{}", run.stdout);
 }
+
+#[test]
+fn the_seeds_own_stress_test_survives_200_swapoff_cycles_patched() {
+    let run = swapsim(&["run", "scenarios/stress_make_j4.lua", "--kernel", "patched", "--seed", "1"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.contains("result:   clean: every invariant held"), "{}", run.stdout);
+    let stats = run.stdout.lines().find(|l| l.starts_with("run:")).unwrap();
+    assert!(stats.contains(" 200 swapoffs"), "{stats}");
+    let number = |what: &str| -> u64 {
+        let before = stats.split(what).next().unwrap();
+        before.split_whitespace().last().unwrap().parse().unwrap()
+    };
+    assert!(number(" forks") >= 200, "{stats}");
+    assert!(number(" swap-outs") >= 1000, "memory pressure swaps pages out: {stats}");
+    assert!(number(" swap-ins") >= 1000, "{stats}");
+}
+
+#[test]
+fn the_seeds_own_stress_test_breaks_pre4() {
+    let run = swapsim(&["run", "scenarios/stress_make_j4.lua", "--kernel", "pre4", "--seed", "3"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("VM: Undead swap entry"), "{}", run.stdout);
+}

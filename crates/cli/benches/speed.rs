@@ -1,4 +1,5 @@
-//! `cargo bench -p cli`: how fast the simulator runs the race-1 scenario.
+//! `cargo bench -p cli`: how fast the simulator runs the race-1 scenario,
+//! a long swapoff loop, and the seed's own stress test.
 //! Prints figures; asserts nothing about speed (timing belongs here, not in
 //! tests). Wall-clock time is read only to report speed, never fed into a
 //! run.
@@ -62,4 +63,26 @@ fn main() {
         "long run (patched, 2 cpus, swapoff/swapon loop): {runs} runs, {steps} steps, {:.0} steps/s",
         steps as f64 / secs
     );
+
+    // The seed's own test: 4 CPUs, 24 MB, make -j4 against 200 swapoff cycles.
+    let stress = std::fs::read_to_string(format!("{root}/scenarios/stress_make_j4.lua")).expect("the stress scenario");
+    for variant in Variant::ALL {
+        let start = Instant::now();
+        let options = RunOptions { record_events: false, ..RunOptions::new(variant.fixes(), 1) };
+        let report =
+            script::run::run("scenarios/stress_make_j4.lua", &stress, &options).expect("the stress scenario runs");
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "stress_make_j4 ({}, seed 1): {} steps in {:.2} s, {:.0} steps/s; {} swapoffs, {} forks, {} faults, {} swap-ins, {} swap-outs",
+            variant.name(),
+            report.steps,
+            secs,
+            report.steps as f64 / secs,
+            report.stats.swapoffs,
+            report.stats.forks,
+            report.stats.faults,
+            report.stats.swap_ins,
+            report.stats.swap_outs
+        );
+    }
 }
