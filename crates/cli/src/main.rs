@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "swapsim", version, about, long_about = None)]
 #[command(
-    after_help = "Examples:\n  swapsim run scenarios/race1_fork.lua --kernel pre4 --seed 3\n  swapsim run scenarios/race1_fork.lua --kernel patched --seeds 1..1000\n  swapsim kernels"
+    after_help = "Examples:\n  swapsim run scenarios/race1_fork.lua --kernel pre4 --seed 3\n  swapsim run scenarios/race1_fork.lua --kernel patched --seeds 1..1000\n  swapsim run scenarios/race6_kswapd.lua --kernel patched --no-fix no-new-refs --seed 2\n  swapsim kernels\n\nDocs: README.md, docs/tutorial.md, docs/scenario-api.md, docs/races.md"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -23,13 +23,28 @@ enum Command {
     /// Run a scenario under one seed, or a range of seeds.
     Run(run_cmd::RunArgs),
     /// List the kernel variants and the fixes that can be switched alone.
+    #[command(after_help = "Example:\n  swapsim kernels")]
     Kernels,
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  swapsim completions bash > ~/.local/share/bash-completion/completions/swapsim\n  swapsim completions zsh > ~/.zfunc/_swapsim\n  swapsim completions fish > ~/.config/fish/completions/swapsim.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
     // A panic is a bug in swapsim itself, never the user's fault: say so in
     // one paragraph, without a backtrace.
     std::panic::set_hook(Box::new(|info| {
+        // A reader that went away (`swapsim ... | head`) is not a bug: stop
+        // quietly, as a C tool killed by SIGPIPE would.
+        let text = info.to_string();
+        if text.contains("Broken pipe") || text.contains("failed printing to stdout") {
+            std::process::exit(141);
+        }
         eprintln!("internal error: swapsim hit a bug in itself ({info}); please report it with the command you ran");
     }));
     let cli = match Cli::try_parse() {
@@ -42,6 +57,11 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => run_cmd::run(&args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "swapsim", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         Command::Kernels => {
             print!("{}", kernels_text());
             ExitCode::SUCCESS

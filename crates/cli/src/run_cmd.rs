@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// Write the event log (every lock event, sleep, wake and named point) to this file.
     #[arg(long, value_name = "FILE", conflicts_with = "seeds")]
     pub events: Option<PathBuf>,
+    /// List the named interleaving points the scenario's kernel routines
+    /// stopped at (over the seed, or every seed of --seeds), with counts.
+    #[arg(long)]
+    pub list_points: bool,
 }
 
 fn parse_variant(s: &str) -> Result<Variant, String> {
@@ -115,6 +119,10 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.list_points {
+        let (first, last) = args.seeds.unwrap_or((args.seed, args.seed));
+        return list_points(&kernel, &path, &source, first, last);
+    }
     match args.seeds {
         Some((first, last)) => run_seeds(args, &kernel, &path, &source, first, last),
         None => run_one(args, &kernel, &path, &source),
@@ -300,4 +308,38 @@ pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
+}
+
+/// `--list-points`: every named interleaving point reached over the seeds,
+/// grouped by kernel function, with how often it was reached.
+fn list_points(kernel: &KernelChoice, path: &str, source: &str, first: u64, last: u64) -> ExitCode {
+    let mut counts: std::collections::BTreeMap<&'static str, u64> = std::collections::BTreeMap::new();
+    for seed in first..=last {
+        let options = RunOptions { record_events: false, count_points: true, ..RunOptions::new(kernel.fixes, seed) };
+        match script::run::run(path, source, &options) {
+            Ok(report) => {
+                for (point, n) in report.points {
+                    *counts.entry(point).or_default() += n;
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    println!("scenario: {path}");
+    println!("kernel:   {}", kernel.label());
+    println!("seeds:    {first}..{last}");
+    println!("{} named interleaving points reached (point, times reached):", counts.len());
+    let mut function = "";
+    for (point, n) in &counts {
+        let this = point.split(':').next().unwrap_or(point);
+        if this != function {
+            println!("{this}");
+            function = this;
+        }
+        println!("  {point:<50} {n}");
+    }
+    ExitCode::SUCCESS
 }

@@ -55,6 +55,8 @@ pub struct SimConfig {
     /// Record every choice (the run's schedule, for replay). A long run's
     /// schedule costs 4 bytes a step.
     pub record_choices: bool,
+    /// Count how often each named interleaving point is reached.
+    pub count_points: bool,
 }
 
 impl Default for SimConfig {
@@ -66,6 +68,7 @@ impl Default for SimConfig {
             record_events: true,
             event_limit: 200_000,
             record_choices: true,
+            count_points: false,
         }
     }
 }
@@ -126,6 +129,8 @@ struct SimState {
     events: VecDeque<Event>,
     /// Events dropped from the front of the log to respect `event_limit`.
     events_dropped: u64,
+    /// How often each named point was reached, in first-reached order.
+    point_counts: indexmap::IndexMap<Point, u64>,
     bkl: LockId,
     stop: Option<Outcome>,
     /// Time of the timer callback being run (an interrupt), if any.
@@ -164,6 +169,7 @@ impl Sim {
             step: 0,
             events: VecDeque::new(),
             events_dropped: 0,
+            point_counts: indexmap::IndexMap::new(),
             bkl,
             stop: None,
             irq_time: None,
@@ -241,6 +247,7 @@ impl Sim {
         st.chooser = chooser;
         st.choices.clear();
         st.events.clear();
+        st.point_counts.clear();
         st.events_dropped = 0;
         st.step = 0;
     }
@@ -476,7 +483,16 @@ impl Sim {
     }
 
     pub(crate) fn reach_point(&self, task: TaskId, point: Point) {
-        self.st.borrow_mut().log(Some(task), EventKind::Point, None, point);
+        let mut st = self.st.borrow_mut();
+        if st.cfg.count_points {
+            *st.point_counts.entry(point).or_default() += 1;
+        }
+        st.log(Some(task), EventKind::Point, None, point);
+    }
+
+    /// The named points reached so far (with `count_points`), with counts.
+    pub fn point_counts(&self) -> Vec<(Point, u64)> {
+        self.st.borrow().point_counts.iter().map(|(&p, &n)| (p, n)).collect()
     }
 
     pub(crate) fn charge(&self, task: TaskId, ns: u64) {

@@ -25,12 +25,21 @@ pub struct RunOptions {
     /// Replay these choices instead of drawing them from the seed (the
     /// seed still seeds the scenario's `math.random`).
     pub schedule: Option<Vec<u32>>,
+    /// Count the named interleaving points reached.
+    pub count_points: bool,
 }
 
 impl RunOptions {
     /// A random run of `seed` with the event log kept.
     pub fn new(fixes: Fixes, seed: u64) -> RunOptions {
-        RunOptions { fixes, seed, record_events: true, limits: SandboxLimits::default(), schedule: None }
+        RunOptions {
+            fixes,
+            seed,
+            record_events: true,
+            limits: SandboxLimits::default(),
+            schedule: None,
+            count_points: false,
+        }
     }
 }
 
@@ -58,6 +67,9 @@ pub struct RunReport {
     pub culprit: Option<String>,
     /// Task names, in creation order.
     pub tasks: Vec<String>,
+    /// Named interleaving points reached in the interleaved phase, with
+    /// counts (when asked for).
+    pub points: Vec<(&'static str, u64)>,
 }
 
 /// One event of the log, rendered.
@@ -91,6 +103,8 @@ pub fn run(path: &str, source: &str, options: &RunOptions) -> Result<RunReport, 
         cpus: scenario.machine.cpus,
         step_budget: scenario.step_budget,
         record_events: options.record_events,
+        record_choices: options.schedule.is_some() || options.record_events,
+        count_points: options.count_points,
         ..SimConfig::default()
     };
     // Boot and set-up are deterministic: always the first option, no
@@ -235,6 +249,7 @@ fn boot_and_run(
         choices: sim.choices(),
         culprit,
         tasks: (0..sim.task_count()).map(|i| sim.task_name(engine::TaskId(i as u32))).collect(),
+        points: sim.point_counts(),
     })
 }
 

@@ -68,3 +68,36 @@ fn the_swapoff_loop_breaks_pre4_and_holds_patched() {
     let patched = swapsim(&["run", "scenarios/swapoff_loop.lua", "--kernel", "patched", "--seeds", "1..10"]);
     assert_eq!(patched.code, 0, "{}", patched.stdout);
 }
+
+#[test]
+fn list_points_names_the_interleaving_points_reached() {
+    let run = swapsim(&["run", "scenarios/race1_fork.lua", "--list-points", "--seeds", "1..20"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for point in ["do_fork:lock_kernel", "dup_mmap:kmem_cache_alloc", "try_to_unuse:after_read_swap_cache", "unuse_vma"]
+    {
+        assert!(run.stdout.lines().any(|l| l.trim_start().starts_with(point)), "{point}: {}", run.stdout);
+    }
+    let patched = swapsim(&["run", "scenarios/race1_fork.lua", "--kernel", "patched", "--list-points"]);
+    assert!(patched.stdout.contains("unuse_mm:down_mmap_sem"), "the patch's own points: {}", patched.stdout);
+    assert!(patched.stdout.contains("try_to_unuse:mmlist_access_lock"), "{}", patched.stdout);
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let run = swapsim(&["completions", shell]);
+        assert_eq!(run.code, 0, "{shell}: {}", run.stderr);
+        assert!(run.stdout.contains("swapsim") && run.stdout.contains("list-points"), "{shell}");
+    }
+    let run = swapsim(&["completions", "tcsh"]);
+    assert_eq!(run.code, 2);
+}
+
+#[test]
+fn every_help_carries_an_example() {
+    for args in [vec!["--help"], vec!["run", "--help"], vec!["kernels", "--help"], vec!["completions", "--help"]] {
+        let run = swapsim(&args);
+        assert_eq!(run.code, 0);
+        assert!(run.stdout.contains("Example"), "{args:?}: {}", run.stdout);
+    }
+}
