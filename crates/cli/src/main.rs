@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
+mod explore_cmd;
 mod run_cmd;
+mod schedule;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +24,12 @@ struct Cli {
 enum Command {
     /// Run a scenario under one seed, or a range of seeds.
     Run(run_cmd::RunArgs),
+    /// Search many schedules for a violation; save, shrink and replay it.
+    Explore(explore_cmd::ExploreArgs),
+    /// Reproduce a saved schedule exactly.
+    Replay(explore_cmd::ReplayArgs),
+    /// Shrink a saved schedule (fewer choices that are not the default).
+    Shrink(explore_cmd::ShrinkArgs),
     /// List the kernel variants and the fixes that can be switched alone.
     #[command(after_help = "Example:\n  swapsim kernels")]
     Kernels,
@@ -57,6 +65,9 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => run_cmd::run(&args),
+        Command::Explore(args) => explore_cmd::explore(&args),
+        Command::Replay(args) => explore_cmd::replay(&args),
+        Command::Shrink(args) => explore_cmd::shrink_cmd(&args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "swapsim", &mut std::io::stdout());

@@ -41,14 +41,14 @@ pub struct RunArgs {
     pub list_points: bool,
 }
 
-fn parse_variant(s: &str) -> Result<Variant, String> {
+pub fn parse_variant(s: &str) -> Result<Variant, String> {
     Variant::from_name(s).ok_or_else(|| {
         let names: Vec<_> = Variant::ALL.iter().map(|v| v.name()).collect();
         format!("unknown kernel {s:?}; the kernels are {} (see `swapsim kernels`)", names.join(", "))
     })
 }
 
-fn parse_range(s: &str) -> Result<(u64, u64), String> {
+pub fn parse_range(s: &str) -> Result<(u64, u64), String> {
     let bad = || format!("expected a seed range A..B (inclusive, e.g. 1..1000), got {s:?}");
     let (a, b) = s.split_once("..").ok_or_else(bad)?;
     let a: u64 = a.trim().parse().map_err(|_| bad())?;
@@ -160,7 +160,8 @@ fn run_one(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
             return ExitCode::from(2);
         }
     }
-    print!("{}", render_one(args.seed, kernel, path, source, &report));
+    let replay = replay_command(kernel, path, args.seed);
+    print!("{}", render_one(args.seed, kernel, path, source, &report, Some(&replay)));
     if report.outcome.is_failure() {
         ExitCode::from(1)
     } else {
@@ -169,7 +170,14 @@ fn run_one(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
 }
 
 /// The report of one run, as printed.
-fn render_one(seed: u64, kernel: &KernelChoice, path: &str, source: &str, report: &RunReport) -> String {
+pub fn render_one(
+    seed: u64,
+    kernel: &KernelChoice,
+    path: &str,
+    source: &str,
+    report: &RunReport,
+    replay: Option<&str>,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "scenario: {path} (content fnv1a {:016x})", content_hash(source.as_bytes()));
     let _ = writeln!(out, "kernel:   {} ({})", kernel.label(), kernel.variant.description());
@@ -226,8 +234,8 @@ fn render_one(seed: u64, kernel: &KernelChoice, path: &str, source: &str, report
         s.swap_outs,
         s.swapoffs
     );
-    if report.outcome.is_failure() {
-        let _ = writeln!(out, "replay:   {}", replay_command(kernel, path, seed));
+    if let (true, Some(replay)) = (report.outcome.is_failure(), replay) {
+        let _ = writeln!(out, "replay:   {replay}");
     }
     out
 }

@@ -1,15 +1,26 @@
 //! Where the nondeterminism goes: every choice a run makes is asked of one
 //! [`Chooser`] and recorded, so a run is a pure function of its choices.
 
+use indexmap::IndexMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::task::TaskId;
+
+/// One option of a step decision: which task would run, or the timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepKind {
+    /// Run (or dispatch onto an idle CPU) this task.
+    Task(TaskId),
+    /// Fire the earliest timer (an I/O completes, a sleep ends).
+    Timer,
+}
+
 /// What is being decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Decision {
-    /// Which of `n` step options (run a CPU's task, dispatch a queued task,
-    /// fire the next timer) happens next.
-    Step,
+pub enum Decision<'a> {
+    /// Which of the step options happens next.
+    Step { options: &'a [StepKind] },
     /// Whether an allocation that may block does block: option 0 = it
     /// succeeds at once, 1 = the task sleeps briefly (kswapd frees a page),
     /// 2 = it sleeps long (it waits for swap-out I/O). `point` names the
@@ -19,7 +30,7 @@ pub enum Decision {
 
 /// Picks one of `n >= 1` options for a decision.
 pub trait Chooser {
-    fn choose(&mut self, decision: Decision, n: usize) -> usize;
+    fn choose(&mut self, decision: Decision<'_>, n: usize) -> usize;
 }
 
 /// A seeded random walk: uniform over step options; an allocation sleeps
@@ -39,9 +50,9 @@ impl RandomChooser {
 }
 
 impl Chooser for RandomChooser {
-    fn choose(&mut self, decision: Decision, n: usize) -> usize {
+    fn choose(&mut self, decision: Decision<'_>, n: usize) -> usize {
         match decision {
-            Decision::Step => {
+            Decision::Step { .. } => {
                 if n == 1 {
                     0
                 } else {
@@ -75,10 +86,95 @@ impl ReplayChooser {
 }
 
 impl Chooser for ReplayChooser {
-    fn choose(&mut self, _decision: Decision, n: usize) -> usize {
+    fn choose(&mut self, _decision: Decision<'_>, n: usize) -> usize {
         let choice = self.choices.get(self.next).copied().unwrap_or(0) as usize;
         self.next += 1;
         choice.min(n - 1)
+    }
+}
+
+/// Probabilistic concurrency testing (Burckhardt, Kothari, Musuvathi and
+/// Nagarakatte, ASPLOS 2010): every task gets a random priority (at least
+/// `depth`); at each step the highest-priority task that can step runs; at
+/// `depth - 1` change points drawn uniformly from the first `steps` steps,
+/// the running task drops to priority 1, 2, ... For a bug of depth `d` in a
+/// run of `n` tasks and `k` steps, one run finds it with probability at
+/// least 1/(n·k^(d-1)). Timers count as one more "task". Allocation sleeps
+/// are drawn as in [`RandomChooser`].
+pub struct PctChooser {
+    rng: ChaCha8Rng,
+    sleep_probability: f64,
+    depth: u32,
+    /// The steps at which a priority change happens, with its new priority.
+    change_points: Vec<(u64, u32)>,
+    priorities: IndexMap<Option<TaskId>, u32>,
+    step: u64,
+}
+
+impl PctChooser {
+    pub fn new(seed: u64, depth: u32, steps: u64, sleep_probability: f64) -> PctChooser {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(0);
+        let depth = depth.max(1);
+        let mut change_points: Vec<(u64, u32)> =
+            (1..depth).map(|i| (rng.random_range(1..=steps.max(1)), depth - i)).collect();
+        change_points.sort();
+        PctChooser { rng, sleep_probability, depth, change_points, priorities: IndexMap::new(), step: 0 }
+    }
+
+    fn priority(&mut self, who: Option<TaskId>) -> u32 {
+        if let Some(&p) = self.priorities.get(&who) {
+            return p;
+        }
+        // Distinct random priorities above every change-point priority.
+        let p = loop {
+            let candidate = self.depth + self.rng.random_range(0..1_000_000u32);
+            if !self.priorities.values().any(|&q| q == candidate) {
+                break candidate;
+            }
+        };
+        self.priorities.insert(who, p);
+        p
+    }
+}
+
+impl Chooser for PctChooser {
+    fn choose(&mut self, decision: Decision<'_>, n: usize) -> usize {
+        match decision {
+            Decision::Step { options } => {
+                self.step += 1;
+                let who = |o: &StepKind| match o {
+                    StepKind::Task(t) => Some(*t),
+                    StepKind::Timer => None,
+                };
+                let mut best = 0;
+                let mut best_priority = 0;
+                for (i, option) in options.iter().enumerate() {
+                    let p = self.priority(who(option));
+                    if p > best_priority {
+                        best = i;
+                        best_priority = p;
+                    }
+                }
+                while let Some(&(at, new_priority)) = self.change_points.first() {
+                    if at > self.step {
+                        break;
+                    }
+                    self.change_points.remove(0);
+                    self.priorities.insert(who(&options[best]), new_priority);
+                }
+                best.min(n - 1)
+            }
+            Decision::MaySleep { .. } => {
+                if !self.rng.random_bool(self.sleep_probability) {
+                    0
+                } else if n > 2 && self.rng.random_bool(0.25) {
+                    2
+                } else {
+                    1
+                }
+            }
+        }
     }
 }
 
@@ -91,7 +187,12 @@ mod tests {
         let draw = |seed| {
             let mut c = RandomChooser::new(seed, 0.5);
             (0..64)
-                .map(|i| c.choose(if i % 2 == 0 { Decision::Step } else { Decision::MaySleep { point: "p" } }, 5))
+                .map(|i| {
+                    c.choose(
+                        if i % 2 == 0 { Decision::Step { options: &[] } } else { Decision::MaySleep { point: "p" } },
+                        5,
+                    )
+                })
                 .collect::<Vec<_>>()
         };
         assert_eq!(draw(1), draw(1));
@@ -112,8 +213,27 @@ mod tests {
     #[test]
     fn replay_clamps_and_runs_out_to_zero() {
         let mut c = ReplayChooser::new(vec![3, 9]);
-        assert_eq!(c.choose(Decision::Step, 4), 3);
-        assert_eq!(c.choose(Decision::Step, 4), 3);
-        assert_eq!(c.choose(Decision::Step, 4), 0);
+        let step = Decision::Step { options: &[] };
+        assert_eq!(c.choose(step, 4), 3);
+        assert_eq!(c.choose(step, 4), 3);
+        assert_eq!(c.choose(step, 4), 0);
+    }
+}
+
+#[cfg(test)]
+mod pct_tests {
+    use super::*;
+
+    #[test]
+    fn pct_runs_the_highest_priority_task_until_a_change_point() {
+        let options = [StepKind::Task(TaskId(0)), StepKind::Task(TaskId(1)), StepKind::Timer];
+        let mut c = PctChooser::new(3, 1, 100, 0.0);
+        let first = c.choose(Decision::Step { options: &options }, 3);
+        // Depth 1: no change points; the same option wins every time.
+        assert!((0..50).all(|_| c.choose(Decision::Step { options: &options }, 3) == first));
+        // Depth 3 over 10 steps: the preferred option changes at least once.
+        let mut c = PctChooser::new(3, 3, 10, 0.0);
+        let picks: Vec<usize> = (0..20).map(|_| c.choose(Decision::Step { options: &options }, 3)).collect();
+        assert!(picks.windows(2).any(|w| w[0] != w[1]), "{picks:?}");
     }
 }

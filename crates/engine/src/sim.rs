@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 
 use slotmap::{SecondaryMap, SlotMap};
 
-use crate::choice::{Chooser, Decision};
+use crate::choice::{Chooser, Decision, StepKind};
 use crate::event::{Event, EventKind};
 use crate::lock::{LockId, LockKind, LockState};
 use crate::outcome::{Outcome, Violation};
@@ -402,7 +402,15 @@ impl Sim {
                 if st.step >= st.cfg.step_budget {
                     return Outcome::StepLimit(st.step);
                 }
-                let pick = st.choose(Decision::Step, options.len());
+                let kinds: Vec<StepKind> = options
+                    .iter()
+                    .map(|o| match *o {
+                        StepOption::Run(cpu) => StepKind::Task(st.cpus[cpu].current.expect("a busy CPU")),
+                        StepOption::Dispatch(task) => StepKind::Task(task),
+                        StepOption::Timer => StepKind::Timer,
+                    })
+                    .collect();
+                let pick = st.choose(Decision::Step { options: &kinds }, options.len());
                 st.step += 1;
                 options[pick]
             };
@@ -507,7 +515,7 @@ impl Sim {
         self.st.borrow_mut().violate(task, invariant, message);
     }
 
-    pub(crate) fn choose(&self, decision: Decision, n: usize) -> usize {
+    pub(crate) fn choose(&self, decision: Decision<'_>, n: usize) -> usize {
         self.st.borrow_mut().choose(decision, n)
     }
 
@@ -649,7 +657,7 @@ impl SimState {
         }
     }
 
-    fn choose(&mut self, decision: Decision, n: usize) -> usize {
+    fn choose(&mut self, decision: Decision<'_>, n: usize) -> usize {
         let pick = self.chooser.choose(decision, n);
         debug_assert!(pick < n);
         if self.cfg.record_choices {

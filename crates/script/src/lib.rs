@@ -23,4 +23,4 @@ pub mod run;
 pub mod sandbox;
 pub mod spec;
 
-pub use run::{RunOptions, RunReport};
+pub use run::{RunOptions, RunReport, Strategy};

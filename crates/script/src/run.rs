@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use engine::{Outcome, RandomChooser, ReplayChooser, Sim, SimConfig, Violation};
+use engine::{Outcome, PctChooser, RandomChooser, ReplayChooser, Sim, SimConfig, Violation};
 use kernel::memory::{user_access, Access};
 use kernel::{invariants, swapfile, vmscan, Fixes, Kernel, Pid, Stats};
 
@@ -14,9 +14,21 @@ use crate::driver::{self, Ctx};
 use crate::sandbox::{exec_source, new_sandbox, scenario_error, SandboxLimits, ScenarioError};
 use crate::spec::{RawSpec, Scenario, SetupOp};
 
+/// How the interleaved phase picks its choices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// A seeded random walk.
+    #[default]
+    Random,
+    /// Probabilistic concurrency testing with bug depth `depth`, for runs
+    /// of about `steps` steps.
+    Pct { depth: u32, steps: u64 },
+}
+
 /// How to run.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
+    pub strategy: Strategy,
     pub fixes: Fixes,
     pub seed: u64,
     /// Keep the event log (off for multi-seed searches).
@@ -33,6 +45,7 @@ impl RunOptions {
     /// A random run of `seed` with the event log kept.
     pub fn new(fixes: Fixes, seed: u64) -> RunOptions {
         RunOptions {
+            strategy: Strategy::Random,
             fixes,
             seed,
             record_events: true,
@@ -67,6 +80,9 @@ pub struct RunReport {
     pub culprit: Option<String>,
     /// Task names, in creation order.
     pub tasks: Vec<String>,
+    /// The tasks of the interleaved phase (the processes, their children,
+    /// kswapd), in creation order.
+    pub run_tasks: Vec<String>,
     /// Named interleaving points reached in the interleaved phase, with
     /// counts (when asked for).
     pub points: Vec<(&'static str, u64)>,
@@ -75,9 +91,16 @@ pub struct RunReport {
 /// One event of the log, rendered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventLine {
+    /// The whole line: step, time, CPU, task, event, lock, point.
     pub text: String,
     /// Part of the story of the interleaving (see `Sim::is_key_event`).
     pub key: bool,
+    pub step: u64,
+    /// The task's name ("-" for an interrupt).
+    pub task: String,
+    /// The event in a few words: "acquired mm#1.mmap_sem", "note: ...".
+    pub what: String,
+    pub point: &'static str,
 }
 
 /// Load `source` and validate it, without running anything.
@@ -199,9 +222,13 @@ fn boot_and_run(
 
     // The interleaved phase.
     k.w().stats = Stats::default();
-    match &options.schedule {
-        Some(choices) => sim.set_chooser(Box::new(ReplayChooser::new(choices.clone()))),
-        None => sim.set_chooser(Box::new(RandomChooser::new(options.seed, scenario.alloc_sleep))),
+    let first_run_task = sim.task_count();
+    match (&options.schedule, options.strategy) {
+        (Some(choices), _) => sim.set_chooser(Box::new(ReplayChooser::new(choices.clone()))),
+        (None, Strategy::Random) => sim.set_chooser(Box::new(RandomChooser::new(options.seed, scenario.alloc_sleep))),
+        (None, Strategy::Pct { depth, steps }) => {
+            sim.set_chooser(Box::new(PctChooser::new(options.seed, depth, steps, scenario.alloc_sleep)))
+        }
     }
     let ctx = Rc::new(Ctx { k: Rc::clone(k), lua, path: path.to_string(), error: RefCell::new(None) });
     for (process, &pid) in scenario.processes.iter().zip(&pids) {
@@ -231,11 +258,8 @@ fn boot_and_run(
         Outcome::Violation(Violation { task: Some(t), .. }) => Some(sim.task_name(*t)),
         _ => None,
     };
-    let events = if options.record_events {
-        sim.events().iter().map(|e| EventLine { text: sim.render_event(e), key: sim.is_key_event(e) }).collect()
-    } else {
-        Vec::new()
-    };
+    let events =
+        if options.record_events { sim.events().iter().map(|e| event_line(sim, e)).collect() } else { Vec::new() };
     let w = k.w();
     Ok(RunReport {
         outcome,
@@ -250,7 +274,35 @@ fn boot_and_run(
         culprit,
         tasks: (0..sim.task_count()).map(|i| sim.task_name(engine::TaskId(i as u32))).collect(),
         points: sim.point_counts(),
+        run_tasks: (first_run_task..sim.task_count()).map(|i| sim.task_name(engine::TaskId(i as u32))).collect(),
     })
+}
+
+fn event_line(sim: &Sim, e: &engine::Event) -> EventLine {
+    use engine::EventKind;
+    let lock = e.lock.map(|l| format!(" {}", sim.lock_name(l))).unwrap_or_default();
+    let what = match &e.kind {
+        EventKind::Point => "at".to_string(),
+        EventKind::Dispatch => "runs".to_string(),
+        EventKind::Preempt => "back to user".to_string(),
+        EventKind::Attempt => format!("tries{lock}"),
+        EventKind::Contended => format!("waits for{lock}"),
+        EventKind::Acquired => format!("takes{lock}"),
+        EventKind::Released => format!("releases{lock}"),
+        EventKind::BklDropped => "drops the BKL (sleeps)".to_string(),
+        EventKind::Sleep(on) => on.clone(),
+        EventKind::Wake => "woken".to_string(),
+        EventKind::Note(text) => text.clone(),
+        EventKind::Exit => "exits".to_string(),
+    };
+    EventLine {
+        text: sim.render_event(e),
+        key: sim.is_key_event(e),
+        step: e.step,
+        task: e.task.map(|t| sim.task_name(t)).unwrap_or_else(|| "-".to_string()),
+        what,
+        point: e.point,
+    }
 }
 
 /// An outcome in words.

@@ -2,6 +2,7 @@
 
 mod bad_scenarios;
 mod determinism;
+mod explore;
 mod race1;
 mod races;
 

@@ -1,0 +1,444 @@
+//! `swapsim explore`, `swapsim replay` and `swapsim shrink`: search many
+//! schedules for a violation, save it as a schedule file, shrink it, and
+//! reproduce it exactly.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use engine::Outcome;
+use script::{RunOptions, RunReport, Strategy};
+
+use crate::run_cmd::{content_hash, parse_variant, render_one, write_whole, KernelChoice};
+use crate::schedule::ScheduleFile;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StrategyName {
+    /// A seeded random walk of the runnable CPUs at each step.
+    Random,
+    /// Probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010).
+    Pct,
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  swapsim explore scenarios/race1_fork.lua --kernel pre4 --runs 1000\n  swapsim explore scenarios/race4_shm.lua --kernel pre4 --runs 20000 --strategy pct --depth 3\n  swapsim explore scenarios/race1_fork.lua --kernel patched --runs 10000   # the fix holds\n\nExit status: 0 no violation, 1 a violation was found, 2 bad usage or a bad scenario."
+)]
+pub struct ExploreArgs {
+    /// The scenario (a Lua file).
+    pub file: PathBuf,
+    /// Kernel variant: pre4 or patched.
+    #[arg(long, default_value = "pre4", value_parser = parse_variant)]
+    pub kernel: kernel::Variant,
+    /// Switch one fix on (repeatable).
+    #[arg(long = "fix", value_name = "NAME")]
+    pub fix: Vec<String>,
+    /// Switch one fix off (repeatable).
+    #[arg(long = "no-fix", value_name = "NAME")]
+    pub no_fix: Vec<String>,
+    /// How many runs.
+    #[arg(long, default_value_t = 1000)]
+    pub runs: u64,
+    /// The search strategy.
+    #[arg(long, value_enum, default_value = "random")]
+    pub strategy: StrategyName,
+    /// PCT's bug depth d (number of ordering constraints of the bug).
+    #[arg(long, default_value_t = 3)]
+    pub depth: u32,
+    /// The seed of the first run; run i uses seed + i.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where to write schedule files.
+    #[arg(long, default_value = "output")]
+    pub out: PathBuf,
+    /// Do not shrink the schedule found.
+    #[arg(long)]
+    pub no_shrink: bool,
+    /// Save the first run that breaks this invariant (e.g. swap-cache),
+    /// rather than the first run that breaks any.
+    #[arg(long, value_name = "NAME")]
+    pub invariant: Option<String>,
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  swapsim replay output/race1_fork-pre4-3.schedule\n  swapsim replay output/race1_fork-pre4-3.schedule --report"
+)]
+pub struct ReplayArgs {
+    /// A schedule file written by `swapsim explore` or `swapsim shrink`.
+    pub file: PathBuf,
+    /// Show the interleaving side by side, one column per task.
+    #[arg(long)]
+    pub report: bool,
+}
+
+#[derive(Args)]
+#[command(after_help = "Example:\n  swapsim shrink output/race1_fork-pre4-3.schedule")]
+pub struct ShrinkArgs {
+    /// A schedule file; the shrunk schedule replaces it.
+    pub file: PathBuf,
+}
+
+fn options(fixes: kernel::Fixes, seed: u64, strategy: Strategy, schedule: Option<Vec<u32>>) -> RunOptions {
+    RunOptions { strategy, schedule, ..RunOptions::new(fixes, seed) }
+}
+
+fn violation(report: &RunReport) -> Option<(&'static str, u64)> {
+    match &report.outcome {
+        Outcome::Violation(v) => Some((v.invariant, v.step)),
+        _ => None,
+    }
+}
+
+fn read_source(file: &Path) -> Result<(String, String), ExitCode> {
+    let path = file.display().to_string();
+    match std::fs::read_to_string(file) {
+        Ok(source) => Ok((path, source)),
+        Err(e) => {
+            eprintln!("error: cannot read {path}: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+pub fn explore(args: &ExploreArgs) -> ExitCode {
+    let kernel = match KernelChoice::from_args(args.kernel, &args.fix, &args.no_fix) {
+        Ok(kernel) => kernel,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (path, source) = match read_source(&args.file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    println!("scenario: {path} (content fnv1a {:016x})", content_hash(source.as_bytes()));
+    println!("kernel:   {} ({})", kernel.label(), kernel.variant.description());
+    // PCT needs the run length k and the task count n: measure one run.
+    let strategy = match args.strategy {
+        StrategyName::Random => {
+            println!("strategy: random walk");
+            Strategy::Random
+        }
+        StrategyName::Pct => {
+            let probe =
+                match script::run::run(&path, &source, &options(kernel.fixes, args.seed, Strategy::Random, None)) {
+                    Ok(report) => report,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+            let (n, k, d) = (probe.run_tasks.len().max(1) as f64, probe.steps.max(1), args.depth.max(1));
+            let bound = 1.0 / (n * (k as f64).powi(d as i32 - 1));
+            println!(
+                "strategy: pct, depth {d}; k = {k} steps and n = {} tasks measured: each run finds a depth-{d} bug \
+                 with probability >= 1/(n*k^(d-1)) = {bound:.3e}",
+                n as u64
+            );
+            Strategy::Pct { depth: d, steps: k }
+        }
+    };
+    println!("runs:     {} (seeds {}..{})", args.runs, args.seed, args.seed + args.runs.saturating_sub(1));
+    let started = std::time::Instant::now();
+    let mut by_kind: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    let mut first: Option<(u64, RunReport)> = None;
+    for i in 0..args.runs {
+        let seed = args.seed + i;
+        let opts = RunOptions { record_events: false, ..options(kernel.fixes, seed, strategy, None) };
+        let report = match script::run::run(&path, &source, &opts) {
+            Ok(report) => report,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        if report.outcome.is_failure() {
+            let key = match &report.outcome {
+                Outcome::Violation(v) => v.invariant.to_string(),
+                Outcome::Deadlock(_) => "deadlock".into(),
+                Outcome::StepLimit(_) => "step-limit".into(),
+                Outcome::Aborted | Outcome::Finished => "aborted".into(),
+            };
+            let wanted = args.invariant.as_ref().is_none_or(|name| *name == key);
+            *by_kind.entry(key).or_default() += 1;
+            if first.is_none() && wanted {
+                first = Some((seed, report));
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("({} runs in {secs:.2} s: {:.0} runs/s)", args.runs, args.runs as f64 / secs.max(1e-9));
+    let total: u64 = by_kind.values().sum();
+    let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    if total == 0 {
+        println!("result:   {} runs, no violation", args.runs);
+        return ExitCode::SUCCESS;
+    }
+    println!("result:   {} runs, {total} found something ({})", args.runs, kinds.join(", "));
+    let Some((seed, report)) = first else {
+        println!("first:    no run broke {}", args.invariant.as_deref().unwrap_or("-"));
+        return ExitCode::from(1);
+    };
+    let Some((invariant, step)) = violation(&report) else {
+        println!("first:    seed {seed}: {}", script::run::describe(&report.outcome));
+        return ExitCode::from(1);
+    };
+    println!("first:    seed {seed}: {invariant} at step {step}");
+    // Record the schedule of that run, then shrink it.
+    let recorded = match script::run::run(&path, &source, &options(kernel.fixes, seed, strategy, None)) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut schedule = ScheduleFile {
+        tool: env!("CARGO_PKG_VERSION").to_string(),
+        scenario: path.clone(),
+        content_hash: content_hash(source.as_bytes()),
+        variant: kernel.variant,
+        fixes: kernel.fixes,
+        seed,
+        strategy: match args.strategy {
+            StrategyName::Random => "random".into(),
+            StrategyName::Pct => format!("pct depth {}", args.depth),
+        },
+        violation: invariant.to_string(),
+        step,
+        choices: trimmed(&recorded.choices),
+    };
+    let before = ScheduleFile::size(&schedule.choices);
+    let mut note = String::new();
+    if !args.no_shrink {
+        let (shrunk, replays) = shrink(&path, &source, &schedule);
+        schedule = shrunk;
+        let after = ScheduleFile::size(&schedule.choices);
+        note = format!(
+            " (shrunk from {} choices, {} not the default, to {} choices, {} not the default, in {replays} replays)",
+            before.0, before.1, after.0, after.1
+        );
+    }
+    let stem = args.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into());
+    let file = args.out.join(format!("{stem}-{}-{seed}.schedule", kernel.variant));
+    if let Err(e) = std::fs::create_dir_all(&args.out).and_then(|_| write_whole(&file, schedule.render().as_bytes())) {
+        eprintln!("error: cannot write the schedule to {}: {e}", file.display());
+        return ExitCode::from(2);
+    }
+    println!("schedule: {}{note}", file.display());
+    println!("replay:   swapsim replay {}", file.display());
+    ExitCode::from(1)
+}
+
+/// Drop trailing default choices: replay fills them in.
+fn trimmed(choices: &[u32]) -> Vec<u32> {
+    let (len, _) = ScheduleFile::size(choices);
+    choices[..len].to_vec()
+}
+
+/// Delta-debug a schedule's choices (Zeller's ddmin over the choices that
+/// are not the default): set chunks of them back to the default while the
+/// same invariant still breaks, then cut the tail. Returns the shrunk
+/// schedule (its choices and step re-recorded from a final replay) and the
+/// number of replays it took.
+pub fn shrink(path: &str, source: &str, schedule: &ScheduleFile) -> (ScheduleFile, u64) {
+    let mut replays = 0u64;
+    let mut breaks = |choices: &[u32]| -> Option<RunReport> {
+        replays += 1;
+        let opts = RunOptions {
+            record_events: false,
+            ..options(schedule.fixes, schedule.seed, Strategy::Random, Some(choices.to_vec()))
+        };
+        let report = script::run::run(path, source, &opts).ok()?;
+        match &report.outcome {
+            Outcome::Violation(v) if v.invariant == schedule.violation => Some(report),
+            _ => None,
+        }
+    };
+    let mut current = schedule.choices.clone();
+    let mut chunks = 2usize;
+    loop {
+        let set: Vec<usize> = (0..current.len()).filter(|&i| current[i] != 0).collect();
+        if set.is_empty() {
+            break;
+        }
+        let size = set.len().div_ceil(chunks.min(set.len()));
+        let mut reduced = false;
+        for chunk in set.chunks(size) {
+            let mut candidate = current.clone();
+            for &i in chunk {
+                candidate[i] = 0;
+            }
+            if breaks(&candidate).is_some() {
+                current = trimmed(&candidate);
+                chunks = (chunks - 1).max(2);
+                reduced = true;
+                break;
+            }
+        }
+        if !reduced {
+            if chunks >= set.len() {
+                break;
+            }
+            chunks = (chunks * 2).min(set.len());
+        }
+    }
+    // Re-record: the run of the shrunk choices is the schedule.
+    let mut shrunk = schedule.clone();
+    if let Some(report) = breaks(&current) {
+        shrunk.choices = trimmed(&report.choices);
+        if let Some((_, step)) = violation(&report) {
+            shrunk.step = step;
+        }
+    }
+    (shrunk, replays)
+}
+
+fn load_schedule(file: &Path) -> Result<(ScheduleFile, String), ExitCode> {
+    let name = file.display().to_string();
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: cannot read schedule {name}: {e}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    let schedule = match ScheduleFile::parse(&text, &name) {
+        Ok(schedule) => schedule,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    let source = match std::fs::read_to_string(&schedule.scenario) {
+        Ok(source) => source,
+        Err(e) => {
+            eprintln!("error: the schedule's scenario {} cannot be read: {e}", schedule.scenario);
+            return Err(ExitCode::from(2));
+        }
+    };
+    let hash = content_hash(source.as_bytes());
+    if hash != schedule.content_hash {
+        eprintln!(
+            "error: {} changed since {name} was recorded (content fnv1a {hash:016x}, recorded {:016x}): a schedule \
+             replays only the scenario it was found in",
+            schedule.scenario, schedule.content_hash
+        );
+        return Err(ExitCode::from(2));
+    }
+    Ok((schedule, source))
+}
+
+pub fn replay(args: &ReplayArgs) -> ExitCode {
+    let (schedule, source) = match load_schedule(&args.file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let opts = options(schedule.fixes, schedule.seed, Strategy::Random, Some(schedule.choices.clone()));
+    let report = match script::run::run(&schedule.scenario, &source, &opts) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let kernel = KernelChoice { variant: schedule.variant, fixes: schedule.fixes };
+    if args.report {
+        print!("{}", side_by_side(&report));
+    }
+    print!("{}", render_one(schedule.seed, &kernel, &schedule.scenario, &source, &report, None));
+    match violation(&report) {
+        Some((invariant, step)) if invariant == schedule.violation && step == schedule.step => {
+            println!("replayed: {invariant} at step {step}, as recorded");
+        }
+        Some((invariant, step)) => println!(
+            "diverged: recorded {} at step {}, replay broke {invariant} at step {step}",
+            schedule.violation, schedule.step
+        ),
+        None => println!("diverged: recorded {} at step {}, replay ran without it", schedule.violation, schedule.step),
+    }
+    println!("replay:   swapsim replay {}", args.file.display());
+    if report.outcome.is_failure() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+pub fn shrink_cmd(args: &ShrinkArgs) -> ExitCode {
+    let (schedule, source) = match load_schedule(&args.file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let before = ScheduleFile::size(&schedule.choices);
+    let (shrunk, replays) = shrink(&schedule.scenario, &source, &schedule);
+    let after = ScheduleFile::size(&shrunk.choices);
+    if let Err(e) = write_whole(&args.file, shrunk.render().as_bytes()) {
+        eprintln!("error: cannot write {}: {e}", args.file.display());
+        return ExitCode::from(2);
+    }
+    println!(
+        "shrunk:   {} choices ({} not the default) -> {} choices ({} not the default), {replays} replays; {} still breaks {} at step {}",
+        before.0,
+        before.1,
+        after.0,
+        after.1,
+        args.file.display(),
+        shrunk.violation,
+        shrunk.step
+    );
+    ExitCode::SUCCESS
+}
+
+/// The interleaving side by side: one column per task, one row per event
+/// of the story (named points, waits, sleeps, wakes, sleeping locks and
+/// kernel notes), the broken invariant at the bottom.
+pub fn side_by_side(report: &RunReport) -> String {
+    const WIDTH: usize = 34;
+    const ROWS: usize = 80;
+    let columns: Vec<&str> = report.run_tasks.iter().map(|s| s.as_str()).collect();
+    let rows: Vec<&script::run::EventLine> = report
+        .events
+        .iter()
+        .filter(|e| e.key || e.what == "at")
+        .filter(|e| !e.point.starts_with("ret_from_sys_call") || e.what != "at")
+        .collect();
+    let skip = rows.len().saturating_sub(ROWS);
+    let mut out = String::new();
+    let _ = write!(out, "{:>6} ", "step");
+    for c in &columns {
+        let _ = write!(out, "| {:<WIDTH$} ", clip(c, WIDTH));
+    }
+    out.push('\n');
+    let _ = writeln!(out, "{}", "-".repeat(7 + columns.len() * (WIDTH + 3)));
+    if skip > 0 {
+        let _ = writeln!(out, "{:>6} | ... {skip} earlier rows; --events on `swapsim run` has them all", "");
+    }
+    for e in &rows[skip..] {
+        let text = if e.what == "at" { e.point.to_string() } else { format!("{} ({})", e.what, e.point) };
+        let _ = write!(out, "{:>6} ", e.step);
+        for c in &columns {
+            let cell = if *c == e.task { clip(&text, WIDTH) } else { String::new() };
+            let _ = write!(out, "| {cell:<WIDTH$} ");
+        }
+        out.push('\n');
+    }
+    if let Outcome::Violation(v) = &report.outcome {
+        let _ = writeln!(out, "{}", "-".repeat(7 + columns.len() * (WIDTH + 3)));
+        let _ = writeln!(out, "broken at step {}: {}: {}", v.step, v.invariant, v.message);
+    }
+    out.push('\n');
+    out
+}
+
+fn clip(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_string()
+    } else {
+        let mut s: String = text.chars().take(width - 1).collect();
+        s.push('…');
+        s
+    }
+}

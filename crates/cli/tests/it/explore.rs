@@ -1,0 +1,163 @@
+//! Explore, save, shrink and replay: the schedule found is reproduced
+//! exactly, shrinking keeps the same violation, and bad schedule files are
+//! refused clearly.
+
+use std::path::PathBuf;
+
+use crate::swapsim;
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("swapsim-explore-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn schedule_path(stdout: &str) -> String {
+    let line = stdout.lines().find(|l| l.starts_with("schedule: ")).expect("a schedule line");
+    line["schedule: ".len()..].split(" (").next().unwrap().to_string()
+}
+
+#[test]
+fn explore_finds_race1_saves_a_schedule_that_replays_as_recorded() {
+    let out = out_dir("race1");
+    let run = swapsim(&[
+        "explore",
+        "scenarios/race1_fork.lua",
+        "--kernel",
+        "pre4",
+        "--runs",
+        "50",
+        "--invariant",
+        "swapoff-completeness",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("first:    seed "), "{}", run.stdout);
+    assert!(run.stdout.contains("shrunk from"), "{}", run.stdout);
+    let file = schedule_path(&run.stdout);
+    let replay = swapsim(&["replay", &file]);
+    assert_eq!(replay.code, 1, "{}", replay.stdout);
+    assert!(replay.stdout.contains("replayed: swapoff-completeness at step"), "{}", replay.stdout);
+    assert!(replay.stdout.contains(", as recorded"), "{}", replay.stdout);
+}
+
+#[test]
+fn pct_finds_the_race4_double_delete_and_the_report_shows_it_side_by_side() {
+    let out = out_dir("race4");
+    let run = swapsim(&[
+        "explore",
+        "scenarios/race4_shm.lua",
+        "--kernel",
+        "pre4",
+        "--runs",
+        "100",
+        "--strategy",
+        "pct",
+        "--depth",
+        "3",
+        "--invariant",
+        "swap-cache",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("strategy: pct, depth 3"), "{}", run.stdout);
+    assert!(run.stdout.contains("with probability >= 1/(n*k^(d-1))"), "{}", run.stdout);
+    let file = schedule_path(&run.stdout);
+    let replay = swapsim(&["replay", &file, "--report"]);
+    assert!(replay.stdout.contains("| shmuser") && replay.stdout.contains("| swapoff"), "{}", replay.stdout);
+    assert!(replay.stdout.contains("broken at step"), "{}", replay.stdout);
+    assert!(replay.stdout.contains("deleted twice"), "{}", replay.stdout);
+    assert!(replay.stdout.contains(", as recorded"), "{}", replay.stdout);
+    // The report is a function of the schedule: the golden file pins it.
+    let report: String =
+        replay.stdout.lines().take_while(|l| !l.starts_with("scenario:")).collect::<Vec<_>>().join("\n");
+    crate::determinism::check_golden("race4_pct_report.txt", &report);
+}
+
+#[test]
+fn the_race1_side_by_side_report_matches_its_golden_file() {
+    let out = out_dir("race1-report");
+    let run = swapsim(&[
+        "explore",
+        "scenarios/race1_fork.lua",
+        "--kernel",
+        "pre4",
+        "--seed",
+        "3",
+        "--runs",
+        "1",
+        "--no-shrink",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let replay = swapsim(&["replay", &schedule_path(&run.stdout), "--report"]);
+    let report: String =
+        replay.stdout.lines().take_while(|l| !l.starts_with("scenario:")).collect::<Vec<_>>().join("\n");
+    assert!(report.contains("copied swap entry 1:1"), "{report}");
+    crate::determinism::check_golden("race1_report.txt", &report);
+}
+
+#[test]
+fn shrink_keeps_the_violation_and_does_not_grow_the_schedule() {
+    let out = out_dir("shrink");
+    let run = swapsim(&[
+        "explore",
+        "scenarios/race3_fault.lua",
+        "--kernel",
+        "pre4",
+        "--runs",
+        "100",
+        "--invariant",
+        "fault-result",
+        "--no-shrink",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let file = schedule_path(&run.stdout);
+    let before = std::fs::read_to_string(&file).unwrap();
+    let shrink = swapsim(&["shrink", &file]);
+    assert_eq!(shrink.code, 0, "{}{}", shrink.stdout, shrink.stderr);
+    assert!(shrink.stdout.contains("still breaks fault-result"), "{}", shrink.stdout);
+    let count =
+        |text: &str| -> usize { text.lines().find(|l| l.starts_with("choices ")).unwrap()[8..].parse().unwrap() };
+    let after = std::fs::read_to_string(&file).unwrap();
+    assert!(count(&after) <= count(&before), "{before}\n{after}");
+    let replay = swapsim(&["replay", &file]);
+    assert!(replay.stdout.contains("replayed: fault-result"), "{}", replay.stdout);
+}
+
+#[test]
+fn the_patch_holds_under_exploration() {
+    let run = swapsim(&["explore", "scenarios/race1_fork.lua", "--kernel", "patched", "--runs", "200"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.contains("result:   200 runs, no violation"), "{}", run.stdout);
+}
+
+#[test]
+fn bad_schedule_files_are_refused_clearly() {
+    let out = out_dir("bad");
+    let run = swapsim(&["explore", "scenarios/race1_fork.lua", "--runs", "20", "--out", out.to_str().unwrap()]);
+    let file = schedule_path(&run.stdout);
+    let good = std::fs::read_to_string(&file).unwrap();
+    let try_file = |name: &str, text: &str| -> String {
+        let path = out.join(name);
+        std::fs::write(&path, text).unwrap();
+        let run = swapsim(&["replay", path.to_str().unwrap()]);
+        assert_eq!(run.code, 2, "{name}: {}{}", run.stdout, run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{name}: one line: {}", run.stderr);
+        run.stderr
+    };
+    let truncated: String = good.lines().take(5).collect::<Vec<_>>().join("\n");
+    assert!(try_file("truncated", &truncated).contains("truncated"));
+    let edited = good.replace("kernel pre4", "kernel pre9");
+    assert!(try_file("edited", &edited).contains("unknown kernel \"pre9\""));
+    let other = good.replace("content-fnv1a ", "content-fnv1a 1");
+    let other = other.replacen(&other.lines().nth(3).unwrap().to_string(), "content-fnv1a 0000000000000001", 1);
+    assert!(try_file("mismatched", &other).contains("changed since"));
+    assert!(try_file("garbage", "hello\n").contains("not a swapsim schedule file"));
+}
