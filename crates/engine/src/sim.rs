@@ -120,7 +120,7 @@ struct SimState {
     locks: SlotMap<LockId, LockState>,
     /// Names of every lock ever created, kept after it is freed so that
     /// the event log can still name it.
-    lock_names: SecondaryMap<LockId, (String, LockKind)>,
+    lock_names: SecondaryMap<LockId, (String, LockKind, &'static str)>,
     timers: BTreeMap<(u64, u64), TimerAction>,
     timer_seq: u64,
     chooser: Box<dyn Chooser>,
@@ -153,7 +153,7 @@ impl Sim {
         let mut locks = SlotMap::with_key();
         let bkl = locks.insert(LockState::new(LockKind::Bkl, "kernel_flag", "kernel_flag".to_string()));
         let mut lock_names = SecondaryMap::new();
-        lock_names.insert(bkl, ("kernel_flag".to_string(), LockKind::Bkl));
+        lock_names.insert(bkl, ("kernel_flag".to_string(), LockKind::Bkl, "kernel_flag"));
         let cpus = (0..cfg.cpus).map(|_| Cpu { current: None, clock: 0 }).collect();
         let st = SimState {
             cfg,
@@ -255,7 +255,7 @@ impl Sim {
     pub fn new_lock(&self, kind: LockKind, class: &'static str, name: String) -> LockId {
         let mut st = self.st.borrow_mut();
         let lock = st.locks.insert(LockState::new(kind, class, name.clone()));
-        st.lock_names.insert(lock, (name, kind));
+        st.lock_names.insert(lock, (name, kind, class));
         lock
     }
 
@@ -279,7 +279,7 @@ impl Sim {
     }
 
     pub fn lock_class(&self, lock: LockId) -> &'static str {
-        self.st.borrow().locks.get(lock).map(|l| l.class).unwrap_or("(freed)")
+        self.st.borrow().lock_names.get(lock).map(|(_, _, class)| *class).unwrap_or("(unknown)")
     }
 
     pub fn task_name(&self, task: TaskId) -> String {
@@ -366,7 +366,7 @@ impl Sim {
     pub fn is_key_event(&self, event: &Event) -> bool {
         let st = self.st.borrow();
         let sleeping_lock =
-            event.lock.and_then(|l| st.lock_names.get(l)).is_some_and(|(_, kind)| !kind.forbids_sleep());
+            event.lock.and_then(|l| st.lock_names.get(l)).is_some_and(|(_, kind, _)| !kind.forbids_sleep());
         match event.kind {
             EventKind::Attempt | EventKind::Point => false,
             EventKind::Acquired | EventKind::Released => sleeping_lock,
@@ -618,7 +618,7 @@ pub fn format_ns(ns: u64) -> String {
 
 impl SimState {
     fn lock_name(&self, lock: LockId) -> String {
-        self.lock_names.get(lock).map(|(name, _)| name.clone()).unwrap_or_else(|| "(unknown lock)".to_string())
+        self.lock_names.get(lock).map(|(name, _, _)| name.clone()).unwrap_or_else(|| "(unknown lock)".to_string())
     }
 
     fn task_now(&self, task: TaskId) -> u64 {

@@ -22,6 +22,18 @@ pub(crate) struct Ctx {
     pub path: String,
     /// The first error raised by the scenario's own code while running.
     pub error: RefCell<Option<ScenarioError>>,
+    /// Every system call and fault that completed, for latency figures.
+    pub calls: RefCell<Vec<Call>>,
+}
+
+/// One completed system call; a read or write that took a page fault is
+/// named "fault".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub task: engine::TaskId,
+    pub name: &'static str,
+    pub start_ns: u64,
+    pub end_ns: u64,
 }
 
 impl Ctx {
@@ -87,6 +99,27 @@ async fn run_program(ctx: Rc<Ctx>, t: Task, program: Option<Function>) {
     let _ = syscall(&ctx, &t, Request::Exit).await;
 }
 
+impl Request {
+    fn name(&self) -> &'static str {
+        match self {
+            Request::Fork(_) => "fork",
+            Request::Exit => "exit",
+            Request::Access { write: false, .. } => "read",
+            Request::Access { write: true, .. } => "write",
+            Request::Swapoff(_) => "swapoff",
+            Request::Swapon(_) => "swapon",
+            Request::SwapOut { .. } => "swap_out",
+            Request::Mmap { .. } => "mmap",
+            Request::Munmap { .. } => "munmap",
+            Request::Exec => "exec",
+            Request::Waitpid(_) => "waitpid",
+            Request::Sleep(_) => "sleep",
+            Request::Getpid => "getpid",
+            Request::Expect(..) => "expect",
+        }
+    }
+}
+
 fn parse_request(values: MultiValue) -> Result<Request, String> {
     let mut values = values.into_iter();
     let name = match values.next() {
@@ -149,6 +182,9 @@ fn values(lua: &Lua, value: impl IntoLuaMulti) -> MultiValue {
 async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
     let k = &ctx.k;
     k.enter_kernel();
+    let mut name = request.name();
+    let started = t.now();
+    let faults_before = k.w().stats.faults;
     let next = match request {
         Request::Exit => {
             exit::do_exit(k, t).await?;
@@ -206,6 +242,10 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
             Next::Resume(MultiValue::new())
         }
     };
+    if matches!(name, "read" | "write") && k.w().stats.faults > faults_before {
+        name = "fault";
+    }
+    ctx.calls.borrow_mut().push(Call { task: t.id(), name, start_ns: started, end_ns: t.now() });
     if k.leave_kernel() {
         if let Some((invariant, message)) = invariants::check_quiescent(k) {
             t.violation(invariant, message);

@@ -86,6 +86,19 @@ pub struct RunReport {
     /// Named interleaving points reached in the interleaved phase, with
     /// counts (when asked for).
     pub points: Vec<(&'static str, u64)>,
+    /// Every system call the programs made, with its simulated start and
+    /// end (reads and writes include the page faults they took).
+    pub calls: Vec<CallRecord>,
+}
+
+/// One completed system call of a process program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallRecord {
+    pub task: String,
+    /// "fork", "exit", "read", "write", "swapoff", ...
+    pub name: &'static str,
+    pub start_ns: u64,
+    pub end_ns: u64,
 }
 
 /// One event of the log, rendered.
@@ -101,6 +114,14 @@ pub struct EventLine {
     /// The event in a few words: "acquired mm#1.mmap_sem", "note: ...".
     pub what: String,
     pub point: &'static str,
+    /// Simulated time in ns on the task's CPU (or of the interrupt).
+    pub time: u64,
+    /// The CPU (None for an interrupt or a task off CPU).
+    pub cpu: Option<usize>,
+    /// The event itself.
+    pub kind: engine::EventKind,
+    /// The lock's instance and class names, for lock events.
+    pub lock: Option<(String, &'static str)>,
 }
 
 /// Load `source` and validate it, without running anything.
@@ -230,7 +251,13 @@ fn boot_and_run(
             sim.set_chooser(Box::new(PctChooser::new(options.seed, depth, steps, scenario.alloc_sleep)))
         }
     }
-    let ctx = Rc::new(Ctx { k: Rc::clone(k), lua, path: path.to_string(), error: RefCell::new(None) });
+    let ctx = Rc::new(Ctx {
+        k: Rc::clone(k),
+        lua,
+        path: path.to_string(),
+        error: RefCell::new(None),
+        calls: RefCell::new(Vec::new()),
+    });
     for (process, &pid) in scenario.processes.iter().zip(&pids) {
         let Some(program) = process.program.clone() else { continue };
         let task = sim.spawn(process.name.clone(), driver::start(Rc::clone(&ctx), Some(program)));
@@ -260,6 +287,12 @@ fn boot_and_run(
     };
     let events =
         if options.record_events { sim.events().iter().map(|e| event_line(sim, e)).collect() } else { Vec::new() };
+    let calls: Vec<CallRecord> = ctx
+        .calls
+        .borrow()
+        .iter()
+        .map(|c| CallRecord { task: sim.task_name(c.task), name: c.name, start_ns: c.start_ns, end_ns: c.end_ns })
+        .collect();
     let w = k.w();
     Ok(RunReport {
         outcome,
@@ -274,6 +307,7 @@ fn boot_and_run(
         culprit,
         tasks: (0..sim.task_count()).map(|i| sim.task_name(engine::TaskId(i as u32))).collect(),
         points: sim.point_counts(),
+        calls,
         run_tasks: (first_run_task..sim.task_count()).map(|i| sim.task_name(engine::TaskId(i as u32))).collect(),
     })
 }
@@ -302,6 +336,10 @@ fn event_line(sim: &Sim, e: &engine::Event) -> EventLine {
         task: e.task.map(|t| sim.task_name(t)).unwrap_or_else(|| "-".to_string()),
         what,
         point: e.point,
+        time: e.time,
+        cpu: e.cpu,
+        kind: e.kind.clone(),
+        lock: e.lock.map(|l| (sim.lock_name(l), sim.lock_class(l))),
     }
 }
 
