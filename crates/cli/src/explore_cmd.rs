@@ -142,13 +142,20 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         }
     };
     println!("runs:     {} (seeds {}..{})", args.runs, args.seed, args.seed + args.runs.saturating_sub(1));
+    let runner = match script::run::Runner::new(&path, &source, Default::default()) {
+        Ok(runner) => runner,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let started = std::time::Instant::now();
     let mut by_kind: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     let mut first: Option<(u64, RunReport)> = None;
     for i in 0..args.runs {
         let seed = args.seed + i;
         let opts = RunOptions { record_events: false, ..options(kernel.fixes, seed, strategy, None) };
-        let report = match script::run::run(&path, &source, &opts) {
+        let report = match runner.run(&opts) {
             Ok(report) => report,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -245,13 +252,16 @@ fn trimmed(choices: &[u32]) -> Vec<u32> {
 /// number of replays it took.
 pub fn shrink(path: &str, source: &str, schedule: &ScheduleFile) -> (ScheduleFile, u64) {
     let mut replays = 0u64;
+    let Ok(runner) = script::run::Runner::new(path, source, Default::default()) else {
+        return (schedule.clone(), 0);
+    };
     let mut breaks = |choices: &[u32]| -> Option<RunReport> {
         replays += 1;
         let opts = RunOptions {
             record_events: false,
             ..options(schedule.fixes, schedule.seed, Strategy::Random, Some(choices.to_vec()))
         };
-        let report = script::run::run(path, source, &opts).ok()?;
+        let report = runner.run(&opts).ok()?;
         match &report.outcome {
             Outcome::Violation(v) if v.invariant == schedule.violation => Some(report),
             _ => None,

@@ -261,11 +261,18 @@ fn run_seeds(_args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, f
     println!("scenario: {path} (content fnv1a {:016x})", content_hash(source.as_bytes()));
     println!("kernel:   {} ({})", kernel.label(), kernel.variant.description());
     println!("seeds:    {first}..{last}");
+    let runner = match script::run::Runner::new(path, source, Default::default()) {
+        Ok(runner) => runner,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut broken: Vec<(u64, String)> = Vec::new();
     let mut by_kind: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     const LISTED: usize = 20;
     for seed in first..=last {
-        let report = match script::run::run(path, source, &options(kernel, seed, false)) {
+        let report = match runner.run(&options(kernel, seed, false)) {
             Ok(report) => report,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -322,9 +329,16 @@ pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// grouped by kernel function, with how often it was reached.
 fn list_points(kernel: &KernelChoice, path: &str, source: &str, first: u64, last: u64) -> ExitCode {
     let mut counts: std::collections::BTreeMap<&'static str, u64> = std::collections::BTreeMap::new();
+    let runner = match script::run::Runner::new(path, source, Default::default()) {
+        Ok(runner) => runner,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     for seed in first..=last {
         let options = RunOptions { record_events: false, count_points: true, ..RunOptions::new(kernel.fixes, seed) };
-        match script::run::run(path, source, &options) {
+        match runner.run(&options) {
             Ok(report) => {
                 for (point, n) in report.points {
                     *counts.entry(point).or_default() += n;

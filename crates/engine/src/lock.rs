@@ -39,7 +39,6 @@ impl LockKind {
 
 pub(crate) struct LockState {
     pub kind: LockKind,
-    pub class: &'static str,
     pub name: String,
     /// Exclusive holder (spin, write side, BKL, semaphore, page bit taken by a task).
     pub owner: Option<TaskId>,

@@ -151,7 +151,7 @@ impl Sim {
     pub fn new(cfg: SimConfig, chooser: Box<dyn Chooser>) -> Rc<Sim> {
         assert!(cfg.cpus >= 1, "a machine has at least one CPU");
         let mut locks = SlotMap::with_key();
-        let bkl = locks.insert(LockState::new(LockKind::Bkl, "kernel_flag", "kernel_flag".to_string()));
+        let bkl = locks.insert(LockState::new(LockKind::Bkl, "kernel_flag".to_string()));
         let mut lock_names = SecondaryMap::new();
         lock_names.insert(bkl, ("kernel_flag".to_string(), LockKind::Bkl, "kernel_flag"));
         let cpus = (0..cfg.cpus).map(|_| Cpu { current: None, clock: 0 }).collect();
@@ -254,7 +254,7 @@ impl Sim {
 
     pub fn new_lock(&self, kind: LockKind, class: &'static str, name: String) -> LockId {
         let mut st = self.st.borrow_mut();
-        let lock = st.locks.insert(LockState::new(kind, class, name.clone()));
+        let lock = st.locks.insert(LockState::new(kind, name.clone()));
         st.lock_names.insert(lock, (name, kind, class));
         lock
     }

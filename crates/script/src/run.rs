@@ -11,7 +11,9 @@ use kernel::{invariants, swapfile, vmscan, Fixes, Kernel, Pid, Stats};
 
 use crate::api;
 use crate::driver::{self, Ctx};
-use crate::sandbox::{exec_source, new_sandbox, scenario_error, SandboxLimits, ScenarioError};
+use crate::sandbox::{
+    exec_source_in, new_reusable_sandbox, scenario_error, SandboxLimits, SandboxReset, ScenarioError,
+};
 use crate::spec::{RawSpec, Scenario, SetupOp};
 
 /// How the interleaved phase picks its choices.
@@ -124,40 +126,119 @@ pub struct EventLine {
     pub lock: Option<(String, &'static str)>,
 }
 
-/// Load `source` and validate it, without running anything.
-pub fn load(
-    path: &str,
-    source: &str,
-    seed: u64,
-    limits: SandboxLimits,
-) -> Result<(mlua::Lua, crate::sandbox::PrintLog, Scenario), ScenarioError> {
-    let (lua, prints) = new_sandbox(seed, limits)?;
-    let spec: api::SharedSpec = Rc::new(RefCell::new(RawSpec::default()));
-    api::register(&lua, Rc::clone(&spec)).map_err(|e| scenario_error(&e, path))?;
-    exec_source(&lua, path, source)?;
-    let scenario = spec.borrow().validate(path)?;
-    spec.borrow_mut().running = true;
-    Ok((lua, prints, scenario))
+/// A scenario loaded into a sandbox that many runs reuse. Creating a Lua
+/// state with its libraries costs far more than a run of a small scenario,
+/// so a runner builds it once; every run gets fresh globals (the chunk runs
+/// in a new environment table), a fresh spec, the budget and `math.random`
+/// stream reset to the run's seed, and read-only standard libraries, so
+/// that no run can leave state behind for the next.
+pub struct Runner {
+    path: String,
+    source: String,
+    lua: mlua::Lua,
+    prints: crate::sandbox::PrintLog,
+    reset: SandboxReset,
 }
 
-/// Run the scenario once.
+impl Runner {
+    pub fn new(path: &str, source: &str, limits: SandboxLimits) -> Result<Runner, ScenarioError> {
+        let (lua, prints, reset) = new_reusable_sandbox(0, limits)?;
+        api::register(&lua, Rc::new(RefCell::new(RawSpec::default()))).map_err(|e| scenario_error(&e, path))?;
+        protect_libraries(&lua).map_err(|e| scenario_error(&e, path))?;
+        Ok(Runner { path: path.to_string(), source: source.to_string(), lua, prints, reset })
+    }
+
+    /// Load and validate the scenario for one run with `seed`.
+    fn load(&self, seed: u64) -> Result<Scenario, ScenarioError> {
+        self.reset.reset(seed);
+        let spec: api::SharedSpec = Rc::new(RefCell::new(RawSpec::default()));
+        self.lua.set_app_data(Rc::clone(&spec));
+        let env = fresh_environment(&self.lua).map_err(|e| scenario_error(&e, &self.path))?;
+        exec_source_in(&self.lua, &self.path, &self.source, env)?;
+        let scenario = spec.borrow().validate(&self.path)?;
+        spec.borrow_mut().running = true;
+        Ok(scenario)
+    }
+
+    /// Load the scenario and validate it, without running anything.
+    pub fn check(&self) -> Result<Scenario, ScenarioError> {
+        self.load(1)
+    }
+
+    /// One run.
+    pub fn run(&self, options: &RunOptions) -> Result<RunReport, ScenarioError> {
+        let scenario = self.load(options.seed)?;
+        let config = SimConfig {
+            cpus: scenario.machine.cpus,
+            step_budget: scenario.step_budget,
+            record_events: options.record_events,
+            record_choices: options.schedule.is_some() || options.record_events,
+            count_points: options.count_points,
+            ..SimConfig::default()
+        };
+        // Boot and set-up are deterministic: always the first option, no
+        // allocation sleeps.
+        let sim = Sim::new(config, Box::new(ReplayChooser::new(Vec::new())));
+        let k = Kernel::new(Rc::clone(&sim), &scenario.machine, options.fixes);
+        let result = boot_and_run(&sim, &k, self.lua.clone(), Rc::clone(&self.prints), &scenario, &self.path, options);
+        sim.shutdown();
+        result
+    }
+}
+
+/// A new global environment: writes stay in it, reads fall back to the
+/// sandbox's globals.
+fn fresh_environment(lua: &mlua::Lua) -> mlua::Result<mlua::Table> {
+    let env = lua.create_table()?;
+    let meta = lua.create_table()?;
+    meta.raw_set("__index", lua.globals())?;
+    meta.raw_set("__metatable", false)?;
+    env.set_metatable(Some(meta))?;
+    env.raw_set("_G", env.clone())?;
+    Ok(env)
+}
+
+/// Make the standard library tables read-only (a proxy each), so that a
+/// run cannot change `string`, `table`, `math` or `utf8` for the next run.
+fn protect_libraries(lua: &mlua::Lua) -> mlua::Result<()> {
+    let protect: mlua::Function = lua
+        .load(
+            r#"
+            local setmetatable, error, pairs = setmetatable, error, pairs
+            -- Strings share one metatable whose __index is the string
+            -- library itself: hide it from getmetatable.
+            getmetatable("").__metatable = false
+            return function(name, lib)
+              return setmetatable({}, {
+                __index = lib,
+                __newindex = function() error(name .. " is read-only in scenarios", 2) end,
+                __pairs = function() return pairs(lib) end,
+                __metatable = false,
+              })
+            end
+            "#,
+        )
+        .set_name("=swapsim")
+        .eval()?;
+    let globals = lua.globals();
+    for name in ["string", "table", "math", "utf8"] {
+        let lib: mlua::Value = globals.raw_get(name)?;
+        let proxy: mlua::Table = protect.call((name, lib))?;
+        globals.raw_set(name, proxy)?;
+    }
+    // The globals table itself is only ever read through a run's
+    // environment; writes land in the environment.
+    Ok(())
+}
+
+/// Load `source` and validate it, without running anything.
+pub fn load(path: &str, source: &str, limits: SandboxLimits) -> Result<Scenario, ScenarioError> {
+    Runner::new(path, source, limits)?.check()
+}
+
+/// Run the scenario once (a runner used once; reuse a [`Runner`] for many).
 pub fn run(path: &str, source: &str, options: &RunOptions) -> Result<RunReport, ScenarioError> {
-    let (lua, prints, scenario) = load(path, source, options.seed, options.limits)?;
-    let config = SimConfig {
-        cpus: scenario.machine.cpus,
-        step_budget: scenario.step_budget,
-        record_events: options.record_events,
-        record_choices: options.schedule.is_some() || options.record_events,
-        count_points: options.count_points,
-        ..SimConfig::default()
-    };
-    // Boot and set-up are deterministic: always the first option, no
-    // allocation sleeps.
-    let sim = Sim::new(config, Box::new(ReplayChooser::new(Vec::new())));
-    let k = Kernel::new(Rc::clone(&sim), &scenario.machine, options.fixes);
-    let result = boot_and_run(&sim, &k, lua, prints, &scenario, path, options);
-    sim.shutdown();
-    result
+    Runner::new(path, source, options.limits)?.run(options)
 }
 
 fn boot_and_run(

@@ -198,13 +198,43 @@ return sorted_next
 /// (Lua copies the hook into new coroutines). Callers must not replace it with `set_hook`,
 /// `set_global_hook` or `Thread::set_hook`, nor remove it.
 pub fn new_sandbox(seed: u64, limits: SandboxLimits) -> Result<(Lua, PrintLog), ScenarioError> {
+    new_reusable_sandbox(seed, limits).map(|(lua, log, _)| (lua, log))
+}
+
+/// What a sandbox reused for many runs puts back between runs: the
+/// instruction budget, the `math.random` stream (seeded again), and the
+/// print log.
+#[derive(Clone)]
+pub struct SandboxReset {
+    used: Rc<Cell<u64>>,
+    tripped: Rc<RefCell<Option<LuaError>>>,
+    rng: Rc<RefCell<ChaCha8Rng>>,
+    seed: Rc<Cell<u64>>,
+    log: PrintLog,
+}
+
+impl SandboxReset {
+    /// Start a new run with `seed`.
+    pub fn reset(&self, seed: u64) {
+        self.used.set(0);
+        self.tripped.borrow_mut().take();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(1);
+        *self.rng.borrow_mut() = rng;
+        self.seed.set(seed);
+        self.log.borrow_mut().clear();
+    }
+}
+
+/// [`new_sandbox`], plus the handle that resets it between runs.
+pub fn new_reusable_sandbox(seed: u64, limits: SandboxLimits) -> Result<(Lua, PrintLog, SandboxReset), ScenarioError> {
     build_sandbox(seed, limits).map_err(|err| ScenarioError {
         location: None,
         message: format!("could not set up the Lua sandbox: {}", one_paragraph(&err.to_string())),
     })
 }
 
-fn build_sandbox(seed: u64, limits: SandboxLimits) -> mlua::Result<(Lua, PrintLog)> {
+fn build_sandbox(seed: u64, limits: SandboxLimits) -> mlua::Result<(Lua, PrintLog, SandboxReset)> {
     let libs = StdLib::COROUTINE | StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8;
     let lua = Lua::new_with(libs, LuaOptions::default())?;
     let globals = lua.globals();
@@ -235,11 +265,14 @@ fn build_sandbox(seed: u64, limits: SandboxLimits) -> mlua::Result<(Lua, PrintLo
     let log: PrintLog = Rc::new(RefCell::new(Vec::new()));
     globals.raw_set("print", make_print(&lua, tostring, Rc::clone(&log))?)?;
 
-    install_random(&lua, seed)?;
-    install_instruction_limit(&lua, limits.max_instructions, tripped)?;
+    let current_seed = Rc::new(Cell::new(seed));
+    let rng = install_random(&lua, Rc::clone(&current_seed))?;
+    let used = Rc::new(Cell::new(0u64));
+    install_instruction_limit(&lua, limits.max_instructions, Rc::clone(&tripped), Rc::clone(&used))?;
     // Last, so that building the sandbox itself is never what runs out.
     lua.set_memory_limit(limits.max_memory_bytes)?;
-    Ok((lua, log))
+    let reset = SandboxReset { used, tripped, rng, seed: current_seed, log: Rc::clone(&log) };
+    Ok((lua, log, reset))
 }
 
 /// `pairs` that visits keys in a fixed order (see the module docs).
@@ -402,7 +435,8 @@ fn make_print(lua: &Lua, tostring: Function, log: PrintLog) -> mlua::Result<Func
 }
 
 /// `math.random` / `math.randomseed` on ChaCha8 stream 1 of the seed.
-fn install_random(lua: &Lua, seed: u64) -> mlua::Result<()> {
+fn install_random(lua: &Lua, current_seed: Rc<Cell<u64>>) -> mlua::Result<Rc<RefCell<ChaCha8Rng>>> {
+    let seed = current_seed.get();
     fn stream(seed: [u8; 32]) -> ChaCha8Rng {
         let mut rng = ChaCha8Rng::from_seed(seed);
         rng.set_stream(1);
@@ -443,14 +477,16 @@ fn install_random(lua: &Lua, seed: u64) -> mlua::Result<()> {
         })?
     };
 
+    let reseed = Rc::clone(&rng);
+    let run_seed = Rc::clone(&current_seed);
     let randomseed = lua.create_function(move |_, args: MultiValue| {
         let (n1, n2) = match args.len() {
             // Lua would pick a random seed here; the sandbox goes back to the run's seed.
-            0 => (seed as i64, 0),
+            0 => (run_seed.get() as i64, 0),
             1 => (check_integer(&args[0], 1, "randomseed")?, 0),
             _ => (check_integer(&args[0], 1, "randomseed")?, check_integer(&args[1], 2, "randomseed")?),
         };
-        *rng.borrow_mut() = if n2 == 0 {
+        *reseed.borrow_mut() = if n2 == 0 {
             // randomseed(seed) restarts exactly the stream the run began with.
             stream_from_u64(n1 as u64)
         } else {
@@ -464,7 +500,7 @@ fn install_random(lua: &Lua, seed: u64) -> mlua::Result<()> {
 
     math.raw_set("random", random)?;
     math.raw_set("randomseed", randomseed)?;
-    Ok(())
+    Ok(rng)
 }
 
 /// Lua 5.4's `project`: an unbiased value in `[0, n]` from random 64-bit draws.
@@ -523,8 +559,8 @@ fn install_instruction_limit(
     lua: &Lua,
     max_instructions: u64,
     tripped: Rc<RefCell<Option<LuaError>>>,
+    used: Rc<Cell<u64>>,
 ) -> mlua::Result<()> {
-    let used = Cell::new(0u64);
     lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_STRIDE), move |lua, _debug| {
         let total = used.get().saturating_add(u64::from(HOOK_STRIDE));
         used.set(total);
@@ -553,6 +589,18 @@ pub fn exec_source(lua: &Lua, path: &str, source: &str) -> Result<(), ScenarioEr
     lua.load(source)
         .set_name(format!("@{path}"))
         .set_mode(ChunkMode::Text)
+        .exec()
+        .map_err(|err| scenario_error(&err, path))
+}
+
+/// Run scenario source with its own global environment `env` (a table
+/// whose misses fall back to the sandbox's globals), so that a reused
+/// sandbox gives every run fresh globals.
+pub fn exec_source_in(lua: &Lua, path: &str, source: &str, env: Table) -> Result<(), ScenarioError> {
+    lua.load(source)
+        .set_name(format!("@{path}"))
+        .set_mode(ChunkMode::Text)
+        .set_environment(env)
         .exec()
         .map_err(|err| scenario_error(&err, path))
 }
