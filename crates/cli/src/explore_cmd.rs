@@ -354,7 +354,7 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let kernel = KernelChoice { variant: schedule.variant, fixes: schedule.fixes };
+    let kernel = KernelChoice { variant: schedule.variant, fixes: schedule.fixes, faults: None };
     if args.report {
         print!("{}", side_by_side(&report));
     }

@@ -39,6 +39,46 @@ pub struct RunArgs {
     /// stopped at (over the seed, or every seed of --seeds), with counts.
     #[arg(long)]
     pub list_points: bool,
+    /// Inject faults, overriding the scenario's machine{ faults }:
+    /// alloc-fail=RATE, alloc-fail-nth=N, io-delay=RATE (repeatable or
+    /// comma-separated; RATE is a probability in [0, 1]).
+    #[arg(long, value_name = "FAULT=VALUE", value_delimiter = ',')]
+    pub inject: Vec<String>,
+}
+
+/// Parse --inject values into the faults to inject.
+pub fn parse_faults(specs: &[String]) -> Result<Option<kernel::Faults>, String> {
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    let mut faults = kernel::Faults::default();
+    for spec in specs {
+        let (name, value) = spec.split_once('=').ok_or_else(|| {
+            format!("--inject takes FAULT=VALUE (alloc-fail=0.01, alloc-fail-nth=100, io-delay=0.1), got {spec:?}")
+        })?;
+        let rate = || -> Result<u32, String> {
+            match value.parse::<f64>() {
+                Ok(p) if (0.0..=1.0).contains(&p) => Ok((p * 1e6).round() as u32),
+                _ => Err(format!("--inject {name}: expected a probability in [0, 1], got {value:?}")),
+            }
+        };
+        match name {
+            "alloc-fail" => faults.alloc_fail_ppm = rate()?,
+            "io-delay" => faults.io_delay_ppm = rate()?,
+            "alloc-fail-nth" => {
+                faults.alloc_fail_nth =
+                    Some(
+                        value.parse::<u64>().ok().filter(|&n| n >= 1).ok_or_else(|| {
+                            format!("--inject alloc-fail-nth: expected a count from 1, got {value:?}")
+                        })?,
+                    )
+            }
+            other => {
+                return Err(format!("unknown fault {other:?}; the faults are alloc-fail, alloc-fail-nth, io-delay"));
+            }
+        }
+    }
+    Ok(Some(faults))
 }
 
 pub fn parse_variant(s: &str) -> Result<Variant, String> {
@@ -64,10 +104,12 @@ pub fn content_hash(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// The kernel to run: the variant with the --fix/--no-fix switches applied.
+/// The kernel to run: the variant with the --fix/--no-fix switches applied
+/// (and the faults to inject, if any).
 pub struct KernelChoice {
     pub variant: Variant,
     pub fixes: Fixes,
+    pub faults: Option<kernel::Faults>,
 }
 
 impl KernelChoice {
@@ -79,7 +121,7 @@ impl KernelChoice {
         for name in off {
             fixes.set(name, false)?;
         }
-        Ok(KernelChoice { variant, fixes })
+        Ok(KernelChoice { variant, fixes, faults: None })
     }
 
     /// "pre4", or "patched -page-lock".
@@ -92,12 +134,27 @@ impl KernelChoice {
         }
     }
 
-    /// The command-line flags that select this kernel.
+    /// The command-line flags that select this kernel (and its faults).
     pub fn flags(&self) -> String {
         let mut flags = format!("--kernel {}", self.variant);
         for switch in self.fixes.diff(&self.variant.fixes()) {
             let (sign, name) = switch.split_at(1);
             flags += &format!(" --{}fix {name}", if sign == "+" { "" } else { "no-" });
+        }
+        if let Some(f) = self.faults {
+            let mut parts = Vec::new();
+            if f.alloc_fail_ppm > 0 {
+                parts.push(format!("alloc-fail={}", f64::from(f.alloc_fail_ppm) / 1e6));
+            }
+            if let Some(n) = f.alloc_fail_nth {
+                parts.push(format!("alloc-fail-nth={n}"));
+            }
+            if f.io_delay_ppm > 0 {
+                parts.push(format!("io-delay={}", f64::from(f.io_delay_ppm) / 1e6));
+            }
+            if !parts.is_empty() {
+                flags += &format!(" --inject {}", parts.join(","));
+            }
         }
         flags
     }
@@ -111,6 +168,14 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let faults = match parse_faults(&args.inject) {
+        Ok(faults) => faults,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let kernel = KernelChoice { faults, ..kernel };
     let path = args.file.display().to_string();
     let source = match std::fs::read_to_string(&args.file) {
         Ok(source) => source,
@@ -130,7 +195,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
 }
 
 fn options(kernel: &KernelChoice, seed: u64, record_events: bool) -> RunOptions {
-    RunOptions { record_events, ..RunOptions::new(kernel.fixes, seed) }
+    RunOptions { record_events, faults: kernel.faults, ..RunOptions::new(kernel.fixes, seed) }
 }
 
 fn replay_command(kernel: &KernelChoice, path: &str, seed: u64) -> String {

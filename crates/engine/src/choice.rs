@@ -26,6 +26,10 @@ pub enum Decision<'a> {
     /// 2 = it sleeps long (it waits for swap-out I/O). `point` names the
     /// allocation site.
     MaySleep { point: &'static str },
+    /// Whether an injected fault happens here (option 1) or not (0), with
+    /// the given probability in parts per million: a recorded choice, so a
+    /// replay reproduces the same faults.
+    Inject { point: &'static str, ppm: u32 },
 }
 
 /// Picks one of `n >= 1` options for a decision.
@@ -59,6 +63,7 @@ impl Chooser for RandomChooser {
                     self.rng.random_range(0..n)
                 }
             }
+            Decision::Inject { ppm, .. } => usize::from(self.rng.random_bool(f64::from(ppm.min(1_000_000)) / 1e6)),
             Decision::MaySleep { .. } => {
                 if !self.rng.random_bool(self.sleep_probability) {
                     0
@@ -165,6 +170,7 @@ impl Chooser for PctChooser {
                 }
                 best.min(n - 1)
             }
+            Decision::Inject { ppm, .. } => usize::from(self.rng.random_bool(f64::from(ppm.min(1_000_000)) / 1e6)),
             Decision::MaySleep { .. } => {
                 if !self.rng.random_bool(self.sleep_probability) {
                     0

@@ -54,10 +54,9 @@ pub(crate) struct LockState {
 }
 
 impl LockState {
-    pub fn new(kind: LockKind, class: &'static str, name: String) -> LockState {
+    pub fn new(kind: LockKind, name: String) -> LockState {
         LockState {
             kind,
-            class,
             name,
             owner: None,
             readers: Vec::new(),

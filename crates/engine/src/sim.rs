@@ -392,7 +392,9 @@ impl Sim {
                     return outcome;
                 }
                 let io_pending = st.timers.values().any(|action| matches!(action, TimerAction::Call(_)));
-                if !io_pending && st.tasks.iter().all(|t| t.state == TaskState::Done || t.daemon) {
+                // Done when every task is, but daemons asleep (not mid-work).
+                let settled = |t: &TaskInfo| t.state == TaskState::Done || (t.daemon && t.state == TaskState::Sleeping);
+                if !io_pending && st.tasks.iter().all(settled) {
                     return Outcome::Finished;
                 }
                 let options = st.options();

@@ -272,6 +272,17 @@ impl Task {
         self.sleep(SleepOn::Lock(queue), point).await;
     }
 
+    /// `wait_event(queue, condition)`: sleep on `queue` until `condition`
+    /// holds. The check and the sleep happen in one step, as
+    /// add_wait_queue-then-check does in the kernel, so a wake-up between
+    /// them cannot be lost.
+    pub async fn wait_event(&self, queue: LockId, point: Point, condition: impl Fn() -> bool) {
+        self.point(point).await;
+        while !condition() {
+            self.sleep(SleepOn::Lock(queue), point).await;
+        }
+    }
+
     /// `wake_up(queue)`: make every sleeper runnable.
     pub fn wake_up(&self, queue: LockId, point: Point) {
         self.sim.wake_up_from(self.id, queue, point);
@@ -294,6 +305,12 @@ impl Task {
             1 => self.sleep(SleepOn::Timer(sleep_ns), point).await,
             _ => self.sleep(SleepOn::Timer(sleep_ns * 100), point).await,
         }
+    }
+
+    /// Whether to inject a fault at `point` (probability `ppm` in a
+    /// million): a recorded choice, not an interleaving point.
+    pub fn inject(&self, point: Point, ppm: u32) -> bool {
+        ppm > 0 && self.sim.choose(Decision::Inject { point, ppm }, 2) == 1
     }
 
     /// Return to user space: a preemption point. Holding any lock here is a

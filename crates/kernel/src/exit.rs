@@ -100,12 +100,7 @@ pub async fn exit_mmap(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
 /// `sys_wait4` (kernel/exit.c) for one child: sleep on the child's exit
 /// queue until it has exited. Returns the pid, or -ECHILD.
 pub async fn sys_wait4(k: &Kernel, t: &Task, child: Pid) -> KResult<i64> {
-    loop {
-        let state = k.w().procs.get(&child).map(|p| (p.exited, p.exit_wait));
-        match state {
-            None => return Ok(-10), // -ECHILD
-            Some((true, _)) => return Ok(child as i64),
-            Some((false, queue)) => t.sleep_on(queue, "sys_wait4:schedule").await,
-        }
-    }
+    let Some(queue) = k.w().procs.get(&child).map(|p| p.exit_wait) else { return Ok(-10) }; // -ECHILD
+    t.wait_event(queue, "sys_wait4:schedule", || k.w().procs.get(&child).is_none_or(|p| p.exited)).await;
+    Ok(child as i64)
 }

@@ -168,6 +168,9 @@ pub fn check_quiescent(k: &Kernel) -> Option<Broken> {
             ));
         }
     }
+    if let Some((_, refs)) = page_refs.iter().find(|(page, _)| !w.pages.contains_key(**page)) {
+        return Some(("use-after-free", format!("{refs} pte(s) or shm entries map a page that was freed")));
+    }
     for (id, page) in &w.pages {
         let refs = page_refs.get(&id).copied().unwrap_or(0);
         if page.count != refs {

@@ -11,7 +11,7 @@
 //! use kernel::{Kernel, Machine, Variant};
 //! use engine::{Outcome, RandomChooser, Sim, SimConfig};
 //!
-//! let machine = Machine { cpus: 1, memory_pages: 64, swap_devices: vec![16] };
+//! let machine = Machine { cpus: 1, memory_pages: 64, swap_devices: vec![16], faults: Default::default() };
 //! let sim = Sim::new(SimConfig::default(), Box::new(RandomChooser::new(1, 0.0)));
 //! let k = Kernel::new(sim.clone(), &machine, Variant::Patched.fixes());
 //! let pid = k.create_process("init");
@@ -44,7 +44,7 @@ mod world;
 
 pub use fixes::{FixInfo, Fixes, Variant, FIXES};
 pub use types::*;
-pub use world::{Kernel, KernelCosts, Machine, Stats, World};
+pub use world::{Faults, Kernel, KernelCosts, Machine, Stats, World};
 
 /// A kernel BUG() or oops: the task stops. The violation has already been
 /// reported to the engine, which ends the run.

@@ -145,11 +145,12 @@ pub async fn handle_mm_fault(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, addr: u
     let ptl = k.w().mms[mm].page_table_lock;
     t.spin_lock(ptl, "handle_pte_fault:page_table_lock").await;
     if read_pte(k, mm, addr) == entry {
-        if let Pte::Present { page, write: writable, .. } = entry {
+        if let Pte::Present { page, write: writable, dirty } = entry {
             if write && !writable {
                 return do_wp_page(k, t, mm, addr, entry).await;
             }
-            set_pte(k, mm, addr, Pte::Present { page, write: writable, dirty: write });
+            // pte_mkdirty on a write, pte_mkyoung always: never cleans.
+            set_pte(k, mm, addr, Pte::Present { page, write: writable, dirty: dirty || write });
         }
     }
     t.spin_unlock(ptl, "handle_pte_fault:page_table_unlock");
@@ -191,7 +192,7 @@ async fn do_anonymous_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, write: boo
 /// use, then each is read asynchronously and the reference dropped. (The
 /// `nr_async_pages` throttle is not modelled: every handle is read.)
 pub(crate) async fn swapin_readahead(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<()> {
-    for handle in valid_swaphandles(k, t, entry).await {
+    for handle in valid_swaphandles(k, t, entry).await? {
         if let Some(page) = read_swap_cache_async(k, t, handle, false).await? {
             free_page(k, t, page, "swapin_readahead:__free_page")?;
         }
@@ -205,7 +206,7 @@ pub(crate) async fn swapin_readahead(k: &Kernel, t: &Task, entry: SwpEntry) -> K
 /// not bad (stopping at the first that is not), each with a temporary
 /// reference. The patch does none of it
 /// unless the device is SWP_WRITEOK.
-async fn valid_swaphandles(k: &Kernel, t: &Task, entry: SwpEntry) -> Vec<SwpEntry> {
+async fn valid_swaphandles(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<Vec<SwpEntry>> {
     let page_cluster = k.page_cluster();
     let sdev_lock = k.w().swap_info[entry.type_].sdev_lock;
     t.spin_lock(sdev_lock, "valid_swaphandles:swap_device_lock").await;
@@ -215,7 +216,18 @@ async fn valid_swaphandles(k: &Kernel, t: &Task, entry: SwpEntry) -> Vec<SwpEntr
         let p = &mut w.swap_info[entry.type_];
         let writeok = p.flags & SWP_WRITEOK == SWP_WRITEOK;
         let max = p.max;
-        if let (Some(map), true) = (p.swap_map.as_mut(), writeok || !k.fixes.no_readahead) {
+        let scans = writeok || !k.fixes.no_readahead;
+        if scans && p.swap_map.is_none() {
+            // Reading swap_map[toff] of a device swapoff has freed: an oops.
+            drop(w);
+            t.spin_unlock(sdev_lock, "valid_swaphandles:swap_device_unlock");
+            return Err(k.oops(
+                t,
+                "swapoff-completeness",
+                format!("valid_swaphandles: swap_map of device {} is NULL (freed by swapoff): oops", entry.type_ + 1),
+            ));
+        }
+        if let (Some(map), true) = (p.swap_map.as_mut(), scans) {
             // From the cluster-aligned offset; a cluster that starts at the
             // header slot (BAD) reads nothing ahead.
             let first = (entry.offset >> page_cluster) << page_cluster;
@@ -235,7 +247,7 @@ async fn valid_swaphandles(k: &Kernel, t: &Task, entry: SwpEntry) -> Vec<SwpEntr
         }
     }
     t.spin_unlock(sdev_lock, "valid_swaphandles:swap_device_unlock");
-    handles
+    Ok(handles)
 }
 
 /// `do_swap_page` (mm/memory.c), mmap_sem held, no BKL at entry: look in

@@ -49,7 +49,7 @@ pub async fn sys_munmap(k: &Kernel, t: &Task, addr: u64, pages: u64) -> KResult<
         zap_page_range(k, t, mm, st, en).await?;
         // unmap_fixup: the pieces of the VMA outside the range stay mapped.
         t.spin_lock(ptl, "unmap_fixup:vmlist_modify_lock").await;
-        {
+        let attaches_change = {
             let mut w = k.w();
             w.vmas.remove(vma);
             let mut pieces = Vec::new();
@@ -60,15 +60,12 @@ pub async fn sys_munmap(k: &Kernel, t: &Task, addr: u64, pages: u64) -> KResult<
                 let shm = shm.map(|(seg, pgoff)| (seg, pgoff + (en - start) / PAGE_SIZE));
                 pieces.push((en, stop, shm));
             }
-            if pieces.is_empty() {
-                if let Some((seg, _)) = shm {
-                    w.shm_segs[seg].nattch -= 1; // shm_close
-                }
-            } else if pieces.len() == 2 {
-                if let Some((seg, _)) = shm {
-                    w.shm_segs[seg].nattch += 1; // the split adds an attach (shm_open)
-                }
-            }
+            // The VMA is gone (shm_close) or split in two (shm_open).
+            let attaches_change = match (shm, pieces.len()) {
+                (Some((seg, _)), 0) => Some((seg, -1)),
+                (Some((seg, _)), 2) => Some((seg, 1)),
+                _ => None,
+            };
             for (s, e, shm) in pieces {
                 let piece = w.vmas.insert(Vma { mm, start: s, end: e, writable, shm });
                 let World { mms, vmas, .. } = &mut *w;
@@ -76,8 +73,16 @@ pub async fn sys_munmap(k: &Kernel, t: &Task, addr: u64, pages: u64) -> KResult<
                 let at = chain.iter().position(|&v| vmas[v].start > s).unwrap_or(chain.len());
                 chain.insert(at, piece);
             }
-        }
+            attaches_change
+        };
         t.spin_unlock(ptl, "unmap_fixup:vmlist_modify_unlock");
+        if let Some((seg, change)) = attaches_change {
+            // vm_ops->close (shm_close) or ->open (shm_open): under the shm lock.
+            t.spin_lock(k.shm_lock, "shm_close:shm_lock").await;
+            let nattch = &mut k.w().shm_segs[seg].nattch;
+            *nattch = nattch.saturating_add_signed(change);
+            t.spin_unlock(k.shm_lock, "shm_close:shm_unlock");
+        }
     }
     t.up(mmap_sem, "sys_munmap:up_mmap_sem");
     Ok(0)

@@ -11,6 +11,10 @@ use crate::{KResult, Kernel};
 /// (-ENOMEM) when nothing can be freed.
 pub async fn alloc_page(k: &Kernel, t: &Task, point: Point) -> KResult<Option<PageId>> {
     t.may_sleep(point, k.costs.alloc_sleep).await;
+    if injected_failure(k, t) {
+        k.printk(t, point, "__alloc_pages: 0-order allocation failed (injected)");
+        return Ok(None);
+    }
     for attempt in 0..8 {
         let free = k.w().free_pages;
         if free > 0 {
@@ -26,6 +30,20 @@ pub async fn alloc_page(k: &Kernel, t: &Task, point: Point) -> KResult<Option<Pa
         }
     }
     Ok(None)
+}
+
+/// An injected allocation failure: the Nth allocation, or one at the
+/// configured rate. Only once armed (after set-up).
+fn injected_failure(k: &Kernel, t: &Task) -> bool {
+    let (armed, count) = {
+        let mut w = k.w();
+        if !w.faults_armed {
+            return false;
+        }
+        w.allocations += 1;
+        (w.faults_armed, w.allocations)
+    };
+    armed && (k.faults.alloc_fail_nth == Some(count) || t.inject("__alloc_pages:fail", k.faults.alloc_fail_ppm))
 }
 
 fn take_free_page(k: &Kernel, t: &Task) -> PageId {

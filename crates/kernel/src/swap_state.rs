@@ -203,13 +203,15 @@ async fn rw_swap_page_read(k: &Kernel, t: &Task, page: PageId, entry: SwpEntry, 
     let page_lock = k.w().pages[page].lock;
     k.w().stats.swap_ins += 1;
     if wait {
-        t.sleep_io("rw_swap_page:read", k.costs.disk_read).await;
+        let latency = k.io_latency(t, "rw_swap_page:read_delay", k.costs.disk_read);
+        t.sleep_io("rw_swap_page:read", latency).await;
         complete_read(k, page, entry);
         t.unlock_page(page_lock, "end_swap_io:UnlockPage");
     } else {
         t.give_page_lock_to_io(page_lock);
         let me = k.me();
-        k.sim.after(t.id(), k.costs.disk_read, move || {
+        let latency = k.io_latency(t, "rw_swap_page:read_delay", k.costs.disk_read);
+        k.sim.after(t.id(), latency, move || {
             complete_read(&me, page, entry);
             me.sim.irq_unlock_page(page_lock, "end_swap_io:UnlockPage");
         });
@@ -235,7 +237,8 @@ pub fn rw_swap_page_write_async(k: &Kernel, t: &Task, page: PageId, entry: SwpEn
     };
     t.give_page_lock_to_io(page_lock);
     let me = k.me();
-    k.sim.after(t.id(), k.costs.disk_write, move || {
+    let latency = k.io_latency(t, "rw_swap_page:write_delay", k.costs.disk_write);
+    k.sim.after(t.id(), latency, move || {
         me.w().swap_info[entry.type_].disk[entry.offset as usize] = data;
         me.sim.irq_unlock_page(page_lock, "end_swap_io:UnlockPage");
     });

@@ -401,6 +401,7 @@ pub async fn try_to_unuse(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
         if k.fixes.page_lock {
             // The patch: lock the page to interlock with shm_nopage,
             // do_wp_page and free_page_and_swap_cache.
+            k.check_page(t, page, "try_to_unuse:lock_page")?;
             let page_lock = k.w().pages[page].lock;
             t.lock_page(page_lock, "try_to_unuse:lock_page").await;
             k.check_page(t, page, "try_to_unuse:lock_page")?;

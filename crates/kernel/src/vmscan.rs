@@ -158,9 +158,13 @@ const SWAP_CLUSTER_MAX: usize = 32;
 pub async fn kswapd(k: &Kernel, t: &Task) -> KResult<()> {
     loop {
         if k.w().free_pages < k.freepages_high() {
+            // kswapd is inside the kernel while it reclaims: the quiescent
+            // invariants must not look at its transient references.
+            k.enter_kernel();
             do_try_to_free_pages(k, t).await?;
+            k.leave_kernel();
         }
-        t.sleep_on(k.kswapd_wait, "kswapd:interruptible_sleep_on").await;
+        t.wait_event(k.kswapd_wait, "kswapd:interruptible_sleep_on", || k.w().free_pages <= k.freepages_low()).await;
     }
 }
 

@@ -20,6 +20,22 @@ pub struct Machine {
     /// Size in pages (header slot included) of each swap device, in order
     /// (swap_info[0], [1], ...). Devices start switched off.
     pub swap_devices: Vec<u32>,
+    /// Faults the environment injects.
+    pub faults: Faults,
+}
+
+/// Injected faults, deterministic by seed (each is a recorded choice).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Probability, in parts per million, that a page allocation fails
+    /// outright (`__alloc_pages` returns NULL: the -ENOMEM paths).
+    pub alloc_fail_ppm: u32,
+    /// Fail exactly the Nth page allocation of the interleaved phase (1 is
+    /// the first).
+    pub alloc_fail_nth: Option<u64>,
+    /// Probability, in parts per million, that a disk I/O takes ten times
+    /// its usual latency.
+    pub io_delay_ppm: u32,
 }
 
 /// Simulated costs of kernel work, in ns (a ~500 MHz SMP box with an IDE
@@ -83,6 +99,10 @@ pub struct World {
     pub next_page_number: u32,
     /// Contents versions: every user write makes a new one.
     pub next_data: u64,
+    /// Page allocations so far (for `Faults::alloc_fail_nth`).
+    pub allocations: u64,
+    /// Whether faults are injected yet (not during boot and set-up).
+    pub faults_armed: bool,
     /// SysV shm segments, by id.
     pub shm_segs: Vec<ShmSegment>,
     /// `shm_rss`, `shm_swp`, `shm_tot` (ipc/shm.c).
@@ -132,6 +152,8 @@ pub struct Kernel {
     me: Weak<Kernel>,
     /// Physical memory, in pages.
     pub memory_pages: u32,
+    /// Faults to inject once armed.
+    pub faults: Faults,
 }
 
 impl Kernel {
@@ -176,6 +198,8 @@ impl Kernel {
             next_mm_number: 1,
             next_page_number: 1,
             next_data: 1,
+            allocations: 0,
+            faults_armed: false,
             shm_segs: Vec::new(),
             shm_rss: 0,
             shm_swp: 0,
@@ -186,6 +210,7 @@ impl Kernel {
         Rc::new_cyclic(|me| Kernel {
             me: me.clone(),
             memory_pages: machine.memory_pages,
+            faults: machine.faults,
             tasklist_lock: sim.new_lock(LockKind::RwSpin, "tasklist_lock", "tasklist_lock".into()),
             swaplock: sim.new_lock(LockKind::Spin, "swaplock", "swaplock".into()),
             pagecache_lock: sim.new_lock(LockKind::Spin, "pagecache_lock", "pagecache_lock".into()),
@@ -375,6 +400,16 @@ impl Kernel {
         self.map_vma(pid, start, pages as u64, Some((seg, 0)))?;
         self.w().shm_segs[seg].nattch += 1;
         Ok(())
+    }
+
+    /// A disk I/O's latency: `base_ns`, or ten times that when an injected
+    /// delay hits.
+    pub fn io_latency(&self, t: &engine::Task, point: engine::Point, base_ns: u64) -> u64 {
+        if self.w().faults_armed && t.inject(point, self.faults.io_delay_ppm) {
+            base_ns * 10
+        } else {
+            base_ns
+        }
     }
 
     /// `page_cluster` as `swap_setup` (mm/swap.c) sets it: 2 below 16 MB

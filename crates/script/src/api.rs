@@ -156,7 +156,9 @@ fn declaring(lua: &Lua, what: &str) -> mlua::Result<SharedSpec> {
     Ok(spec)
 }
 
-const MACHINE_FIELDS: &[&str] = &["cpus", "memory_pages", "swap_devices", "alloc_sleep", "step_budget", "kswapd"];
+const MACHINE_FIELDS: &[&str] =
+    &["cpus", "memory_pages", "swap_devices", "alloc_sleep", "step_budget", "kswapd", "faults"];
+const FAULT_FIELDS: &[&str] = &["alloc_fail", "alloc_fail_nth", "io_delay"];
 
 /// `machine { cpus = 1, memory_pages = 1024, swap_devices = {64}, alloc_sleep = 0.2, step_budget = 1000000 }`
 fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
@@ -237,7 +239,18 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
             )))
         }
     };
+    let faults = match fields.get::<Value>("faults")? {
+        Value::Nil => None,
+        Value::Table(t) => Some(parse_faults(t)?),
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "machine: faults must be a table like {{ alloc_fail = 0.01 }}, got {}",
+                other.type_name()
+            )))
+        }
+    };
     let raw = RawMachine {
+        faults,
         kswapd,
         cpus: integer("cpus")?,
         memory_pages: integer("memory_pages")?,
@@ -247,6 +260,49 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
     };
     spec.borrow_mut().machine = Some((raw, line));
     Ok(())
+}
+
+/// `faults = { alloc_fail = 0.01, alloc_fail_nth = 100, io_delay = 0.1 }`.
+fn parse_faults(t: Table) -> mlua::Result<crate::spec::RawFaults> {
+    let mut unknown: Vec<String> = Vec::new();
+    for pair in t.pairs::<Value, Value>() {
+        let (key, _) = pair?;
+        let name = match &key {
+            Value::String(s) => s.to_string_lossy(),
+            other => format!("{other:?}"),
+        };
+        if !FAULT_FIELDS.contains(&name.as_str()) {
+            unknown.push(name);
+        }
+    }
+    unknown.sort();
+    if let Some(name) = unknown.first() {
+        return Err(mlua::Error::runtime(format!(
+            "machine: unknown fault '{name}' (the faults are {})",
+            FAULT_FIELDS.join(", ")
+        )));
+    }
+    let number = |name: &str| -> mlua::Result<Option<f64>> {
+        match t.get::<Value>(name)? {
+            Value::Nil => Ok(None),
+            Value::Integer(n) => Ok(Some(n as f64)),
+            Value::Number(x) => Ok(Some(x)),
+            other => {
+                Err(mlua::Error::runtime(format!("machine: faults.{name} must be a number, got {}", other.type_name())))
+            }
+        }
+    };
+    let nth = match t.get::<Value>("alloc_fail_nth")? {
+        Value::Nil => None,
+        Value::Integer(n) => Some(n),
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "machine: faults.alloc_fail_nth must be an integer, got {}",
+                other.type_name()
+            )))
+        }
+    };
+    Ok(crate::spec::RawFaults { alloc_fail: number("alloc_fail")?, alloc_fail_nth: nth, io_delay: number("io_delay")? })
 }
 
 /// `process(name [, program])`: a process with its own empty address

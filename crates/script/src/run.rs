@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub schedule: Option<Vec<u32>>,
     /// Count the named interleaving points reached.
     pub count_points: bool,
+    /// Faults to inject instead of the scenario's own `machine{ faults }`.
+    pub faults: Option<kernel::Faults>,
 }
 
 impl RunOptions {
@@ -54,6 +56,7 @@ impl RunOptions {
             limits: SandboxLimits::default(),
             schedule: None,
             count_points: false,
+            faults: None,
         }
     }
 }
@@ -167,7 +170,10 @@ impl Runner {
 
     /// One run.
     pub fn run(&self, options: &RunOptions) -> Result<RunReport, ScenarioError> {
-        let scenario = self.load(options.seed)?;
+        let mut scenario = self.load(options.seed)?;
+        if let Some(faults) = options.faults {
+            scenario.machine.faults = faults;
+        }
         let config = SimConfig {
             cpus: scenario.machine.cpus,
             step_budget: scenario.step_budget,
@@ -324,6 +330,7 @@ fn boot_and_run(
 
     // The interleaved phase.
     k.w().stats = Stats::default();
+    k.w().faults_armed = true;
     let first_run_task = sim.task_count();
     match (&options.schedule, options.strategy) {
         (Some(choices), _) => sim.set_chooser(Box::new(ReplayChooser::new(choices.clone()))),

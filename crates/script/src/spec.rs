@@ -59,6 +59,15 @@ pub struct RawMachine {
     pub alloc_sleep: Option<f64>,
     pub step_budget: Option<i64>,
     pub kswapd: Option<bool>,
+    /// `faults = { alloc_fail = rate, alloc_fail_nth = n, io_delay = rate }`.
+    pub faults: Option<RawFaults>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RawFaults {
+    pub alloc_fail: Option<f64>,
+    pub alloc_fail_nth: Option<i64>,
+    pub io_delay: Option<f64>,
 }
 
 /// A validated scenario.
@@ -117,6 +126,25 @@ impl RawSpec {
         if step_budget < 1 {
             return Err(at(line, format!("machine: step_budget must be positive, got {step_budget}")));
         }
+        let raw_faults = raw.faults.clone().unwrap_or_default();
+        let rate = |name: &str, value: Option<f64>| -> Result<u32, ScenarioError> {
+            match value {
+                None => Ok(0),
+                Some(p) if (0.0..=1.0).contains(&p) => Ok((p * 1e6).round() as u32),
+                Some(p) => Err(at(line, format!("machine: faults.{name} is a probability in [0, 1], got {p}"))),
+            }
+        };
+        let faults = kernel::Faults {
+            alloc_fail_ppm: rate("alloc_fail", raw_faults.alloc_fail)?,
+            alloc_fail_nth: match raw_faults.alloc_fail_nth {
+                None => None,
+                Some(n) if n >= 1 => Some(n as u64),
+                Some(n) => {
+                    return Err(at(line, format!("machine: faults.alloc_fail_nth counts from 1, got {n}")));
+                }
+            },
+            io_delay_ppm: rate("io_delay", raw_faults.io_delay)?,
+        };
         let total: u64 = self.segments.iter().sum();
         if total > memory_pages as u64 * 16 {
             return Err(at(line, format!("shm segments total {total} pages, more than 16 times memory_pages")));
@@ -142,6 +170,7 @@ impl RawSpec {
                 cpus: cpus as usize,
                 memory_pages: memory_pages as u32,
                 swap_devices: swap_devices.iter().map(|&s| s as u32).collect(),
+                faults,
             },
             alloc_sleep,
             step_budget: step_budget as u64,
