@@ -152,7 +152,13 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     let started = std::time::Instant::now();
     let mut by_kind: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     let mut first: Option<(u64, RunReport)> = None;
+    let mut runs_done = 0;
     for i in 0..args.runs {
+        if crate::run_cmd::interrupted() {
+            println!("interrupted: stopped after {runs_done} runs; the results cover those");
+            break;
+        }
+        runs_done += 1;
         let seed = args.seed + i;
         let opts = RunOptions { record_events: false, ..options(kernel.fixes, seed, strategy, None) };
         let report = match runner.run(&opts) {
@@ -177,14 +183,14 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("({} runs in {secs:.2} s: {:.0} runs/s)", args.runs, args.runs as f64 / secs.max(1e-9));
+    eprintln!("({runs_done} runs in {secs:.2} s: {:.0} runs/s)", runs_done as f64 / secs.max(1e-9));
     let total: u64 = by_kind.values().sum();
     let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
     if total == 0 {
-        println!("result:   {} runs, no violation", args.runs);
-        return ExitCode::SUCCESS;
+        println!("result:   {runs_done} runs, no violation");
+        return if crate::run_cmd::interrupted() { ExitCode::from(130) } else { ExitCode::SUCCESS };
     }
-    println!("result:   {} runs, {total} found something ({})", args.runs, kinds.join(", "));
+    println!("result:   {runs_done} runs, {total} found something ({})", kinds.join(", "));
     let Some((seed, report)) = first else {
         println!("first:    no run broke {}", args.invariant.as_deref().unwrap_or("-"));
         return ExitCode::from(1);
@@ -354,7 +360,12 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let kernel = KernelChoice { variant: schedule.variant, fixes: schedule.fixes, faults: None };
+    let kernel = KernelChoice {
+        variant: schedule.variant,
+        fixes: schedule.fixes,
+        faults: None,
+        limits: Default::default(),
+    };
     if args.report {
         print!("{}", side_by_side(&report));
     }

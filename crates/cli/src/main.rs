@@ -55,6 +55,13 @@ fn main() -> ExitCode {
         }
         eprintln!("internal error: swapsim hit a bug in itself ({info}); please report it with the command you ran");
     }));
+    // Ctrl-C: long loops (seed ranges, explore) stop after the current run
+    // and report what they found; a second Ctrl-C ends at once.
+    let _ = ctrlc::set_handler(|| {
+        if run_cmd::INTERRUPTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+    });
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

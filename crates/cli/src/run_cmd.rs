@@ -44,6 +44,35 @@ pub struct RunArgs {
     /// comma-separated; RATE is a probability in [0, 1]).
     #[arg(long, value_name = "FAULT=VALUE", value_delimiter = ',')]
     pub inject: Vec<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// The sandbox's limits on scenario code.
+#[derive(Args, Clone, Copy, Debug)]
+pub struct LimitArgs {
+    /// Lua instructions a run may execute (loading and programs together).
+    #[arg(long, value_name = "N", default_value_t = 200_000_000)]
+    pub lua_instructions: u64,
+    /// Memory the scenario's Lua state may use, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub lua_memory_mb: usize,
+}
+
+impl LimitArgs {
+    pub fn sandbox(&self) -> script::sandbox::SandboxLimits {
+        script::sandbox::SandboxLimits {
+            max_instructions: self.lua_instructions,
+            max_memory_bytes: self.lua_memory_mb.saturating_mul(1 << 20),
+        }
+    }
+}
+
+/// Set by Ctrl-C: long loops stop at the next run and report what they found.
+pub static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Parse --inject values into the faults to inject.
@@ -110,6 +139,7 @@ pub struct KernelChoice {
     pub variant: Variant,
     pub fixes: Fixes,
     pub faults: Option<kernel::Faults>,
+    pub limits: script::sandbox::SandboxLimits,
 }
 
 impl KernelChoice {
@@ -121,7 +151,7 @@ impl KernelChoice {
         for name in off {
             fixes.set(name, false)?;
         }
-        Ok(KernelChoice { variant, fixes, faults: None })
+        Ok(KernelChoice { variant, fixes, faults: None, limits: Default::default() })
     }
 
     /// "pre4", or "patched -page-lock".
@@ -175,7 +205,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let kernel = KernelChoice { faults, ..kernel };
+    let kernel = KernelChoice { faults, limits: args.limits.sandbox(), ..kernel };
     let path = args.file.display().to_string();
     let source = match std::fs::read_to_string(&args.file) {
         Ok(source) => source,
@@ -195,7 +225,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
 }
 
 fn options(kernel: &KernelChoice, seed: u64, record_events: bool) -> RunOptions {
-    RunOptions { record_events, faults: kernel.faults, ..RunOptions::new(kernel.fixes, seed) }
+    RunOptions { record_events, faults: kernel.faults, limits: kernel.limits, ..RunOptions::new(kernel.fixes, seed) }
 }
 
 fn replay_command(kernel: &KernelChoice, path: &str, seed: u64) -> String {
@@ -326,7 +356,7 @@ fn run_seeds(_args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, f
     println!("scenario: {path} (content fnv1a {:016x})", content_hash(source.as_bytes()));
     println!("kernel:   {} ({})", kernel.label(), kernel.variant.description());
     println!("seeds:    {first}..{last}");
-    let runner = match script::run::Runner::new(path, source, Default::default()) {
+    let runner = match script::run::Runner::new(path, source, kernel.limits) {
         Ok(runner) => runner,
         Err(e) => {
             eprintln!("error: {e}");
@@ -336,7 +366,13 @@ fn run_seeds(_args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, f
     let mut broken: Vec<(u64, String)> = Vec::new();
     let mut by_kind: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     const LISTED: usize = 20;
+    let mut last_done = first.saturating_sub(1);
     for seed in first..=last {
+        if interrupted() {
+            println!("interrupted: stopped after seed {last_done}; the summary covers seeds {first}..{last_done}");
+            break;
+        }
+        last_done = seed;
         let report = match runner.run(&options(kernel, seed, false)) {
             Ok(report) => report,
             Err(e) => {
@@ -353,13 +389,16 @@ fn run_seeds(_args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, f
             broken.push((seed, key));
         }
     }
-    let total = last - first + 1;
+    let total = last_done + 1 - first;
     if broken.len() > LISTED {
         println!("... and {} more", broken.len() - LISTED);
     }
     let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
     if broken.is_empty() {
         println!("result:   {total} seeds, none broke");
+        if interrupted() {
+            return ExitCode::from(130);
+        }
         ExitCode::SUCCESS
     } else {
         println!(
@@ -394,7 +433,7 @@ pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// grouped by kernel function, with how often it was reached.
 fn list_points(kernel: &KernelChoice, path: &str, source: &str, first: u64, last: u64) -> ExitCode {
     let mut counts: std::collections::BTreeMap<&'static str, u64> = std::collections::BTreeMap::new();
-    let runner = match script::run::Runner::new(path, source, Default::default()) {
+    let runner = match script::run::Runner::new(path, source, kernel.limits) {
         Ok(runner) => runner,
         Err(e) => {
             eprintln!("error: {e}");

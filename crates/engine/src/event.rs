@@ -42,5 +42,8 @@ pub struct Event {
     pub task: Option<TaskId>,
     pub kind: EventKind,
     pub lock: Option<LockId>,
+    /// The lock's number in the name table: it names the lock even after
+    /// the lock is freed and its key reused.
+    pub lock_number: Option<u32>,
     pub point: Point,
 }

@@ -40,6 +40,8 @@ impl LockKind {
 pub(crate) struct LockState {
     pub kind: LockKind,
     pub name: String,
+    /// Index of the lock's name in the simulator's name table.
+    pub number: u32,
     /// Exclusive holder (spin, write side, BKL, semaphore, page bit taken by a task).
     pub owner: Option<TaskId>,
     /// Read-side holders of an rwlock.
@@ -58,6 +60,7 @@ impl LockState {
         LockState {
             kind,
             name,
+            number: 0,
             owner: None,
             readers: Vec::new(),
             locked: false,

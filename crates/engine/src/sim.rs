@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use slotmap::{SecondaryMap, SlotMap};
+use slotmap::SlotMap;
 
 use crate::choice::{Chooser, Decision, StepKind};
 use crate::event::{Event, EventKind};
@@ -120,7 +120,9 @@ struct SimState {
     locks: SlotMap<LockId, LockState>,
     /// Names of every lock ever created, kept after it is freed so that
     /// the event log can still name it.
-    lock_names: SecondaryMap<LockId, (String, LockKind, &'static str)>,
+    /// Indexed by a lock's `number`, which is never reused (slotmap keys
+    /// are, once a lock is freed).
+    lock_names: Vec<(String, LockKind, &'static str)>,
     timers: BTreeMap<(u64, u64), TimerAction>,
     timer_seq: u64,
     chooser: Box<dyn Chooser>,
@@ -152,8 +154,7 @@ impl Sim {
         assert!(cfg.cpus >= 1, "a machine has at least one CPU");
         let mut locks = SlotMap::with_key();
         let bkl = locks.insert(LockState::new(LockKind::Bkl, "kernel_flag".to_string()));
-        let mut lock_names = SecondaryMap::new();
-        lock_names.insert(bkl, ("kernel_flag".to_string(), LockKind::Bkl, "kernel_flag"));
+        let lock_names = vec![("kernel_flag".to_string(), LockKind::Bkl, "kernel_flag")];
         let cpus = (0..cfg.cpus).map(|_| Cpu { current: None, clock: 0 }).collect();
         let st = SimState {
             cfg,
@@ -255,7 +256,9 @@ impl Sim {
     pub fn new_lock(&self, kind: LockKind, class: &'static str, name: String) -> LockId {
         let mut st = self.st.borrow_mut();
         let lock = st.locks.insert(LockState::new(kind, name.clone()));
-        st.lock_names.insert(lock, (name, kind, class));
+        let number = st.lock_names.len() as u32;
+        st.locks[lock].number = number;
+        st.lock_names.push((name, kind, class));
         lock
     }
 
@@ -279,7 +282,8 @@ impl Sim {
     }
 
     pub fn lock_class(&self, lock: LockId) -> &'static str {
-        self.st.borrow().lock_names.get(lock).map(|(_, _, class)| *class).unwrap_or("(unknown)")
+        let st = self.st.borrow();
+        st.locks.get(lock).map(|l| st.lock_names[l.number as usize].2).unwrap_or("(freed)")
     }
 
     pub fn task_name(&self, task: TaskId) -> String {
@@ -333,7 +337,7 @@ impl Sim {
         let st = self.st.borrow();
         let cpu = event.cpu.map(|c| format!("cpu{c}")).unwrap_or_else(|| "irq".to_string());
         let task = event.task.map(|t| st.tasks[t.0 as usize].name.clone()).unwrap_or_else(|| "-".to_string());
-        let lock = event.lock.map(|l| st.lock_name(l)).unwrap_or_default();
+        let lock = event.lock_number.map(|n| st.lock_names[n as usize].0.clone()).unwrap_or_default();
         let what = match &event.kind {
             EventKind::Point => "point".to_string(),
             EventKind::Dispatch => "dispatch".to_string(),
@@ -360,13 +364,23 @@ impl Sim {
         }
     }
 
+    /// The name and class of the lock an event is about, as it was when the
+    /// event happened (the lock may be freed since).
+    pub fn event_lock(&self, event: &Event) -> Option<(String, &'static str)> {
+        let st = self.st.borrow();
+        event.lock_number.map(|n| {
+            let (name, _, class) = &st.lock_names[n as usize];
+            (name.clone(), *class)
+        })
+    }
+
     /// Whether an event tells the story of an interleaving: who ran, who
     /// waited, slept, woke, and what the kernel said — not every spinlock
     /// taken without contention.
     pub fn is_key_event(&self, event: &Event) -> bool {
         let st = self.st.borrow();
         let sleeping_lock =
-            event.lock.and_then(|l| st.lock_names.get(l)).is_some_and(|(_, kind, _)| !kind.forbids_sleep());
+            event.lock_number.is_some_and(|n| !st.lock_names[n as usize].1.forbids_sleep());
         match event.kind {
             EventKind::Attempt | EventKind::Point => false,
             EventKind::Acquired | EventKind::Released => sleeping_lock,
@@ -620,7 +634,7 @@ pub fn format_ns(ns: u64) -> String {
 
 impl SimState {
     fn lock_name(&self, lock: LockId) -> String {
-        self.lock_names.get(lock).map(|(name, _, _)| name.clone()).unwrap_or_else(|| "(unknown lock)".to_string())
+        self.locks.get(lock).map(|l| l.name.clone()).unwrap_or_else(|| "(freed lock)".to_string())
     }
 
     fn task_now(&self, task: TaskId) -> u64 {
@@ -649,7 +663,8 @@ impl SimState {
             self.events.pop_front();
             self.events_dropped += 1;
         }
-        self.events.push_back(Event { step: self.step, time, cpu, task, kind, lock, point });
+        let lock_number = lock.and_then(|l| self.locks.get(l)).map(|l| l.number);
+        self.events.push_back(Event { step: self.step, time, cpu, task, kind, lock, lock_number, point });
     }
 
     fn violate(&mut self, task: Option<TaskId>, invariant: &'static str, message: String) {

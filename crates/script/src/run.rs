@@ -402,7 +402,8 @@ fn boot_and_run(
 
 fn event_line(sim: &Sim, e: &engine::Event) -> EventLine {
     use engine::EventKind;
-    let lock = e.lock.map(|l| format!(" {}", sim.lock_name(l))).unwrap_or_default();
+    let lock_info = sim.event_lock(e);
+    let lock = lock_info.as_ref().map(|(name, _)| format!(" {name}")).unwrap_or_default();
     let what = match &e.kind {
         EventKind::Point => "at".to_string(),
         EventKind::Dispatch => "runs".to_string(),
@@ -427,7 +428,7 @@ fn event_line(sim: &Sim, e: &engine::Event) -> EventLine {
         time: e.time,
         cpu: e.cpu,
         kind: e.kind.clone(),
-        lock: e.lock.map(|l| (sim.lock_name(l), sim.lock_class(l))),
+        lock: lock_info,
     }
 }
 
@@ -437,7 +438,9 @@ pub fn describe(outcome: &Outcome) -> String {
         Outcome::Finished => "finished: every invariant held".to_string(),
         Outcome::Violation(v) => format!("VIOLATION of {} at step {}: {}", v.invariant, v.step, v.message),
         Outcome::Deadlock(waiters) => format!("DEADLOCK: {}", waiters.join("; ")),
-        Outcome::StepLimit(n) => format!("STEP LIMIT: the run took more than {n} steps (livelock?)"),
+        Outcome::StepLimit(n) => format!(
+            "STEP LIMIT: the run took more than {n} steps (a livelock? raise the limit with machine{{ step_budget = N }})"
+        ),
         Outcome::Aborted => "aborted".to_string(),
     }
 }

@@ -576,7 +576,7 @@ fn install_instruction_limit(
             traceback,
             cause: Arc::new(LuaError::runtime(format!(
                 "instruction limit exceeded: the scenario ran more than {max_instructions} \
-                     Lua instructions (an endless loop?)"
+                     Lua instructions (an endless loop? raise the limit with --lua-instructions N)"
             ))),
         };
         tripped.borrow_mut().get_or_insert_with(|| err.clone());
@@ -632,7 +632,11 @@ pub fn scenario_error(err: &LuaError, path: &str) -> ScenarioError {
     let text = match root {
         LuaError::SyntaxError { message, .. } => message.clone(),
         LuaError::RuntimeError(message) => message.clone(),
-        LuaError::MemoryError(_) => "out of memory: the scenario used more memory than the sandbox allows".to_string(),
+        LuaError::MemoryError(_) => {
+            "out of memory: the scenario used more memory than the sandbox allows (raise the limit with \
+             --lua-memory-mb N)"
+                .to_string()
+        }
         LuaError::ExternalError(e) => e.to_string(),
         other => argument_error_text(other, &tracebacks),
     };

@@ -100,3 +100,53 @@ proptest! {
         }
     }
 }
+
+/// Random bytes and mutated scenario files fed to the loader: an error or a
+/// scenario, never a panic.
+fn mutated_scenario() -> impl Strategy<Value = String> {
+    let base = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/race1_fork.lua")).unwrap();
+    (any::<u64>(), prop::collection::vec((any::<u16>(), any::<u8>(), 0u8..3), 1..8)).prop_map(move |(_, edits)| {
+        let mut bytes = base.clone().into_bytes();
+        for (at, byte, kind) in edits {
+            let at = at as usize % (bytes.len() + 1);
+            match kind {
+                0 => bytes.insert(at, byte),
+                1 if at < bytes.len() => {
+                    bytes.remove(at);
+                }
+                _ if at < bytes.len() => bytes[at] = byte,
+                _ => {}
+            }
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_loader_never_panics_on_random_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let source = String::from_utf8_lossy(&bytes).into_owned();
+        let limits = script::sandbox::SandboxLimits { max_instructions: 1_000_000, max_memory_bytes: 16 << 20 };
+        let _ = script::run::load("fuzz.lua", &source, limits);
+    }
+
+    #[test]
+    fn the_loader_and_a_run_never_panic_on_mutated_scenarios(source in mutated_scenario(), seed in 1u64..1000) {
+        let limits = script::sandbox::SandboxLimits { max_instructions: 1_000_000, max_memory_bytes: 16 << 20 };
+        if script::run::load("mutant.lua", &source, limits).is_ok() {
+            let options = RunOptions { limits, ..RunOptions::new(Variant::Patched.fixes(), seed) };
+            let _ = run("mutant.lua", &source, &options);
+        }
+    }
+
+    #[test]
+    fn injected_faults_never_break_the_patched_kernel((cpus, programs, swapped, seed) in workload(), rate in 0u32..200_000) {
+        let source = scenario(cpus, &programs, swapped);
+        let faults = kernel::Faults { alloc_fail_ppm: rate, alloc_fail_nth: None, io_delay_ppm: 100_000 };
+        let options = RunOptions { faults: Some(faults), ..RunOptions::new(Variant::Patched.fixes(), seed) };
+        let report = run("gen.lua", &source, &options).unwrap();
+        prop_assert_eq!(&report.outcome, &Outcome::Finished, "{}\n{:?}", source, report.printk);
+    }
+}

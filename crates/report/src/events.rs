@@ -1,0 +1,116 @@
+//! The event log as CSV.
+
+use engine::EventKind;
+use script::RunReport;
+
+/// The columns of [`events_csv`].
+pub const EVENTS_CSV_HEADER: [&str; 9] =
+    ["step", "time_ns", "cpu", "task", "event", "lock", "lock_class", "point", "text"];
+
+/// The short lowercase name of an event kind, as in the event log: point,
+/// dispatch, preempt, try, contended, acquired, released, bkl-dropped, sleep,
+/// wake, note, exit.
+pub fn kind_name(kind: &EventKind) -> &'static str {
+    match kind {
+        EventKind::Point => "point",
+        EventKind::Dispatch => "dispatch",
+        EventKind::Preempt => "preempt",
+        EventKind::Attempt => "try",
+        EventKind::Contended => "contended",
+        EventKind::Acquired => "acquired",
+        EventKind::Released => "released",
+        EventKind::BklDropped => "bkl-dropped",
+        EventKind::Sleep(_) => "sleep",
+        EventKind::Wake => "wake",
+        EventKind::Note(_) => "note",
+        EventKind::Exit => "exit",
+    }
+}
+
+/// The event log as CSV (RFC 4180 quoting, `\n` line ends), one row per
+/// event in log order, with the columns
+/// `step,time_ns,cpu,task,event,lock,lock_class,point,text`: `cpu` is empty
+/// when the event had none, `task` is "-" for an interrupt, `lock` and
+/// `lock_class` are the lock instance and class (empty when none), `text` is
+/// a note's text or what a sleep was on (empty otherwise).
+pub fn events_csv(report: &RunReport) -> String {
+    let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+    let mut write = |record: &[&str]| writer.write_record(record).expect("writing CSV into memory cannot fail");
+    write(&EVENTS_CSV_HEADER);
+    for e in &report.events {
+        let (step, time, cpu) = (e.step.to_string(), e.time.to_string(), e.cpu.map(|c| c.to_string()));
+        let (lock, class) = e.lock.as_ref().map(|(instance, class)| (instance.as_str(), *class)).unwrap_or(("", ""));
+        let text = match &e.kind {
+            EventKind::Note(text) | EventKind::Sleep(text) => text.as_str(),
+            _ => "",
+        };
+        write(&[&step, &time, cpu.as_deref().unwrap_or(""), &e.task, kind_name(&e.kind), lock, class, e.point, text]);
+    }
+    let bytes = writer.into_inner().expect("flushing CSV into memory cannot fail");
+    String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spans::tests::ev;
+    use crate::tests::report_of;
+
+    #[test]
+    fn header_and_rows() {
+        let report = report_of(
+            &["parent"],
+            vec![
+                ev(3, 1_500, Some(0), "parent", EventKind::Acquired, Some(("mm#1.mmap_sem", "mmap_sem"))),
+                ev(4, 2_000, None, "-", EventKind::Note("VM: Undead swap entry, \"x\"".into()), None),
+                ev(5, 2_100, Some(1), "parent", EventKind::Sleep("sleeps on page#2.PG_locked".into()), None),
+                ev(6, 2_200, Some(1), "parent", EventKind::BklDropped, Some(("kernel_flag", "kernel_flag"))),
+            ],
+        );
+        let csv = events_csv(&report);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "step,time_ns,cpu,task,event,lock,lock_class,point,text");
+        assert_eq!(lines[1], "3,1500,0,parent,acquired,mm#1.mmap_sem,mmap_sem,test:point,");
+        assert_eq!(lines[2], "4,2000,,-,note,,,test:point,\"VM: Undead swap entry, \"\"x\"\"\"");
+        assert_eq!(lines[3], "5,2100,1,parent,sleep,,,test:point,sleeps on page#2.PG_locked");
+        assert_eq!(lines[4], "6,2200,1,parent,bkl-dropped,kernel_flag,kernel_flag,test:point,");
+        assert_eq!(lines.len(), 5);
+        assert!(csv.ends_with('\n') && !csv.contains('\r'));
+    }
+
+    #[test]
+    fn kind_names() {
+        let kinds = [
+            EventKind::Point,
+            EventKind::Dispatch,
+            EventKind::Preempt,
+            EventKind::Attempt,
+            EventKind::Contended,
+            EventKind::Acquired,
+            EventKind::Released,
+            EventKind::BklDropped,
+            EventKind::Sleep(String::new()),
+            EventKind::Wake,
+            EventKind::Note(String::new()),
+            EventKind::Exit,
+        ];
+        let names: Vec<&str> = kinds.iter().map(kind_name).collect();
+        assert_eq!(
+            names,
+            vec![
+                "point",
+                "dispatch",
+                "preempt",
+                "try",
+                "contended",
+                "acquired",
+                "released",
+                "bkl-dropped",
+                "sleep",
+                "wake",
+                "note",
+                "exit"
+            ]
+        );
+    }
+}
