@@ -1,10 +1,12 @@
 //! Integration tests: real scenarios through the `swapsim` binary.
 
+mod bad_inputs;
 mod bad_scenarios;
 mod determinism;
 mod explore;
 mod race1;
 mod races;
+mod tutorial;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,0 +1,148 @@
+---@meta swapsim
+
+-- The swapsim scenario API, for the Lua language server (LuaLS).
+-- Declarations only: nothing here runs. The reference is
+-- docs/scenario-api.md; to use this file, point the language server at
+-- docs/lua (README.md, "Editor support").
+--
+-- Scenarios run sandboxed: io, os, package, debug, coroutine, require,
+-- dofile, loadfile, load, collectgarbage and string.dump are not there;
+-- pairs, math.random, table.sort, tostring and print are deterministic
+-- replacements.
+
+-- ---------------------------------------------------------------------
+-- Declarations: only while the file loads, never inside a program.
+-- ---------------------------------------------------------------------
+
+---The machine: every field is optional; at most one `machine{}` per scenario.
+---@class MachineOptions
+---@field cpus? integer Simulated CPUs, 1 to 64 (default 1).
+---@field memory_pages? integer Physical memory in 4 KiB pages, 1 to 16777216 (default 1024); also sets the readahead cluster and kswapd's watermarks.
+---@field swap_devices? integer[] Size in pages of each swap device, device 1 first; at most 8, each 2 to 1048576 pages, slot 0 is the header (default: none).
+---@field alloc_sleep? number Probability in [0, 1] that an allocation which may sleep does sleep in the interleaved run (default 0.2).
+---@field step_budget? integer Most steps a run may take, 1 or more (default 1000000); spending it is STEP LIMIT.
+---@field kswapd? boolean Start kswapd, the page stealer thread (default false).
+---@field faults? MachineFaults Faults to inject in the interleaved run (default: none).
+
+---`machine{ faults = {...} }`: injected faults, drawn from the seed; `swapsim run --inject` overrides them.
+---@class MachineFaults
+---@field alloc_fail? number Probability in [0, 1] that a page allocation fails outright (default 0).
+---@field alloc_fail_nth? integer Fail exactly the Nth page allocation of the interleaved run, from 1 (default: none).
+---@field io_delay? number Probability in [0, 1] that a disk I/O takes ten times its usual latency (default 0).
+
+---A process handle, from `process(name [, program])`.
+---@class Process
+---@field pid integer The pid: declaration order from 1.
+---@field name string The name given to `process`.
+local Process = {}
+
+---A SysV shm segment handle, from `shmget(pages)`.
+---@class Segment
+---@field id integer The segment id, in `shmget` order from 0.
+---@field pages integer The size in pages.
+
+---Describe the machine (declaration).
+---@param options MachineOptions
+function machine(options) end
+
+---Declare a process with a new, empty address space; pids follow declaration order from 1 (declaration).
+---@param name string 1 to 32 printable characters without spaces, unique.
+---@param program? fun() What the process runs, interleaved; none: it never runs.
+---@return Process p
+function process(name, program) end
+
+---Create a SysV shm segment of `pages` pages (1 to 65536), to attach with `p:shmat` (declaration).
+---@param pages integer
+---@return Segment seg
+function shmget(pages) end
+
+---Set-up: an anonymous private writable mapping of `pages` pages at `start` (page aligned).
+---@param start integer
+---@param pages integer 1 to 1048576.
+function Process:map(start, pages) end
+
+---Set-up: attach the whole shm segment at `start` (page aligned).
+---@param seg Segment
+---@param start integer
+function Process:shmat(seg, start) end
+
+---Set-up step: store to the page at `addr`, faulting it in (before the interleaved run).
+---@param addr integer
+function Process:write(addr) end
+
+---Set-up step: load from the page at `addr`; a swapped-out page comes back and stays in the swap cache.
+---@param addr integer
+function Process:read(addr) end
+
+---Set-up step: push the dirty page at `addr` out to swap completely (swap_out, write, shrink_mmap).
+---@param addr integer
+function Process:swap_out(addr) end
+
+-- ---------------------------------------------------------------------
+-- System calls: only inside a process program.
+-- ---------------------------------------------------------------------
+
+---do_fork: a child with a copy of the address space runs `program` (none: it exits at once); returns the child's pid.
+---@param program? fun()
+---@return integer pid
+function fork(program) end
+
+---do_exit: end the process; does not return. Returning from a program exits too.
+function exit() end
+
+---exec_mmap: empty the address space; the program goes on with no mappings.
+function exec() end
+
+---A load from the page at `addr` (page fault: do_swap_page, do_anonymous_page, shm_nopage ...).
+---@param addr integer
+function read(addr) end
+
+---A store to the page at `addr` (page fault, or do_wp_page for a read-only pte).
+---@param addr integer
+function write(addr) end
+
+---do_mmap: an anonymous private writable mapping at `addr`; returns 0 or -22 (EINVAL).
+---@param addr integer Page aligned.
+---@param pages integer
+---@return integer ret
+function mmap(addr, pages) end
+
+---do_munmap: unmap the range; returns 0 or -22 (EINVAL).
+---@param addr integer Page aligned.
+---@param pages integer
+---@return integer ret
+function munmap(addr, pages) end
+
+---sys_swapoff: switch swap device `device` (1 is the first) off; returns 0, -22 (EINVAL) or -12 (ENOMEM).
+---@param device integer
+---@return integer ret
+function swapoff(device) end
+
+---sys_swapon: switch swap device `device` (1 is the first) back on; returns 0, -16 (EBUSY) or -22 (EINVAL).
+---@param device integer
+---@return integer ret
+function swapon(device) end
+
+---The page stealer (try_to_swap_out) on the pte at `addr` of process `pid` (default: the caller); returns whether the pte was taken.
+---@param addr integer
+---@param pid? integer
+---@return boolean done
+function swap_out(addr, pid) end
+
+---The caller's pid.
+---@return integer pid
+function getpid() end
+
+---sys_wait4: sleep until process `pid` has exited; returns `pid`, or -10 (ECHILD) if there is no such process.
+---@param pid integer
+---@return integer ret
+function waitpid(pid) end
+
+---sys_nanosleep: sleep `ms` milliseconds of simulated time.
+---@param ms number 0 or more; fractions allowed.
+function sleep(ms) end
+
+---Stop the run with the violation scenario-expectation when `condition` is false or nil.
+---@param condition any
+---@param message? string Default "expectation failed".
+function expect(condition, message) end

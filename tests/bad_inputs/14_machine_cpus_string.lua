@@ -1,0 +1,2 @@
+machine { cpus = "two" }
+process("p", function() exit() end)

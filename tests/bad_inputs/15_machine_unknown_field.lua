@@ -1,0 +1,2 @@
+machine { cpus = 1, memory = 64 }
+process("p", function() exit() end)

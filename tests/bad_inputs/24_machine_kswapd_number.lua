@@ -1,0 +1,2 @@
+machine { cpus = 1, kswapd = 1 }
+process("p", function() exit() end)

@@ -1,0 +1,2 @@
+machine { cpus = 1.5 }
+process("p", function() exit() end)

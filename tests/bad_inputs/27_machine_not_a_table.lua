@@ -1,0 +1,2 @@
+machine("small")
+process("p", function() exit() end)

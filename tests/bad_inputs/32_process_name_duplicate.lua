@@ -1,0 +1,3 @@
+machine { cpus = 1 }
+process("worker", function() exit() end)
+process("worker", function() exit() end)

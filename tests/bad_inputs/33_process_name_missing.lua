@@ -1,0 +1,2 @@
+machine { cpus = 1 }
+process(function() exit() end)

@@ -1,0 +1,2 @@
+machine { cpus = 1 }
+process("p", "exit()")

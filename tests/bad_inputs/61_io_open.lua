@@ -1,0 +1,3 @@
+machine { cpus = 1 }
+local f = io.open("/etc/passwd")
+process("p", function() exit() end)

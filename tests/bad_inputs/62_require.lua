@@ -1,0 +1,3 @@
+local helpers = require("helpers")
+machine { cpus = 1 }
+process("p", function() exit() end)

@@ -1,0 +1,3 @@
+machine { cpus = 1 }
+local chunk = loadfile("scenarios/race1_fork.lua")
+process("p", function() exit() end)

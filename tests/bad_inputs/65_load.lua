@@ -1,0 +1,3 @@
+machine { cpus = 1 }
+local f = load("return 1")
+process("p", function() exit() end)

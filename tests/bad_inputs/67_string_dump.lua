@@ -1,0 +1,3 @@
+machine { cpus = 1 }
+local bytes = string.dump(function() end)
+process("p", function() exit() end)

@@ -1,0 +1,3 @@
+machine { cpus = 1 }
+collectgarbage("collect")
+process("p", function() exit() end)

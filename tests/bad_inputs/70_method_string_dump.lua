@@ -1,0 +1,3 @@
+machine { cpus = 1 }
+local s = ("x"):dump()
+process("p", function() exit() end)

@@ -1,0 +1,2 @@
+machine { 1, 64 }
+process("p", function() exit() end)
