@@ -4,7 +4,7 @@
 --    might entirely miss scanning the child because he is not on the process
 --    list (kernel_lock is not enough, forking code might sleep)."
 --
--- The interleaving (docs: KERNEL.md §4, race 1), on a single CPU:
+-- The interleaving , on a single CPU:
 --   1. The parent's page at 0x10000 is out on swap: its pte holds entry 1:1.
 --   2. The parent forks. dup_mmap copies that pte into the child
 --      (swap_duplicate: count 2), then sleeps allocating the next VMA; the

@@ -4,7 +4,7 @@
 --    has unlinked his vma chain (kernel_lock is not enough, exit code might
 --    sleep)."
 --
--- The interleaving (KERNEL.md §4, race 2), on one CPU:
+-- The interleaving, on one CPU:
 --   1. The exiting task's page at 0x20000 is on swap (entry 1:1).
 --   2. do_exit clears tsk->mm (for_each_task skips it from now on), and
 --      exit_mmap detaches the whole VMA chain, then tears the VMAs down one

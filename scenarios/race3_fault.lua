@@ -3,7 +3,7 @@
 --   "do_swap_page() might return failure even when swapoff has replaced a
 --    swaphandle with a in-memory page."
 --
--- The interleaving (KERNEL.md §4, race 3), on one CPU:
+-- The interleaving, on one CPU:
 --   1. The faulting task's pte holds 1:1; lookup_swap_cache misses, so
 --      do_swap_page takes the big kernel lock and reads ahead, where an
 --      allocation sleeps.

@@ -3,7 +3,7 @@
 --   "shm might delete a page from the swapcache at the same time swapoff
 --    does the same, there needs to be some synchronization between the two."
 --
--- The interleaving (KERNEL.md §4, race 4), on two CPUs:
+-- The interleaving, on two CPUs:
 --   1. swapoff (S) reads 1:1 into page Pg, in the swap cache.
 --   2. shmuser (H) faults on the segment: shm_nopage snapshots SHM_ENTRY =
 --      1:1, drops the shm lock and finds Pg in the swap cache.

@@ -6,7 +6,7 @@
 --    shrink_mmap, ie the read_swap_cache in try_to_unuse() will wait for the
 --    page to get unlocked."
 --
--- The dangerous order (KERNEL.md §4, race 5), on two CPUs:
+-- The dangerous order, on two CPUs:
 --   1. unmapper (B) munmaps its page Pg, which is in the swap cache:
 --      free_page_and_swap_cache takes the page lock (TryLockPage) and finds
 --      Pg not shared.

@@ -1,4 +1,4 @@
--- Race 6 of the seed, the page stealer's side (KERNEL.md §4, race 6b): the
+-- Race 6 of the seed, the page stealer's side: the
 -- patch also says "the page stealing code is not allowed to grab a
 -- reference on handles that are being deleted".
 --

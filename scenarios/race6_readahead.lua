@@ -3,7 +3,7 @@
 --   "Readahead swapin races with swap space deletion from two different
 --    sources: shm and anonymous pages."
 --
--- The interleaving (KERNEL.md §4, race 6a), on one CPU:
+-- The interleaving, on one CPU:
 --   1. reader (R) faults on its entry 1:5; valid_swaphandles takes a
 --      temporary reference on every slot of the aligned cluster 4..7 — also
 --      1:4, the owner's — and read_swap_cache_async(1:4) sleeps allocating.

@@ -4,7 +4,7 @@
 --    the swaphandle, when swapoff has already paged it in. We need a
 --    sleeping lock in the shm code to handle this."
 --
--- The interleaving (KERNEL.md §4, remaining race), on one CPU:
+-- The interleaving, on one CPU:
 --   1. shmuser (H) faults on the segment: shm_nopage snapshots SHM_ENTRY =
 --      1:1 and drops the shm lock.
 --   2. swapoff's shm_unuse installs its page in SHM_ENTRY and frees 1:1.

@@ -22,6 +22,7 @@
 ---@field alloc_sleep? number Probability in [0, 1] that an allocation which may sleep does sleep in the interleaved run (default 0.2).
 ---@field step_budget? integer Most steps a run may take, 1 or more (default 1000000); spending it is STEP LIMIT.
 ---@field kswapd? boolean Start kswapd, the page stealer thread (default false).
+---@field max_threads? integer fork() fails with -11 (-EAGAIN) while this many tasks are alive (default 512).
 ---@field faults? MachineFaults Faults to inject in the interleaved run (default: none).
 
 ---`machine{ faults = {...} }`: injected faults, drawn from the seed; `swapsim run --inject` overrides them.

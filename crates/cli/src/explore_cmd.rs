@@ -115,7 +115,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         Err(code) => return code,
     };
     println!("scenario: {path} (content fnv1a {:016x})", content_hash(source.as_bytes()));
-    println!("kernel:   {} ({})", kernel.label(), kernel.variant.description());
+    println!("kernel:   {} ({})", kernel.label(), kernel.description());
     // PCT needs the run length k and the task count n: measure one run.
     let strategy = match args.strategy {
         StrategyName::Random => {
@@ -331,15 +331,20 @@ fn load_schedule(file: &Path) -> Result<(ScheduleFile, String), ExitCode> {
     let source = match std::fs::read_to_string(&schedule.scenario) {
         Ok(source) => source,
         Err(e) => {
-            eprintln!("error: the schedule's scenario {} cannot be read: {e}", schedule.scenario);
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "there is no such file".to_string(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+                _ => e.to_string(),
+            };
+            eprintln!("error: {name}: its scenario {} cannot be read: {why}", schedule.scenario);
             return Err(ExitCode::from(2));
         }
     };
     let hash = content_hash(source.as_bytes());
     if hash != schedule.content_hash {
         eprintln!(
-            "error: {} changed since {name} was recorded (content fnv1a {hash:016x}, recorded {:016x}): a schedule \
-             replays only the scenario it was found in",
+            "error: {name}: {} is not the scenario this schedule was recorded in (its content fnv1a is \
+             {hash:016x}, the schedule recorded {:016x}): the scenario changed, or the schedule names another one",
             schedule.scenario, schedule.content_hash
         );
         return Err(ExitCode::from(2));
@@ -360,12 +365,8 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let kernel = KernelChoice {
-        variant: schedule.variant,
-        fixes: schedule.fixes,
-        faults: None,
-        limits: Default::default(),
-    };
+    let kernel =
+        KernelChoice { variant: schedule.variant, fixes: schedule.fixes, faults: None, limits: Default::default() };
     if args.report {
         print!("{}", side_by_side(&report));
     }

@@ -154,6 +154,16 @@ impl KernelChoice {
         Ok(KernelChoice { variant, fixes, faults: None, limits: Default::default() })
     }
 
+    /// What the kernel is, in words.
+    pub fn description(&self) -> String {
+        let diff = self.fixes.diff(&self.variant.fixes());
+        if diff.is_empty() {
+            self.variant.description().to_string()
+        } else {
+            format!("{} variant with {} switched", self.variant, diff.join(" "))
+        }
+    }
+
     /// "pre4", or "patched -page-lock".
     pub fn label(&self) -> String {
         let diff = self.fixes.diff(&self.variant.fixes());
@@ -275,7 +285,7 @@ pub fn render_one(
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "scenario: {path} (content fnv1a {:016x})", content_hash(source.as_bytes()));
-    let _ = writeln!(out, "kernel:   {} ({})", kernel.label(), kernel.variant.description());
+    let _ = writeln!(out, "kernel:   {} ({})", kernel.label(), kernel.description());
     let _ = writeln!(out, "seed:     {seed}");
     for line in &report.prints {
         let _ = writeln!(out, "print:    {line}");
@@ -354,7 +364,7 @@ fn outcome_key(outcome: &Outcome) -> String {
 
 fn run_seeds(_args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, first: u64, last: u64) -> ExitCode {
     println!("scenario: {path} (content fnv1a {:016x})", content_hash(source.as_bytes()));
-    println!("kernel:   {} ({})", kernel.label(), kernel.variant.description());
+    println!("kernel:   {} ({})", kernel.label(), kernel.description());
     println!("seeds:    {first}..{last}");
     let runner = match script::run::Runner::new(path, source, kernel.limits) {
         Ok(runner) => runner,

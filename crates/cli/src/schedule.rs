@@ -79,7 +79,8 @@ impl ScheduleFile {
         let (_, tool) = field("tool")?;
         let (_, scenario) = field("scenario")?;
         let (n, hash) = field("content-fnv1a")?;
-        let content_hash = u64::from_str_radix(&hash, 16).map_err(|_| bad(n, format!("bad content hash {hash:?}")))?;
+        let content_hash = u64::from_str_radix(&hash, 16)
+            .map_err(|_| bad(n, format!("the content hash is 16 hexadecimal digits, got {hash:?}")))?;
         let (n, kernel) = field("kernel")?;
         let variant = Variant::from_name(&kernel).ok_or_else(|| bad(n, format!("unknown kernel {kernel:?}")))?;
         let (n, switches) = field("fixes")?;
@@ -93,17 +94,21 @@ impl ScheduleFile {
             fixes.set(name, on).map_err(|e| bad(n, e))?;
         }
         let (n, seed) = field("seed")?;
-        let seed = seed.parse().map_err(|_| bad(n, format!("bad seed {seed:?}")))?;
+        let seed =
+            seed.parse().map_err(|_| bad(n, format!("the seed is an integer from 0 to 2^64-1, got {seed:?}")))?;
         let (_, strategy) = field("strategy")?;
         let (_, violation) = field("violation")?;
         let (n, step) = field("step")?;
-        let step = step.parse().map_err(|_| bad(n, format!("bad step {step:?}")))?;
+        let step = step.parse().map_err(|_| bad(n, format!("the step is a non-negative integer, got {step:?}")))?;
         let (n, count) = field("choices")?;
-        let count: usize = count.parse().map_err(|_| bad(n, format!("bad choice count {count:?}")))?;
+        let count: usize =
+            count.parse().map_err(|_| bad(n, format!("the choice count is a non-negative integer, got {count:?}")))?;
         let mut choices = Vec::with_capacity(count);
         for (n, line) in lines {
             for word in line.split_whitespace() {
-                choices.push(word.parse().map_err(|_| bad(n, format!("a choice is a small number, got {word:?}")))?);
+                choices.push(
+                    word.parse().map_err(|_| bad(n, format!("a choice is a non-negative integer, got {word:?}")))?,
+                );
             }
         }
         if choices.len() != count {
@@ -159,7 +164,10 @@ mod tests {
         let short = text.rsplit_once('\n').unwrap().0.rsplit_once('\n').unwrap().0;
         assert!(ScheduleFile::parse(short, "s").unwrap_err().contains("75 choices announced"));
         let edited = text.replace("seed 230", "seed two");
-        assert_eq!(ScheduleFile::parse(&edited, "s").unwrap_err(), "s:7: bad seed \"two\"");
+        assert_eq!(
+            ScheduleFile::parse(&edited, "s").unwrap_err(),
+            "s:7: the seed is an integer from 0 to 2^64-1, got \"two\""
+        );
         let wrong = text.replace(FORMAT, "swapsim-schedule 9");
         assert!(ScheduleFile::parse(&wrong, "s").unwrap_err().starts_with("s:1: not a swapsim schedule file"));
         assert!(ScheduleFile::parse("", "s").is_err());

@@ -379,8 +379,7 @@ impl Sim {
     /// taken without contention.
     pub fn is_key_event(&self, event: &Event) -> bool {
         let st = self.st.borrow();
-        let sleeping_lock =
-            event.lock_number.is_some_and(|n| !st.lock_names[n as usize].1.forbids_sleep());
+        let sleeping_lock = event.lock_number.is_some_and(|n| !st.lock_names[n as usize].1.forbids_sleep());
         match event.kind {
             EventKind::Attempt | EventKind::Point => false,
             EventKind::Acquired | EventKind::Released => sleeping_lock,

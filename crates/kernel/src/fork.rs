@@ -17,16 +17,25 @@ pub type ChildStart = Box<dyn FnOnce(Task) -> Pin<Box<dyn Future<Output = ()>>>>
 /// (may sleep), take the BKL, copy files and the mm, and only at the end
 /// put the child on the task list (`SET_LINKS` under tasklist_lock) and
 /// wake it. Until then `for_each_task` cannot see the child — race 1.
-/// The child is named after its parent and pid: "parent.3".
+/// The child is named after its first ancestor and its pid: "parent.3".
+/// Beyond `max_threads` live tasks it fails with -EAGAIN.
 pub async fn do_fork(k: &Kernel, t: &Task, start: ChildStart) -> KResult<i64> {
     t.may_sleep("do_fork:alloc_task_struct", k.costs.alloc_sleep).await;
     t.lock_kernel("do_fork:lock_kernel").await;
+    let live = k.w().procs.values().filter(|p| !p.exited && !p.kernel_thread).count() as u32;
+    if live >= k.max_threads {
+        // nr_threads >= max_threads: bad_fork_cleanup_count.
+        t.unlock_kernel("do_fork:unlock_kernel");
+        return Ok(-11); // -EAGAIN
+    }
     let parent = k.current(t);
     let (pid, child_name) = {
         let mut w = k.w();
         let pid = w.next_pid;
         w.next_pid += 1;
-        let child_name = format!("{}.{pid}", w.procs[&parent].name);
+        // "make1.17": the first ancestor's name and the child's pid.
+        let root = w.procs[&parent].name.split('.').next().unwrap_or("task").to_string();
+        let child_name = format!("{root}.{pid}");
         w.procs.insert(
             pid,
             Proc {

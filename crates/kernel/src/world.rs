@@ -22,6 +22,8 @@ pub struct Machine {
     pub swap_devices: Vec<u32>,
     /// Faults the environment injects.
     pub faults: Faults,
+    /// `max_threads`: fork fails with -EAGAIN beyond this many live tasks.
+    pub max_threads: u32,
 }
 
 /// Injected faults, deterministic by seed (each is a recorded choice).
@@ -154,6 +156,8 @@ pub struct Kernel {
     pub memory_pages: u32,
     /// Faults to inject once armed.
     pub faults: Faults,
+    /// `max_threads` (kernel/fork.c).
+    pub max_threads: u32,
 }
 
 impl Kernel {
@@ -211,6 +215,7 @@ impl Kernel {
             me: me.clone(),
             memory_pages: machine.memory_pages,
             faults: machine.faults,
+            max_threads: machine.max_threads,
             tasklist_lock: sim.new_lock(LockKind::RwSpin, "tasklist_lock", "tasklist_lock".into()),
             swaplock: sim.new_lock(LockKind::Spin, "swaplock", "swaplock".into()),
             pagecache_lock: sim.new_lock(LockKind::Spin, "pagecache_lock", "pagecache_lock".into()),

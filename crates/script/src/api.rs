@@ -1,9 +1,10 @@
 //! The scenario API: what a scenario file can call.
 //!
-//! Declarations (`machine`, `process`, and the set-up methods of a process
-//! handle) run while the file loads and fill a [`RawSpec`]. System calls
-//! (`fork`, `exit`, `read`, `write`, `swapoff`, `swapon`, `swap_out`,
-//! `getpid`, `expect`) may only be made from a process program: each one
+//! Declarations (`machine`, `process`, `shmget`, and the set-up methods of
+//! a process handle) run while the file loads and fill a [`RawSpec`].
+//! System calls (`fork`, `exit`, `exec`, `waitpid`, `read`, `write`,
+//! `mmap`, `munmap`, `swapoff`, `swapon`, `swap_out`, `sleep`, `getpid`,
+//! `expect`) may only be made from a process program: each one
 //! yields the program's coroutine with a request that the driver turns into
 //! kernel routines, and the coroutine resumes with the result.
 
@@ -40,16 +41,30 @@ local function syscall(name, ...)
   return yield(name, ...)
 end
 
+-- What a value is, for messages: the value itself for numbers and
+-- strings, else its type.
+local function shown(value)
+  if value ~= value then return "NaN" end
+  if type(value) == "number" then return tostring(value) end
+  if type(value) == "string" then return format("the string %q", value) end
+  return type(value)
+end
+
 local function check_integer(fname, what, value)
   if mtype(value) ~= "integer" or value < 0 then
-    error(format("%s: expected %s (a non-negative integer), got %s", fname, what,
-      mtype(value) or type(value)), 3)
+    error(format("%s: expected %s, a non-negative integer; got %s", fname, what, shown(value)), 3)
+  end
+end
+
+local function check_pages(fname, pages)
+  if mtype(pages) ~= "integer" or pages < 1 or pages > 1048576 then
+    error(format("%s: expected a number of pages between 1 and 1048576, got %s", fname, shown(pages)), 3)
   end
 end
 
 function fork(program)
   if program ~= nil and type(program) ~= "function" then
-    error("fork: expected the child's program (a function) or nothing, got " .. type(program), 2)
+    error("fork: expected the child's program (a function) or nothing, got " .. shown(program), 2)
   end
   return syscall("fork", program)
 end
@@ -64,13 +79,13 @@ end
 
 function mmap(addr, pages)
   check_integer("mmap", "an address", addr)
-  check_integer("mmap", "a number of pages", pages)
+  check_pages("mmap", pages)
   return syscall("mmap", addr, pages)
 end
 
 function munmap(addr, pages)
   check_integer("munmap", "an address", addr)
-  check_integer("munmap", "a number of pages", pages)
+  check_pages("munmap", pages)
   return syscall("munmap", addr, pages)
 end
 
@@ -105,8 +120,9 @@ function getpid()
 end
 
 function sleep(ms)
-  if type(ms) ~= "number" or ms < 0 then
-    error("sleep: expected a number of milliseconds (>= 0), got " .. tostring(ms), 2)
+  -- ms ~= ms is NaN; a day is the longest sleep a scenario needs.
+  if type(ms) ~= "number" or ms ~= ms or ms < 0 or ms > 86400000 then
+    error("sleep: expected a number of milliseconds between 0 and 86400000 (a day), got " .. shown(ms), 2)
   end
   return syscall("sleep", ms)
 end
@@ -118,7 +134,7 @@ end
 
 function expect(condition, message)
   if message ~= nil and type(message) ~= "string" then
-    error("expect: the message must be a string, got " .. type(message), 2)
+    error("expect: the message must be a string, got " .. shown(message), 2)
   end
   return syscall("expect", condition and true or false, message or "expectation failed")
 end
@@ -156,8 +172,30 @@ fn declaring(lua: &Lua, what: &str) -> mlua::Result<SharedSpec> {
     Ok(spec)
 }
 
+/// A table key as the scenario wrote it: `name`, or `[1]` for a
+/// positional entry.
+fn key_name(key: &Value) -> String {
+    match key {
+        Value::String(s) => s.to_string_lossy(),
+        Value::Integer(n) => format!("[{n}] (a positional entry; machine takes named fields)"),
+        Value::Number(x) => format!("[{x}]"),
+        Value::Boolean(b) => format!("[{b}]"),
+        other => format!("a {} key", other.type_name()),
+    }
+}
+
+/// A Lua value for messages: numbers and strings as written, else the type.
+fn shown(value: &Value) -> String {
+    match value {
+        Value::Integer(n) => n.to_string(),
+        Value::Number(x) => x.to_string(),
+        Value::String(s) => format!("the string {:?}", s.to_string_lossy()),
+        other => other.type_name().to_string(),
+    }
+}
+
 const MACHINE_FIELDS: &[&str] =
-    &["cpus", "memory_pages", "swap_devices", "alloc_sleep", "step_budget", "kswapd", "faults"];
+    &["cpus", "memory_pages", "swap_devices", "alloc_sleep", "step_budget", "kswapd", "max_threads", "faults"];
 const FAULT_FIELDS: &[&str] = &["alloc_fail", "alloc_fail_nth", "io_delay"];
 
 /// `machine { cpus = 1, memory_pages = 1024, swap_devices = {64}, alloc_sleep = 0.2, step_budget = 1000000 }`
@@ -170,10 +208,7 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
     let mut unknown: Vec<String> = Vec::new();
     for pair in fields.pairs::<Value, Value>() {
         let (key, _) = pair?;
-        let name = match &key {
-            Value::String(s) => s.to_string_lossy(),
-            other => format!("{other:?}"),
-        };
+        let name = key_name(&key);
         if !MACHINE_FIELDS.contains(&name.as_str()) {
             unknown.push(name);
         }
@@ -214,8 +249,9 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
                     Value::Integer(n) => sizes.push(n),
                     other => {
                         return Err(mlua::Error::runtime(format!(
-                            "machine: swap_devices lists sizes in pages (integers), got {}",
-                            other.type_name()
+                            "machine: swap_devices lists sizes in pages (integers); entry {} is {}",
+                            sizes.len() + 1,
+                            shown(&other)
                         )))
                     }
                 }
@@ -250,6 +286,7 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
         }
     };
     let raw = RawMachine {
+        max_threads: integer("max_threads")?,
         faults,
         kswapd,
         cpus: integer("cpus")?,
@@ -267,10 +304,7 @@ fn parse_faults(t: Table) -> mlua::Result<crate::spec::RawFaults> {
     let mut unknown: Vec<String> = Vec::new();
     for pair in t.pairs::<Value, Value>() {
         let (key, _) = pair?;
-        let name = match &key {
-            Value::String(s) => s.to_string_lossy(),
-            other => format!("{other:?}"),
-        };
+        let name = key_name(&key);
         if !FAULT_FIELDS.contains(&name.as_str()) {
             unknown.push(name);
         }
@@ -307,8 +341,27 @@ fn parse_faults(t: Table) -> mlua::Result<crate::spec::RawFaults> {
 
 /// `process(name [, program])`: a process with its own empty address
 /// space; its program runs interleaved with the others.
-fn process(lua: &Lua, (name, program): (String, Option<Function>)) -> mlua::Result<Process> {
+fn process(lua: &Lua, (name, program): (Value, Value)) -> mlua::Result<Process> {
     let spec = declaring(lua, "process()")?;
+    let name = match name {
+        Value::String(s) => s.to_string_lossy(),
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "process: expected a name (a string) as its first argument, got {}",
+                shown(&other)
+            )))
+        }
+    };
+    let program = match program {
+        Value::Nil => None,
+        Value::Function(f) => Some(f),
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "process: expected the program (a function) or nothing as its second argument, got {}",
+                shown(&other)
+            )))
+        }
+    };
     if name.is_empty() || name.len() > 32 || !name.chars().all(|c| c.is_ascii_graphic()) {
         return Err(mlua::Error::runtime(format!(
             "process: the name must be 1 to 32 printable characters without spaces, got {name:?}"
@@ -325,19 +378,32 @@ fn process(lua: &Lua, (name, program): (String, Option<Function>)) -> mlua::Resu
 
 /// `shmget(pages)`: a SysV shm segment of `pages` pages, to attach with
 /// `p:shmat(seg, addr)`.
-fn shmget(lua: &Lua, pages: i64) -> mlua::Result<Segment> {
+fn shmget(lua: &Lua, pages: Value) -> mlua::Result<Segment> {
     let spec = declaring(lua, "shmget()")?;
-    if !(1..=1 << 16).contains(&pages) {
-        return Err(mlua::Error::runtime(format!("shmget: pages must be between 1 and 65536, got {pages}")));
-    }
+    let pages = match pages {
+        Value::Integer(n) if (1..=1 << 16).contains(&n) => n,
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "shmget: expected a number of pages between 1 and 65536, got {}",
+                shown(&other)
+            )))
+        }
+    };
+    let line = caller_line(lua);
     let mut spec = spec.borrow_mut();
     spec.segments.push(pages as u64);
+    spec.segment_lines.push(line);
     Ok(Segment(spec.segments.len() - 1))
 }
 
 /// A shm segment handle.
 #[derive(Clone, Copy)]
 pub struct Segment(pub usize);
+
+/// The error for writing to a handle's field.
+fn read_only(kind: &str, fields: &str) -> mlua::Error {
+    mlua::Error::runtime(format!("a {kind} handle is read-only: {fields} can be read, not set"))
+}
 
 impl UserData for Segment {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
@@ -349,6 +415,12 @@ impl UserData for Segment {
         methods.add_meta_method("__tostring", |lua, this, ()| {
             Ok(format!("shm segment {} ({} pages)", this.0, spec(lua).borrow().segments[this.0]))
         });
+        methods.add_meta_method(
+            mlua::MetaMethod::NewIndex,
+            |_, _, (_key, _value): (Value, Value)| -> mlua::Result<()> {
+                Err(read_only("segment", "seg.id and seg.pages"))
+            },
+        );
     }
 }
 
@@ -376,11 +448,29 @@ impl Process {
     }
 }
 
-fn address(what: &str, value: i64) -> mlua::Result<u64> {
-    if value < 0 {
-        return Err(mlua::Error::runtime(format!("{what}: expected an address (a non-negative integer), got {value}")));
+/// The process a method was called on; `p.map(...)` (a dot, not a colon)
+/// passes something else.
+fn this_process(this: &Value, method: &str, args: &str) -> mlua::Result<usize> {
+    match this {
+        Value::UserData(ud) => match ud.borrow::<Process>() {
+            Ok(p) => Ok(p.0),
+            Err(_) => Err(mlua::Error::runtime(format!("p:{method}: call it on a process handle: p:{method}({args})"))),
+        },
+        _ => Err(mlua::Error::runtime(format!(
+            "p:{method}: call it with a colon, p:{method}({args}), not p.{method}({args})"
+        ))),
     }
-    Ok(value as u64)
+}
+
+/// An address argument: a non-negative integer.
+fn address(what: &str, value: &Value) -> mlua::Result<u64> {
+    match value {
+        Value::Integer(n) if *n >= 0 => Ok(*n as u64),
+        other => Err(mlua::Error::runtime(format!(
+            "{what}: expected an address, a non-negative integer; got {}",
+            shown(other)
+        ))),
+    }
 }
 
 impl UserData for Process {
@@ -390,52 +480,80 @@ impl UserData for Process {
     }
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_method("map", |lua, this, (start, pages): (i64, i64)| {
+        methods.add_function("map", |lua, (this, start, pages): (Value, Value, Value)| {
+            let this = this_process(&this, "map", "start, pages")?;
             let spec = declaring(lua, "p:map()")?;
-            let start = address("map", start)?;
-            if !start.is_multiple_of(PAGE_SIZE) {
-                return Err(mlua::Error::runtime(format!("map: start {start:#x} is not page aligned (4096 bytes)")));
-            }
-            if !(1..=1 << 20).contains(&pages) {
-                return Err(mlua::Error::runtime(format!("map: pages must be between 1 and 1048576, got {pages}")));
-            }
-            let end = start + pages as u64 * PAGE_SIZE;
-            let mut spec = spec.borrow_mut();
-            let ranges = spec.processes[this.0].ranges(&spec.segments);
-            if ranges.iter().any(|&(s, p)| s < end && start < s + p * PAGE_SIZE) {
-                return Err(mlua::Error::runtime(format!("map: {start:#x}..{end:#x} overlaps an earlier mapping")));
-            }
-            spec.processes[this.0].maps.push((start, pages as u64));
-            Ok(())
-        });
-        methods.add_method("shmat", |lua, this, (segment, start): (mlua::UserDataRef<Segment>, i64)| {
-            let spec = declaring(lua, "p:shmat()")?;
-            let start = address("shmat", start)?;
+            let start = address("p:map()", &start)?;
             if !start.is_multiple_of(PAGE_SIZE) {
                 return Err(mlua::Error::runtime(format!(
-                    "shmat: address {start:#x} is not page aligned (4096 bytes)"
+                    "p:map(): start {start:#x} is not page aligned (4096 bytes)"
+                )));
+            }
+            let pages = match pages {
+                Value::Integer(n) if (1..=1 << 20).contains(&n) => n as u64,
+                other => {
+                    return Err(mlua::Error::runtime(format!(
+                        "p:map(): expected a number of pages between 1 and 1048576, got {}",
+                        shown(&other)
+                    )))
+                }
+            };
+            let end = start + pages * PAGE_SIZE;
+            let mut spec = spec.borrow_mut();
+            let ranges = spec.processes[this].ranges(&spec.segments);
+            if ranges.iter().any(|&(s, p)| s < end && start < s + p * PAGE_SIZE) {
+                return Err(mlua::Error::runtime(format!("p:map(): {start:#x}..{end:#x} overlaps an earlier mapping")));
+            }
+            spec.processes[this].maps.push((start, pages));
+            Ok(())
+        });
+        methods.add_function("shmat", |lua, (this, segment, start): (Value, Value, Value)| {
+            let this = this_process(&this, "shmat", "seg, addr")?;
+            let spec = declaring(lua, "p:shmat()")?;
+            let segment = match &segment {
+                Value::UserData(ud) => ud.borrow::<Segment>().map(|s| s.0).ok(),
+                _ => None,
+            };
+            let Some(segment) = segment else {
+                return Err(mlua::Error::runtime("p:shmat(): expected a segment from shmget() as its first argument"));
+            };
+            let start = address("p:shmat()", &start)?;
+            if !start.is_multiple_of(PAGE_SIZE) {
+                return Err(mlua::Error::runtime(format!(
+                    "p:shmat(): address {start:#x} is not page aligned (4096 bytes)"
                 )));
             }
             let mut spec = spec.borrow_mut();
-            let end = start + spec.segments[segment.0] * PAGE_SIZE;
-            let ranges = spec.processes[this.0].ranges(&spec.segments);
+            let end = start + spec.segments[segment] * PAGE_SIZE;
+            let ranges = spec.processes[this].ranges(&spec.segments);
             if ranges.iter().any(|&(s, p)| s < end && start < s + p * PAGE_SIZE) {
-                return Err(mlua::Error::runtime(format!("shmat: {start:#x}..{end:#x} overlaps an earlier mapping")));
+                return Err(mlua::Error::runtime(format!(
+                    "p:shmat(): {start:#x}..{end:#x} overlaps an earlier mapping"
+                )));
             }
-            spec.processes[this.0].attaches.push((segment.0, start));
+            spec.processes[this].attaches.push((segment, start));
             Ok(())
         });
-        methods.add_method("write", |lua, this, addr: i64| {
-            this.setup(lua, "p:write()", SetupOp::Write(address("write", addr)?))
+        methods.add_function("write", |lua, (this, addr): (Value, Value)| {
+            let this = this_process(&this, "write", "addr")?;
+            Process(this).setup(lua, "p:write()", SetupOp::Write(address("p:write()", &addr)?))
         });
-        methods.add_method("read", |lua, this, addr: i64| {
-            this.setup(lua, "p:read()", SetupOp::Read(address("read", addr)?))
+        methods.add_function("read", |lua, (this, addr): (Value, Value)| {
+            let this = this_process(&this, "read", "addr")?;
+            Process(this).setup(lua, "p:read()", SetupOp::Read(address("p:read()", &addr)?))
         });
-        methods.add_method("swap_out", |lua, this, addr: i64| {
-            this.setup(lua, "p:swap_out()", SetupOp::SwapOut(address("swap_out", addr)?))
+        methods.add_function("swap_out", |lua, (this, addr): (Value, Value)| {
+            let this = this_process(&this, "swap_out", "addr")?;
+            Process(this).setup(lua, "p:swap_out()", SetupOp::SwapOut(address("p:swap_out()", &addr)?))
         });
         methods.add_meta_method("__tostring", |lua, this, ()| {
             Ok(format!("process {} ({})", this.0 + 1, spec(lua).borrow().processes[this.0].name))
         });
+        methods.add_meta_method(
+            mlua::MetaMethod::NewIndex,
+            |_, _, (_key, _value): (Value, Value)| -> mlua::Result<()> {
+                Err(read_only("process", "p.pid and p.name"))
+            },
+        );
     }
 }

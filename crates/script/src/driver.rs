@@ -196,10 +196,14 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
         }
         Request::Access { addr, write } => match user_access(k, t, addr, write).await? {
             Access::Done => Next::Resume(MultiValue::new()),
-            Access::Segv | Access::Killed => {
+            access @ (Access::Segv | Access::Killed) => {
                 let pid = k.current(t);
                 let why = if write { "write" } else { "read" };
-                t.note("do_page_fault:signal", format!("pid {pid} killed by its {why} at {addr:#x}"));
+                let message = match access {
+                    Access::Segv => format!("pid {pid}: segmentation fault: {why} at {addr:#x}, which no VMA maps"),
+                    _ => format!("pid {pid} killed: its {why} fault at {addr:#x} failed (out of memory)"),
+                };
+                k.printk(t, "do_page_fault:signal", message);
                 exit::do_exit(k, t).await?;
                 Next::Exited
             }

@@ -284,7 +284,10 @@ fn boot_and_run(
     }
     let outcome = sim.run();
     if outcome != Outcome::Finished {
-        return Err(ScenarioError { location: Some(path.to_string()), message: format!("boot failed: {outcome:?}") });
+        return Err(ScenarioError {
+            location: Some(path.to_string()),
+            message: format!("boot (swapon of every device) did not finish: {}", describe(&outcome)),
+        });
     }
 
     // Set-up steps, one task each, run to completion in order.

@@ -82,8 +82,8 @@ const HOOK_STRIDE: u32 = 10_000;
 const REMOVED_GLOBALS: [&str; 9] =
     ["os", "io", "package", "debug", "require", "dofile", "loadfile", "load", "collectgarbage"];
 
-const SANDBOX_HINT: &str =
-    " (scenarios run sandboxed: os, io, package, debug and file/module loading are not available)";
+const SANDBOX_HINT: &str = " (scenarios run sandboxed: os, io, package, debug, string.dump and file/module \
+     loading are not available)";
 
 /// Chunk name of the sandbox's own Lua helpers. It starts with `[` like `[C]`, which is how
 /// [`scenario_error`] recognises frames that are not the user's code.
@@ -665,6 +665,9 @@ pub fn scenario_error(err: &LuaError, path: &str) -> ScenarioError {
     if mentions_removed_global(&message) {
         message.push_str(SANDBOX_HINT);
     }
+    if message.contains("stack overflow") && !message.contains("recursion") {
+        message.push_str(" (an endless recursion?)");
+    }
     for context in contexts.iter().rev() {
         message = format!("{}: {message}", one_paragraph(context));
     }
@@ -821,7 +824,9 @@ fn describe_error_object(message: &str) -> Option<String> {
 }
 
 fn mentions_removed_global(message: &str) -> bool {
-    REMOVED_GLOBALS.iter().any(|name| {
+    // string.dump (bytecode) is gone too: `string.dump` and `("x"):dump()`.
+    let dump = ["field", "method"].iter().any(|kind| message.contains(&format!("({kind} 'dump')")));
+    dump || REMOVED_GLOBALS.iter().any(|name| {
         ["global", "field", "local", "upvalue", "method"]
             .iter()
             .any(|kind| message.contains(&format!("({kind} '{name}')")))

@@ -45,6 +45,8 @@ pub struct RawSpec {
     pub machine: Option<(RawMachine, usize)>,
     /// Shm segments' sizes in pages, by id.
     pub segments: Vec<u64>,
+    /// The line of each `shmget`.
+    pub segment_lines: Vec<usize>,
     pub processes: Vec<ProcessSpec>,
     pub setup: Vec<SetupStep>,
     /// True once interleaving started: declarations are then refused.
@@ -59,6 +61,7 @@ pub struct RawMachine {
     pub alloc_sleep: Option<f64>,
     pub step_budget: Option<i64>,
     pub kswapd: Option<bool>,
+    pub max_threads: Option<i64>,
     /// `faults = { alloc_fail = rate, alloc_fail_nth = n, io_delay = rate }`.
     pub faults: Option<RawFaults>,
 }
@@ -91,6 +94,7 @@ pub const DEFAULT_MEMORY_PAGES: u32 = 1024;
 pub const DEFAULT_ALLOC_SLEEP: f64 = 0.2;
 pub const DEFAULT_STEP_BUDGET: u64 = 1_000_000;
 pub const MAX_CPUS: i64 = 64;
+pub const DEFAULT_MAX_THREADS: u32 = 512;
 
 impl RawSpec {
     /// Check everything that can be checked without running, and give the
@@ -126,6 +130,10 @@ impl RawSpec {
         if step_budget < 1 {
             return Err(at(line, format!("machine: step_budget must be positive, got {step_budget}")));
         }
+        let max_threads = raw.max_threads.unwrap_or(DEFAULT_MAX_THREADS as i64);
+        if !(1..=65536).contains(&max_threads) {
+            return Err(at(line, format!("machine: max_threads must be between 1 and 65536, got {max_threads}")));
+        }
         let raw_faults = raw.faults.clone().unwrap_or_default();
         let rate = |name: &str, value: Option<f64>| -> Result<u32, ScenarioError> {
             match value {
@@ -145,9 +153,19 @@ impl RawSpec {
             },
             io_delay_ppm: rate("io_delay", raw_faults.io_delay)?,
         };
-        let total: u64 = self.segments.iter().sum();
-        if total > memory_pages as u64 * 16 {
-            return Err(at(line, format!("shm segments total {total} pages, more than 16 times memory_pages")));
+        let limit = memory_pages as u64 * 16;
+        let mut total = 0;
+        for (pages, &seg_line) in self.segments.iter().zip(&self.segment_lines) {
+            total += pages;
+            if total > limit {
+                return Err(at(
+                    seg_line,
+                    format!(
+                        "shmget: shm segments would total {total} pages, more than 16 times memory_pages ({limit}); \
+                         raise memory_pages or use smaller segments"
+                    ),
+                ));
+            }
         }
         if self.processes.is_empty() {
             return Err(ScenarioError {
@@ -171,6 +189,7 @@ impl RawSpec {
                 memory_pages: memory_pages as u32,
                 swap_devices: swap_devices.iter().map(|&s| s as u32).collect(),
                 faults,
+                max_threads: max_threads as u32,
             },
             alloc_sleep,
             step_budget: step_budget as u64,

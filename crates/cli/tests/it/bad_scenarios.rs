@@ -32,7 +32,7 @@ fn unknown_function() {
 fn wrong_argument_type_at_load_time() {
     let err = bad("wrong_type.lua");
     assert!(err.contains("wrong_type.lua:3:"), "{err}");
-    assert!(err.contains("integer expected, got string"), "{err}");
+    assert!(err.contains("p:map(): expected an address, a non-negative integer; got the string"), "{err}");
 }
 
 #[test]

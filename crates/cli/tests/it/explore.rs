@@ -158,6 +158,6 @@ fn bad_schedule_files_are_refused_clearly() {
     assert!(try_file("edited", &edited).contains("unknown kernel \"pre9\""));
     let other = good.replace("content-fnv1a ", "content-fnv1a 1");
     let other = other.replacen(&other.lines().nth(3).unwrap().to_string(), "content-fnv1a 0000000000000001", 1);
-    assert!(try_file("mismatched", &other).contains("changed since"));
+    assert!(try_file("mismatched", &other).contains("is not the scenario this schedule was recorded in"));
     assert!(try_file("garbage", "hello\n").contains("not a swapsim schedule file"));
 }
