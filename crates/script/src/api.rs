@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use kernel::PAGE_SIZE;
-use mlua::{Function, Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
+use mlua::{Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
 
 use crate::spec::{mapped, ProcessSpec, RawMachine, RawSpec, SetupOp, SetupStep};
 
