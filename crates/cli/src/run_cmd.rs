@@ -46,6 +46,16 @@ pub struct RunArgs {
     pub inject: Vec<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Write a Chrome trace-event JSON timeline (open it in Perfetto UI or chrome://tracing).
+    #[arg(long, value_name = "FILE", conflicts_with = "seeds")]
+    pub trace: Option<PathBuf>,
+    /// Write the event log as CSV (step, time_ns, cpu, task, event, lock, lock_class, point, text).
+    #[arg(long, value_name = "FILE", conflicts_with = "seeds")]
+    pub csv: Option<PathBuf>,
+    /// Print lock statistics per lock class (like /proc/lock_stat) and
+    /// latency distributions of faults, forks, exits and swapoffs.
+    #[arg(long, conflicts_with = "seeds")]
+    pub stats: bool,
 }
 
 /// The sandbox's limits on scenario code.
@@ -266,7 +276,22 @@ fn run_one(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
         }
     }
     let replay = replay_command(kernel, path, args.seed);
+    for (file, what, text) in [
+        (&args.trace, "trace", args.trace.as_ref().map(|_| report::chrome_trace(&report))),
+        (&args.csv, "CSV event log", args.csv.as_ref().map(|_| report::events_csv(&report))),
+    ] {
+        if let (Some(file), Some(text)) = (file, text) {
+            if let Err(e) = write_whole(file, text.as_bytes()) {
+                eprintln!("error: cannot write the {what} to {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
     print!("{}", render_one(args.seed, kernel, path, source, &report, Some(&replay)));
+    if args.stats {
+        print!("{}", report::render_lock_stat(&report::lock_stat(&report)));
+        print!("{}", report::render_latencies(&report::latencies(&report)));
+    }
     if report.outcome.is_failure() {
         ExitCode::from(1)
     } else {

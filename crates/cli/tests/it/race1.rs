@@ -101,3 +101,36 @@ fn every_help_carries_an_example() {
         assert!(run.stdout.contains("Example"), "{args:?}: {}", run.stdout);
     }
 }
+
+#[test]
+fn trace_csv_and_stats_outputs() {
+    let dir = std::env::temp_dir().join(format!("swapsim-outputs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("race1.json");
+    let csv = dir.join("race1.csv");
+    let run = swapsim(&[
+        "run",
+        "scenarios/swapoff_loop.lua",
+        "--kernel",
+        "patched",
+        "--seed",
+        "1",
+        "--stats",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("lock_stat (times in µs)"), "{}", run.stdout);
+    assert!(run.stdout.lines().any(|l| l.starts_with("kernel_flag ")), "{}", run.stdout);
+    for call in ["fault", "swapoff", "swapon"] {
+        assert!(run.stdout.lines().any(|l| l.starts_with(call)), "{call}: {}", run.stdout);
+    }
+    let json = std::fs::read_to_string(&trace).unwrap();
+    assert!(json.starts_with("{\"traceEvents\":["), "{}", &json[..80]);
+    assert!(json.contains("\"ph\":\"X\"") && json.contains("\"name\":\"cpu0\""), "spans and CPU tracks");
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(csv.lines().next().unwrap(), "step,time_ns,cpu,task,event,lock,lock_class,point,text");
+    assert!(csv.lines().count() > 1000);
+}
