@@ -5,6 +5,7 @@ use std::process::ExitCode;
 mod explore_cmd;
 mod run_cmd;
 mod schedule;
+mod sweep_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,8 @@ enum Command {
     Replay(explore_cmd::ReplayArgs),
     /// Shrink a saved schedule (fewer choices that are not the default).
     Shrink(explore_cmd::ShrinkArgs),
+    /// Run a scenario's parameter grid and write what each run cost (CSV, plots).
+    Sweep(sweep_cmd::SweepArgs),
     /// List the kernel variants and the fixes that can be switched alone.
     #[command(after_help = "Example:\n  swapsim kernels")]
     Kernels,
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Explore(args) => explore_cmd::explore(&args),
         Command::Replay(args) => explore_cmd::replay(&args),
         Command::Shrink(args) => explore_cmd::shrink_cmd(&args),
+        Command::Sweep(args) => sweep_cmd::sweep(&args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "swapsim", &mut std::io::stdout());

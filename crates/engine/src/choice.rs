@@ -19,8 +19,9 @@ pub enum StepKind {
 /// What is being decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision<'a> {
-    /// Which of the step options happens next.
-    Step { options: &'a [StepKind] },
+    /// Which of the step options happens next, and when each would happen
+    /// in simulated time.
+    Step { options: &'a [StepKind], times: &'a [u64] },
     /// Whether an allocation that may block does block: option 0 = it
     /// succeeds at once, 1 = the task sleeps briefly (kswapd frees a page),
     /// 2 = it sleeps long (it waits for swap-out I/O). `point` names the
@@ -146,7 +147,7 @@ impl PctChooser {
 impl Chooser for PctChooser {
     fn choose(&mut self, decision: Decision<'_>, n: usize) -> usize {
         match decision {
-            Decision::Step { options } => {
+            Decision::Step { options, .. } => {
                 self.step += 1;
                 let who = |o: &StepKind| match o {
                     StepKind::Task(t) => Some(*t),
@@ -184,6 +185,32 @@ impl Chooser for PctChooser {
     }
 }
 
+/// Timed mode: the option that happens first in simulated time goes next
+/// (ties by option order, so a run is still a function of its seed); the
+/// costs of the work decide the interleaving, as on a real machine.
+/// Allocation sleeps and faults are drawn from the seed as in
+/// [`RandomChooser`], and disk latencies get a jitter the same way.
+pub struct TimedChooser {
+    random: RandomChooser,
+}
+
+impl TimedChooser {
+    pub fn new(seed: u64, sleep_probability: f64) -> TimedChooser {
+        TimedChooser { random: RandomChooser::new(seed, sleep_probability) }
+    }
+}
+
+impl Chooser for TimedChooser {
+    fn choose(&mut self, decision: Decision<'_>, n: usize) -> usize {
+        match decision {
+            Decision::Step { times, .. } => {
+                times.iter().enumerate().min_by_key(|(i, t)| (**t, *i)).map(|(i, _)| i).unwrap_or(0).min(n - 1)
+            }
+            other => self.random.choose(other, n),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,7 +222,11 @@ mod tests {
             (0..64)
                 .map(|i| {
                     c.choose(
-                        if i % 2 == 0 { Decision::Step { options: &[] } } else { Decision::MaySleep { point: "p" } },
+                        if i % 2 == 0 {
+                            Decision::Step { options: &[], times: &[] }
+                        } else {
+                            Decision::MaySleep { point: "p" }
+                        },
                         5,
                     )
                 })
@@ -219,7 +250,7 @@ mod tests {
     #[test]
     fn replay_clamps_and_runs_out_to_zero() {
         let mut c = ReplayChooser::new(vec![3, 9]);
-        let step = Decision::Step { options: &[] };
+        let step = Decision::Step { options: &[], times: &[] };
         assert_eq!(c.choose(step, 4), 3);
         assert_eq!(c.choose(step, 4), 3);
         assert_eq!(c.choose(step, 4), 0);
@@ -234,12 +265,13 @@ mod pct_tests {
     fn pct_runs_the_highest_priority_task_until_a_change_point() {
         let options = [StepKind::Task(TaskId(0)), StepKind::Task(TaskId(1)), StepKind::Timer];
         let mut c = PctChooser::new(3, 1, 100, 0.0);
-        let first = c.choose(Decision::Step { options: &options }, 3);
+        let first = c.choose(Decision::Step { options: &options, times: &[0, 0, 0] }, 3);
         // Depth 1: no change points; the same option wins every time.
-        assert!((0..50).all(|_| c.choose(Decision::Step { options: &options }, 3) == first));
+        assert!((0..50).all(|_| c.choose(Decision::Step { options: &options, times: &[0, 0, 0] }, 3) == first));
         // Depth 3 over 10 steps: the preferred option changes at least once.
         let mut c = PctChooser::new(3, 3, 10, 0.0);
-        let picks: Vec<usize> = (0..20).map(|_| c.choose(Decision::Step { options: &options }, 3)).collect();
+        let picks: Vec<usize> =
+            (0..20).map(|_| c.choose(Decision::Step { options: &options, times: &[0, 0, 0] }, 3)).collect();
         assert!(picks.windows(2).any(|w| w[0] != w[1]), "{picks:?}");
     }
 }

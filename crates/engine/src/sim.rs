@@ -425,7 +425,8 @@ impl Sim {
                         StepOption::Timer => StepKind::Timer,
                     })
                     .collect();
-                let pick = st.choose(Decision::Step { options: &kinds }, options.len());
+                let times: Vec<u64> = options.iter().map(|o| st.option_time(*o)).collect();
+                let pick = st.choose(Decision::Step { options: &kinds, times: &times }, options.len());
                 st.step += 1;
                 options[pick]
             };
@@ -715,6 +716,20 @@ impl SimState {
             options.push(StepOption::Timer);
         }
         options
+    }
+
+    /// When an option would happen in simulated time: a busy CPU's clock,
+    /// an idle CPU's clock or the queued task's ready time (the later), or
+    /// the earliest timer's due time.
+    fn option_time(&self, option: StepOption) -> u64 {
+        match option {
+            StepOption::Run(cpu) => self.cpus[cpu].clock,
+            StepOption::Dispatch(task) => {
+                let idle = self.cpus.iter().filter(|c| c.current.is_none()).map(|c| c.clock).min().unwrap_or(0);
+                idle.max(self.tasks[task.0 as usize].ready_at)
+            }
+            StepOption::Timer => self.timers.keys().next().map(|(due, _)| *due).unwrap_or(u64::MAX),
+        }
     }
 
     /// Whether some option can get a non-daemon task further: anything

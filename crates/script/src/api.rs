@@ -20,8 +20,8 @@ pub type SharedSpec = Rc<RefCell<RawSpec>>;
 
 /// Every global the scenario API adds, for the reference docs and tests.
 pub const GLOBALS: &[&str] = &[
-    "machine", "process", "shmget", "fork", "exit", "exec", "read", "write", "mmap", "munmap", "swapoff", "swapon",
-    "swap_out", "getpid", "waitpid", "sleep", "expect",
+    "machine", "sweep", "param", "process", "shmget", "fork", "exit", "exec", "read", "write", "mmap", "munmap",
+    "swapoff", "swapon", "swap_out", "getpid", "waitpid", "sleep", "expect",
 ];
 
 /// The methods of a process handle.
@@ -148,6 +148,8 @@ pub fn register(lua: &Lua, spec: SharedSpec) -> mlua::Result<()> {
     globals.set("machine", lua.create_function(machine)?)?;
     globals.set("process", lua.create_function(process)?)?;
     globals.set("shmget", lua.create_function(shmget)?)?;
+    globals.set("sweep", lua.create_function(sweep)?)?;
+    globals.set("param", lua.create_function(param)?)?;
     lua.load(PRELUDE).set_name("=swapsim").exec()?;
     globals.set("coroutine", Value::Nil)?;
     Ok(())
@@ -374,6 +376,108 @@ fn process(lua: &Lua, (name, program): (Value, Value)) -> mlua::Result<Process> 
     }
     spec.processes.push(ProcessSpec { name, maps: Vec::new(), attaches: Vec::new(), program, line });
     Ok(Process(spec.processes.len() - 1))
+}
+
+/// `sweep{ params = { processes = {1, 2, 4} }, kernels = {"pre4", "patched"}, seeds = 3 }`:
+/// the parameter grid `swapsim sweep` runs.
+fn sweep(lua: &Lua, fields: Table) -> mlua::Result<()> {
+    let spec = declaring(lua, "sweep{}")?;
+    let line = caller_line(lua);
+    if let Some((_, first)) = &spec.borrow().sweep {
+        return Err(mlua::Error::runtime(format!("sweep{{}} is given twice (first on line {first})")));
+    }
+    for pair in fields.pairs::<Value, Value>() {
+        let (key, _) = pair?;
+        let name = key_name(&key);
+        if !["params", "kernels", "seeds"].contains(&name.as_str()) {
+            return Err(mlua::Error::runtime(format!(
+                "sweep: unknown field '{name}' (the fields are params, kernels, seeds)"
+            )));
+        }
+    }
+    let Value::Table(params_table) = fields.get::<Value>("params")? else {
+        return Err(mlua::Error::runtime(
+            "sweep: params must be a table of value lists, e.g. params = { processes = {1, 2, 4} }",
+        ));
+    };
+    let mut params: Vec<(String, Vec<i64>)> = Vec::new();
+    for pair in params_table.pairs::<Value, Value>() {
+        let (key, values) = pair?;
+        let Value::String(name) = key else {
+            return Err(mlua::Error::runtime("sweep: params are named, e.g. params = { processes = {1, 2, 4} }"));
+        };
+        let name = name.to_string_lossy();
+        let Value::Table(list) = values else {
+            return Err(mlua::Error::runtime(format!("sweep: params.{name} must be a list of integers")));
+        };
+        let mut ints = Vec::new();
+        for v in list.sequence_values::<Value>() {
+            match v? {
+                Value::Integer(n) => ints.push(n),
+                other => {
+                    return Err(mlua::Error::runtime(format!(
+                        "sweep: params.{name} lists integers, got {}",
+                        shown(&other)
+                    )))
+                }
+            }
+        }
+        if ints.is_empty() {
+            return Err(mlua::Error::runtime(format!("sweep: params.{name} has no values")));
+        }
+        params.push((name, ints));
+    }
+    params.sort();
+    let kernels: Vec<String> = match fields.get::<Value>("kernels")? {
+        Value::Nil => vec!["pre4".to_string(), "patched".to_string()],
+        Value::Table(list) => {
+            let mut names = Vec::new();
+            for v in list.sequence_values::<Value>() {
+                match v? {
+                    Value::String(s) if kernel::Variant::from_name(&s.to_string_lossy()).is_some() => {
+                        names.push(s.to_string_lossy())
+                    }
+                    other => {
+                        return Err(mlua::Error::runtime(format!(
+                            "sweep: kernels lists kernel names (pre4, patched), got {}",
+                            shown(&other)
+                        )))
+                    }
+                }
+            }
+            names
+        }
+        other => return Err(mlua::Error::runtime(format!("sweep: kernels must be a list, got {}", shown(&other)))),
+    };
+    let seeds = match fields.get::<Value>("seeds")? {
+        Value::Nil => 3,
+        Value::Integer(n) if (1..=1000).contains(&n) => n as u64,
+        other => {
+            return Err(mlua::Error::runtime(format!("sweep: seeds is between 1 and 1000, got {}", shown(&other))))
+        }
+    };
+    spec.borrow_mut().sweep = Some((crate::spec::Sweep { params, kernels, seeds }, line));
+    Ok(())
+}
+
+/// `param(name)`: the value of a sweep parameter at this run's point (the
+/// first of its list outside `swapsim sweep`).
+fn param(lua: &Lua, name: String) -> mlua::Result<i64> {
+    let spec = spec(lua);
+    let spec = spec.borrow();
+    if let Some((_, v)) = spec.params.iter().find(|(n, _)| *n == name) {
+        return Ok(*v);
+    }
+    match &spec.sweep {
+        Some((sweep, _)) => match sweep.params.iter().find(|(n, _)| *n == name) {
+            Some((_, values)) => Ok(values[0]),
+            None => {
+                let names: Vec<&str> = sweep.params.iter().map(|(n, _)| n.as_str()).collect();
+                Err(mlua::Error::runtime(format!("param: no parameter {name:?} (the sweep has {})", names.join(", "))))
+            }
+        },
+        None => Err(mlua::Error::runtime(format!("param: no sweep{{}} declares {name:?}: declare the grid first"))),
+    }
 }
 
 /// `shmget(pages)`: a SysV shm segment of `pages` pages, to attach with

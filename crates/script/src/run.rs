@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use engine::{Outcome, PctChooser, RandomChooser, ReplayChooser, Sim, SimConfig, Violation};
+use engine::{Outcome, PctChooser, RandomChooser, ReplayChooser, Sim, SimConfig, TimedChooser, Violation};
 use kernel::memory::{user_access, Access};
 use kernel::{invariants, swapfile, vmscan, Fixes, Kernel, Pid, Stats};
 
@@ -25,6 +25,9 @@ pub enum Strategy {
     /// Probabilistic concurrency testing with bug depth `depth`, for runs
     /// of about `steps` steps.
     Pct { depth: u32, steps: u64 },
+    /// Timed mode: the option that happens first in simulated time runs
+    /// next; for measuring what things cost.
+    Timed,
 }
 
 /// How to run.
@@ -43,6 +46,9 @@ pub struct RunOptions {
     pub count_points: bool,
     /// Faults to inject instead of the scenario's own `machine{ faults }`.
     pub faults: Option<kernel::Faults>,
+    /// Values for the scenario's `param(name)` (a point of its `sweep{}`);
+    /// parameters not given take the first value of their list.
+    pub params: Vec<(String, i64)>,
 }
 
 impl RunOptions {
@@ -57,6 +63,7 @@ impl RunOptions {
             schedule: None,
             count_points: false,
             faults: None,
+            params: Vec::new(),
         }
     }
 }
@@ -152,9 +159,9 @@ impl Runner {
     }
 
     /// Load and validate the scenario for one run with `seed`.
-    fn load(&self, seed: u64) -> Result<Scenario, ScenarioError> {
+    fn load(&self, seed: u64, params: &[(String, i64)]) -> Result<Scenario, ScenarioError> {
         self.reset.reset(seed);
-        let spec: api::SharedSpec = Rc::new(RefCell::new(RawSpec::default()));
+        let spec: api::SharedSpec = Rc::new(RefCell::new(RawSpec { params: params.to_vec(), ..RawSpec::default() }));
         self.lua.set_app_data(Rc::clone(&spec));
         let env = fresh_environment(&self.lua).map_err(|e| scenario_error(&e, &self.path))?;
         exec_source_in(&self.lua, &self.path, &self.source, env)?;
@@ -165,12 +172,12 @@ impl Runner {
 
     /// Load the scenario and validate it, without running anything.
     pub fn check(&self) -> Result<Scenario, ScenarioError> {
-        self.load(1)
+        self.load(1, &[])
     }
 
     /// One run.
     pub fn run(&self, options: &RunOptions) -> Result<RunReport, ScenarioError> {
-        let mut scenario = self.load(options.seed)?;
+        let mut scenario = self.load(options.seed, &options.params)?;
         if let Some(faults) = options.faults {
             scenario.machine.faults = faults;
         }
@@ -338,6 +345,7 @@ fn boot_and_run(
     match (&options.schedule, options.strategy) {
         (Some(choices), _) => sim.set_chooser(Box::new(ReplayChooser::new(choices.clone()))),
         (None, Strategy::Random) => sim.set_chooser(Box::new(RandomChooser::new(options.seed, scenario.alloc_sleep))),
+        (None, Strategy::Timed) => sim.set_chooser(Box::new(TimedChooser::new(options.seed, scenario.alloc_sleep))),
         (None, Strategy::Pct { depth, steps }) => {
             sim.set_chooser(Box::new(PctChooser::new(options.seed, depth, steps, scenario.alloc_sleep)))
         }

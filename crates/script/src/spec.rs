@@ -51,6 +51,40 @@ pub struct RawSpec {
     pub setup: Vec<SetupStep>,
     /// True once interleaving started: declarations are then refused.
     pub running: bool,
+    /// The scenario's `sweep{}`, with its line.
+    pub sweep: Option<(Sweep, usize)>,
+    /// The point of the sweep this run is (from the run's options).
+    pub params: Vec<(String, i64)>,
+}
+
+/// A parameter grid: `sweep{ params = { processes = {1, 2, 4} }, kernels =
+/// {"pre4", "patched"}, seeds = 3 }`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Each parameter's values, parameters in name order.
+    pub params: Vec<(String, Vec<i64>)>,
+    pub kernels: Vec<String>,
+    pub seeds: u64,
+}
+
+impl Sweep {
+    /// Every point of the grid, in order (the last parameter varies fastest).
+    pub fn points(&self) -> Vec<Vec<(String, i64)>> {
+        let mut points: Vec<Vec<(String, i64)>> = vec![Vec::new()];
+        for (name, values) in &self.params {
+            points = points
+                .into_iter()
+                .flat_map(|point| {
+                    values.iter().map(move |&v| {
+                        let mut p = point.clone();
+                        p.push((name.clone(), v));
+                        p
+                    })
+                })
+                .collect();
+        }
+        points
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -83,6 +117,8 @@ pub struct Scenario {
     pub step_budget: u64,
     /// Run kswapd, the page stealer thread.
     pub kswapd: bool,
+    /// The parameter grid, for `swapsim sweep`.
+    pub sweep: Option<Sweep>,
     /// Shm segments' sizes in pages, by id.
     pub segments: Vec<u64>,
     pub processes: Vec<ProcessSpec>,
@@ -194,6 +230,7 @@ impl RawSpec {
             alloc_sleep,
             step_budget: step_budget as u64,
             kswapd: raw.kswapd.unwrap_or(false),
+            sweep: self.sweep.as_ref().map(|(s, _)| s.clone()),
             segments: self.segments.clone(),
             processes: self.processes.clone(),
             setup: self.setup.clone(),

@@ -6,6 +6,7 @@ mod determinism;
 mod explore;
 mod race1;
 mod races;
+mod sweep;
 mod tutorial;
 
 use std::path::PathBuf;
