@@ -40,8 +40,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub list_points: bool,
     /// Inject faults, overriding the scenario's machine{ faults }:
-    /// alloc-fail=RATE, alloc-fail-nth=N, io-delay=RATE (repeatable or
-    /// comma-separated; RATE is a probability in [0, 1]).
+    /// alloc-fail=RATE, alloc-fail-nth=N, io-delay=RATE, read-error=RATE
+    /// (repeatable or comma-separated; RATE is a probability in [0, 1]).
     #[arg(long, value_name = "FAULT=VALUE", value_delimiter = ',')]
     pub inject: Vec<String>,
     #[command(flatten)]
@@ -93,7 +93,7 @@ pub fn parse_faults(specs: &[String]) -> Result<Option<kernel::Faults>, String> 
     let mut faults = kernel::Faults::default();
     for spec in specs {
         let (name, value) = spec.split_once('=').ok_or_else(|| {
-            format!("--inject takes FAULT=VALUE (alloc-fail=0.01, alloc-fail-nth=100, io-delay=0.1), got {spec:?}")
+            format!("--inject takes FAULT=VALUE (alloc-fail=0.01, alloc-fail-nth=100, io-delay=0.1, read-error=0.01), got {spec:?}")
         })?;
         let rate = || -> Result<u32, String> {
             match value.parse::<f64>() {
@@ -104,6 +104,7 @@ pub fn parse_faults(specs: &[String]) -> Result<Option<kernel::Faults>, String> 
         match name {
             "alloc-fail" => faults.alloc_fail_ppm = rate()?,
             "io-delay" => faults.io_delay_ppm = rate()?,
+            "read-error" => faults.read_error_ppm = rate()?,
             "alloc-fail-nth" => {
                 faults.alloc_fail_nth =
                     Some(
@@ -113,7 +114,9 @@ pub fn parse_faults(specs: &[String]) -> Result<Option<kernel::Faults>, String> 
                     )
             }
             other => {
-                return Err(format!("unknown fault {other:?}; the faults are alloc-fail, alloc-fail-nth, io-delay"));
+                return Err(format!(
+                    "unknown fault {other:?}; the faults are alloc-fail, alloc-fail-nth, io-delay, read-error"
+                ));
             }
         }
     }
@@ -201,6 +204,9 @@ impl KernelChoice {
             }
             if f.io_delay_ppm > 0 {
                 parts.push(format!("io-delay={}", f64::from(f.io_delay_ppm) / 1e6));
+            }
+            if f.read_error_ppm > 0 {
+                parts.push(format!("read-error={}", f64::from(f.read_error_ppm) / 1e6));
             }
             if !parts.is_empty() {
                 flags += &format!(" --inject {}", parts.join(","));

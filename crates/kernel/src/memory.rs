@@ -96,10 +96,15 @@ fn mmu_access(k: &Kernel, t: &Task, mm: MmId, addr: u64, write: bool) -> KResult
         if data != expected {
             let what = format!("mm#{}", w.mms[mm].number);
             drop(w);
+            let seen = if data == crate::swap_state::READ_ERROR_GARBAGE {
+                "the garbage of a failed swap read".to_string()
+            } else {
+                format!("contents v{data}")
+            };
             return Err(k.oops(
                 t,
                 "data-integrity",
-                format!("read at {addr:#x} in {what} saw contents v{data} of page#{number}, but v{expected} was written last"),
+                format!("read at {addr:#x} in {what} saw {seen} of page#{number}, but v{expected} was written last"),
             ));
         }
     }

@@ -202,26 +202,36 @@ pub async fn read_swap_cache(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<O
 async fn rw_swap_page_read(k: &Kernel, t: &Task, page: PageId, entry: SwpEntry, wait: bool) -> KResult<()> {
     let page_lock = k.w().pages[page].lock;
     k.w().stats.swap_ins += 1;
+    // An injected read error: 2.3.99-pre4-5 clears PG_uptodate before the
+    // read and nothing checks it afterwards, so the page is used as if the
+    // read had worked (later kernels check PageUptodate).
+    let failed = k.w().faults_armed && t.inject("rw_swap_page:read_error", k.faults.read_error_ppm);
+    if failed {
+        k.printk(t, "end_buffer_io_async", format!("I/O error reading swap entry {entry} (injected)"));
+    }
     if wait {
         let latency = k.io_latency(t, "rw_swap_page:read_delay", k.costs.disk_read);
         t.sleep_io("rw_swap_page:read", latency).await;
-        complete_read(k, page, entry);
+        complete_read(k, page, entry, failed);
         t.unlock_page(page_lock, "end_swap_io:UnlockPage");
     } else {
         t.give_page_lock_to_io(page_lock);
         let me = k.me();
         let latency = k.io_latency(t, "rw_swap_page:read_delay", k.costs.disk_read);
         k.sim.after(t.id(), latency, move || {
-            complete_read(&me, page, entry);
+            complete_read(&me, page, entry, failed);
             me.sim.irq_unlock_page(page_lock, "end_swap_io:UnlockPage");
         });
     }
     Ok(())
 }
 
-fn complete_read(k: &Kernel, page: PageId, entry: SwpEntry) {
+/// The contents a failed read leaves: garbage, never a written version.
+pub const READ_ERROR_GARBAGE: u64 = u64::MAX;
+
+fn complete_read(k: &Kernel, page: PageId, entry: SwpEntry, failed: bool) {
     let mut w = k.w();
-    let data = w.swap_info[entry.type_].disk[entry.offset as usize];
+    let data = if failed { READ_ERROR_GARBAGE } else { w.swap_info[entry.type_].disk[entry.offset as usize] };
     if let Some(p) = w.pages.get_mut(page) {
         p.data = data;
     }

@@ -38,6 +38,10 @@ pub struct Faults {
     /// Probability, in parts per million, that a disk I/O takes ten times
     /// its usual latency.
     pub io_delay_ppm: u32,
+    /// Probability, in parts per million, that a swap read fails (the page
+    /// keeps garbage, which pre4-5 then maps: a data-integrity violation
+    /// in any variant, since neither checks PG_uptodate).
+    pub read_error_ppm: u32,
 }
 
 /// Simulated costs of kernel work, in ns (a ~500 MHz SMP box with an IDE

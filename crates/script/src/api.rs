@@ -198,7 +198,7 @@ fn shown(value: &Value) -> String {
 
 const MACHINE_FIELDS: &[&str] =
     &["cpus", "memory_pages", "swap_devices", "alloc_sleep", "step_budget", "kswapd", "max_threads", "faults"];
-const FAULT_FIELDS: &[&str] = &["alloc_fail", "alloc_fail_nth", "io_delay"];
+const FAULT_FIELDS: &[&str] = &["alloc_fail", "alloc_fail_nth", "io_delay", "read_error"];
 
 /// `machine { cpus = 1, memory_pages = 1024, swap_devices = {64}, alloc_sleep = 0.2, step_budget = 1000000 }`
 fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
@@ -338,7 +338,12 @@ fn parse_faults(t: Table) -> mlua::Result<crate::spec::RawFaults> {
             )))
         }
     };
-    Ok(crate::spec::RawFaults { alloc_fail: number("alloc_fail")?, alloc_fail_nth: nth, io_delay: number("io_delay")? })
+    Ok(crate::spec::RawFaults {
+        alloc_fail: number("alloc_fail")?,
+        alloc_fail_nth: nth,
+        io_delay: number("io_delay")?,
+        read_error: number("read_error")?,
+    })
 }
 
 /// `process(name [, program])`: a process with its own empty address

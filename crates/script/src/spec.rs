@@ -105,6 +105,7 @@ pub struct RawFaults {
     pub alloc_fail: Option<f64>,
     pub alloc_fail_nth: Option<i64>,
     pub io_delay: Option<f64>,
+    pub read_error: Option<f64>,
 }
 
 /// A validated scenario.
@@ -188,6 +189,7 @@ impl RawSpec {
                 }
             },
             io_delay_ppm: rate("io_delay", raw_faults.io_delay)?,
+            read_error_ppm: rate("read_error", raw_faults.read_error)?,
         };
         let limit = memory_pages as u64 * 16;
         let mut total = 0;

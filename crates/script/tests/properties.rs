@@ -144,7 +144,7 @@ proptest! {
     #[test]
     fn injected_faults_never_break_the_patched_kernel((cpus, programs, swapped, seed) in workload(), rate in 0u32..200_000) {
         let source = scenario(cpus, &programs, swapped);
-        let faults = kernel::Faults { alloc_fail_ppm: rate, alloc_fail_nth: None, io_delay_ppm: 100_000 };
+        let faults = kernel::Faults { alloc_fail_ppm: rate, alloc_fail_nth: None, io_delay_ppm: 100_000, read_error_ppm: 0 };
         let options = RunOptions { faults: Some(faults), ..RunOptions::new(Variant::Patched.fixes(), seed) };
         let report = run("gen.lua", &source, &options).unwrap();
         prop_assert_eq!(&report.outcome, &Outcome::Finished, "{}\n{:?}", source, report.printk);

@@ -12,7 +12,8 @@ fn out(name: &str) -> std::path::PathBuf {
 #[test]
 fn a_sweep_writes_every_run_with_stable_columns_and_plots_whatever_the_jobs() {
     let one = out("jobs1");
-    let run = swapsim(&["sweep", "crates/cli/tests/fixtures/small_sweep.lua", "--out", one.to_str().unwrap(), "--jobs", "1"]);
+    let run =
+        swapsim(&["sweep", "crates/cli/tests/fixtures/small_sweep.lua", "--out", one.to_str().unwrap(), "--jobs", "1"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("4 points x 2 kernels x 2 seeds = 16 runs"), "{}", run.stdout);
     let csv = std::fs::read_to_string(one.join("results.csv")).unwrap();
@@ -27,7 +28,8 @@ fn a_sweep_writes_every_run_with_stable_columns_and_plots_whatever_the_jobs() {
         assert!(one.join(plot).exists(), "{plot}");
     }
     let two = out("jobs2");
-    let run = swapsim(&["sweep", "crates/cli/tests/fixtures/small_sweep.lua", "--out", two.to_str().unwrap(), "--jobs", "2"]);
+    let run =
+        swapsim(&["sweep", "crates/cli/tests/fixtures/small_sweep.lua", "--out", two.to_str().unwrap(), "--jobs", "2"]);
     assert_eq!(run.code, 0);
     assert_eq!(csv, std::fs::read_to_string(two.join("results.csv")).unwrap(), "--jobs changes nothing");
     // An existing result directory is refused, not mixed.
