@@ -11,7 +11,7 @@
 //! use kernel::{Kernel, Machine, Variant};
 //! use engine::{Outcome, RandomChooser, Sim, SimConfig};
 //!
-//! let machine = Machine { cpus: 1, memory_pages: 64, swap_devices: vec![16], faults: Default::default(), max_threads: 512 };
+//! let machine = Machine { cpus: 1, memory_pages: 64, swap_devices: vec![16], faults: Default::default(), max_threads: 512, costs: Default::default() };
 //! let sim = Sim::new(SimConfig::default(), Box::new(RandomChooser::new(1, 0.0)));
 //! let k = Kernel::new(sim.clone(), &machine, Variant::Patched.fixes());
 //! let pid = k.create_process("init");

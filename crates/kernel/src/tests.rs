@@ -11,8 +11,14 @@ use crate::*;
 
 fn boot(variant: Variant) -> (Rc<Sim>, Rc<Kernel>) {
     let sim = Sim::new(SimConfig::default(), Box::new(ReplayChooser::new(Vec::new())));
-    let machine =
-        Machine { cpus: 1, memory_pages: 64, swap_devices: vec![16], faults: Default::default(), max_threads: 512 };
+    let machine = Machine {
+        cpus: 1,
+        memory_pages: 64,
+        swap_devices: vec![16],
+        faults: Default::default(),
+        max_threads: 512,
+        costs: Default::default(),
+    };
     let k = Kernel::new(Rc::clone(&sim), &machine, variant.fixes());
     let kk = Rc::clone(&k);
     sim.spawn("boot", move |t| async move {
@@ -305,8 +311,14 @@ fn exec_with_one_user_empties_the_mm_in_place_and_keeps_it_holdable() {
 #[test]
 fn direct_reclaim_swaps_out_when_memory_runs_out_and_keeps_the_data() {
     let sim = Sim::new(SimConfig::default(), Box::new(ReplayChooser::new(Vec::new())));
-    let machine =
-        Machine { cpus: 1, memory_pages: 16, swap_devices: vec![64], faults: Default::default(), max_threads: 512 };
+    let machine = Machine {
+        cpus: 1,
+        memory_pages: 16,
+        swap_devices: vec![64],
+        faults: Default::default(),
+        max_threads: 512,
+        costs: Default::default(),
+    };
     let k = Kernel::new(Rc::clone(&sim), &machine, Variant::Patched.fixes());
     let kk = Rc::clone(&k);
     sim.spawn("boot", move |t| async move {

@@ -24,6 +24,8 @@ pub struct Machine {
     pub faults: Faults,
     /// `max_threads`: fork fails with -EAGAIN beyond this many live tasks.
     pub max_threads: u32,
+    /// What kernel work costs, in simulated ns.
+    pub costs: KernelCosts,
 }
 
 /// Injected faults, deterministic by seed (each is a recorded choice).
@@ -46,7 +48,7 @@ pub struct Faults {
 
 /// Simulated costs of kernel work, in ns (a ~500 MHz SMP box with an IDE
 /// disk, year 2000).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelCosts {
     /// Look at one pte.
     pub pte_scan: u64,
@@ -228,7 +230,7 @@ impl Kernel {
             kswapd_wait: sim.new_lock(LockKind::WaitQueue, "kswapd_wait", "kswapd_wait".into()),
             sim,
             fixes,
-            costs: KernelCosts::default(),
+            costs: machine.costs,
             world: RefCell::new(world),
             in_kernel: Cell::new(0),
         })

@@ -197,7 +197,7 @@ fn shown(value: &Value) -> String {
 }
 
 const MACHINE_FIELDS: &[&str] =
-    &["cpus", "memory_pages", "swap_devices", "alloc_sleep", "step_budget", "kswapd", "max_threads", "faults"];
+    &["cpus", "memory_pages", "swap_devices", "alloc_sleep", "step_budget", "kswapd", "max_threads", "costs", "faults"];
 const FAULT_FIELDS: &[&str] = &["alloc_fail", "alloc_fail_nth", "io_delay", "read_error"];
 
 /// `machine { cpus = 1, memory_pages = 1024, swap_devices = {64}, alloc_sleep = 0.2, step_budget = 1000000 }`
@@ -287,7 +287,33 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
             )))
         }
     };
+    let mut costs = Vec::new();
+    match fields.get::<Value>("costs")? {
+        Value::Nil => {}
+        Value::Table(t) => {
+            for pair in t.pairs::<Value, Value>() {
+                let (key, value) = pair?;
+                let name = key_name(&key);
+                match value {
+                    Value::Integer(n) => costs.push((name, n)),
+                    other => {
+                        return Err(mlua::Error::runtime(format!(
+                            "machine: costs.{name} is a time in ns (an integer), got {}",
+                            shown(&other)
+                        )))
+                    }
+                }
+            }
+        }
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "machine: costs must be a table like {{ disk_read = 8000000 }}, got {}",
+                shown(&other)
+            )))
+        }
+    }
     let raw = RawMachine {
+        costs,
         max_threads: integer("max_threads")?,
         faults,
         kswapd,

@@ -182,6 +182,7 @@ impl Runner {
             scenario.machine.faults = faults;
         }
         let config = SimConfig {
+            costs: scenario.engine_costs,
             cpus: scenario.machine.cpus,
             step_budget: scenario.step_budget,
             record_events: options.record_events,

@@ -96,6 +96,8 @@ pub struct RawMachine {
     pub step_budget: Option<i64>,
     pub kswapd: Option<bool>,
     pub max_threads: Option<i64>,
+    /// `costs = { disk_read = ns, ... }`, in order of appearance.
+    pub costs: Vec<(String, i64)>,
     /// `faults = { alloc_fail = rate, alloc_fail_nth = n, io_delay = rate }`.
     pub faults: Option<RawFaults>,
 }
@@ -116,6 +118,8 @@ pub struct Scenario {
     /// random runs.
     pub alloc_sleep: f64,
     pub step_budget: u64,
+    /// The engine's own costs (steps, locks, context switches).
+    pub engine_costs: engine::Costs,
     /// Run kswapd, the page stealer thread.
     pub kswapd: bool,
     /// The parameter grid, for `swapsim sweep`.
@@ -145,7 +149,10 @@ impl RawSpec {
         }
         let memory_pages = raw.memory_pages.unwrap_or(DEFAULT_MEMORY_PAGES as i64);
         if !(1..=1 << 24).contains(&memory_pages) {
-            return Err(at(line, format!("machine: memory_pages must be between 1 and 16777216, got {memory_pages}")));
+            return Err(at(
+                line,
+                format!("machine: memory_pages must be between 1 and 16777216 (64 GiB, the simulator's limit), got {memory_pages}"),
+            ));
         }
         let swap_devices = raw.swap_devices.unwrap_or_default();
         if swap_devices.len() > kernel::MAX_SWAPFILES {
@@ -170,6 +177,34 @@ impl RawSpec {
         let max_threads = raw.max_threads.unwrap_or(DEFAULT_MAX_THREADS as i64);
         if !(1..=65536).contains(&max_threads) {
             return Err(at(line, format!("machine: max_threads must be between 1 and 65536, got {max_threads}")));
+        }
+        let mut kernel_costs = kernel::KernelCosts::default();
+        let mut engine_costs = engine::Costs::default();
+        for (name, value) in &raw.costs {
+            if !(0..=1_000_000_000_000).contains(value) {
+                return Err(at(line, format!("machine: costs.{name} is a time in ns from 0 to 10^12, got {value}")));
+            }
+            let v = *value as u64;
+            match name.as_str() {
+                "step" => engine_costs.step = v,
+                "lock_op" => engine_costs.lock_op = v,
+                "context_switch" => engine_costs.context_switch = v,
+                "pte_scan" => kernel_costs.pte_scan = v,
+                "page_copy" => kernel_costs.page_copy = v,
+                "page_zero" => kernel_costs.page_zero = v,
+                "disk_read" => kernel_costs.disk_read = v,
+                "disk_write" => kernel_costs.disk_write = v,
+                "alloc_sleep" => kernel_costs.alloc_sleep = v,
+                other => {
+                    return Err(at(
+                        line,
+                        format!(
+                            "machine: unknown cost '{other}' (the costs are step, lock_op, context_switch, pte_scan, \
+                             page_copy, page_zero, disk_read, disk_write, alloc_sleep; docs/timing.md)"
+                        ),
+                    ))
+                }
+            }
         }
         let raw_faults = raw.faults.clone().unwrap_or_default();
         let rate = |name: &str, value: Option<f64>| -> Result<u32, ScenarioError> {
@@ -228,9 +263,11 @@ impl RawSpec {
                 swap_devices: swap_devices.iter().map(|&s| s as u32).collect(),
                 faults,
                 max_threads: max_threads as u32,
+                costs: kernel_costs,
             },
             alloc_sleep,
             step_budget: step_budget as u64,
+            engine_costs,
             kswapd: raw.kswapd.unwrap_or(false),
             sweep: self.sweep.as_ref().map(|(s, _)| s.clone()),
             segments: self.segments.clone(),

@@ -139,12 +139,34 @@ fn trace_csv_and_stats_outputs() {
 fn injected_faults_take_the_kernels_error_paths() {
     // An allocation failure in swapoff's read: try_to_unuse returns -ENOMEM
     // and sys_swapoff puts the device back; no invariant breaks.
-    let run = swapsim(&["run", "scenarios/race1_fork.lua", "--kernel", "patched", "--inject", "alloc-fail=0.05", "--seed", "25"]);
+    let run = swapsim(&[
+        "run",
+        "scenarios/race1_fork.lua",
+        "--kernel",
+        "patched",
+        "--inject",
+        "alloc-fail=0.05",
+        "--seed",
+        "25",
+    ]);
     assert!(run.stdout.contains("swapoff(1) failed with -12"), "{}", run.stdout);
     assert!(run.stdout.contains("__alloc_pages: 0-order allocation failed (injected)"), "{}", run.stdout);
-    assert!(run.stdout.contains("result:   VIOLATION scenario-expectation"), "only the scenario's own expect: {}", run.stdout);
+    assert!(
+        run.stdout.contains("result:   VIOLATION scenario-expectation"),
+        "only the scenario's own expect: {}",
+        run.stdout
+    );
     // A failed swap read is used as if it had worked, in both kernels.
-    let run = swapsim(&["run", "scenarios/race3_fault.lua", "--kernel", "patched", "--inject", "read-error=0.5", "--seed", "1"]);
+    let run = swapsim(&[
+        "run",
+        "scenarios/race3_fault.lua",
+        "--kernel",
+        "patched",
+        "--inject",
+        "read-error=0.5",
+        "--seed",
+        "1",
+    ]);
     assert!(run.stdout.contains("saw the garbage of a failed swap read"), "{}", run.stdout);
     let run = swapsim(&["run", "scenarios/race1_fork.lua", "--inject", "bogus=1"]);
     assert_eq!(run.code, 2);
