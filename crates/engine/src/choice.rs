@@ -65,16 +65,19 @@ impl Chooser for RandomChooser {
                 }
             }
             Decision::Inject { ppm, .. } => usize::from(self.rng.random_bool(f64::from(ppm.min(1_000_000)) / 1e6)),
-            Decision::MaySleep { .. } => {
-                if !self.rng.random_bool(self.sleep_probability) {
-                    0
-                } else if n > 2 && self.rng.random_bool(0.25) {
-                    2
-                } else {
-                    1
-                }
-            }
+            Decision::MaySleep { .. } => draw_sleep(&mut self.rng, self.sleep_probability, n),
         }
+    }
+}
+
+/// An allocation sleep: none, short (1) or, one time in four, long (2).
+fn draw_sleep(rng: &mut ChaCha8Rng, sleep_probability: f64, n: usize) -> usize {
+    if !rng.random_bool(sleep_probability) {
+        0
+    } else if n > 2 && rng.random_bool(0.25) {
+        2
+    } else {
+        1
     }
 }
 
@@ -172,15 +175,7 @@ impl Chooser for PctChooser {
                 best.min(n - 1)
             }
             Decision::Inject { ppm, .. } => usize::from(self.rng.random_bool(f64::from(ppm.min(1_000_000)) / 1e6)),
-            Decision::MaySleep { .. } => {
-                if !self.rng.random_bool(self.sleep_probability) {
-                    0
-                } else if n > 2 && self.rng.random_bool(0.25) {
-                    2
-                } else {
-                    1
-                }
-            }
+            Decision::MaySleep { .. } => draw_sleep(&mut self.rng, self.sleep_probability, n),
         }
     }
 }

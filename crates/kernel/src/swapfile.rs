@@ -187,6 +187,25 @@ fn scan_swap_map(w: &mut World, type_: usize, count: u16) -> Option<SwpEntry> {
     Some(SwpEntry { type_, offset })
 }
 
+/// Link a device into `swap_list` by priority, before the first device of
+/// the same or a lower priority (swap_list_lock held), as sys_swapon and
+/// sys_swapoff's error path both do.
+fn swap_list_insert(w: &mut World, type_: usize) {
+    let prio = w.swap_info[type_].prio;
+    let (mut prev, mut i) = (-1i32, w.swap_list_head);
+    while i >= 0 && prio < w.swap_info[i as usize].prio {
+        prev = i;
+        i = w.swap_info[i as usize].next;
+    }
+    w.swap_info[type_].next = i;
+    if prev < 0 {
+        w.swap_list_head = type_ as i32;
+        w.swap_list_next = type_ as i32;
+    } else {
+        w.swap_info[prev as usize].next = type_ as i32;
+    }
+}
+
 /// `sys_swapon` (mm/swapfile.c), for device `type_` of the machine: claim
 /// the slot, open and read the header (sleeps), vmalloc the swap_map
 /// (sleeps), set SWP_WRITEOK with no lock, then add the pages and insert
@@ -238,20 +257,7 @@ pub async fn sys_swapon(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
         let mut w = k.w();
         let pages = w.swap_info[type_].pages as i64;
         w.nr_swap_pages += pages;
-        // Insert by priority (higher first).
-        let prio = w.swap_info[type_].prio;
-        let (mut prev, mut i) = (-1i32, w.swap_list_head);
-        while i >= 0 && w.swap_info[i as usize].prio >= prio {
-            prev = i;
-            i = w.swap_info[i as usize].next;
-        }
-        w.swap_info[type_].next = i;
-        if prev < 0 {
-            w.swap_list_head = type_ as i32;
-            w.swap_list_next = type_ as i32;
-        } else {
-            w.swap_info[prev as usize].next = type_ as i32;
-        }
+        swap_list_insert(&mut w, type_);
         w.stats.swapons += 1;
     }
     t.spin_unlock(k.swaplock, "sys_swapon:swap_list_unlock");
@@ -313,19 +319,7 @@ pub async fn sys_swapoff(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
         t.spin_lock(k.swaplock, "sys_swapoff:reinsert_swap_list_lock").await;
         {
             let mut w = k.w();
-            let prio = w.swap_info[type_].prio;
-            let (mut prev, mut i) = (-1i32, w.swap_list_head);
-            while i >= 0 && prio < w.swap_info[i as usize].prio {
-                prev = i;
-                i = w.swap_info[i as usize].next;
-            }
-            w.swap_info[type_].next = i;
-            if prev < 0 {
-                w.swap_list_head = type_ as i32;
-                w.swap_list_next = type_ as i32;
-            } else {
-                w.swap_info[prev as usize].next = type_ as i32;
-            }
+            swap_list_insert(&mut w, type_);
             let pages = w.swap_info[type_].pages as i64;
             w.nr_swap_pages += pages;
         }

@@ -286,25 +286,7 @@ impl Kernel {
 
     /// A kernel thread (kswapd): on the task list, with no mm of its own.
     pub fn create_kernel_thread(&self, name: &str) -> Pid {
-        let mut w = self.w();
-        let pid = w.next_pid;
-        w.next_pid += 1;
-        w.procs.insert(
-            pid,
-            Proc {
-                pid,
-                name: name.to_string(),
-                task: None,
-                mm: None,
-                active_mm: None,
-                linked: true,
-                exited: false,
-                kernel_thread: true,
-                exit_wait: self.sim.new_lock(LockKind::WaitQueue, "wait_chldexit", format!("pid{pid}.wait_chldexit")),
-            },
-        );
-        w.task_list.push(pid);
-        pid
+        self.link_new_proc(name, None)
     }
 
     /// A fresh process with its own empty mm, on the task list (and on the
@@ -312,21 +294,27 @@ impl Kernel {
     /// construction, not an interleaved routine.
     pub fn create_process(&self, name: &str) -> Pid {
         let mm = self.new_mm(format!("pid {} ({name})", self.w().next_pid));
+        self.link_new_proc(name, Some(mm))
+    }
+
+    /// A task with the next pid, linked on the task list.
+    fn link_new_proc(&self, name: &str, mm: Option<MmId>) -> Pid {
         let mut w = self.w();
         let pid = w.next_pid;
         w.next_pid += 1;
+        let exit_wait = self.sim.new_lock(LockKind::WaitQueue, "wait_chldexit", format!("pid{pid}.wait_chldexit"));
         w.procs.insert(
             pid,
             Proc {
                 pid,
                 name: name.to_string(),
                 task: None,
-                mm: Some(mm),
-                active_mm: Some(mm),
+                mm,
+                active_mm: mm,
                 linked: true,
                 exited: false,
-                kernel_thread: false,
-                exit_wait: self.sim.new_lock(LockKind::WaitQueue, "wait_chldexit", format!("pid{pid}.wait_chldexit")),
+                kernel_thread: mm.is_none(),
+                exit_wait,
             },
         );
         w.task_list.push(pid);
