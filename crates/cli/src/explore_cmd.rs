@@ -19,6 +19,8 @@ pub enum StrategyName {
     Random,
     /// Probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010).
     Pct,
+    /// Systematic depth-first search with a preemption bound (CHESS).
+    Dfs,
 }
 
 #[derive(Args)]
@@ -46,6 +48,9 @@ pub struct ExploreArgs {
     /// PCT's bug depth d (number of ordering constraints of the bug).
     #[arg(long, default_value_t = 3)]
     pub depth: u32,
+    /// DFS: the most preemptions (and allocation sleeps) a schedule may have.
+    #[arg(long, default_value_t = 2)]
+    pub preemptions: u32,
     /// The seed of the first run; run i uses seed + i.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -122,6 +127,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             println!("strategy: random walk");
             Strategy::Random
         }
+        StrategyName::Dfs => Strategy::Random,
         StrategyName::Pct => {
             let probe =
                 match script::run::run(&path, &source, &options(kernel.fixes, args.seed, Strategy::Random, None)) {
@@ -141,6 +147,9 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             Strategy::Pct { depth: d, steps: k }
         }
     };
+    if args.strategy == StrategyName::Dfs {
+        return dfs(args, &kernel, &path, &source);
+    }
     println!("runs:     {} (seeds {}..{})", args.runs, args.seed, args.seed + args.runs.saturating_sub(1));
     let runner = match script::run::Runner::new(&path, &source, Default::default()) {
         Ok(runner) => runner,
@@ -218,6 +227,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         strategy: match args.strategy {
             StrategyName::Random => "random".into(),
             StrategyName::Pct => format!("pct depth {}", args.depth),
+            StrategyName::Dfs => format!("dfs preemptions {}", args.preemptions),
         },
         violation: invariant.to_string(),
         step,
@@ -241,6 +251,116 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     println!("schedule: {}{note}", file.display());
+    println!("replay:   swapsim replay {}", file.display());
+    ExitCode::from(1)
+}
+
+/// Bounded depth-first search (CHESS, Musuvathi and Qadeer, PLDI 2007):
+/// run the schedule with no preemption, then every schedule that differs
+/// from an explored one at a single later decision, as long as it has at
+/// most `--preemptions` preemptions; stop at the first violation, or when
+/// all are explored (or `--runs` is reached). Schedules that differ only in
+/// the order of independent steps are all run (no partial-order reduction).
+fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> ExitCode {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let bound = args.preemptions;
+    println!("strategy: dfs, at most {bound} preemptions (allocation sleeps count as preemptions)");
+    let runner = match script::run::Runner::new(path, source, Default::default()) {
+        Ok(runner) => runner,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let records: Rc<RefCell<Vec<engine::DecisionRecord>>> = Rc::new(RefCell::new(Vec::new()));
+    let started = std::time::Instant::now();
+    let mut prefix: Vec<u32> = Vec::new();
+    let mut explored = 0u64;
+    let mut exhausted = false;
+    let mut found: Option<(Vec<u32>, RunReport)> = None;
+    while explored < args.runs && !crate::run_cmd::interrupted() {
+        let options = RunOptions {
+            record_events: false,
+            dfs: Some((prefix.clone(), Rc::clone(&records))),
+            ..RunOptions::new(kernel.fixes, args.seed)
+        };
+        let report = match runner.run(&options) {
+            Ok(report) => report,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        explored += 1;
+        let run: Vec<engine::DecisionRecord> = records.borrow().clone();
+        let wanted = match &report.outcome {
+            Outcome::Violation(v) => args.invariant.as_ref().is_none_or(|name| name == v.invariant),
+            Outcome::Finished => false,
+            _ => args.invariant.is_none(),
+        };
+        if wanted {
+            found = Some((run.iter().map(|r| r.rank).collect(), report));
+            break;
+        }
+        // Backtrack: the deepest decision with an untried rank within the bound.
+        let mut used: Vec<u32> = Vec::with_capacity(run.len());
+        let mut preemptions = 0;
+        for r in &run {
+            used.push(preemptions);
+            preemptions += u32::from(r.preemptive && r.rank > 0);
+        }
+        let next = (0..run.len()).rev().find(|&i| {
+            let r = run[i];
+            r.rank + 1 < r.n && used[i] + u32::from(r.preemptive) <= bound
+        });
+        match next {
+            Some(i) => {
+                prefix = run[..i].iter().map(|r| r.rank).collect();
+                prefix.push(run[i].rank + 1);
+            }
+            None => {
+                exhausted = true;
+                break;
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("({explored} schedules in {secs:.2} s: {:.0} runs/s)", explored as f64 / secs.max(1e-9));
+    let Some((ranks, report)) = found else {
+        if exhausted {
+            println!("result:   explored all {explored} schedules with <= {bound} preemptions: no violation");
+            return ExitCode::SUCCESS;
+        }
+        println!("result:   {explored} schedules explored, not all (raise --runs): no violation so far");
+        return if crate::run_cmd::interrupted() { ExitCode::from(130) } else { ExitCode::SUCCESS };
+    };
+    println!("result:   schedule {explored} breaks: {}", script::run::describe(&report.outcome));
+    let Some((invariant, step)) = violation(&report) else { return ExitCode::from(1) };
+    // Record the raw choices of that schedule for the schedule file.
+    let options =
+        RunOptions { dfs: Some((ranks.clone(), Rc::clone(&records))), ..RunOptions::new(kernel.fixes, args.seed) };
+    let Ok(recorded) = runner.run(&options) else { return ExitCode::from(1) };
+    let schedule = ScheduleFile {
+        tool: env!("CARGO_PKG_VERSION").to_string(),
+        scenario: path.to_string(),
+        content_hash: content_hash(source.as_bytes()),
+        variant: kernel.variant,
+        fixes: kernel.fixes,
+        seed: args.seed,
+        strategy: format!("dfs preemptions {bound}"),
+        violation: invariant.to_string(),
+        step,
+        choices: trimmed(&recorded.choices),
+    };
+    let preemptions = ranks.iter().filter(|&&r| r > 0).count();
+    let stem = args.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into());
+    let file = args.out.join(format!("{stem}-{}-dfs{explored}.schedule", kernel.variant));
+    if let Err(e) = std::fs::create_dir_all(&args.out).and_then(|_| write_whole(&file, schedule.render().as_bytes())) {
+        eprintln!("error: cannot write the schedule to {}: {e}", file.display());
+        return ExitCode::from(2);
+    }
+    println!("schedule: {} ({} choices, {preemptions} away from the default)", file.display(), schedule.choices.len());
     println!("replay:   swapsim replay {}", file.display());
     ExitCode::from(1)
 }

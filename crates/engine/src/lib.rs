@@ -32,7 +32,9 @@ mod outcome;
 mod sim;
 mod task;
 
-pub use choice::{Chooser, Decision, PctChooser, RandomChooser, ReplayChooser, StepKind, TimedChooser};
+pub use choice::{
+    Chooser, Decision, DecisionRecord, DfsChooser, PctChooser, RandomChooser, ReplayChooser, StepKind, TimedChooser,
+};
 pub use event::{Event, EventKind};
 pub use lock::{LockId, LockKind};
 pub use outcome::{Outcome, Violation};

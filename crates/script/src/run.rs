@@ -49,6 +49,9 @@ pub struct RunOptions {
     /// Values for the scenario's `param(name)` (a point of its `sweep{}`);
     /// parameters not given take the first value of their list.
     pub params: Vec<(String, i64)>,
+    /// A bounded depth-first search's next schedule: the ranks to follow,
+    /// and where to record the decisions (overrides `strategy`).
+    pub dfs: Option<(Vec<u32>, Rc<RefCell<Vec<engine::DecisionRecord>>>)>,
 }
 
 impl RunOptions {
@@ -64,6 +67,7 @@ impl RunOptions {
             count_points: false,
             faults: None,
             params: Vec::new(),
+            dfs: None,
         }
     }
 }
@@ -344,6 +348,10 @@ fn boot_and_run(
     k.w().faults_armed = true;
     let first_run_task = sim.task_count();
     match (&options.schedule, options.strategy) {
+        _ if options.dfs.is_some() => {
+            let (prefix, records) = options.dfs.clone().expect("checked");
+            sim.set_chooser(Box::new(engine::DfsChooser::new(prefix, records)))
+        }
         (Some(choices), _) => sim.set_chooser(Box::new(ReplayChooser::new(choices.clone()))),
         (None, Strategy::Random) => sim.set_chooser(Box::new(RandomChooser::new(options.seed, scenario.alloc_sleep))),
         (None, Strategy::Timed) => sim.set_chooser(Box::new(TimedChooser::new(options.seed, scenario.alloc_sleep))),

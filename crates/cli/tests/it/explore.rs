@@ -161,3 +161,40 @@ fn bad_schedule_files_are_refused_clearly() {
     assert!(try_file("mismatched", &other).contains("is not the scenario this schedule was recorded in"));
     assert!(try_file("garbage", "hello\n").contains("not a swapsim schedule file"));
 }
+
+#[test]
+fn dfs_exhausts_the_bounded_schedules_of_the_patched_exit_race() {
+    let args = ["explore", "scenarios/race2_exit.lua", "--strategy", "dfs", "--preemptions", "2", "--runs", "100000"];
+    let patched = swapsim(&[&args[..], &["--kernel", "patched"]].concat());
+    assert_eq!(patched.code, 0, "{}{}", patched.stdout, patched.stderr);
+    // The count is part of the deterministic output: the same tree every time.
+    assert!(
+        patched.stdout.contains("result:   explored all 905 schedules with <= 2 preemptions: no violation"),
+        "{}",
+        patched.stdout
+    );
+    let out = out_dir("dfs-race2");
+    let pre4 = swapsim(&[&args[..], &["--kernel", "pre4", "--out", out.to_str().unwrap()]].concat());
+    assert_eq!(pre4.code, 1, "{}{}", pre4.stdout, pre4.stderr);
+    assert!(pre4.stdout.contains("VIOLATION of swapoff-completeness"), "{}", pre4.stdout);
+    let replay = swapsim(&["replay", &schedule_path(&pre4.stdout)]);
+    assert_eq!(replay.code, 1, "{}", replay.stdout);
+    assert!(replay.stdout.contains(", as recorded"), "{}", replay.stdout);
+}
+
+#[test]
+fn dfs_finds_the_open_race7_under_the_patch() {
+    let out = out_dir("dfs-race7");
+    let run = swapsim(&[
+        "explore",
+        "scenarios/race7_shm_nopage.lua",
+        "--kernel",
+        "patched",
+        "--strategy",
+        "dfs",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("VIOLATION of swap-count"), "{}", run.stdout);
+}
