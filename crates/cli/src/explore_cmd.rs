@@ -273,7 +273,7 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
             return ExitCode::from(2);
         }
     };
-    let records: Rc<RefCell<Vec<engine::DecisionRecord>>> = Rc::new(RefCell::new(Vec::new()));
+    let records: engine::DecisionLog = Rc::new(RefCell::new(Vec::new()));
     let started = std::time::Instant::now();
     let mut prefix: Vec<u32> = Vec::new();
     let mut explored = 0u64;

@@ -116,6 +116,10 @@ pub struct DecisionRecord {
     pub preemptive: bool,
 }
 
+/// Where a [`DfsChooser`] writes the decisions of its run, for the search
+/// that owns it to read after the run.
+pub type DecisionLog = std::rc::Rc<std::cell::RefCell<Vec<DecisionRecord>>>;
+
 /// The chooser of a bounded depth-first search (CHESS): it follows a
 /// prefix of ranks, then takes the default everywhere (no preemption), and
 /// records every decision, so that the search can pick the next prefix.
@@ -123,11 +127,11 @@ pub struct DfsChooser {
     prefix: Vec<u32>,
     next: usize,
     running: Option<TaskId>,
-    records: std::rc::Rc<std::cell::RefCell<Vec<DecisionRecord>>>,
+    records: DecisionLog,
 }
 
 impl DfsChooser {
-    pub fn new(prefix: Vec<u32>, records: std::rc::Rc<std::cell::RefCell<Vec<DecisionRecord>>>) -> DfsChooser {
+    pub fn new(prefix: Vec<u32>, records: DecisionLog) -> DfsChooser {
         records.borrow_mut().clear();
         DfsChooser { prefix, next: 0, running: None, records }
     }

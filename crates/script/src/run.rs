@@ -51,7 +51,7 @@ pub struct RunOptions {
     pub params: Vec<(String, i64)>,
     /// A bounded depth-first search's next schedule: the ranks to follow,
     /// and where to record the decisions (overrides `strategy`).
-    pub dfs: Option<(Vec<u32>, Rc<RefCell<Vec<engine::DecisionRecord>>>)>,
+    pub dfs: Option<(Vec<u32>, engine::DecisionLog)>,
 }
 
 impl RunOptions {
