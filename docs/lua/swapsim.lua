@@ -22,14 +22,34 @@
 ---@field alloc_sleep? number Probability in [0, 1] that an allocation which may sleep does sleep in the interleaved run (default 0.2).
 ---@field step_budget? integer Most steps a run may take, 1 or more (default 1000000); spending it is STEP LIMIT.
 ---@field kswapd? boolean Start kswapd, the page stealer thread (default false).
----@field max_threads? integer fork() fails with -11 (-EAGAIN) while this many tasks are alive (default 512).
+---@field max_threads? integer fork() fails with -11 (-EAGAIN) while this many processes are alive, 1 to 65536 (default 512); kswapd does not count.
+---@field costs? MachineCosts Simulated costs in ns, overriding the defaults of docs/timing.md.
 ---@field faults? MachineFaults Faults to inject in the interleaved run (default: none).
+
+---`machine{ costs = {...} }`: simulated time in ns, each 0 to 10^12 (docs/timing.md).
+---@class MachineCosts
+---@field step? integer Every step (default 100).
+---@field lock_op? integer Taking or releasing a lock (default 40).
+---@field context_switch? integer Putting a task on a CPU (default 3000).
+---@field pte_scan? integer Looking at one pte (default 20).
+---@field page_copy? integer Copying a 4 KiB page (default 4000).
+---@field page_zero? integer Zeroing a 4 KiB page (default 2000).
+---@field disk_read? integer A swap read (default 8000000).
+---@field disk_write? integer A swap write (default 8000000).
+---@field alloc_sleep? integer An allocation that blocks (default 200000).
 
 ---`machine{ faults = {...} }`: injected faults, drawn from the seed; `swapsim run --inject` overrides them.
 ---@class MachineFaults
 ---@field alloc_fail? number Probability in [0, 1] that a page allocation fails outright (default 0).
 ---@field alloc_fail_nth? integer Fail exactly the Nth page allocation of the interleaved run, from 1 (default: none).
 ---@field io_delay? number Probability in [0, 1] that a disk I/O takes ten times its usual latency (default 0).
+---@field read_error? number Probability in [0, 1] that a swap read fails; pre4-5 uses the page as if read (default 0).
+
+---`sweep{...}`: the parameter grid that `swapsim sweep` runs (every point x kernel x seed, in timed mode).
+---@class SweepOptions
+---@field params table<string, integer[]> Each parameter's values, by name (required; each list at least one value). Read them with `param(name)`.
+---@field kernels? ("pre4"|"patched")[] Kernel variants to run every point under (default { "pre4", "patched" }).
+---@field seeds? integer Runs per point and kernel, seeds 1 to N; 1 to 1000 (default 3).
 
 ---A process handle, from `process(name [, program])`.
 ---@class Process
@@ -57,6 +77,15 @@ function process(name, program) end
 ---@return Segment seg
 function shmget(pages) end
 
+---Declare the parameter grid for `swapsim sweep`, at most once (declaration). Only `swapsim sweep` runs the grid, in timed mode; elsewhere `param(name)` gives the first value of each list.
+---@param options SweepOptions
+function sweep(options) end
+
+---The value of sweep parameter `name` for this run: its value at the run's point under `swapsim sweep`, else the first of its list. Call it after `sweep{}`; it also works inside programs.
+---@param name string
+---@return integer value
+function param(name) end
+
 ---Set-up: an anonymous private writable mapping of `pages` pages at `start` (page aligned).
 ---@param start integer
 ---@param pages integer 1 to 1048576.
@@ -83,7 +112,7 @@ function Process:swap_out(addr) end
 -- System calls: only inside a process program.
 -- ---------------------------------------------------------------------
 
----do_fork: a child with a copy of the address space runs `program` (none: it exits at once); returns the child's pid.
+---do_fork: a child with a copy of the address space runs `program` (none: it exits at once); returns the child's pid, or -11 (EAGAIN) beyond machine{ max_threads }.
 ---@param program? fun()
 ---@return integer pid
 function fork(program) end
@@ -104,13 +133,13 @@ function write(addr) end
 
 ---do_mmap: an anonymous private writable mapping at `addr`; returns 0 or -22 (EINVAL).
 ---@param addr integer Page aligned.
----@param pages integer
+---@param pages integer 1 to 1048576.
 ---@return integer ret
 function mmap(addr, pages) end
 
 ---do_munmap: unmap the range; returns 0 or -22 (EINVAL).
 ---@param addr integer Page aligned.
----@param pages integer
+---@param pages integer 1 to 1048576.
 ---@return integer ret
 function munmap(addr, pages) end
 
@@ -140,7 +169,7 @@ function getpid() end
 function waitpid(pid) end
 
 ---sys_nanosleep: sleep `ms` milliseconds of simulated time.
----@param ms number 0 or more; fractions allowed.
+---@param ms number 0 to 86400000 (a day); fractions allowed.
 function sleep(ms) end
 
 ---Stop the run with the violation scenario-expectation when `condition` is false or nil.
