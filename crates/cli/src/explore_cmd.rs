@@ -217,9 +217,27 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let tag = seed.to_string();
+    save_schedule(args, &kernel, &path, &source, seed, &tag, invariant, step, &recorded.choices)
+}
+
+/// Write the schedule of a find to `--out` (shrunk first unless
+/// `--no-shrink`), print where it is and how to replay it; exit 1.
+#[allow(clippy::too_many_arguments)]
+fn save_schedule(
+    args: &ExploreArgs,
+    kernel: &KernelChoice,
+    path: &str,
+    source: &str,
+    seed: u64,
+    tag: &str,
+    invariant: &str,
+    step: u64,
+    choices: &[u32],
+) -> ExitCode {
     let mut schedule = ScheduleFile {
         tool: env!("CARGO_PKG_VERSION").to_string(),
-        scenario: path.clone(),
+        scenario: path.to_string(),
         content_hash: content_hash(source.as_bytes()),
         variant: kernel.variant,
         fixes: kernel.fixes,
@@ -231,12 +249,12 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         },
         violation: invariant.to_string(),
         step,
-        choices: trimmed(&recorded.choices),
+        choices: trimmed(choices),
     };
     let before = ScheduleFile::size(&schedule.choices);
     let mut note = String::new();
     if !args.no_shrink {
-        let (shrunk, replays) = shrink(&path, &source, &schedule);
+        let (shrunk, replays) = shrink(path, source, &schedule);
         schedule = shrunk;
         let after = ScheduleFile::size(&schedule.choices);
         note = format!(
@@ -245,7 +263,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         );
     }
     let stem = args.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into());
-    let file = args.out.join(format!("{stem}-{}-{seed}.schedule", kernel.variant));
+    let file = args.out.join(format!("{stem}-{}-{tag}.schedule", kernel.variant));
     if let Err(e) = std::fs::create_dir_all(&args.out).and_then(|_| write_whole(&file, schedule.render().as_bytes())) {
         eprintln!("error: cannot write the schedule to {}: {e}", file.display());
         return ExitCode::from(2);
@@ -341,28 +359,7 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
     let options =
         RunOptions { dfs: Some((ranks.clone(), Rc::clone(&records))), ..RunOptions::new(kernel.fixes, args.seed) };
     let Ok(recorded) = runner.run(&options) else { return ExitCode::from(1) };
-    let schedule = ScheduleFile {
-        tool: env!("CARGO_PKG_VERSION").to_string(),
-        scenario: path.to_string(),
-        content_hash: content_hash(source.as_bytes()),
-        variant: kernel.variant,
-        fixes: kernel.fixes,
-        seed: args.seed,
-        strategy: format!("dfs preemptions {bound}"),
-        violation: invariant.to_string(),
-        step,
-        choices: trimmed(&recorded.choices),
-    };
-    let preemptions = ranks.iter().filter(|&&r| r > 0).count();
-    let stem = args.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into());
-    let file = args.out.join(format!("{stem}-{}-dfs{explored}.schedule", kernel.variant));
-    if let Err(e) = std::fs::create_dir_all(&args.out).and_then(|_| write_whole(&file, schedule.render().as_bytes())) {
-        eprintln!("error: cannot write the schedule to {}: {e}", file.display());
-        return ExitCode::from(2);
-    }
-    println!("schedule: {} ({} choices, {preemptions} away from the default)", file.display(), schedule.choices.len());
-    println!("replay:   swapsim replay {}", file.display());
-    ExitCode::from(1)
+    save_schedule(args, kernel, path, source, args.seed, &format!("dfs{explored}"), invariant, step, &recorded.choices)
 }
 
 /// Drop trailing default choices: replay fills them in.
