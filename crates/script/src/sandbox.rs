@@ -593,15 +593,13 @@ pub fn exec_source(lua: &Lua, path: &str, source: &str) -> Result<(), ScenarioEr
         .map_err(|err| scenario_error(&err, path))
 }
 
-/// Run scenario source with its own global environment `env` (a table
-/// whose misses fall back to the sandbox's globals), so that a reused
-/// sandbox gives every run fresh globals.
-pub fn exec_source_in(lua: &Lua, path: &str, source: &str, env: Table) -> Result<(), ScenarioError> {
+/// Compile `source` (text only, never bytecode) into a function named after
+/// `path`, for [`crate::run::Runner`] to run many times.
+pub fn compile_source(lua: &Lua, path: &str, source: &str) -> Result<mlua::Function, ScenarioError> {
     lua.load(source)
         .set_name(format!("@{path}"))
         .set_mode(ChunkMode::Text)
-        .set_environment(env)
-        .exec()
+        .into_function()
         .map_err(|err| scenario_error(&err, path))
 }
 
