@@ -89,6 +89,23 @@ struct Cpu {
     clock: u64,
 }
 
+/// What a task that cannot run waits for (for deadlock reports).
+#[derive(Clone, Copy)]
+enum Waiting {
+    Spins { lock: LockId, number: Option<u32> },
+    Sleeps { lock: LockId, number: Option<u32> },
+    Timer { ns: u64, point: Point },
+}
+
+impl Waiting {
+    fn lock(&self) -> Option<LockId> {
+        match *self {
+            Waiting::Spins { lock, .. } | Waiting::Sleeps { lock, .. } => Some(lock),
+            Waiting::Timer { .. } => None,
+        }
+    }
+}
+
 struct TaskInfo {
     name: String,
     /// A kernel daemon (kswapd): its timed wake-ups do not keep a run
@@ -102,7 +119,7 @@ struct TaskInfo {
     /// Time of the task when off CPU; it cannot run before this.
     ready_at: u64,
     /// What it sleeps or spins on, for deadlock reports.
-    waiting: Option<(String, Option<LockId>)>,
+    waiting: Option<Waiting>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -523,6 +540,10 @@ impl Sim {
         self.st.borrow_mut().charge(task, ns);
     }
 
+    pub(crate) fn records_events(&self) -> bool {
+        self.st.borrow().cfg.record_events
+    }
+
     pub(crate) fn note(&self, task: Option<TaskId>, point: Point, text: String) {
         self.st.borrow_mut().log(task, EventKind::Note(text), None, point);
     }
@@ -549,10 +570,10 @@ impl Sim {
 
     pub(crate) fn spin_on(&self, task: TaskId, lock: LockId) {
         let mut st = self.st.borrow_mut();
-        let name = st.lock_name(lock);
+        let number = st.locks.get(lock).map(|l| l.number);
         let info = &mut st.tasks[task.0 as usize];
         info.state = TaskState::Spinning(lock);
-        info.waiting = Some((format!("spins on {name}"), Some(lock)));
+        info.waiting = Some(Waiting::Spins { lock, number });
     }
 
     pub(crate) fn release(&self, task: TaskId, lock: LockId, read: bool, point: Point) {
@@ -633,6 +654,20 @@ pub fn format_ns(ns: u64) -> String {
 }
 
 impl SimState {
+    /// "spins on NAME", "sleeps on NAME", "sleeps N ns at POINT": by lock
+    /// number, so a lock freed since still has its name.
+    fn describe_waiting(&self, waiting: &Waiting) -> String {
+        let name = |number: Option<u32>| match number {
+            Some(n) => self.lock_names[n as usize].0.as_str(),
+            None => "(freed lock)",
+        };
+        match *waiting {
+            Waiting::Spins { number, .. } => format!("spins on {}", name(number)),
+            Waiting::Sleeps { number, .. } => format!("sleeps on {}", name(number)),
+            Waiting::Timer { ns, point } => format!("sleeps {ns} ns at {point}"),
+        }
+    }
+
     fn lock_name(&self, lock: LockId) -> String {
         self.locks.get(lock).map(|l| l.name.clone()).unwrap_or_else(|| "(freed lock)".to_string())
     }
@@ -915,25 +950,30 @@ impl SimState {
             self.log(Some(task), EventKind::BklDropped, Some(bkl), point);
         }
         let now = self.task_now(task);
-        let (what, lock) = match on {
+        let waiting = match on {
             SleepOn::Lock(lock) => {
-                if let Some(state) = self.locks.get_mut(lock) {
+                let number = self.locks.get_mut(lock).map(|state| {
                     state.sleepers.push_back(task);
-                }
-                (format!("sleeps on {}", self.lock_name(lock)), Some(lock))
+                    state.number
+                });
+                Waiting::Sleeps { lock, number }
             }
             SleepOn::Timer(ns) => {
                 let seq = self.timer_seq;
                 self.timer_seq += 1;
                 self.timers.insert((now + ns, seq), TimerAction::Wake(task));
-                (format!("sleeps {ns} ns at {point}"), None)
+                Waiting::Timer { ns, point }
             }
         };
-        self.log(Some(task), EventKind::Sleep(what.clone()), lock, point);
+        // Described only when someone reads it (the log, a deadlock report).
+        if self.cfg.record_events {
+            let what = self.describe_waiting(&waiting);
+            self.log(Some(task), EventKind::Sleep(what), waiting.lock(), point);
+        }
         self.leave_cpu(task);
         let info = &mut self.tasks[task.0 as usize];
         info.state = TaskState::Sleeping;
-        info.waiting = Some((what, lock));
+        info.waiting = Some(waiting);
     }
 
     fn wake(&mut self, task: TaskId, time: u64, point: Point) {
@@ -965,8 +1005,10 @@ impl SimState {
             .iter()
             .filter(|t| t.state != TaskState::Done)
             .map(|t| match &t.waiting {
-                Some((what, Some(lock))) => format!("{} {what}{}", t.name, holder_of(*lock)),
-                Some((what, None)) => format!("{} {what}", t.name),
+                Some(waiting) => {
+                    let holder = waiting.lock().map(holder_of).unwrap_or_default();
+                    format!("{} {}{holder}", t.name, self.describe_waiting(waiting))
+                }
                 None => format!("{} is runnable but has no CPU", t.name),
             })
             .collect()

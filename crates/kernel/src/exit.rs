@@ -22,7 +22,7 @@ pub async fn do_exit(k: &Kernel, t: &Task) -> KResult<()> {
             w.mms[mm].mm_count += 1;
             w.procs[&pid].mm = None;
         }
-        t.note("__exit_mm:tsk_mm_null", format!("pid {pid} dropped its mm: for_each_task no longer sees it"));
+        t.note("__exit_mm:tsk_mm_null", || format!("pid {pid} dropped its mm: for_each_task no longer sees it"));
         mmput(k, t, mm).await?;
     }
     t.may_sleep("do_exit:__exit_files", k.costs.alloc_sleep).await;
@@ -66,7 +66,7 @@ pub async fn exit_mmap(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
         w.mms[mm].rss = 0;
     }
     t.spin_unlock(ptl, "exit_mmap:vmlist_modify_unlock");
-    t.note("exit_mmap:detached", format!("the VMA chain of {} is detached", k.describe_mm(mm)));
+    t.note("exit_mmap:detached", || format!("the VMA chain of {} is detached", k.describe_mm(mm)));
     for vma in mpnt {
         let (start, end, shm) = {
             let w = k.w();

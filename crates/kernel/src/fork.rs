@@ -71,7 +71,7 @@ pub async fn do_fork(k: &Kernel, t: &Task, start: ChildStart) -> KResult<i64> {
         w.task_list.push(pid);
     }
     t.write_unlock(k.tasklist_lock, "do_fork:write_unlock_tasklist");
-    t.note("do_fork:SET_LINKS", format!("{child_name} (pid {pid}) is on the task list"));
+    t.note("do_fork:SET_LINKS", || format!("{child_name} (pid {pid}) is on the task list"));
 
     // wake_up_process(p): the child becomes runnable.
     let child = t.spawn(child_name, start);

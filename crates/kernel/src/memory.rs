@@ -396,7 +396,7 @@ pub async fn copy_page_range(k: &Kernel, t: &Task, dst: MmId, src: MmId, vma: Vm
                 swap_duplicate(k, t, entry, "copy_page_range:swap_duplicate").await?;
                 set_pte(k, dst, addr, pte);
                 let child = k.describe_mm(dst);
-                t.note("copy_page_range:set_pte", format!("copied swap entry {entry} at {addr:#x} into {child}"));
+                t.note("copy_page_range:set_pte", || format!("copied swap entry {entry} at {addr:#x} into {child}"));
             }
             Pte::Present { page, write, dirty } if shared => {
                 // A shared mapping: no COW; the child's copy is marked clean.

@@ -99,7 +99,7 @@ pub async fn shm_unuse(k: &Kernel, t: &Task, entry: SwpEntry, page: PageId) -> K
             let mut w = k.w();
             w.shm_segs[seg].entries[idx] = Pte::Present { page, write: true, dirty: true };
         }
-        t.note("shm_unuse_page:set", format!("shm{seg}[{idx}]: swap entry {entry} -> page"));
+        t.note("shm_unuse_page:set", || format!("shm{seg}[{idx}]: swap entry {entry} -> page"));
         get_page(k, t, page, "shm_unuse_page:get_page")?;
         {
             let mut w = k.w();

@@ -573,8 +573,7 @@ async fn unuse_pte(
         }
     };
     if replaced {
-        let what = format!("pte {addr:#x} of {}: swap entry {entry} -> page", k.describe_mm(mm));
-        t.note("unuse_pte:set_pte", what);
+        t.note("unuse_pte:set_pte", || format!("pte {addr:#x} of {}: swap entry {entry} -> page", k.describe_mm(mm)));
         swap_free(k, t, entry, "unuse_pte:swap_free").await?;
         get_page(k, t, page, "unuse_pte:get_page")?;
         k.check_mm(t, mm, "unuse_pte")?;

@@ -255,7 +255,7 @@ impl Kernel {
     /// `printk`: a kernel message, kept in order and noted in the event log.
     pub fn printk(&self, t: &Task, point: engine::Point, message: impl Into<String>) {
         let message = message.into();
-        t.note(point, format!("printk: {message}"));
+        t.note(point, || format!("printk: {message}"));
         self.w().printk.push(message);
     }
 
