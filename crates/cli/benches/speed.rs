@@ -13,21 +13,28 @@ fn main() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let path = "scenarios/race1_fork.lua";
     let source = std::fs::read_to_string(format!("{root}/{path}")).expect("the race-1 scenario");
-    println!("{:<10} {:<8} {:>6} {:>10} {:>12} {:>14}", "kernel", "events", "runs", "steps", "runs/s", "steps/s");
+    println!(
+        "{:<10} {:<8} {:<7} {:>6} {:>10} {:>12} {:>14}",
+        "kernel", "events", "lua", "runs", "steps", "runs/s", "steps/s"
+    );
     for variant in Variant::ALL {
-        for record_events in [false, true] {
-            let runs = 2000u64;
+        for (record_events, reuse) in [(false, true), (true, true), (false, false)] {
+            let runs = if reuse { 20_000u64 } else { 2000 };
             let start = Instant::now();
             let mut steps = 0u64;
+            // What explore does: one Lua state and compiled chunk for all runs.
+            let runner = script::run::Runner::new(path, &source, Default::default()).expect("the scenario loads");
             for seed in 1..=runs {
                 let options = RunOptions { record_events, ..RunOptions::new(variant.fixes(), seed) };
-                steps += script::run::run(path, &source, &options).expect("the scenario runs").steps;
+                let report = if reuse { runner.run(&options) } else { script::run::run(path, &source, &options) };
+                steps += report.expect("the scenario runs").steps;
             }
             let secs = start.elapsed().as_secs_f64();
             println!(
-                "{:<10} {:<8} {:>6} {:>10} {:>12.0} {:>14.0}",
+                "{:<10} {:<8} {:<7} {:>6} {:>10} {:>12.0} {:>14.0}",
                 variant.name(),
                 if record_events { "on" } else { "off" },
+                if reuse { "reused" } else { "fresh" },
                 runs,
                 steps,
                 runs as f64 / secs,
@@ -35,6 +42,26 @@ fn main() {
             );
         }
     }
+    // A toy: two tasks on two CPUs, one fault each (the smallest run that
+    // interleaves anything): the per-run overhead of Lua and boot.
+    let toy = r#"
+        machine { cpus = 2, memory_pages = 64, swap_devices = { 16 } }
+        process("a", function() write(0x100000) end):map(0x100000, 1)
+        process("b", function() write(0x100000) end):map(0x100000, 1)
+    "#;
+    let runner = script::run::Runner::new("toy.lua", toy, Default::default()).expect("the toy loads");
+    let runs = 20_000u64;
+    let start = Instant::now();
+    let mut steps = 0;
+    for seed in 1..=runs {
+        let options = RunOptions { record_events: false, ..RunOptions::new(Variant::Patched.fixes(), seed) };
+        steps += runner.run(&options).expect("the toy runs").steps;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "toy (two tasks, one fault each, lua reused): {runs} runs, {steps} steps, {:.0} runs/s",
+        runs as f64 / secs
+    );
     // The engine alone: a long run of one scenario, where Lua set-up is a
     // negligible share of the time.
     let long = r#"
