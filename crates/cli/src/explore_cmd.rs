@@ -54,6 +54,17 @@ pub struct ExploreArgs {
     /// The seed of the first run; run i uses seed + i.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Threads for random and pct searches (the results do not depend on it).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// Run only shard K of N (the runs i with i % N == K-1), to split a
+    /// search across machines; combine the CSVs with `swapsim merge`.
+    #[arg(long, value_name = "K/N", value_parser = crate::seed_search::parse_shard)]
+    pub shard: Option<crate::seed_search::Shard>,
+    /// Write one row per run (seed, outcome, invariant, step, steps,
+    /// simulated ns), in seed order.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
     /// Where to write schedule files.
     #[arg(long, default_value = "output")]
     pub out: PathBuf,
@@ -150,49 +161,60 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     if args.strategy == StrategyName::Dfs {
         return dfs(args, &kernel, &path, &source);
     }
-    println!("runs:     {} (seeds {}..{})", args.runs, args.seed, args.seed + args.runs.saturating_sub(1));
-    let runner = match script::run::Runner::new(&path, &source, Default::default()) {
-        Ok(runner) => runner,
+    let seeds = crate::seed_search::seeds(args.seed, args.runs, args.shard);
+    match args.shard {
+        Some(shard) => println!(
+            "runs:     {} of {} (seeds {}..{}, shard {}/{})",
+            seeds.len(),
+            args.runs,
+            args.seed,
+            args.seed + args.runs.saturating_sub(1),
+            shard.index,
+            shard.count
+        ),
+        None => println!("runs:     {} (seeds {}..{})", args.runs, args.seed, args.seed + args.runs.saturating_sub(1)),
+    }
+    let started = std::time::Instant::now();
+    let fixes = kernel.fixes;
+    let per_seed = move |seed| RunOptions { record_events: false, ..options(fixes, seed, strategy, None) };
+    let rows = match crate::seed_search::run_all(&path, &source, &seeds, usize::from(args.jobs), &per_seed) {
+        Ok(rows) => rows,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    let started = std::time::Instant::now();
-    let mut by_kind: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-    let mut first: Option<(u64, RunReport)> = None;
-    let mut runs_done = 0;
-    for i in 0..args.runs {
-        if crate::run_cmd::interrupted() {
-            println!("interrupted: stopped after {runs_done} runs; the results cover those");
-            break;
+    let runs_done = rows.len();
+    if crate::run_cmd::interrupted() {
+        println!("interrupted: stopped after {runs_done} runs; the results cover those");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("({runs_done} runs in {secs:.2} s: {:.0} runs/s)", runs_done as f64 / secs.max(1e-9));
+    if let Some(csv) = &args.csv {
+        let text = crate::seed_search::render_csv(&rows);
+        if let Err(e) = write_whole(csv, text.as_bytes()) {
+            eprintln!("error: cannot write {}: {e}", csv.display());
+            return ExitCode::from(2);
         }
-        runs_done += 1;
-        let seed = args.seed + i;
-        let opts = RunOptions { record_events: false, ..options(kernel.fixes, seed, strategy, None) };
-        let report = match runner.run(&opts) {
-            Ok(report) => report,
+        println!("csv:      {} ({runs_done} rows)", csv.display());
+    }
+    let mut by_kind: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for row in rows.iter().filter(|r| r.failed()) {
+        *by_kind.entry(row.kind.clone()).or_default() += 1;
+    }
+    let first_seed =
+        rows.iter().find(|r| r.failed() && args.invariant.as_ref().is_none_or(|name| *name == r.kind)).map(|r| r.seed);
+    // The first find again, in full (a run depends only on its seed).
+    let first = match first_seed {
+        Some(seed) => match script::run::run(&path, &source, &per_seed(seed)) {
+            Ok(report) => Some((seed, report)),
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
-        };
-        if report.outcome.is_failure() {
-            let key = match &report.outcome {
-                Outcome::Violation(v) => v.invariant.to_string(),
-                Outcome::Deadlock(_) => "deadlock".into(),
-                Outcome::StepLimit(_) => "step-limit".into(),
-                Outcome::Aborted | Outcome::Finished => "aborted".into(),
-            };
-            let wanted = args.invariant.as_ref().is_none_or(|name| *name == key);
-            *by_kind.entry(key).or_default() += 1;
-            if first.is_none() && wanted {
-                first = Some((seed, report));
-            }
-        }
-    }
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!("({runs_done} runs in {secs:.2} s: {:.0} runs/s)", runs_done as f64 / secs.max(1e-9));
+        },
+        None => None,
+    };
     let total: u64 = by_kind.values().sum();
     let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
     if total == 0 {

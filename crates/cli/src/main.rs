@@ -5,6 +5,7 @@ use std::process::ExitCode;
 mod explore_cmd;
 mod run_cmd;
 mod schedule;
+mod seed_search;
 mod sweep_cmd;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,16 @@ enum Command {
     Replay(explore_cmd::ReplayArgs),
     /// Shrink a saved schedule (fewer choices that are not the default).
     Shrink(explore_cmd::ShrinkArgs),
+    /// Combine the CSVs of the shards of one explore search, in seed order.
+    #[command(after_help = "Example:\n  swapsim merge --out output/all.csv output/shard-*.csv")]
+    Merge {
+        /// The combined CSV (written whole or not at all).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// The shards' CSVs (`explore --shard K/N --csv FILE`).
+        #[arg(required = true)]
+        inputs: Vec<std::path::PathBuf>,
+    },
     /// Run a scenario's parameter grid and write what each run cost (CSV, plots).
     Sweep(sweep_cmd::SweepArgs),
     /// List the kernel variants and the fixes that can be switched alone.
@@ -79,6 +90,30 @@ fn main() -> ExitCode {
         Command::Replay(args) => explore_cmd::replay(&args),
         Command::Shrink(args) => explore_cmd::shrink_cmd(&args),
         Command::Sweep(args) => sweep_cmd::sweep(&args),
+        Command::Merge { out, inputs } => {
+            let inputs: Vec<&std::path::Path> = inputs.iter().map(|p| p.as_path()).collect();
+            match seed_search::merge(&inputs) {
+                Ok(text) => match run_cmd::write_whole(&out, text.as_bytes()) {
+                    Ok(()) => {
+                        println!(
+                            "merged {} files: {} rows in {}",
+                            inputs.len(),
+                            text.lines().count() - 1,
+                            out.display()
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: cannot write {}: {e}", out.display());
+                        ExitCode::from(2)
+                    }
+                },
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "swapsim", &mut std::io::stdout());

@@ -198,3 +198,45 @@ fn dfs_finds_the_open_race7_under_the_patch() {
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("VIOLATION of swap-count"), "{}", run.stdout);
 }
+
+#[test]
+fn jobs_do_not_change_the_results_and_shards_merge_into_the_whole_search() {
+    let out = out_dir("jobs");
+    let dir = out.to_str().unwrap();
+    let search = |extra: &[&str], csv: &str| {
+        let csv = format!("{dir}/{csv}");
+        let mut args = vec!["explore", "scenarios/race4_shm.lua", "--kernel", "pre4", "--runs", "300", "--strategy"];
+        args.extend(["pct", "--no-shrink", "--out", dir, "--csv", &csv]);
+        args.extend(extra);
+        let run = swapsim(&args);
+        assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+        (run.stdout.replace(&csv, "CSV"), std::fs::read_to_string(&csv).unwrap())
+    };
+    let (one, one_csv) = search(&["--jobs", "1"], "one.csv");
+    let (two, two_csv) = search(&["--jobs", "2"], "two.csv");
+    assert_eq!(one, two);
+    assert_eq!(one_csv, two_csv);
+    assert_eq!(one_csv.lines().count(), 301, "a header and one row per run");
+    assert!(one_csv.starts_with("seed,outcome,invariant,step,steps,simulated_ns\n1,"), "{one_csv}");
+
+    search(&["--shard", "1/2"], "s1.csv");
+    let (shard2, _) = search(&["--shard", "2/2"], "s2.csv");
+    assert!(shard2.contains("runs:     150 of 300 (seeds 1..300, shard 2/2)"), "{shard2}");
+    let merged = format!("{dir}/merged.csv");
+    let merge = swapsim(&["merge", "--out", &merged, &format!("{dir}/s2.csv"), &format!("{dir}/s1.csv")]);
+    assert_eq!(merge.code, 0, "{}{}", merge.stdout, merge.stderr);
+    assert_eq!(std::fs::read_to_string(&merged).unwrap(), one_csv);
+
+    // Shards of different searches disagree on a seed: refused, nothing written.
+    let (_, patched_csv) = {
+        let csv = format!("{dir}/patched.csv");
+        swapsim(&["explore", "scenarios/race4_shm.lua", "--kernel", "patched", "--runs", "300", "--csv", &csv]);
+        ((), std::fs::read_to_string(&csv).unwrap())
+    };
+    assert_ne!(patched_csv, one_csv);
+    let refused = format!("{dir}/refused.csv");
+    let bad = swapsim(&["merge", "--out", &refused, &format!("{dir}/one.csv"), &format!("{dir}/patched.csv")]);
+    assert_eq!(bad.code, 2, "{}", bad.stdout);
+    assert!(bad.stderr.contains("is reported differently in another file"), "{}", bad.stderr);
+    assert!(!std::path::Path::new(&refused).exists());
+}

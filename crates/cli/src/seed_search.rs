@@ -1,0 +1,183 @@
+//! Many seeded runs of one scenario, on several threads and across
+//! machines (`explore --jobs`, `--shard`, `--csv`, `swapsim merge`).
+//!
+//! Determinism: a run depends only on its seed, each thread has its own Lua
+//! state, and the rows are put back in seed order, so the summary, the CSV
+//! and the schedule saved do not depend on `--jobs`.
+
+use std::path::Path;
+
+use engine::Outcome;
+use script::RunOptions;
+
+/// What one run of a search found: a row of the explore CSV.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunRow {
+    pub seed: u64,
+    /// `finished`, `violation`, `deadlock`, `step-limit` or `aborted`.
+    pub outcome: &'static str,
+    /// The invariant a violation broke (the outcome's name otherwise, empty
+    /// when the run finished): what the summary counts.
+    pub kind: String,
+    pub step: u64,
+    pub steps: u64,
+    pub time_ns: u64,
+}
+
+pub const CSV_HEADER: &str = "seed,outcome,invariant,step,steps,simulated_ns";
+
+impl RunRow {
+    fn of(seed: u64, report: &script::RunReport) -> RunRow {
+        let (outcome, kind, step) = match &report.outcome {
+            Outcome::Finished => ("finished", String::new(), report.steps),
+            Outcome::Violation(v) => ("violation", v.invariant.to_string(), v.step),
+            Outcome::Deadlock(_) => ("deadlock", "deadlock".into(), report.steps),
+            Outcome::StepLimit(_) => ("step-limit", "step-limit".into(), report.steps),
+            Outcome::Aborted => ("aborted", "aborted".into(), report.steps),
+        };
+        RunRow { seed, outcome, kind, step, steps: report.steps, time_ns: report.time_ns }
+    }
+
+    pub fn failed(&self) -> bool {
+        self.outcome != "finished"
+    }
+
+    pub fn csv_line(&self) -> String {
+        format!("{},{},{},{},{},{}", self.seed, self.outcome, self.kind, self.step, self.steps, self.time_ns)
+    }
+}
+
+/// `K/N`: this machine runs the seeds whose index i has i % N == K - 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+pub fn parse_shard(text: &str) -> Result<Shard, String> {
+    let bad = || format!("--shard wants K/N with 1 <= K <= N (e.g. 2/8), got {text:?}");
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    let (k, n): (u64, u64) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if k == 0 || n == 0 || k > n {
+        return Err(bad());
+    }
+    Ok(Shard { index: k, count: n })
+}
+
+/// The seeds of runs 0..runs that belong to `shard`.
+pub fn seeds(first: u64, runs: u64, shard: Option<Shard>) -> Vec<u64> {
+    let shard = shard.unwrap_or(Shard { index: 1, count: 1 });
+    (0..runs).filter(|i| i % shard.count == shard.index - 1).map(|i| first + i).collect()
+}
+
+/// Run every seed, `jobs` threads each with its own Lua state; rows come
+/// back in seed order. A Ctrl-C stops every thread after its current run.
+pub fn run_all(
+    path: &str,
+    source: &str,
+    seeds: &[u64],
+    jobs: usize,
+    options: &(dyn Fn(u64) -> RunOptions + Sync),
+) -> Result<Vec<RunRow>, String> {
+    let jobs = jobs.clamp(1, seeds.len().max(1));
+    let results: Vec<Result<Vec<RunRow>, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|j| {
+                scope.spawn(move || {
+                    let runner =
+                        script::run::Runner::new(path, source, Default::default()).map_err(|e| e.to_string())?;
+                    let mut rows = Vec::new();
+                    for &seed in seeds.iter().skip(j).step_by(jobs) {
+                        if crate::run_cmd::interrupted() {
+                            break;
+                        }
+                        let report = runner.run(&options(seed)).map_err(|e| e.to_string())?;
+                        rows.push(RunRow::of(seed, &report));
+                    }
+                    Ok(rows)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a search thread panicked".into()))).collect()
+    });
+    let mut rows = Vec::with_capacity(seeds.len());
+    for result in results {
+        rows.extend(result?);
+    }
+    rows.sort_by_key(|r| r.seed);
+    Ok(rows)
+}
+
+pub fn render_csv(rows: &[RunRow]) -> String {
+    let mut text = String::from(CSV_HEADER);
+    text.push('\n');
+    for row in rows {
+        text.push_str(&row.csv_line());
+        text.push('\n');
+    }
+    text
+}
+
+/// Combine the CSVs of the shards of one search into one, in seed order.
+/// Refuses files that are not explore CSVs, and a seed that two files
+/// report differently (shards of different searches).
+pub fn merge(inputs: &[&Path]) -> Result<String, String> {
+    let mut lines: std::collections::BTreeMap<u64, String> = std::collections::BTreeMap::new();
+    for input in inputs {
+        let text = std::fs::read_to_string(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
+        let mut body = text.lines();
+        if body.next() != Some(CSV_HEADER) {
+            return Err(format!("{}: not an explore CSV (the first line must be {CSV_HEADER})", input.display()));
+        }
+        for (n, line) in body.enumerate() {
+            let fields: Vec<&str> = line.split(',').collect();
+            let seed = match (fields.len(), fields[0].parse::<u64>()) {
+                (6, Ok(seed)) => seed,
+                _ => return Err(format!("{}:{}: not a row of an explore CSV: {line:?}", input.display(), n + 2)),
+            };
+            match lines.get(&seed) {
+                Some(seen) if seen != line => {
+                    return Err(format!(
+                        "{}:{}: seed {seed} is reported differently in another file ({seen:?}): \
+                         shards of different searches?",
+                        input.display(),
+                        n + 2
+                    ))
+                }
+                _ => {
+                    lines.insert(seed, line.to_string());
+                }
+            }
+        }
+    }
+    let mut text = String::from(CSV_HEADER);
+    text.push('\n');
+    for line in lines.values() {
+        text.push_str(line);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_seeds() {
+        let all = seeds(10, 7, None);
+        assert_eq!(all, vec![10, 11, 12, 13, 14, 15, 16]);
+        let mut union: Vec<u64> = (1..=3).flat_map(|k| seeds(10, 7, Some(Shard { index: k, count: 3 }))).collect();
+        union.sort();
+        assert_eq!(union, all);
+        assert_eq!(seeds(10, 7, Some(Shard { index: 2, count: 3 })), vec![11, 14]);
+    }
+
+    #[test]
+    fn bad_shards_are_refused() {
+        assert_eq!(parse_shard("2/8"), Ok(Shard { index: 2, count: 8 }));
+        for bad in ["0/8", "9/8", "2", "a/b", "1/0"] {
+            assert!(parse_shard(bad).unwrap_err().contains("K/N"), "{bad}");
+        }
+    }
+}
