@@ -18,7 +18,7 @@
 ---@class MachineOptions
 ---@field cpus? integer Simulated CPUs, 1 to 64 (default 1).
 ---@field memory_pages? integer Physical memory in 4 KiB pages, 1 to 16777216 (default 1024); also sets the readahead cluster and kswapd's watermarks.
----@field swap_devices? integer[] Size in pages of each swap device, device 1 first; at most 8, each 2 to 1048576 pages, slot 0 is the header (default: none).
+---@field swap_devices? integer[] Size in pages of each swap device, device 1 first, with no holes; at most 8, each 2 to 1048576 pages, slot 0 is the header (default: none).
 ---@field alloc_sleep? number Probability in [0, 1] that an allocation which may sleep does sleep in the interleaved run (default 0.2).
 ---@field step_budget? integer Most steps a run may take, 1 or more (default 1000000); spending it is STEP LIMIT.
 ---@field kswapd? boolean Start kswapd, the page stealer thread (default false).
@@ -47,8 +47,8 @@
 
 ---`sweep{...}`: the parameter grid that `swapsim sweep` runs (every point x kernel x seed, in timed mode).
 ---@class SweepOptions
----@field params table<string, integer[]> Each parameter's values, by name (required; each list at least one value). Read them with `param(name)`.
----@field kernels? ("pre4"|"patched")[] Kernel variants to run every point under (default { "pre4", "patched" }).
+---@field params table<string, integer[]> Each parameter's values, by name (required; at least one parameter, each list at least one value). Read them with `param(name)`.
+---@field kernels? ("pre4"|"patched")[] Kernel variants to run every point under, at least one, each once (default { "pre4", "patched" }).
 ---@field seeds? integer Runs per point and kernel, seeds 1 to N; 1 to 1000 (default 3).
 
 ---A process handle, from `process(name [, program])`.

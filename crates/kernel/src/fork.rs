@@ -26,7 +26,8 @@ pub async fn do_fork(k: &Kernel, t: &Task, start: ChildStart) -> KResult<i64> {
     if live >= k.max_threads {
         // nr_threads >= max_threads: bad_fork_cleanup_count.
         let message = format!(
-            "fork: -EAGAIN: {live} tasks alive, the limit max_threads (raise it with machine{{ max_threads = N }})"
+            "fork: -EAGAIN: {live} tasks alive, the limit max_threads is {} (raise it with machine{{ max_threads = N }})",
+            k.max_threads
         );
         k.printk(t, "do_fork:max_threads", message);
         t.unlock_kernel("do_fork:unlock_kernel");

@@ -175,14 +175,49 @@ fn declaring(lua: &Lua, what: &str) -> mlua::Result<SharedSpec> {
 }
 
 /// A table key as the scenario wrote it: `name`, or `[1]` for a
-/// positional entry.
-fn key_name(key: &Value) -> String {
+/// positional entry; `what` is the declaration whose table it is.
+fn key_name(key: &Value, what: &str) -> String {
     match key {
         Value::String(s) => s.to_string_lossy(),
-        Value::Integer(n) => format!("[{n}] (a positional entry; machine takes named fields)"),
-        Value::Number(x) => format!("[{x}]"),
+        Value::Integer(n) => format!("[{n}] (a positional entry; {what} takes named fields)"),
+        Value::Number(x) => format!("[{}]", lua_float(*x)),
         Value::Boolean(b) => format!("[{b}]"),
-        other => format!("a {} key", other.type_name()),
+        other => format!("{} key", crate::sandbox::with_article(other.type_name())),
+    }
+}
+
+/// A float as Lua's `tostring` writes it (`"%.14g"`, then `.0` when that
+/// looks like an integer): `2.0`, `0.5`, `1e+20`, `inf`; NaN as `NaN`, as
+/// the prelude's `shown` does.
+pub fn lua_float(x: f64) -> String {
+    if x.is_nan() {
+        return "NaN".to_string();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.to_string();
+    }
+    // %.14g: 14 significant digits; the exponent after rounding picks the style.
+    let sci = format!("{x:.13e}");
+    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
+    let trim = |digits: &str| -> String {
+        if digits.contains('.') {
+            digits.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            digits.to_string()
+        }
+    };
+    let text = if !(-4..14).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa), exp.abs())
+    } else {
+        let decimals = (13 - exp) as usize;
+        trim(&format!("{x:.decimals$}"))
+    };
+    if text.bytes().all(|b| b == b'-' || b.is_ascii_digit()) {
+        text + ".0"
+    } else {
+        text
     }
 }
 
@@ -190,7 +225,7 @@ fn key_name(key: &Value) -> String {
 fn shown(value: &Value) -> String {
     match value {
         Value::Integer(n) => n.to_string(),
-        Value::Number(x) => x.to_string(),
+        Value::Number(x) => lua_float(*x),
         Value::String(s) => format!("the string {:?}", s.to_string_lossy()),
         other => other.type_name().to_string(),
     }
@@ -210,7 +245,7 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
     let mut unknown: Vec<String> = Vec::new();
     for pair in fields.pairs::<Value, Value>() {
         let (key, _) = pair?;
-        let name = key_name(&key);
+        let name = key_name(&key, "machine");
         if !MACHINE_FIELDS.contains(&name.as_str()) {
             unknown.push(name);
         }
@@ -226,9 +261,7 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
         match fields.get::<Value>(name)? {
             Value::Nil => Ok(None),
             Value::Integer(n) => Ok(Some(n)),
-            other => {
-                Err(mlua::Error::runtime(format!("machine: {name} must be an integer, got {}", other.type_name())))
-            }
+            other => Err(mlua::Error::runtime(format!("machine: {name} must be an integer, got {}", shown(&other)))),
         }
     };
     let alloc_sleep = match fields.get::<Value>("alloc_sleep")? {
@@ -236,23 +269,44 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
         Value::Integer(n) => Some(n as f64),
         Value::Number(x) => Some(x),
         other => {
-            return Err(mlua::Error::runtime(format!(
-                "machine: alloc_sleep must be a number, got {}",
-                other.type_name()
-            )))
+            return Err(mlua::Error::runtime(format!("machine: alloc_sleep must be a number, got {}", shown(&other))))
         }
     };
     let swap_devices = match fields.get::<Value>("swap_devices")? {
         Value::Nil => None,
         Value::Table(list) => {
+            // Every key must be 1..n: `{64, nil, 3}` has a hole, and a
+            // named key is not a device.
+            let mut entries: Vec<(i64, Value)> = Vec::new();
+            for pair in list.pairs::<Value, Value>() {
+                match pair? {
+                    (Value::Integer(i), value) if i >= 1 => entries.push((i, value)),
+                    (key, _) => {
+                        return Err(mlua::Error::runtime(format!(
+                            "machine: swap_devices must be a list of sizes in pages, e.g. {{64, 64}}, got a table with \
+                             the key {}",
+                            match key {
+                                Value::Integer(n) => format!("[{n}]"),
+                                other => key_name(&other, "machine"),
+                            }
+                        )))
+                    }
+                }
+            }
+            entries.sort_by_key(|&(i, _)| i);
             let mut sizes = Vec::new();
-            for size in list.sequence_values::<Value>() {
-                match size? {
+            for (i, value) in entries {
+                let expected = sizes.len() as i64 + 1;
+                if i != expected {
+                    return Err(mlua::Error::runtime(format!(
+                        "machine: swap_devices has a hole: entry {expected} is nil (every device needs its size, e.g. {{64, 64}})"
+                    )));
+                }
+                match value {
                     Value::Integer(n) => sizes.push(n),
                     other => {
                         return Err(mlua::Error::runtime(format!(
-                            "machine: swap_devices lists sizes in pages (integers); entry {} is {}",
-                            sizes.len() + 1,
+                            "machine: swap_devices lists sizes in pages (integers); entry {i} is {}",
                             shown(&other)
                         )))
                     }
@@ -263,7 +317,7 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
         other => {
             return Err(mlua::Error::runtime(format!(
                 "machine: swap_devices must be a list of sizes in pages, e.g. {{64, 64}}, got {}",
-                other.type_name()
+                shown(&other)
             )))
         }
     };
@@ -271,10 +325,7 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
         Value::Nil => None,
         Value::Boolean(on) => Some(on),
         other => {
-            return Err(mlua::Error::runtime(format!(
-                "machine: kswapd must be true or false, got {}",
-                other.type_name()
-            )))
+            return Err(mlua::Error::runtime(format!("machine: kswapd must be true or false, got {}", shown(&other))))
         }
     };
     let faults = match fields.get::<Value>("faults")? {
@@ -283,7 +334,7 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
         other => {
             return Err(mlua::Error::runtime(format!(
                 "machine: faults must be a table like {{ alloc_fail = 0.01 }}, got {}",
-                other.type_name()
+                shown(&other)
             )))
         }
     };
@@ -293,7 +344,7 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
         Value::Table(t) => {
             for pair in t.pairs::<Value, Value>() {
                 let (key, value) = pair?;
-                let name = key_name(&key);
+                let name = key_name(&key, "machine");
                 match value {
                     Value::Integer(n) => costs.push((name, n)),
                     other => {
@@ -312,6 +363,9 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
             )))
         }
     }
+    // By name, so that the first bad cost reported does not depend on
+    // Lua's table order.
+    costs.sort();
     let raw = RawMachine {
         costs,
         max_threads: integer("max_threads")?,
@@ -332,7 +386,7 @@ fn parse_faults(t: Table) -> mlua::Result<crate::spec::RawFaults> {
     let mut unknown: Vec<String> = Vec::new();
     for pair in t.pairs::<Value, Value>() {
         let (key, _) = pair?;
-        let name = key_name(&key);
+        let name = key_name(&key, "machine");
         if !FAULT_FIELDS.contains(&name.as_str()) {
             unknown.push(name);
         }
@@ -350,7 +404,7 @@ fn parse_faults(t: Table) -> mlua::Result<crate::spec::RawFaults> {
             Value::Integer(n) => Ok(Some(n as f64)),
             Value::Number(x) => Ok(Some(x)),
             other => {
-                Err(mlua::Error::runtime(format!("machine: faults.{name} must be a number, got {}", other.type_name())))
+                Err(mlua::Error::runtime(format!("machine: faults.{name} must be a number, got {}", shown(&other))))
             }
         }
     };
@@ -360,7 +414,7 @@ fn parse_faults(t: Table) -> mlua::Result<crate::spec::RawFaults> {
         other => {
             return Err(mlua::Error::runtime(format!(
                 "machine: faults.alloc_fail_nth must be an integer, got {}",
-                other.type_name()
+                shown(&other)
             )))
         }
     };
@@ -417,27 +471,43 @@ fn sweep(lua: &Lua, fields: Table) -> mlua::Result<()> {
     if let Some((_, first)) = &spec.borrow().sweep {
         return Err(mlua::Error::runtime(format!("sweep{{}} is given twice (first on line {first})")));
     }
+    let mut unknown: Vec<String> = Vec::new();
     for pair in fields.pairs::<Value, Value>() {
         let (key, _) = pair?;
-        let name = key_name(&key);
+        let name = key_name(&key, "sweep");
         if !["params", "kernels", "seeds"].contains(&name.as_str()) {
-            return Err(mlua::Error::runtime(format!(
-                "sweep: unknown field '{name}' (the fields are params, kernels, seeds)"
-            )));
+            unknown.push(name);
         }
+    }
+    unknown.sort();
+    if let Some(name) = unknown.first() {
+        return Err(mlua::Error::runtime(format!(
+            "sweep: unknown field '{name}' (the fields are params, kernels, seeds)"
+        )));
     }
     let Value::Table(params_table) = fields.get::<Value>("params")? else {
         return Err(mlua::Error::runtime(
             "sweep: params must be a table of value lists, e.g. params = { processes = {1, 2, 4} }",
         ));
     };
-    let mut params: Vec<(String, Vec<i64>)> = Vec::new();
+    // Checked in name order, so that the first problem reported does not
+    // depend on Lua's table order.
+    let mut entries: Vec<(String, Value)> = Vec::new();
     for pair in params_table.pairs::<Value, Value>() {
         let (key, values) = pair?;
         let Value::String(name) = key else {
             return Err(mlua::Error::runtime("sweep: params are named, e.g. params = { processes = {1, 2, 4} }"));
         };
-        let name = name.to_string_lossy();
+        entries.push((name.to_string_lossy(), values));
+    }
+    if entries.is_empty() {
+        return Err(mlua::Error::runtime(
+            "sweep: params declares no parameter; give at least one, e.g. params = { processes = {1, 2, 4} }",
+        ));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut params: Vec<(String, Vec<i64>)> = Vec::new();
+    for (name, values) in entries {
         let Value::Table(list) = values else {
             return Err(mlua::Error::runtime(format!("sweep: params.{name} must be a list of integers")));
         };
@@ -458,15 +528,20 @@ fn sweep(lua: &Lua, fields: Table) -> mlua::Result<()> {
         }
         params.push((name, ints));
     }
-    params.sort();
     let kernels: Vec<String> = match fields.get::<Value>("kernels")? {
         Value::Nil => vec!["pre4".to_string(), "patched".to_string()],
         Value::Table(list) => {
-            let mut names = Vec::new();
+            let mut names: Vec<String> = Vec::new();
             for v in list.sequence_values::<Value>() {
                 match v? {
                     Value::String(s) if kernel::Variant::from_name(&s.to_string_lossy()).is_some() => {
-                        names.push(s.to_string_lossy())
+                        let name = s.to_string_lossy();
+                        if names.contains(&name) {
+                            return Err(mlua::Error::runtime(format!(
+                                "sweep: kernels lists {name:?} twice (each kernel runs every point once)"
+                            )));
+                        }
+                        names.push(name)
                     }
                     other => {
                         return Err(mlua::Error::runtime(format!(
@@ -475,6 +550,12 @@ fn sweep(lua: &Lua, fields: Table) -> mlua::Result<()> {
                         )))
                     }
                 }
+            }
+            if names.is_empty() {
+                return Err(mlua::Error::runtime(
+                    "sweep: kernels lists no kernel (a sweep of no runs); give at least one of pre4, patched, \
+                     or leave kernels out for both",
+                ));
             }
             names
         }
@@ -512,7 +593,7 @@ fn param(lua: &Lua, name: String) -> mlua::Result<i64> {
 }
 
 /// `shmget(pages)`: a SysV shm segment of `pages` pages, to attach with
-/// `p:shmat(seg, addr)`.
+/// `p:shmat(seg, start)`.
 fn shmget(lua: &Lua, pages: Value) -> mlua::Result<Segment> {
     let spec = declaring(lua, "shmget()")?;
     let pages = match pages {
@@ -643,7 +724,7 @@ impl UserData for Process {
             Ok(())
         });
         methods.add_function("shmat", |lua, (this, segment, start): (Value, Value, Value)| {
-            let this = this_process(&this, "shmat", "seg, addr")?;
+            let this = this_process(&this, "shmat", "seg, start")?;
             let spec = declaring(lua, "p:shmat()")?;
             let segment = match &segment {
                 Value::UserData(ud) => ud.borrow::<Segment>().map(|s| s.0).ok(),
@@ -655,7 +736,7 @@ impl UserData for Process {
             let start = address("p:shmat()", &start)?;
             if !start.is_multiple_of(PAGE_SIZE) {
                 return Err(mlua::Error::runtime(format!(
-                    "p:shmat(): address {start:#x} is not page aligned (4096 bytes)"
+                    "p:shmat(): start {start:#x} is not page aligned (4096 bytes)"
                 )));
             }
             let mut spec = spec.borrow_mut();
@@ -690,5 +771,49 @@ impl UserData for Process {
                 Err(read_only("process", "p.pid and p.name"))
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lua_float;
+
+    /// `lua_float` writes floats exactly as Lua's `tostring` does.
+    #[test]
+    fn floats_show_as_lua_shows_them() {
+        let lua = mlua::Lua::new();
+        let tostring: mlua::Function = lua.globals().get("tostring").expect("tostring exists");
+        let values = [
+            0.0,
+            -0.0,
+            2.0,
+            4096.0,
+            0.5,
+            1.5,
+            -1.0,
+            0.1,
+            1.0 / 3.0,
+            1e14,
+            1e15,
+            123456789012345.0,
+            1e20,
+            1e-4,
+            1e-5,
+            2.5e-7,
+            99999999999999.9,
+            1e100,
+            -1e-300,
+            5e-324,
+            f64::MAX,
+            65536.0,
+            0.30000000000000004,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        for x in values {
+            let lua_text: String = tostring.call(x).expect("tostring works");
+            assert_eq!(lua_float(x), lua_text, "{x:e}");
+        }
+        assert_eq!(lua_float(f64::NAN), "NaN");
     }
 }

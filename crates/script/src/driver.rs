@@ -201,7 +201,12 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
                 let why = if write { "write" } else { "read" };
                 let message = match access {
                     Access::Segv => format!("pid {pid}: segmentation fault: {why} at {addr:#x}, which no VMA maps"),
-                    _ => format!("pid {pid} killed: its {why} fault at {addr:#x} failed (out of memory)"),
+                    // memory.rs only reports that handle_mm_fault returned -1; an
+                    // allocation or a swap read may have failed.
+                    _ => format!(
+                        "pid {pid} killed: its {why} fault at {addr:#x} failed (handle_mm_fault returned -1: \
+                         a page allocation or a swap read failed)"
+                    ),
                 };
                 k.printk(t, "do_page_fault:signal", message);
                 exit::do_exit(k, t).await?;

@@ -310,10 +310,18 @@ fn call_pairs_metamethod(mm: Value, subject: Value) -> mlua::Result<MultiValue> 
             let (a, b, c) = f.call::<(Value, Value, Value)>(subject)?;
             Ok(MultiValue::from_iter([a, b, c]))
         }
-        other => {
-            Err(LuaError::runtime(format!("pairs: the __pairs metamethod is a {}, not a function", other.type_name())))
-        }
+        other => Err(LuaError::runtime(format!(
+            "pairs: the __pairs metamethod is {}, not a function",
+            with_article(other.type_name())
+        ))),
     }
+}
+
+/// `word` with its indefinite article, by sound: "an integer", "a number",
+/// "a userdata".
+pub(crate) fn with_article(word: &str) -> String {
+    let article = if word.starts_with(['a', 'e', 'i', 'o']) { "an" } else { "a" };
+    format!("{article} {word}")
 }
 
 /// The iteration state for `sorted_next`: keys in order at 1..n, the table at `t`, position `i`.

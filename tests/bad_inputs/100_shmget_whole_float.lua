@@ -1,0 +1,2 @@
+local seg = shmget(2.0)
+process("p", function() exit() end)

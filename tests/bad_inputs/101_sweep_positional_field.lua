@@ -1,0 +1,2 @@
+sweep { 1 }
+process("p", function() exit() end)

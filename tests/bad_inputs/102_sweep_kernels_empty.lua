@@ -1,0 +1,2 @@
+sweep { params = { n = { 1 } }, kernels = {} }
+process("p", function() exit() end)

@@ -1,0 +1,2 @@
+sweep { params = {} }
+process("p", function() exit() end)

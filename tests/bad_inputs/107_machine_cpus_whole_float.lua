@@ -1,0 +1,2 @@
+machine { cpus = 2.0 }
+process("p", function() exit() end)

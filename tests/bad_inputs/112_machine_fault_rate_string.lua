@@ -1,0 +1,2 @@
+machine { cpus = 1, faults = { alloc_fail = "often" } }
+process("p", function() exit() end)
