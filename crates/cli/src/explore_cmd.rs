@@ -177,13 +177,15 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     let started = std::time::Instant::now();
     let fixes = kernel.fixes;
     let per_seed = move |seed| RunOptions { record_events: false, ..options(fixes, seed, strategy, None) };
-    let rows = match crate::seed_search::run_all(&path, &source, &seeds, usize::from(args.jobs), &per_seed) {
-        Ok(rows) => rows,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let searched = move |seed| RunOptions { lock_order: true, ..per_seed(seed) };
+    let (rows, lock_order) =
+        match crate::seed_search::run_all(&path, &source, &seeds, usize::from(args.jobs), &searched) {
+            Ok(result) => (result.rows, result.lock_order),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
     let runs_done = rows.len();
     if crate::run_cmd::interrupted() {
         println!("interrupted: stopped after {runs_done} runs; the results cover those");
@@ -198,6 +200,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         }
         println!("csv:      {} ({runs_done} rows)", csv.display());
     }
+    print!("{}", lock_order.report());
     let mut by_kind: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     for row in rows.iter().filter(|r| r.failed()) {
         *by_kind.entry(row.kind.clone()).or_default() += 1;

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 mod explore_cmd;
+mod lockdep;
 mod run_cmd;
 mod schedule;
 mod seed_search;

@@ -70,6 +70,14 @@ pub fn seeds(first: u64, runs: u64, shard: Option<Shard>) -> Vec<u64> {
     (0..runs).filter(|i| i % shard.count == shard.index - 1).map(|i| first + i).collect()
 }
 
+/// What a whole search found, in seed order.
+pub struct SearchResult {
+    pub rows: Vec<RunRow>,
+    /// Every lock-class order taken in any run, with the lowest seed that
+    /// took it (so the graph does not depend on `--jobs`).
+    pub lock_order: crate::lockdep::LockOrder,
+}
+
 /// Run every seed, `jobs` threads each with its own Lua state; rows come
 /// back in seed order. A Ctrl-C stops every thread after its current run.
 pub fn run_all(
@@ -78,34 +86,40 @@ pub fn run_all(
     seeds: &[u64],
     jobs: usize,
     options: &(dyn Fn(u64) -> RunOptions + Sync),
-) -> Result<Vec<RunRow>, String> {
+) -> Result<SearchResult, String> {
     let jobs = jobs.clamp(1, seeds.len().max(1));
-    let results: Vec<Result<Vec<RunRow>, String>> = std::thread::scope(|scope| {
+    type Part = (Vec<RunRow>, crate::lockdep::LockOrder);
+    let results: Vec<Result<Part, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..jobs)
             .map(|j| {
                 scope.spawn(move || {
                     let runner =
                         script::run::Runner::new(path, source, Default::default()).map_err(|e| e.to_string())?;
                     let mut rows = Vec::new();
+                    let mut order = crate::lockdep::LockOrder::default();
                     for &seed in seeds.iter().skip(j).step_by(jobs) {
                         if crate::run_cmd::interrupted() {
                             break;
                         }
                         let report = runner.run(&options(seed)).map_err(|e| e.to_string())?;
                         rows.push(RunRow::of(seed, &report));
+                        order.add_run(seed, &report.lock_order);
                     }
-                    Ok(rows)
+                    Ok((rows, order))
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a search thread panicked".into()))).collect()
     });
     let mut rows = Vec::with_capacity(seeds.len());
+    let mut lock_order = crate::lockdep::LockOrder::default();
     for result in results {
-        rows.extend(result?);
+        let (part, order) = result?;
+        rows.extend(part);
+        lock_order.merge(order);
     }
     rows.sort_by_key(|r| r.seed);
-    Ok(rows)
+    Ok(SearchResult { rows, lock_order })
 }
 
 pub fn render_csv(rows: &[RunRow]) -> String {

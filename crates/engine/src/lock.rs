@@ -53,6 +53,8 @@ pub(crate) struct LockState {
     /// Simulated time of the last release: a waiter cannot have taken the
     /// lock before this.
     pub released_at: u64,
+    /// Where it was last taken (for the lock-order graph).
+    pub taken_at: crate::Point,
 }
 
 impl LockState {
@@ -66,6 +68,7 @@ impl LockState {
             locked: false,
             sleepers: VecDeque::new(),
             released_at: 0,
+            taken_at: "",
         }
     }
 

@@ -57,6 +57,9 @@ pub struct SimConfig {
     pub record_choices: bool,
     /// Count how often each named interleaving point is reached.
     pub count_points: bool,
+    /// Record the lock-class order graph (lockdep): which class was held
+    /// when another was taken, and where.
+    pub lock_order: bool,
 }
 
 impl Default for SimConfig {
@@ -68,6 +71,7 @@ impl Default for SimConfig {
             record_events: true,
             event_limit: 200_000,
             record_choices: true,
+            lock_order: false,
             count_points: false,
         }
     }
@@ -150,6 +154,9 @@ struct SimState {
     events_dropped: u64,
     /// How often each named point was reached, in first-reached order.
     point_counts: indexmap::IndexMap<Point, u64>,
+    /// (class held, class taken) -> (where the held one was taken, where the
+    /// other was), first seen in this run.
+    lock_order: indexmap::IndexMap<(&'static str, &'static str), (Point, Point)>,
     bkl: LockId,
     stop: Option<Outcome>,
     /// Time of the timer callback being run (an interrupt), if any.
@@ -188,6 +195,7 @@ impl Sim {
             events: VecDeque::new(),
             events_dropped: 0,
             point_counts: indexmap::IndexMap::new(),
+            lock_order: indexmap::IndexMap::new(),
             bkl,
             stop: None,
             irq_time: None,
@@ -266,6 +274,7 @@ impl Sim {
         st.choices.clear();
         st.events.clear();
         st.point_counts.clear();
+        st.lock_order.clear();
         st.events_dropped = 0;
         st.step = 0;
     }
@@ -532,6 +541,12 @@ impl Sim {
     }
 
     /// The named points reached so far (with `count_points`), with counts.
+    /// The lock-class orders this run took (with `lock_order` on): (class
+    /// held, class taken, where the held one was taken, where the other was).
+    pub fn lock_order(&self) -> Vec<(&'static str, &'static str, Point, Point)> {
+        self.st.borrow().lock_order.iter().map(|(&(a, b), &(pa, pb))| (a, b, pa, pb)).collect()
+    }
+
     pub fn point_counts(&self) -> Vec<(Point, u64)> {
         self.st.borrow().point_counts.iter().map(|(&p, &n)| (p, n)).collect()
     }
@@ -564,8 +579,14 @@ impl Sim {
         self.st.borrow_mut().log(Some(task), EventKind::Contended, Some(lock), point);
     }
 
+    /// One attempt of a lock that waits if it fails (spin, down, lock_page).
     pub(crate) fn try_acquire(&self, task: TaskId, lock: LockId, read: bool, point: Point) -> bool {
-        self.st.borrow_mut().try_acquire(task, lock, read, point)
+        self.st.borrow_mut().try_acquire(task, lock, read, point, true)
+    }
+
+    /// A trylock (TryLockPage): it never waits, so it orders nothing.
+    pub(crate) fn try_acquire_once(&self, task: TaskId, lock: LockId, point: Point) -> bool {
+        self.st.borrow_mut().try_acquire(task, lock, false, point, false)
     }
 
     pub(crate) fn spin_on(&self, task: TaskId, lock: LockId) {
@@ -831,7 +852,7 @@ impl SimState {
         self.tasks[task.0 as usize].state = TaskState::Done;
     }
 
-    fn try_acquire(&mut self, task: TaskId, lock: LockId, read: bool, point: Point) -> bool {
+    fn try_acquire(&mut self, task: TaskId, lock: LockId, read: bool, point: Point, may_wait: bool) -> bool {
         let Some(state) = self.locks.get(lock) else {
             self.violate(Some(task), "use-after-free", format!("lock taken at {point} belongs to a freed object"));
             return false;
@@ -851,7 +872,11 @@ impl SimState {
             let clock = &mut self.cpus[cpu].clock;
             *clock = (*clock).max(released_at) + lock_op;
         }
+        if self.cfg.lock_order && may_wait {
+            self.record_lock_order(task, lock, point);
+        }
         let state = &mut self.locks[lock];
+        state.taken_at = point;
         if state.kind == LockKind::RwSpin && read {
             state.readers.push(task);
         } else {
@@ -865,6 +890,28 @@ impl SimState {
         info.waiting = None;
         self.log(Some(task), EventKind::Acquired, Some(lock), point);
         true
+    }
+
+    /// lockdep's dependency: every class `task` holds comes before the
+    /// class of `lock`. The BKL is left out (it is dropped when its holder
+    /// sleeps, so it cannot deadlock), and so is nesting within one class.
+    fn record_lock_order(&mut self, task: TaskId, lock: LockId, point: Point) {
+        // (class, kind, where taken) of a live lock.
+        let info = |l: LockId| self.locks.get(l).map(|s| (self.lock_names[s.number as usize].2, s.kind, s.taken_at));
+        let Some((taken, kind, _)) = info(lock) else { return };
+        if kind == LockKind::Bkl {
+            return;
+        }
+        let before: Vec<(&'static str, Point)> = self.tasks[task.0 as usize]
+            .held
+            .iter()
+            .filter_map(|&h| info(h))
+            .filter(|&(held, kind, _)| kind != LockKind::Bkl && held != taken)
+            .map(|(held, _, at)| (held, at))
+            .collect();
+        for (held, at) in before {
+            self.lock_order.entry((held, taken)).or_insert((at, point));
+        }
     }
 
     /// `task` is None for an interrupt (I/O completion clearing PG_locked).

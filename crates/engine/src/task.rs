@@ -204,7 +204,7 @@ impl Task {
     /// whether it was taken (note: the C macro returns the *old* bit).
     pub fn try_lock_page(&self, page_lock: LockId, point: Point) -> bool {
         self.sim.attempt(self.id, page_lock, point);
-        let taken = self.sim.try_acquire(self.id, page_lock, false, point);
+        let taken = self.sim.try_acquire_once(self.id, page_lock, point);
         if !taken {
             self.sim.contended(self.id, page_lock, point);
         }

@@ -399,3 +399,30 @@ fn a_daemon_neither_keeps_a_run_alive_nor_hides_a_deadlock() {
     assert!(matches!(sim.run(), Outcome::Deadlock(_)), "the daemon's ticks do not hide the deadlock");
     sim.shutdown();
 }
+
+#[test]
+fn the_lock_order_graph_records_held_then_taken_by_class_but_not_trylocks() {
+    let sim =
+        Sim::new(SimConfig { cpus: 1, lock_order: true, ..SimConfig::default() }, Box::new(RandomChooser::new(1, 0.0)));
+    let a = sim.new_lock(LockKind::Spin, "a", "a of mm#1".into());
+    let b = sim.new_lock(LockKind::Spin, "b", "b".into());
+    let page = sim.new_lock(LockKind::PageBit, "PG_locked", "page 1".into());
+    sim.spawn("t", move |t| async move {
+        t.spin_lock(a, "t:lock_a").await;
+        t.spin_lock(b, "t:lock_b").await;
+        // A trylock never waits: it orders nothing after a or b.
+        assert!(t.try_lock_page(page, "t:trylock"));
+        t.spin_unlock(b, "t:unlock_b");
+        t.spin_unlock(a, "t:unlock_a");
+        // Taken while the page is held: page before a.
+        t.spin_lock(a, "t:lock_a_again").await;
+        t.spin_unlock(a, "t:unlock_a_again");
+        t.unlock_page(page, "t:unlock_page");
+    });
+    assert_eq!(sim.run(), Outcome::Finished);
+    assert_eq!(
+        sim.lock_order(),
+        vec![("a", "b", "t:lock_a", "t:lock_b"), ("PG_locked", "a", "t:trylock", "t:lock_a_again")]
+    );
+    sim.shutdown();
+}

@@ -77,6 +77,7 @@ pub(crate) mod tests {
             events,
             events_dropped: 0,
             choices: Vec::new(),
+            lock_order: Vec::new(),
             culprit: None,
             tasks: run_tasks.iter().map(|t| t.to_string()).collect(),
             run_tasks: run_tasks.iter().map(|t| t.to_string()).collect(),

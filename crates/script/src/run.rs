@@ -52,6 +52,8 @@ pub struct RunOptions {
     /// A bounded depth-first search's next schedule: the ranks to follow,
     /// and where to record the decisions (overrides `strategy`).
     pub dfs: Option<(Vec<u32>, engine::DecisionLog)>,
+    /// Record the lock-class order graph (for explore's lockdep check).
+    pub lock_order: bool,
 }
 
 impl RunOptions {
@@ -68,6 +70,7 @@ impl RunOptions {
             faults: None,
             params: Vec::new(),
             dfs: None,
+            lock_order: false,
         }
     }
 }
@@ -102,6 +105,9 @@ pub struct RunReport {
     /// Named interleaving points reached in the interleaved phase, with
     /// counts (when asked for).
     pub points: Vec<(&'static str, u64)>,
+    /// With `RunOptions::lock_order`: (class held, class taken, where the
+    /// held one was taken, where the other was), in the order first seen.
+    pub lock_order: Vec<(&'static str, &'static str, &'static str, &'static str)>,
     /// Every system call the programs made, with its simulated start and
     /// end (reads and writes include the page faults they took).
     pub calls: Vec<CallRecord>,
@@ -205,6 +211,7 @@ impl Runner {
             record_events: options.record_events,
             record_choices: options.schedule.is_some() || options.record_events,
             count_points: options.count_points,
+            lock_order: options.lock_order,
             ..SimConfig::default()
         };
         // Boot and set-up are deterministic: always the first option, no
@@ -428,6 +435,7 @@ fn boot_and_run(
         culprit,
         tasks: (0..sim.task_count()).map(|i| sim.task_name(engine::TaskId(i as u32))).collect(),
         points: sim.point_counts(),
+        lock_order: sim.lock_order(),
         calls,
         run_tasks: (first_run_task..sim.task_count()).map(|i| sim.task_name(engine::TaskId(i as u32))).collect(),
     })

@@ -136,6 +136,10 @@ fn the_patch_holds_under_exploration() {
     let run = swapsim(&["explore", "scenarios/race1_fork.lua", "--kernel", "patched", "--runs", "200"]);
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(run.stdout.contains("result:   200 runs, no violation"), "{}", run.stdout);
+    // The lock-class order graph of the search: the kernel model has no
+    // inversion (trylocks order nothing, as in lockdep).
+    assert!(run.stdout.contains("lockdep:  6 lock classes, 12 orders taken"), "{}", run.stdout);
+    assert!(run.stdout.contains("(held A, took B); no cycle"), "{}", run.stdout);
 }
 
 #[test]
