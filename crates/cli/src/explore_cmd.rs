@@ -294,8 +294,41 @@ fn save_schedule(
         return ExitCode::from(2);
     }
     println!("schedule: {}{note}", file.display());
+    match write_bundle(&args.out.join(format!("{stem}-{}-{tag}.bundle", kernel.variant)), &args.file, source, &schedule)
+    {
+        Ok(dir) => println!("bundle:   {} (scenario, schedule, report, command: one folder to send)", dir.display()),
+        Err(e) => eprintln!("warning: the bug-report bundle was not written: {e}"),
+    }
     println!("replay:   swapsim replay {}", file.display());
     ExitCode::from(1)
+}
+
+/// One folder per find, to mail or attach to a bug: the scenario, the
+/// schedule (naming the scenario beside it), the side-by-side report, and
+/// the command that replays it from inside the folder. Written into a
+/// temporary folder first, then renamed: whole or not at all.
+fn write_bundle(dir: &Path, scenario: &Path, source: &str, schedule: &ScheduleFile) -> std::io::Result<PathBuf> {
+    let name = scenario.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario.lua".into());
+    let local = ScheduleFile { scenario: name.clone(), ..schedule.clone() };
+    let opts = options(schedule.fixes, schedule.seed, Strategy::Random, Some(schedule.choices.clone()));
+    let report =
+        script::run::run(&schedule.scenario, source, &opts).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let kernel =
+        KernelChoice { variant: schedule.variant, fixes: schedule.fixes, faults: None, limits: Default::default() };
+    let mut text = side_by_side(&report);
+    text.push_str(&render_one(schedule.seed, &kernel, &name, source, &report, None));
+    let command =
+        format!("# swapsim {}: from inside this folder\nswapsim replay schedule --report\n", env!("CARGO_PKG_VERSION"));
+    let partial = dir.with_extension("bundle.partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir_all(&partial)?;
+    std::fs::write(partial.join(&name), source)?;
+    std::fs::write(partial.join("schedule"), local.render())?;
+    std::fs::write(partial.join("report.txt"), text)?;
+    std::fs::write(partial.join("COMMAND"), command)?;
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(&partial, dir)?;
+    Ok(dir.to_path_buf())
 }
 
 /// Bounded depth-first search (CHESS, Musuvathi and Qadeer, PLDI 2007):
@@ -470,7 +503,14 @@ fn load_schedule(file: &Path) -> Result<(ScheduleFile, String), ExitCode> {
             return Err(ExitCode::from(2));
         }
     };
-    let source = match std::fs::read_to_string(&schedule.scenario) {
+    // A relative scenario path is taken from the current directory, or else
+    // from the schedule's own folder (a bundle replays from anywhere).
+    let beside = file.parent().map(|dir| dir.join(&schedule.scenario)).filter(|p| p.is_file());
+    let scenario_file = match beside {
+        Some(beside) if !Path::new(&schedule.scenario).is_file() => beside,
+        _ => PathBuf::from(&schedule.scenario),
+    };
+    let source = match std::fs::read_to_string(&scenario_file) {
         Ok(source) => source,
         Err(e) => {
             let why = match e.kind() {

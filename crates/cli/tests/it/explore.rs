@@ -41,6 +41,16 @@ fn explore_finds_race1_saves_a_schedule_that_replays_as_recorded() {
     assert_eq!(replay.code, 1, "{}", replay.stdout);
     assert!(replay.stdout.contains("replayed: swapoff-completeness at step"), "{}", replay.stdout);
     assert!(replay.stdout.contains(", as recorded"), "{}", replay.stdout);
+    // The bundle: the scenario beside its schedule, the report, the command;
+    // it replays from anywhere.
+    let bundle = std::path::Path::new(&file).with_extension("bundle");
+    for part in ["race1_fork.lua", "schedule", "report.txt", "COMMAND"] {
+        assert!(bundle.join(part).is_file(), "{part} in {}", bundle.display());
+    }
+    let report = std::fs::read_to_string(bundle.join("report.txt")).unwrap();
+    assert!(report.contains("VIOLATION swapoff-completeness"), "{report}");
+    let replay = swapsim(&["replay", bundle.join("schedule").to_str().unwrap()]);
+    assert!(replay.stdout.contains(", as recorded"), "{}{}", replay.stdout, replay.stderr);
 }
 
 #[test]
