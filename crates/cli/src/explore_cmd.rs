@@ -87,6 +87,14 @@ pub struct ReplayArgs {
     /// Show the interleaving side by side, one column per task.
     #[arg(long)]
     pub report: bool,
+    /// Also re-run N times around the schedule (its choices kept, each
+    /// default choice drawn at random with probability --perturb) and say
+    /// how often the same invariant breaks.
+    #[arg(long, value_name = "N")]
+    pub rate: Option<u64>,
+    /// With --rate: the probability of drawing a default choice at random.
+    #[arg(long, default_value_t = 0.1, value_name = "P")]
+    pub perturb: f64,
 }
 
 #[derive(Args)]
@@ -301,6 +309,27 @@ fn save_schedule(
     }
     println!("replay:   swapsim replay {}", file.display());
     ExitCode::from(1)
+}
+
+/// Re-run `n` times around the schedule (perturbation stream i for run i):
+/// how many break the recorded invariant, how many something else.
+fn reproduction_rate(schedule: &ScheduleFile, source: &str, n: u64, p: f64) -> Result<(u64, u64), String> {
+    let runner = script::run::Runner::new(&schedule.scenario, source, Default::default()).map_err(|e| e.to_string())?;
+    let (mut same, mut other) = (0, 0);
+    for i in 0..n {
+        let opts = RunOptions {
+            record_events: false,
+            perturb: Some((p, i)),
+            ..options(schedule.fixes, schedule.seed, Strategy::Random, Some(schedule.choices.clone()))
+        };
+        let report = runner.run(&opts).map_err(|e| e.to_string())?;
+        match violation(&report) {
+            Some((invariant, _)) if invariant == schedule.violation => same += 1,
+            _ if report.outcome.is_failure() => other += 1,
+            _ => {}
+        }
+    }
+    Ok((same, other))
 }
 
 /// One folder per find, to mail or attach to a bug: the scenario, the
@@ -562,6 +591,25 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
             schedule.violation, schedule.step
         ),
         None => println!("diverged: recorded {} at step {}, replay ran without it", schedule.violation, schedule.step),
+    }
+    if let Some(n) = args.rate {
+        if !(0.0..=1.0).contains(&args.perturb) {
+            eprintln!("error: --perturb is a probability in [0, 1], got {}", args.perturb);
+            return ExitCode::from(2);
+        }
+        match reproduction_rate(&schedule, &source, n, args.perturb) {
+            Ok((same, other)) => println!(
+                "rate:     {same} of {n} runs around the schedule (p = {}) break {} again ({:.1}%); {other} break \
+                 something else",
+                args.perturb,
+                schedule.violation,
+                100.0 * same as f64 / n.max(1) as f64
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
     }
     println!("replay:   swapsim replay {}", args.file.display());
     if report.outcome.is_failure() {

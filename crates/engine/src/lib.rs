@@ -33,8 +33,8 @@ mod sim;
 mod task;
 
 pub use choice::{
-    Chooser, Decision, DecisionLog, DecisionRecord, DfsChooser, PctChooser, RandomChooser, ReplayChooser, StepKind,
-    TimedChooser,
+    Chooser, Decision, DecisionLog, DecisionRecord, DfsChooser, PctChooser, PerturbChooser, RandomChooser,
+    ReplayChooser, StepKind, TimedChooser,
 };
 pub use event::{Event, EventKind};
 pub use lock::{LockId, LockKind};

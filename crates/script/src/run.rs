@@ -54,6 +54,10 @@ pub struct RunOptions {
     pub dfs: Option<(Vec<u32>, engine::DecisionLog)>,
     /// Record the lock-class order graph (for explore's lockdep check).
     pub lock_order: bool,
+    /// With `schedule`: (p, seed): keep its non-zero choices and draw each
+    /// of its zero choices at random with probability p, from a stream of
+    /// its own seed (the scenario keeps its `seed`).
+    pub perturb: Option<(f64, u64)>,
 }
 
 impl RunOptions {
@@ -71,6 +75,7 @@ impl RunOptions {
             params: Vec::new(),
             dfs: None,
             lock_order: false,
+            perturb: None,
         }
     }
 }
@@ -371,6 +376,10 @@ fn boot_and_run(
         _ if options.dfs.is_some() => {
             let (prefix, records) = options.dfs.clone().expect("checked");
             sim.set_chooser(Box::new(engine::DfsChooser::new(prefix, records)))
+        }
+        (Some(choices), _) if options.perturb.is_some() => {
+            let (p, seed) = options.perturb.unwrap_or_default();
+            sim.set_chooser(Box::new(engine::PerturbChooser::new(choices.clone(), seed, p, scenario.alloc_sleep)))
         }
         (Some(choices), _) => sim.set_chooser(Box::new(ReplayChooser::new(choices.clone()))),
         (None, Strategy::Random) => sim.set_chooser(Box::new(RandomChooser::new(options.seed, scenario.alloc_sleep))),

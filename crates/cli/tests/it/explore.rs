@@ -51,6 +51,17 @@ fn explore_finds_race1_saves_a_schedule_that_replays_as_recorded() {
     assert!(report.contains("VIOLATION swapoff-completeness"), "{report}");
     let replay = swapsim(&["replay", bundle.join("schedule").to_str().unwrap()]);
     assert!(replay.stdout.contains(", as recorded"), "{}{}", replay.stdout, replay.stderr);
+    // The reproduction rate around the schedule: deterministic, and the
+    // schedule itself (p = 0) always reproduces.
+    let rate = |p: &str| {
+        let run = swapsim(&["replay", &file, "--rate", "200", "--perturb", p]);
+        run.stdout.lines().find(|l| l.starts_with("rate:")).expect("a rate line").to_string()
+    };
+    assert_eq!(rate("0.1"), rate("0.1"));
+    assert!(rate("0").contains("200 of 200 runs around the schedule (p = 0) break swapoff-completeness"));
+    let bad = swapsim(&["replay", &file, "--rate", "10", "--perturb", "1.5"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("--perturb is a probability in [0, 1], got 1.5"), "{}", bad.stderr);
 }
 
 #[test]
