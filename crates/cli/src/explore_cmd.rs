@@ -185,10 +185,10 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     let started = std::time::Instant::now();
     let fixes = kernel.fixes;
     let per_seed = move |seed| RunOptions { record_events: false, ..options(fixes, seed, strategy, None) };
-    let searched = move |seed| RunOptions { lock_order: true, ..per_seed(seed) };
-    let (rows, lock_order) =
+    let searched = move |seed| RunOptions { lock_order: true, point_pairs: true, ..per_seed(seed) };
+    let (rows, lock_order, coverage) =
         match crate::seed_search::run_all(&path, &source, &seeds, usize::from(args.jobs), &searched) {
-            Ok(result) => (result.rows, result.lock_order),
+            Ok(result) => (result.rows, result.lock_order, result.coverage),
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
@@ -209,6 +209,8 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         println!("csv:      {} ({runs_done} rows)", csv.display());
     }
     print!("{}", lock_order.report());
+    let ran: Vec<u64> = rows.iter().map(|r| r.seed).collect();
+    print!("{}", coverage.report(&ran));
     let mut by_kind: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     for row in rows.iter().filter(|r| r.failed()) {
         *by_kind.entry(row.kind.clone()).or_default() += 1;

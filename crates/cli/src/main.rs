@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+mod coverage;
 mod explore_cmd;
 mod lockdep;
 mod run_cmd;

@@ -76,6 +76,8 @@ pub struct SearchResult {
     /// Every lock-class order taken in any run, with the lowest seed that
     /// took it (so the graph does not depend on `--jobs`).
     pub lock_order: crate::lockdep::LockOrder,
+    /// Which named points of two tasks followed each other, first seen when.
+    pub coverage: crate::coverage::Coverage,
 }
 
 /// Run every seed, `jobs` threads each with its own Lua state; rows come
@@ -88,7 +90,7 @@ pub fn run_all(
     options: &(dyn Fn(u64) -> RunOptions + Sync),
 ) -> Result<SearchResult, String> {
     let jobs = jobs.clamp(1, seeds.len().max(1));
-    type Part = (Vec<RunRow>, crate::lockdep::LockOrder);
+    type Part = (Vec<RunRow>, crate::lockdep::LockOrder, crate::coverage::Coverage);
     let results: Vec<Result<Part, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..jobs)
             .map(|j| {
@@ -97,6 +99,7 @@ pub fn run_all(
                         script::run::Runner::new(path, source, Default::default()).map_err(|e| e.to_string())?;
                     let mut rows = Vec::new();
                     let mut order = crate::lockdep::LockOrder::default();
+                    let mut coverage = crate::coverage::Coverage::default();
                     for &seed in seeds.iter().skip(j).step_by(jobs) {
                         if crate::run_cmd::interrupted() {
                             break;
@@ -104,8 +107,9 @@ pub fn run_all(
                         let report = runner.run(&options(seed)).map_err(|e| e.to_string())?;
                         rows.push(RunRow::of(seed, &report));
                         order.add_run(seed, &report.lock_order);
+                        coverage.add_run(seed, &report.point_pairs);
                     }
-                    Ok((rows, order))
+                    Ok((rows, order, coverage))
                 })
             })
             .collect();
@@ -113,13 +117,15 @@ pub fn run_all(
     });
     let mut rows = Vec::with_capacity(seeds.len());
     let mut lock_order = crate::lockdep::LockOrder::default();
+    let mut coverage = crate::coverage::Coverage::default();
     for result in results {
-        let (part, order) = result?;
+        let (part, order, covered) = result?;
         rows.extend(part);
         lock_order.merge(order);
+        coverage.merge(covered);
     }
     rows.sort_by_key(|r| r.seed);
-    Ok(SearchResult { rows, lock_order })
+    Ok(SearchResult { rows, lock_order, coverage })
 }
 
 pub fn render_csv(rows: &[RunRow]) -> String {

@@ -60,6 +60,9 @@ pub struct SimConfig {
     /// Record the lock-class order graph (lockdep): which class was held
     /// when another was taken, and where.
     pub lock_order: bool,
+    /// Record which named points of different tasks followed each other
+    /// (interleaving coverage).
+    pub point_pairs: bool,
 }
 
 impl Default for SimConfig {
@@ -72,6 +75,7 @@ impl Default for SimConfig {
             event_limit: 200_000,
             record_choices: true,
             lock_order: false,
+            point_pairs: false,
             count_points: false,
         }
     }
@@ -157,6 +161,8 @@ struct SimState {
     /// (class held, class taken) -> (where the held one was taken, where the
     /// other was), first seen in this run.
     lock_order: indexmap::IndexMap<(&'static str, &'static str), (Point, Point)>,
+    point_pairs: indexmap::IndexSet<(Point, Point)>,
+    last_point: Option<(TaskId, Point)>,
     bkl: LockId,
     stop: Option<Outcome>,
     /// Time of the timer callback being run (an interrupt), if any.
@@ -196,6 +202,8 @@ impl Sim {
             events_dropped: 0,
             point_counts: indexmap::IndexMap::new(),
             lock_order: indexmap::IndexMap::new(),
+            point_pairs: indexmap::IndexSet::new(),
+            last_point: None,
             bkl,
             stop: None,
             irq_time: None,
@@ -275,6 +283,8 @@ impl Sim {
         st.events.clear();
         st.point_counts.clear();
         st.lock_order.clear();
+        st.point_pairs.clear();
+        st.last_point = None;
         st.events_dropped = 0;
         st.step = 0;
     }
@@ -537,16 +547,30 @@ impl Sim {
         if st.cfg.count_points {
             *st.point_counts.entry(point).or_default() += 1;
         }
+        if st.cfg.point_pairs {
+            if let Some((other, before)) = st.last_point {
+                if other != task {
+                    st.point_pairs.insert((before, point));
+                }
+            }
+            st.last_point = Some((task, point));
+        }
         st.log(Some(task), EventKind::Point, None, point);
     }
 
-    /// The named points reached so far (with `count_points`), with counts.
     /// The lock-class orders this run took (with `lock_order` on): (class
     /// held, class taken, where the held one was taken, where the other was).
     pub fn lock_order(&self) -> Vec<(&'static str, &'static str, Point, Point)> {
         self.st.borrow().lock_order.iter().map(|(&(a, b), &(pa, pb))| (a, b, pa, pb)).collect()
     }
 
+    /// With `point_pairs` on: every (A, B) where a task reached named point
+    /// A and the next named point reached, by another task, was B.
+    pub fn point_pairs(&self) -> Vec<(Point, Point)> {
+        self.st.borrow().point_pairs.iter().copied().collect()
+    }
+
+    /// The named points reached so far (with `count_points`), with counts.
     pub fn point_counts(&self) -> Vec<(Point, u64)> {
         self.st.borrow().point_counts.iter().map(|(&p, &n)| (p, n)).collect()
     }

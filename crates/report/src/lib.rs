@@ -78,6 +78,7 @@ pub(crate) mod tests {
             events_dropped: 0,
             choices: Vec::new(),
             lock_order: Vec::new(),
+            point_pairs: Vec::new(),
             culprit: None,
             tasks: run_tasks.iter().map(|t| t.to_string()).collect(),
             run_tasks: run_tasks.iter().map(|t| t.to_string()).collect(),

@@ -54,6 +54,8 @@ pub struct RunOptions {
     pub dfs: Option<(Vec<u32>, engine::DecisionLog)>,
     /// Record the lock-class order graph (for explore's lockdep check).
     pub lock_order: bool,
+    /// Record interleaved point pairs (for explore's coverage line).
+    pub point_pairs: bool,
     /// With `schedule`: (p, seed): keep its non-zero choices and draw each
     /// of its zero choices at random with probability p, from a stream of
     /// its own seed (the scenario keeps its `seed`).
@@ -75,6 +77,7 @@ impl RunOptions {
             params: Vec::new(),
             dfs: None,
             lock_order: false,
+            point_pairs: false,
             perturb: None,
         }
     }
@@ -113,6 +116,9 @@ pub struct RunReport {
     /// With `RunOptions::lock_order`: (class held, class taken, where the
     /// held one was taken, where the other was), in the order first seen.
     pub lock_order: Vec<(&'static str, &'static str, &'static str, &'static str)>,
+    /// With `RunOptions::point_pairs`: named points of two tasks that
+    /// followed each other (A, then B by another task).
+    pub point_pairs: Vec<(&'static str, &'static str)>,
     /// Every system call the programs made, with its simulated start and
     /// end (reads and writes include the page faults they took).
     pub calls: Vec<CallRecord>,
@@ -217,6 +223,7 @@ impl Runner {
             record_choices: options.schedule.is_some() || options.record_events,
             count_points: options.count_points,
             lock_order: options.lock_order,
+            point_pairs: options.point_pairs,
             ..SimConfig::default()
         };
         // Boot and set-up are deterministic: always the first option, no
@@ -445,6 +452,7 @@ fn boot_and_run(
         tasks: (0..sim.task_count()).map(|i| sim.task_name(engine::TaskId(i as u32))).collect(),
         points: sim.point_counts(),
         lock_order: sim.lock_order(),
+        point_pairs: sim.point_pairs(),
         calls,
         run_tasks: (first_run_task..sim.task_count()).map(|i| sim.task_name(engine::TaskId(i as u32))).collect(),
     })

@@ -161,6 +161,10 @@ fn the_patch_holds_under_exploration() {
     // inversion (trylocks order nothing, as in lockdep).
     assert!(run.stdout.contains("lockdep:  6 lock classes, 12 orders taken"), "{}", run.stdout);
     assert!(run.stdout.contains("(held A, took B); no cycle"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("coverage: ")
+            && run.stdout.contains(" seen in both orders; the last new pair came at run ")
+    );
 }
 
 #[test]
