@@ -5,7 +5,9 @@
 //! state, and the rows are put back in seed order, so the summary, the CSV
 //! and the schedule saved do not depend on `--jobs`.
 
+use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use engine::Outcome;
 use script::RunOptions;
@@ -90,6 +92,9 @@ pub fn run_all(
     options: &(dyn Fn(u64) -> RunOptions + Sync),
 ) -> Result<SearchResult, String> {
     let jobs = jobs.clamp(1, seeds.len().max(1));
+    let done = AtomicU64::new(0);
+    let found = AtomicU64::new(0);
+    let (done, found) = (&done, &found);
     type Part = (Vec<RunRow>, crate::lockdep::LockOrder, crate::coverage::Coverage);
     let results: Vec<Result<Part, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..jobs)
@@ -105,7 +110,10 @@ pub fn run_all(
                             break;
                         }
                         let report = runner.run(&options(seed)).map_err(|e| e.to_string())?;
-                        rows.push(RunRow::of(seed, &report));
+                        let row = RunRow::of(seed, &report);
+                        found.fetch_add(u64::from(row.failed()), Ordering::Relaxed);
+                        done.fetch_add(1, Ordering::Relaxed);
+                        rows.push(row);
                         order.add_run(seed, &report.lock_order);
                         coverage.add_run(seed, &report.point_pairs);
                     }
@@ -113,6 +121,9 @@ pub fn run_all(
                 })
             })
             .collect();
+        if std::io::stderr().is_terminal() {
+            show_progress(&handles, done, found, seeds.len() as u64);
+        }
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a search thread panicked".into()))).collect()
     });
     let mut rows = Vec::with_capacity(seeds.len());
@@ -126,6 +137,20 @@ pub fn run_all(
     }
     rows.sort_by_key(|r| r.seed);
     Ok(SearchResult { rows, lock_order, coverage })
+}
+
+/// Runs, finds, runs/s and ETA on one stderr line, while the threads run
+/// (a terminal only: wall-clock time is shown, never fed into a run).
+fn show_progress<T>(handles: &[std::thread::ScopedJoinHandle<'_, T>], done: &AtomicU64, found: &AtomicU64, total: u64) {
+    let started = std::time::Instant::now();
+    while !handles.iter().all(|h| h.is_finished()) {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let (n, f) = (done.load(Ordering::Relaxed), found.load(Ordering::Relaxed));
+        let rate = n as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        let eta = total.saturating_sub(n) as f64 / rate.max(1e-3);
+        eprint!("\r{n}/{total} runs, {f} found something, {rate:.0} runs/s, ETA {eta:.0} s   ");
+    }
+    eprint!("\r\x1b[K");
 }
 
 pub fn render_csv(rows: &[RunRow]) -> String {
