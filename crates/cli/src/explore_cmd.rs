@@ -146,7 +146,15 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             println!("strategy: random walk");
             Strategy::Random
         }
-        StrategyName::Dfs => Strategy::Random,
+        StrategyName::Dfs => {
+            if args.jobs > 1 || args.shard.is_some() || args.csv.is_some() {
+                eprintln!(
+                    "error: --jobs, --shard and --csv apply to the random and pct strategies; dfs runs one search in order"
+                );
+                return ExitCode::from(2);
+            }
+            return dfs(args, &kernel, &path, &source);
+        }
         StrategyName::Pct => {
             let probe =
                 match script::run::run(&path, &source, &options(kernel.fixes, args.seed, Strategy::Random, None)) {
@@ -166,9 +174,6 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             Strategy::Pct { depth: d, steps: k }
         }
     };
-    if args.strategy == StrategyName::Dfs {
-        return dfs(args, &kernel, &path, &source);
-    }
     let seeds = crate::seed_search::seeds(args.seed, args.runs, args.shard);
     match args.shard {
         Some(shard) => println!(

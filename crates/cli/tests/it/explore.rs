@@ -209,6 +209,9 @@ fn dfs_exhausts_the_bounded_schedules_of_the_patched_exit_race() {
     let replay = swapsim(&["replay", &schedule_path(&pre4.stdout)]);
     assert_eq!(replay.code, 1, "{}", replay.stdout);
     assert!(replay.stdout.contains(", as recorded"), "{}", replay.stdout);
+    let refused = swapsim(&[&args[..], &["--jobs", "2"]].concat());
+    assert_eq!(refused.code, 2);
+    assert!(refused.stderr.contains("--jobs, --shard and --csv apply to the random and pct strategies"));
 }
 
 #[test]
