@@ -5,6 +5,7 @@ use std::process::ExitCode;
 mod coverage;
 mod explore_cmd;
 mod lockdep;
+mod reduce_cmd;
 mod run_cmd;
 mod schedule;
 mod seed_search;
@@ -34,6 +35,8 @@ enum Command {
     Replay(explore_cmd::ReplayArgs),
     /// Shrink a saved schedule (fewer choices that are not the default).
     Shrink(explore_cmd::ShrinkArgs),
+    /// Delete lines of a scenario while it still breaks an invariant; write the smaller scenario.
+    Reduce(reduce_cmd::ReduceArgs),
     /// Combine the CSVs of the shards of one explore search, in seed order.
     #[command(after_help = "Example:\n  swapsim merge --out output/all.csv output/shard-*.csv")]
     Merge {
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => explore_cmd::replay(&args),
         Command::Shrink(args) => explore_cmd::shrink_cmd(&args),
         Command::Sweep(args) => sweep_cmd::sweep(&args),
+        Command::Reduce(args) => reduce_cmd::reduce(&args),
         Command::Merge { out, inputs } => {
             let inputs: Vec<&std::path::Path> = inputs.iter().map(|p| p.as_path()).collect();
             match seed_search::merge(&inputs) {

@@ -272,3 +272,55 @@ fn jobs_do_not_change_the_results_and_shards_merge_into_the_whole_search() {
     assert!(bad.stderr.contains("is reported differently in another file"), "{}", bad.stderr);
     assert!(!std::path::Path::new(&refused).exists());
 }
+
+#[test]
+fn reduce_deletes_lines_while_the_race_still_breaks_and_the_result_still_breaks_it() {
+    let out = out_dir("reduce");
+    let small = out.join("race2_small.lua");
+    let run = swapsim(&[
+        "reduce",
+        "scenarios/race2_exit.lua",
+        "--kernel",
+        "pre4",
+        "--invariant",
+        "swapoff-completeness",
+        "--out",
+        small.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let original = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/race2_exit.lua"))
+        .unwrap()
+        .lines()
+        .count();
+    let reduced = std::fs::read_to_string(&small).unwrap();
+    let code_lines = reduced.lines().filter(|l| !l.starts_with("--")).count();
+    assert!(code_lines < original / 2, "{reduced}");
+    assert!(reduced.contains("swapoff(1)"), "{reduced}");
+    let search = swapsim(&[
+        "explore",
+        small.to_str().unwrap(),
+        "--runs",
+        "200",
+        "--invariant",
+        "swapoff-completeness",
+        "--no-shrink",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(search.code, 1, "{}", search.stdout);
+    assert!(search.stdout.contains("first:    seed "), "{}", search.stdout);
+    // Under the patch nothing breaks: nothing to reduce, said clearly.
+    let patched = swapsim(&[
+        "reduce",
+        "scenarios/race2_exit.lua",
+        "--kernel",
+        "patched",
+        "--invariant",
+        "swapoff-completeness",
+        "--out",
+        out.join("none.lua").to_str().unwrap(),
+    ]);
+    assert_eq!(patched.code, 2);
+    assert!(patched.stderr.contains("nothing to reduce"), "{}", patched.stderr);
+    assert!(!out.join("none.lua").exists());
+}

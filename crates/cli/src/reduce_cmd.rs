@@ -1,0 +1,143 @@
+//! `swapsim reduce`: scenario shrinking. Delete lines of a scenario
+//! (delta debugging over its lines) while a search of it still breaks the
+//! same invariant, and write the smaller scenario as a new Lua file. The
+//! schedule shrinker (`shrink`) minimises the interleaving; this minimises
+//! the program around it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use engine::Outcome;
+use script::{RunOptions, Strategy};
+
+use crate::run_cmd::{parse_variant, write_whole, KernelChoice};
+
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  swapsim reduce scenarios/race2_exit.lua --kernel pre4 --invariant swapoff-completeness --out output/race2_small.lua"
+)]
+pub struct ReduceArgs {
+    /// The scenario (a Lua file).
+    pub file: PathBuf,
+    /// Kernel variant: pre4 or patched.
+    #[arg(long, default_value = "pre4", value_parser = parse_variant)]
+    pub kernel: kernel::Variant,
+    /// Switch one fix on (repeatable).
+    #[arg(long = "fix", value_name = "NAME")]
+    pub fix: Vec<String>,
+    /// Switch one fix off (repeatable).
+    #[arg(long = "no-fix", value_name = "NAME")]
+    pub no_fix: Vec<String>,
+    /// The invariant that must still break.
+    #[arg(long, value_name = "NAME")]
+    pub invariant: String,
+    /// Seeds searched (random walk, seeds 1..=N) for each candidate.
+    #[arg(long, default_value_t = 200)]
+    pub runs: u64,
+    /// Where to write the reduced scenario.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Whether some seed in 1..=runs breaks `invariant` in `source`.
+fn breaks(path: &str, source: &str, fixes: kernel::Fixes, invariant: &str, runs: u64) -> bool {
+    let Ok(runner) = script::run::Runner::new(path, source, Default::default()) else { return false };
+    (1..=runs).any(|seed| {
+        let options = RunOptions { record_events: false, strategy: Strategy::Random, ..RunOptions::new(fixes, seed) };
+        matches!(runner.run(&options), Ok(report) if matches!(&report.outcome, Outcome::Violation(v) if v.invariant == invariant))
+    })
+}
+
+pub fn reduce(args: &ReduceArgs) -> ExitCode {
+    let kernel = match KernelChoice::from_args(args.kernel, &args.fix, &args.no_fix) {
+        Ok(kernel) => kernel,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let path = args.file.display().to_string();
+    let source = match std::fs::read_to_string(&args.file) {
+        Ok(source) => source,
+        Err(e) => {
+            eprintln!("error: cannot read {path}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let lines: Vec<&str> = source.lines().collect();
+    let test = |keep: &[usize]| {
+        let text: String = keep.iter().map(|&i| format!("{}\n", lines[i])).collect();
+        breaks(&path, &text, kernel.fixes, &args.invariant, args.runs)
+    };
+    let all: Vec<usize> = (0..lines.len()).collect();
+    if !test(&all) {
+        eprintln!(
+            "error: {path} does not break {} in seeds 1..{} under {}: nothing to reduce (raise --runs?)",
+            args.invariant,
+            args.runs,
+            kernel.label()
+        );
+        return ExitCode::from(2);
+    }
+    // Comments and blank lines first, in one go; then ddmin over the rest.
+    let code: Vec<usize> =
+        all.iter().copied().filter(|&i| !lines[i].trim().is_empty() && !lines[i].trim().starts_with("--")).collect();
+    let mut current = if test(&code) { code } else { all.clone() };
+    let mut tests = 2u64;
+    let mut chunks = 2usize;
+    while current.len() >= 2 && !crate::run_cmd::interrupted() {
+        let size = current.len().div_ceil(chunks);
+        let mut reduced = false;
+        for start in (0..current.len()).step_by(size) {
+            let candidate: Vec<usize> =
+                current.iter().enumerate().filter(|&(j, _)| j < start || j >= start + size).map(|(_, &i)| i).collect();
+            tests += 1;
+            if test(&candidate) {
+                current = candidate;
+                chunks = (chunks - 1).max(2);
+                reduced = true;
+                break;
+            }
+        }
+        if !reduced {
+            if chunks >= current.len() {
+                break;
+            }
+            chunks = (chunks * 2).min(current.len());
+        }
+    }
+    let mut text = format!(
+        "-- Reduced by `swapsim reduce` from {path} ({} lines -> {}): under {} a random search of seeds\n\
+         -- 1..{} still breaks {}.\n",
+        lines.len(),
+        current.len(),
+        kernel.label(),
+        args.runs,
+        args.invariant
+    );
+    for &i in &current {
+        text.push_str(lines[i]);
+        text.push('\n');
+    }
+    if let Err(e) = write_whole(&args.out, text.as_bytes()) {
+        eprintln!("error: cannot write {}: {e}", args.out.display());
+        return ExitCode::from(2);
+    }
+    println!("reduced:  {path}: {} lines -> {} ({} candidate scenarios searched)", lines.len(), current.len(), tests);
+    println!("wrote:    {}", args.out.display());
+    let switches: String = args
+        .fix
+        .iter()
+        .map(|f| format!(" --fix {f}"))
+        .chain(args.no_fix.iter().map(|f| format!(" --no-fix {f}")))
+        .collect();
+    println!(
+        "search:   swapsim explore {} --kernel {}{switches} --runs {} --invariant {}",
+        args.out.display(),
+        kernel.variant,
+        args.runs,
+        args.invariant
+    );
+    ExitCode::SUCCESS
+}
