@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use engine::Outcome;
 use script::{RunOptions, RunReport, Strategy};
 
-use crate::run_cmd::{content_hash, parse_variant, render_one, write_whole, KernelChoice};
+use crate::run_cmd::{content_hash, read_source, render_one, write_whole, KernelChoice};
 use crate::schedule::ScheduleFile;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -30,15 +30,8 @@ pub enum StrategyName {
 pub struct ExploreArgs {
     /// The scenario (a Lua file).
     pub file: PathBuf,
-    /// Kernel variant: pre4 or patched.
-    #[arg(long, default_value = "pre4", value_parser = parse_variant)]
-    pub kernel: kernel::Variant,
-    /// Switch one fix on (repeatable).
-    #[arg(long = "fix", value_name = "NAME")]
-    pub fix: Vec<String>,
-    /// Switch one fix off (repeatable).
-    #[arg(long = "no-fix", value_name = "NAME")]
-    pub no_fix: Vec<String>,
+    #[command(flatten)]
+    pub kernel: crate::run_cmd::KernelArgs,
     /// How many runs.
     #[arg(long, default_value_t = 1000)]
     pub runs: u64,
@@ -115,19 +108,8 @@ fn violation(report: &RunReport) -> Option<(&'static str, u64)> {
     }
 }
 
-fn read_source(file: &Path) -> Result<(String, String), ExitCode> {
-    let path = file.display().to_string();
-    match std::fs::read_to_string(file) {
-        Ok(source) => Ok((path, source)),
-        Err(e) => {
-            eprintln!("error: cannot read {path}: {e}");
-            Err(ExitCode::from(2))
-        }
-    }
-}
-
 pub fn explore(args: &ExploreArgs) -> ExitCode {
-    let kernel = match KernelChoice::from_args(args.kernel, &args.fix, &args.no_fix) {
+    let kernel = match args.kernel.choice() {
         Ok(kernel) => kernel,
         Err(e) => {
             eprintln!("error: {e}");

@@ -11,7 +11,7 @@ use clap::Args;
 use engine::Outcome;
 use script::{RunOptions, Strategy};
 
-use crate::run_cmd::{parse_variant, write_whole, KernelChoice};
+use crate::run_cmd::write_whole;
 
 #[derive(Args)]
 #[command(
@@ -20,15 +20,8 @@ use crate::run_cmd::{parse_variant, write_whole, KernelChoice};
 pub struct ReduceArgs {
     /// The scenario (a Lua file).
     pub file: PathBuf,
-    /// Kernel variant: pre4 or patched.
-    #[arg(long, default_value = "pre4", value_parser = parse_variant)]
-    pub kernel: kernel::Variant,
-    /// Switch one fix on (repeatable).
-    #[arg(long = "fix", value_name = "NAME")]
-    pub fix: Vec<String>,
-    /// Switch one fix off (repeatable).
-    #[arg(long = "no-fix", value_name = "NAME")]
-    pub no_fix: Vec<String>,
+    #[command(flatten)]
+    pub kernel: crate::run_cmd::KernelArgs,
     /// The invariant that must still break.
     #[arg(long, value_name = "NAME")]
     pub invariant: String,
@@ -50,20 +43,16 @@ fn breaks(path: &str, source: &str, fixes: kernel::Fixes, invariant: &str, runs:
 }
 
 pub fn reduce(args: &ReduceArgs) -> ExitCode {
-    let kernel = match KernelChoice::from_args(args.kernel, &args.fix, &args.no_fix) {
+    let kernel = match args.kernel.choice() {
         Ok(kernel) => kernel,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    let path = args.file.display().to_string();
-    let source = match std::fs::read_to_string(&args.file) {
-        Ok(source) => source,
-        Err(e) => {
-            eprintln!("error: cannot read {path}: {e}");
-            return ExitCode::from(2);
-        }
+    let (path, source) = match crate::run_cmd::read_source(&args.file) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let lines: Vec<&str> = source.lines().collect();
     let test = |keep: &[usize]| {
@@ -126,16 +115,10 @@ pub fn reduce(args: &ReduceArgs) -> ExitCode {
     }
     println!("reduced:  {path}: {} lines -> {} ({} candidate scenarios searched)", lines.len(), current.len(), tests);
     println!("wrote:    {}", args.out.display());
-    let switches: String = args
-        .fix
-        .iter()
-        .map(|f| format!(" --fix {f}"))
-        .chain(args.no_fix.iter().map(|f| format!(" --no-fix {f}")))
-        .collect();
     println!(
-        "search:   swapsim explore {} --kernel {}{switches} --runs {} --invariant {}",
+        "search:   swapsim explore {} {} --runs {} --invariant {}",
         args.out.display(),
-        kernel.variant,
+        args.kernel.flags(),
         args.runs,
         args.invariant
     );

@@ -10,13 +10,10 @@ use kernel::{Fixes, Variant};
 use script::run::describe;
 use script::{RunOptions, RunReport};
 
+/// `--kernel`, `--fix`, `--no-fix`: the kernel a command runs, shared by
+/// run, explore and reduce.
 #[derive(Args)]
-#[command(
-    after_help = "Examples:\n  swapsim run scenarios/race1_fork.lua --kernel pre4 --seed 3\n  swapsim run scenarios/race1_fork.lua --kernel patched --seeds 1..1000\n  swapsim run scenarios/race1_fork.lua --kernel pre4 --seed 3 --events output/race1.log\n\nExit status: 0 clean, 1 a violation, deadlock or step limit was found, 2 bad usage or a bad scenario."
-)]
-pub struct RunArgs {
-    /// The scenario (a Lua file).
-    pub file: PathBuf,
+pub struct KernelArgs {
     /// Kernel variant: pre4 (2.3.99-pre4/5) or patched (with the seed's fixes).
     #[arg(long, default_value = "pre4", value_parser = parse_variant)]
     pub kernel: Variant,
@@ -26,6 +23,30 @@ pub struct RunArgs {
     /// Switch one fix off (repeatable). `swapsim kernels` lists the fixes.
     #[arg(long = "no-fix", value_name = "NAME")]
     pub no_fix: Vec<String>,
+}
+
+impl KernelArgs {
+    pub fn choice(&self) -> Result<KernelChoice, String> {
+        KernelChoice::from_args(self.kernel, &self.fix, &self.no_fix)
+    }
+
+    /// The flags again, for a command line to print: "--kernel V [--fix F]...".
+    pub fn flags(&self) -> String {
+        let fixes = self.fix.iter().map(|f| format!(" --fix {f}"));
+        let no_fixes = self.no_fix.iter().map(|f| format!(" --no-fix {f}"));
+        format!("--kernel {}{}", self.kernel, fixes.chain(no_fixes).collect::<String>())
+    }
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  swapsim run scenarios/race1_fork.lua --kernel pre4 --seed 3\n  swapsim run scenarios/race1_fork.lua --kernel patched --seeds 1..1000\n  swapsim run scenarios/race1_fork.lua --kernel pre4 --seed 3 --events output/race1.log\n\nExit status: 0 clean, 1 a violation, deadlock or step limit was found, 2 bad usage or a bad scenario."
+)]
+pub struct RunArgs {
+    /// The scenario (a Lua file).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub kernel: KernelArgs,
     /// The seed of the run's random schedule.
     #[arg(long, default_value_t = 1, conflicts_with = "seeds")]
     pub seed: u64,
@@ -217,7 +238,7 @@ impl KernelChoice {
 }
 
 pub fn run(args: &RunArgs) -> ExitCode {
-    let kernel = match KernelChoice::from_args(args.kernel, &args.fix, &args.no_fix) {
+    let kernel = match args.kernel.choice() {
         Ok(kernel) => kernel,
         Err(e) => {
             eprintln!("error: {e}");
@@ -232,13 +253,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
     };
     let kernel = KernelChoice { faults, limits: args.limits.sandbox(), ..kernel };
-    let path = args.file.display().to_string();
-    let source = match std::fs::read_to_string(&args.file) {
-        Ok(source) => source,
-        Err(e) => {
-            eprintln!("error: cannot read scenario {path}: {e}");
-            return ExitCode::from(2);
-        }
+    let (path, source) = match read_source(&args.file) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     if args.list_points {
         let (first, last) = args.seeds.unwrap_or((args.seed, args.seed));
@@ -460,6 +477,19 @@ fn run_seeds(_args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, f
 
 /// Write a file whole or not at all: write a temporary file beside it,
 /// then rename it over the target.
+/// Read a scenario file: (its path as shown, its text), or say why not
+/// and exit 2.
+pub fn read_source(file: &Path) -> Result<(String, String), ExitCode> {
+    let path = file.display().to_string();
+    match std::fs::read_to_string(file) {
+        Ok(source) => Ok((path, source)),
+        Err(e) => {
+            eprintln!("error: cannot read scenario {path}: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().ok_or_else(|| std::io::Error::other("not a file name"))?;

@@ -106,13 +106,9 @@ fn measure(report: &RunReport) -> Row {
 }
 
 pub fn sweep(args: &SweepArgs) -> ExitCode {
-    let path = args.file.display().to_string();
-    let source = match std::fs::read_to_string(&args.file) {
-        Ok(source) => source,
-        Err(e) => {
-            eprintln!("error: cannot read scenario {path}: {e}");
-            return ExitCode::from(2);
-        }
+    let (path, source) = match crate::run_cmd::read_source(&args.file) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let scenario = match script::run::load(&path, &source, Default::default()) {
         Ok(scenario) => scenario,
