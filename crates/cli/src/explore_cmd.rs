@@ -204,9 +204,10 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     }
     let first_seed =
         rows.iter().find(|r| r.failed() && args.invariant.as_ref().is_none_or(|name| *name == r.kind)).map(|r| r.seed);
-    // The first find again, in full (a run depends only on its seed).
+    // The first find again, recording its schedule (a run depends only on
+    // its seed).
     let first = match first_seed {
-        Some(seed) => match script::run::run(&path, &source, &per_seed(seed)) {
+        Some(seed) => match script::run::run(&path, &source, &options(kernel.fixes, seed, strategy, None)) {
             Ok(report) => Some((seed, report)),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -231,16 +232,8 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         return ExitCode::from(1);
     };
     println!("first:    seed {seed}: {invariant} at step {step}");
-    // Record the schedule of that run, then shrink it.
-    let recorded = match script::run::run(&path, &source, &options(kernel.fixes, seed, strategy, None)) {
-        Ok(report) => report,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let tag = seed.to_string();
-    save_schedule(args, &kernel, &path, &source, seed, &tag, invariant, step, &recorded.choices)
+    save_schedule(args, &kernel, &path, &source, seed, &tag, invariant, step, &report.choices)
 }
 
 /// Write the schedule of a find to `--out` (shrunk first unless
