@@ -684,6 +684,11 @@ impl Sim {
         st.violate(Some(task), "lock-discipline", message);
     }
 
+    /// need_resched: another task waits in the run queue for a CPU.
+    pub(crate) fn need_resched(&self) -> bool {
+        !self.st.borrow().runqueue.is_empty()
+    }
+
     pub(crate) fn preempt(&self, task: TaskId, point: Point) {
         let mut st = self.st.borrow_mut();
         st.log(Some(task), EventKind::Preempt, None, point);

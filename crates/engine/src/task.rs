@@ -311,6 +311,17 @@ impl Task {
         }
     }
 
+    /// `cond_resched()` (2.4's `if (current->need_resched) schedule()`):
+    /// if another task is queued for a CPU, give this one up — as a sleep
+    /// of no length, so holding a spinlock here is sleep-in-atomic and the
+    /// BKL is dropped and taken back — and run again when chosen.
+    pub async fn cond_resched(&self, point: Point) {
+        self.point(point).await;
+        if self.sim.need_resched() {
+            self.sleep(SleepOn::Timer(0), point).await;
+        }
+    }
+
     /// Whether to inject a fault at `point` (probability `ppm` in a
     /// million): a recorded choice, not an interleaving point.
     pub fn inject(&self, point: Point, ppm: u32) -> bool {

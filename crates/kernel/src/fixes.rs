@@ -30,6 +30,37 @@ pub struct Fixes {
     /// `find_lock_page`) waits for a locked page and rechecks it. Switching
     /// it off is the what-if the seed's race 5 turns on.
     pub lookup_wait: bool,
+    /// Which kernel's swapoff design runs: the 2.3.99 code (where the
+    /// switches above apply) or a later kernel's whole design.
+    pub era: Era,
+}
+
+/// The swapoff design a kernel variant runs. The later ones are whole
+/// designs transplanted into the 2.3.99 world with the pieces of their
+/// kernel they rely on (docs/model.md § later kernels); the seed patch's
+/// switches do not apply to them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Era {
+    /// 2.3.99-pre4-5, with or without the seed's patch.
+    Seed,
+    /// 2.4.10 (read from 2.4.17): try_to_unuse walks the 2.4 mmlist from a
+    /// held `start_mm` under mmlist_lock, rescans until no slot is in use,
+    /// forces nothing to zero; fork lists the child before copying;
+    /// do_swap_page rechecks the pte; readahead takes no temporary
+    /// references; swapoff drops the BKL around try_to_unuse.
+    Linux2_4_10,
+    /// 5.1 ("mm: rid swapoff of quadratic complexity"): one pass over
+    /// each listed mm's page tables under its mmap_sem, swapping in every
+    /// entry of the device; then free leftover swap-cache pages; retry while
+    /// slots are in use.
+    Linux5_1,
+}
+
+impl Era {
+    /// A later kernel's design (not the 2.3.99 code).
+    pub fn is_later(self) -> bool {
+        self != Era::Seed
+    }
 }
 
 /// One switch, for `swapsim kernels` and `--fix`/`--no-fix`.
@@ -111,6 +142,7 @@ impl Fixes {
         no_readahead: false,
         no_new_refs: false,
         lookup_wait: true,
+        era: Era::Seed,
     };
     pub const ALL: Fixes = Fixes {
         mmlist: true,
@@ -119,10 +151,17 @@ impl Fixes {
         no_readahead: true,
         no_new_refs: true,
         lookup_wait: true,
+        era: Era::Seed,
     };
 
     /// Switch one fix by name; the error lists the names there are.
     pub fn set(&mut self, name: &str, on: bool) -> Result<(), String> {
+        if self.era.is_later() {
+            return Err(format!(
+                "--fix/--no-fix {name}: the seed patch's switches apply to the 2.3.99 variants (pre4, patched); \
+                 2.4.10 and 5.1 are whole later designs"
+            ));
+        }
         match FIXES.iter().find(|f| f.name == name) {
             Some(info) => {
                 (info.set)(self, on);
@@ -153,15 +192,21 @@ pub enum Variant {
     Pre4,
     /// pre4-5 with the seed's patch applied whole.
     Patched,
+    /// The 2.4.10 swapoff design ([`Era::Linux2_4_10`]).
+    Linux2_4_10,
+    /// The 5.1 swapoff design ([`Era::Linux5_1`]).
+    Linux5_1,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 2] = [Variant::Pre4, Variant::Patched];
+    pub const ALL: [Variant; 4] = [Variant::Pre4, Variant::Patched, Variant::Linux2_4_10, Variant::Linux5_1];
 
     pub fn name(self) -> &'static str {
         match self {
             Variant::Pre4 => "pre4",
             Variant::Patched => "patched",
+            Variant::Linux2_4_10 => "2.4.10",
+            Variant::Linux5_1 => "5.1",
         }
     }
 
@@ -173,6 +218,12 @@ impl Variant {
         match self {
             Variant::Pre4 => "2.3.99-pre4/5: for_each_task under tasklist_lock, BKL held, no mmap_sem",
             Variant::Patched => "pre4-5 + the seed patch: mm list crabbed with hold_mm/release_mm, mmap_sem per mm",
+            Variant::Linux2_4_10 => {
+                "2.4.10's swapoff: mmlist walk from a held start_mm under mmlist_lock, rescans, no forced zeroing"
+            }
+            Variant::Linux5_1 => {
+                "5.1's swapoff: one pass over each mm's page tables (mmap_sem), then the swap cache; retry while in use"
+            }
         }
     }
 
@@ -180,6 +231,8 @@ impl Variant {
         match self {
             Variant::Pre4 => Fixes::NONE,
             Variant::Patched => Fixes::ALL,
+            Variant::Linux2_4_10 => Fixes { era: Era::Linux2_4_10, ..Fixes::NONE },
+            Variant::Linux5_1 => Fixes { era: Era::Linux5_1, ..Fixes::NONE },
         }
     }
 }
@@ -212,5 +265,16 @@ mod tests {
             assert!(info.is_on(&Variant::Patched.fixes()));
             assert_eq!(info.is_on(&Variant::Pre4.fixes()), !info.in_patch);
         }
+    }
+
+    #[test]
+    fn later_variants_refuse_the_seed_switches_and_round_trip_by_name() {
+        for variant in Variant::ALL {
+            assert_eq!(Variant::from_name(variant.name()), Some(variant));
+        }
+        let err = Variant::Linux5_1.fixes().set("mmlist", true).unwrap_err();
+        assert!(err.contains("2.3.99 variants"), "{err}");
+        assert!(Variant::Linux2_4_10.fixes().era.is_later());
+        assert!(!Variant::Patched.fixes().era.is_later());
     }
 }

@@ -5,10 +5,10 @@ use std::pin::Pin;
 
 use engine::Task;
 
-use crate::memory::copy_page_range;
+use crate::memory::{copy_page_range, copy_page_range_locked};
 use crate::mm::mm_alloc;
 use crate::types::*;
-use crate::{KResult, Kernel};
+use crate::{Era, KResult, Kernel};
 
 /// What the child runs once `wake_up_process` lets it go: its user program.
 pub type ChildStart = Box<dyn FnOnce(Task) -> Pin<Box<dyn Future<Output = ()>>>>;
@@ -104,32 +104,86 @@ async fn copy_mm(k: &Kernel, t: &Task, parent: Pid, child: Pid) -> KResult<()> {
 
 /// `dup_mmap` (kernel/fork.c): for each parent VMA, allocate a VMA (may
 /// sleep), copy its page range, and only then link it into the child.
+/// Later kernels differ (see [`dup_mmap_later`]).
 async fn dup_mmap(k: &Kernel, t: &Task, mm: MmId, old_mm: MmId) -> KResult<()> {
-    let parent_vmas: Vec<VmaId> = {
-        let mut w = k.w();
-        // "Kill me slowly. UGLY! FIXME!": the memcpy of 15 longs from
-        // start_code copies rss too.
-        let rss = w.mms[old_mm].rss;
-        w.mms[mm].rss = rss;
-        let expected = w.mms[old_mm].expected.clone();
-        w.mms[mm].expected = expected;
-        w.mms[old_mm].mmap.clone()
-    };
+    if k.fixes.era.is_later() {
+        return dup_mmap_later(k, t, mm, old_mm).await;
+    }
+    let parent_vmas = start_dup(k, mm, old_mm);
     for mpnt in parent_vmas {
         t.may_sleep("dup_mmap:kmem_cache_alloc", k.costs.alloc_sleep).await;
         k.check_mm(t, mm, "dup_mmap")?;
-        let tmp = {
-            let mut w = k.w();
-            let v = &w.vmas[mpnt];
-            let (start, end, writable, shm) = (v.start, v.end, v.writable, v.shm);
-            if let Some((seg, _)) = shm {
-                w.shm_segs[seg].nattch += 1; // get_file, vm_ops->open = shm_open
-            }
-            w.vmas.insert(Vma { mm, start, end, writable, shm })
-        };
+        let tmp = new_vma_like(k, mm, mpnt);
         copy_page_range(k, t, mm, old_mm, mpnt).await?;
         k.check_mm(t, mm, "dup_mmap")?;
         k.w().mms[mm].mmap.push(tmp);
     }
     Ok(())
+}
+
+/// `dup_mmap` of later kernels. 2.4.10 first lists the child right after
+/// its parent on the mmlist ("so that swapoff can see any swap entries"),
+/// and links each new VMA *before* copying its ptes, both under the child's
+/// page_table_lock. 5.1 holds the child's mmap_sem throughout (so
+/// swapoff's unuse_mm waits for the copy) and lists the child only when it
+/// copies a swap entry (copy_one_pte).
+async fn dup_mmap_later(k: &Kernel, t: &Task, mm: MmId, old_mm: MmId) -> KResult<()> {
+    let era = k.fixes.era;
+    let (child_sem, child_ptl) = {
+        let w = k.w();
+        (w.mms[mm].mmap_sem, w.mms[mm].page_table_lock)
+    };
+    if era == Era::Linux5_1 {
+        t.down(child_sem, "dup_mmap:down_write_child_mmap_sem").await;
+    }
+    let parent_vmas = start_dup(k, mm, old_mm);
+    if era == Era::Linux2_4_10 {
+        t.spin_lock(k.mmlist_lock, "dup_mmap:mmlist_lock").await;
+        {
+            let mut w = k.w();
+            let at = w.mmlist.iter().position(|&x| x == old_mm).map_or(w.mmlist.len(), |i| i + 1);
+            w.mmlist.insert(at, mm); // list_add(&mm->mmlist, &current->mm->mmlist)
+        }
+        t.spin_unlock(k.mmlist_lock, "dup_mmap:mmlist_unlock");
+    }
+    for mpnt in parent_vmas {
+        t.may_sleep("dup_mmap:kmem_cache_alloc", k.costs.alloc_sleep).await;
+        k.check_mm(t, mm, "dup_mmap")?;
+        let tmp = new_vma_like(k, mm, mpnt);
+        // The page-table pages are allocated first: pte_alloc drops the
+        // page_table_lock around its allocation.
+        t.may_sleep("copy_page_range:pte_alloc", k.costs.alloc_sleep).await;
+        t.spin_lock(child_ptl, "dup_mmap:page_table_lock").await;
+        k.check_mm(t, mm, "dup_mmap")?;
+        k.w().mms[mm].mmap.push(tmp);
+        copy_page_range_locked(k, t, mm, old_mm, mpnt).await?;
+        t.spin_unlock(child_ptl, "dup_mmap:page_table_unlock");
+    }
+    if era == Era::Linux5_1 {
+        t.up(child_sem, "dup_mmap:up_write_child_mmap_sem");
+    }
+    Ok(())
+}
+
+/// The start of dup_mmap: "Kill me slowly. UGLY! FIXME!": the memcpy of
+/// 15 longs from start_code copies rss too. Returns the parent's VMAs.
+fn start_dup(k: &Kernel, mm: MmId, old_mm: MmId) -> Vec<VmaId> {
+    let mut w = k.w();
+    let rss = w.mms[old_mm].rss;
+    w.mms[mm].rss = rss;
+    let expected = w.mms[old_mm].expected.clone();
+    w.mms[mm].expected = expected;
+    w.mms[old_mm].mmap.clone()
+}
+
+/// A copy of the parent's VMA `mpnt` for the child (not linked yet): shm
+/// attaches count one more user (get_file, vm_ops->open = shm_open).
+fn new_vma_like(k: &Kernel, mm: MmId, mpnt: VmaId) -> VmaId {
+    let mut w = k.w();
+    let v = &w.vmas[mpnt];
+    let (start, end, writable, shm) = (v.start, v.end, v.writable, v.shm);
+    if let Some((seg, _)) = shm {
+        w.shm_segs[seg].nattch += 1;
+    }
+    w.vmas.insert(Vma { mm, start, end, writable, shm })
 }

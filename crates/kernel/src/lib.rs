@@ -39,10 +39,12 @@ pub mod shm;
 pub mod swap_state;
 pub mod swapfile;
 pub mod types;
+pub mod unuse_2_4_10;
+pub mod unuse_5_1;
 pub mod vmscan;
 mod world;
 
-pub use fixes::{FixInfo, Fixes, Variant, FIXES};
+pub use fixes::{Era, FixInfo, Fixes, Variant, FIXES};
 pub use types::*;
 pub use world::{Faults, Kernel, KernelCosts, Machine, Stats, World};
 

@@ -197,6 +197,9 @@ async fn do_anonymous_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, write: boo
 /// use, then each is read asynchronously and the reference dropped. (The
 /// `nr_async_pages` throttle is not modelled: every handle is read.)
 pub(crate) async fn swapin_readahead(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<()> {
+    if k.fixes.era.is_later() {
+        return swapin_readahead_later(k, t, entry).await;
+    }
     for handle in valid_swaphandles(k, t, entry).await? {
         if let Some(page) = read_swap_cache_async(k, t, handle, false).await? {
             free_page(k, t, page, "swapin_readahead:__free_page")?;
@@ -255,6 +258,37 @@ async fn valid_swaphandles(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<Vec
     Ok(handles)
 }
 
+/// Later kernels' readahead (2.4.10's swapin_readahead and
+/// valid_swaphandles): the handles are counted under swap_device_lock
+/// (stopping at `max`, which swapoff zeroes, and at a free or bad slot)
+/// but take *no temporary reference*; read_swap_cache_async's own
+/// swap_duplicate is the only one, and it fails on a slot freed meanwhile.
+async fn swapin_readahead_later(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<()> {
+    let page_cluster = k.page_cluster();
+    let sdev_lock = k.w().swap_info[entry.type_].sdev_lock;
+    t.spin_lock(sdev_lock, "valid_swaphandles:swap_device_lock").await;
+    let handles: Vec<SwpEntry> = {
+        let w = k.w();
+        let p = &w.swap_info[entry.type_];
+        let first = (entry.offset >> page_cluster) << page_cluster;
+        (first..first + (1u32 << page_cluster))
+            .take_while(|&offset| {
+                offset < p.max
+                    && p.swap_map
+                        .as_ref()
+                        .is_some_and(|m| m[offset as usize] != 0 && m[offset as usize] != SWAP_MAP_BAD)
+            })
+            .map(|offset| SwpEntry { type_: entry.type_, offset })
+            .collect()
+    };
+    t.spin_unlock(sdev_lock, "valid_swaphandles:swap_device_unlock");
+    for handle in handles {
+        let Some(page) = read_swap_cache_async(k, t, handle, false).await? else { break };
+        free_page(k, t, page, "swapin_readahead:page_cache_release")?;
+    }
+    Ok(())
+}
+
 /// `do_swap_page` (mm/memory.c), mmap_sem held, no BKL at entry: look in
 /// the swap cache; else under the BKL read ahead and read the page (a
 /// failure returns -1 and kills the task); lock the page, transfer the
@@ -269,6 +303,9 @@ async fn do_swap_page(
     entry: SwpEntry,
     write: bool,
 ) -> KResult<i32> {
+    if k.fixes.era.is_later() {
+        return do_swap_page_later(k, t, mm, addr, entry, write).await;
+    }
     let mut page = lookup_swap_cache(k, t, entry).await?;
     if page.is_none() {
         t.lock_kernel("do_swap_page:lock_kernel").await;
@@ -320,6 +357,48 @@ async fn do_swap_page(
         ));
     }
     set_pte(k, mm, addr, pte);
+    Ok(1)
+}
+
+/// Later kernels' `do_swap_page` (2.4.10; 5.1 likewise): no BKL; when the
+/// read fails, return -1 only if the pte still holds the entry ("Back out
+/// if somebody else faulted in this pte"); with the page locked, take
+/// page_table_lock and give up quietly if the pte changed (`pte_same`),
+/// else free the entry and map the page under the lock.
+async fn do_swap_page_later(k: &Kernel, t: &Task, mm: MmId, addr: u64, entry: SwpEntry, write: bool) -> KResult<i32> {
+    let mut page = lookup_swap_cache(k, t, entry).await?;
+    if page.is_none() {
+        swapin_readahead(k, t, entry).await?;
+        page = read_swap_cache(k, t, entry).await?;
+    }
+    k.check_mm(t, mm, "do_swap_page")?;
+    let ptl = k.w().mms[mm].page_table_lock;
+    let Some(page) = page else {
+        t.spin_lock(ptl, "do_swap_page:page_table_lock_backout").await;
+        let same = read_pte(k, mm, addr) == Pte::Swap(entry);
+        t.spin_unlock(ptl, "do_swap_page:page_table_unlock_backout");
+        return Ok(if same { -1 } else { 1 });
+    };
+    let page_lock = k.w().pages[page].lock;
+    t.lock_page(page_lock, "do_swap_page:lock_page").await;
+    t.spin_lock(ptl, "do_swap_page:page_table_lock").await;
+    k.check_mm(t, mm, "do_swap_page")?;
+    if read_pte(k, mm, addr) != Pte::Swap(entry) {
+        t.spin_unlock(ptl, "do_swap_page:page_table_unlock_not_same");
+        t.unlock_page(page_lock, "do_swap_page:UnlockPage_not_same");
+        free_page(k, t, page, "do_swap_page:page_cache_release")?;
+        return Ok(1);
+    }
+    swap_free(k, t, entry, "do_swap_page:swap_free").await?;
+    k.w().mms[mm].rss += 1;
+    let mut pte = Pte::Present { page, write: false, dirty: false };
+    if write && !is_page_shared(k, t, page, "do_swap_page:can_share_swap_page")? {
+        delete_from_swap_cache_nolock(k, t, page).await?;
+        pte = Pte::Present { page, write: true, dirty: true };
+    }
+    t.unlock_page(page_lock, "do_swap_page:UnlockPage");
+    set_pte(k, mm, addr, pte);
+    t.spin_unlock(ptl, "do_swap_page:page_table_unlock");
     Ok(1)
 }
 
@@ -376,6 +455,25 @@ async fn do_wp_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, pte: Pte) -> KRes
 /// reference. Allocating the child's page tables may sleep.
 pub async fn copy_page_range(k: &Kernel, t: &Task, dst: MmId, src: MmId, vma: VmaId) -> KResult<()> {
     t.may_sleep("copy_page_range:pte_alloc", k.costs.alloc_sleep).await;
+    copy_ptes(k, t, dst, src, vma).await
+}
+
+/// Later kernels' `copy_page_range` (2.4.10, 5.1): the caller holds the
+/// child's page_table_lock and has allocated the page tables; the copy runs
+/// under the parent's too, so swapoff scanning either mm sees all or none
+/// of it. 5.1's copy_one_pte lists the child after its parent on the
+/// mmlist when it copies a swap entry.
+pub async fn copy_page_range_locked(k: &Kernel, t: &Task, dst: MmId, src: MmId, vma: VmaId) -> KResult<()> {
+    k.check_mm(t, src, "copy_page_range")?;
+    let src_ptl = k.w().mms[src].page_table_lock;
+    t.spin_lock(src_ptl, "copy_page_range:src_page_table_lock").await;
+    copy_ptes(k, t, dst, src, vma).await?;
+    t.spin_unlock(src_ptl, "copy_page_range:src_page_table_unlock");
+    Ok(())
+}
+
+/// The pte loop of copy_page_range (copy_one_pte for each pte of the VMA).
+async fn copy_ptes(k: &Kernel, t: &Task, dst: MmId, src: MmId, vma: VmaId) -> KResult<()> {
     k.check_mm(t, src, "copy_page_range")?;
     k.check_mm(t, dst, "copy_page_range")?;
     let (start, end, shared) = {
@@ -394,6 +492,19 @@ pub async fn copy_page_range(k: &Kernel, t: &Task, dst: MmId, src: MmId, vma: Vm
             Pte::None => {}
             Pte::Swap(entry) => {
                 swap_duplicate(k, t, entry, "copy_page_range:swap_duplicate").await?;
+                if k.fixes.era == crate::Era::Linux5_1 && !k.w().mmlist.contains(&dst) {
+                    // list_add(&dst_mm->mmlist, &src_mm->mmlist): a parent
+                    // holding a swap entry is always listed in this model.
+                    t.spin_lock(k.mmlist_lock, "copy_one_pte:mmlist_lock").await;
+                    {
+                        let mut w = k.w();
+                        if !w.mmlist.contains(&dst) {
+                            let at = w.mmlist.iter().position(|&x| x == src).map_or(0, |i| i + 1);
+                            w.mmlist.insert(at, dst);
+                        }
+                    }
+                    t.spin_unlock(k.mmlist_lock, "copy_one_pte:mmlist_unlock");
+                }
                 set_pte(k, dst, addr, pte);
                 let child = k.describe_mm(dst);
                 t.note("copy_page_range:set_pte", || format!("copied swap entry {entry} at {addr:#x} into {child}"));

@@ -5,7 +5,7 @@
 use engine::Task;
 
 use crate::types::*;
-use crate::{KResult, Kernel};
+use crate::{Era, KResult, Kernel};
 
 /// `mm_alloc` (kernel/fork.c): `kmem_cache_alloc(mm_cachep, SLAB_KERNEL)`
 /// may sleep; then counts at 1, a fresh mmap_sem, a pgd. With the patch the
@@ -24,8 +24,14 @@ pub async fn mm_alloc(k: &Kernel, t: &Task, origin: String) -> MmId {
 }
 
 /// `mmput` (kernel/fork.c): drop a user; the last one tears the address
-/// space down with exit_mmap and drops the users' mm_count.
+/// space down with exit_mmap and drops the users' mm_count. Later kernels
+/// also take the mm off their mmlist: 2.4.10 before exit_mmap, 5.1 after.
 pub async fn mmput(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
+    match k.fixes.era {
+        Era::Seed => {}
+        Era::Linux2_4_10 => return mmput_2_4_10(k, t, mm).await,
+        Era::Linux5_1 => return mmput_5_1(k, t, mm).await,
+    }
     k.check_mm(t, mm, "mmput")?;
     let users = {
         let mut w = k.w();
@@ -36,6 +42,87 @@ pub async fn mmput(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
         crate::exit::exit_mmap(k, t, mm).await?;
         mmdrop(k, t, mm).await?;
     }
+    Ok(())
+}
+
+/// 2.4.10's `mmput` (kernel/fork.c): `atomic_dec_and_lock(&mm->mm_users,
+/// &mmlist_lock)` takes mmlist_lock only for the last user, and unlinks the
+/// mm under it *before* exit_mmap — which is what makes taking a user
+/// under mmlist_lock (try_to_unuse's `atomic_inc`) safe.
+async fn mmput_2_4_10(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
+    k.check_mm(t, mm, "mmput")?;
+    {
+        let mut w = k.w();
+        if w.mms[mm].mm_users > 1 {
+            w.mms[mm].mm_users -= 1;
+            return Ok(());
+        }
+    }
+    t.spin_lock(k.mmlist_lock, "mmput:atomic_dec_and_lock").await;
+    k.check_mm(t, mm, "mmput")?;
+    let last = {
+        let mut w = k.w();
+        w.mms[mm].mm_users -= 1;
+        let last = w.mms[mm].mm_users == 0;
+        if last {
+            w.mmlist.retain(|&x| x != mm); // list_del(&mm->mmlist)
+        }
+        last
+    };
+    t.spin_unlock(k.mmlist_lock, "mmput:mmlist_unlock");
+    if last {
+        crate::exit::exit_mmap(k, t, mm).await?;
+        mmdrop(k, t, mm).await?;
+    }
+    Ok(())
+}
+
+/// 5.1's `mmput` → `__mmput` (kernel/fork.c): the last user runs
+/// exit_mmap while the mm is still listed (try_to_unuse skips it through
+/// `mmget_not_zero`), then unlinks it under mmlist_lock, then mmdrop.
+async fn mmput_5_1(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
+    k.check_mm(t, mm, "mmput")?;
+    let users = {
+        let mut w = k.w();
+        w.mms[mm].mm_users -= 1;
+        w.mms[mm].mm_users
+    };
+    if users == 0 {
+        crate::exit::exit_mmap(k, t, mm).await?;
+        if k.w().mmlist.contains(&mm) {
+            t.spin_lock(k.mmlist_lock, "__mmput:mmlist_lock").await;
+            k.w().mmlist.retain(|&x| x != mm);
+            t.spin_unlock(k.mmlist_lock, "__mmput:mmlist_unlock");
+        }
+        mmdrop(k, t, mm).await?;
+    }
+    Ok(())
+}
+
+/// `mmget_not_zero` (5.1, include/linux/sched/mm.h): take a user unless
+/// the mm has none left (it is being torn down). Caller holds mmlist_lock.
+pub fn mmget_not_zero(k: &Kernel, t: &Task, mm: MmId) -> KResult<bool> {
+    k.check_mm(t, mm, "mmget_not_zero")?;
+    let mut w = k.w();
+    let m = &mut w.mms[mm];
+    if m.mm_users == 0 {
+        return Ok(false);
+    }
+    m.mm_users += 1;
+    Ok(true)
+}
+
+/// `atomic_inc(&mm->mm_users)` under mmlist_lock (2.4.10's try_to_unuse):
+/// safe because a listed mm has a user (mmput unlinks it at 1→0).
+pub fn mmget(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
+    k.check_mm(t, mm, "atomic_inc(mm_users)")?;
+    let mut w = k.w();
+    if w.mms[mm].mm_users == 0 {
+        drop(w);
+        let what = k.describe_mm(mm);
+        return Err(k.oops(t, "mm-existence", format!("took a user on {what}, which has none left")));
+    }
+    w.mms[mm].mm_users += 1;
     Ok(())
 }
 

@@ -143,6 +143,12 @@ pub async fn exec_mmap(k: &Kernel, t: &Task) -> KResult<()> {
     }
     let name = k.w().procs[&pid].name.clone();
     let mm = mm_alloc(k, t, format!("pid {pid} ({name}) after exec")).await;
+    if k.fixes.era == crate::Era::Linux2_4_10 {
+        // 2.4.10's exec_mmap: the new mm goes at the head of the mmlist.
+        t.spin_lock(k.mmlist_lock, "exec_mmap:mmlist_lock").await;
+        k.w().mmlist.insert(0, mm);
+        t.spin_unlock(k.mmlist_lock, "exec_mmap:mmlist_unlock");
+    }
     {
         let mut w = k.w();
         let p = &mut w.procs[&pid];

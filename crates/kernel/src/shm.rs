@@ -6,9 +6,7 @@ use engine::Task;
 
 use crate::memory::swapin_readahead;
 use crate::page_alloc::{alloc_page, free_page, get_page};
-use crate::swap_state::{
-    add_to_swap_cache, delete_from_swap_cache, lookup_swap_cache, read_swap_cache, rw_swap_page_write_async,
-};
+use crate::swap_state::{delete_from_swap_cache, lookup_swap_cache, read_swap_cache, rw_swap_page_write_async};
 use crate::swapfile::{get_swap_page_count, swap_free, swap_free_count};
 use crate::types::*;
 use crate::{KResult, Kernel};
@@ -48,6 +46,13 @@ pub async fn shm_nopage(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KResult
             w.shm_segs[seg].entries[idx] = Pte::Present { page, write: true, dirty: true };
             page
         }
+        Pte::Swap(_) if k.fixes.era.is_later() => match shmem_swapin_later(k, t, seg, idx).await? {
+            Some(page) => page,
+            None => {
+                t.spin_unlock(k.shm_lock, "shmem_getpage:enomem_unlock");
+                return oom(k, t, i_sem).await;
+            }
+        },
         Pte::Swap(entry) => {
             t.spin_unlock(k.shm_lock, "shm_nopage_core:shm_unlock");
             let mut page = lookup_swap_cache(k, t, entry).await?;
@@ -72,6 +77,73 @@ pub async fn shm_nopage(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KResult
     t.spin_unlock(k.shm_lock, "shm_nopage:shm_unlock");
     t.up(i_sem, "shm_nopage:up_i_sem");
     Ok(NoPage::Page(page))
+}
+
+/// Later kernels' shm swap-in (2.4.10's shmem_getpage, 5.1's
+/// shmem_swapin_page), in place of shm_nopage_core's, with the shm lock
+/// held on entry and exit: look the entry up in the swap cache without
+/// sleeping; if it is not there, drop the lock, read it in, and start
+/// again ("we can't trust this page, because we dropped the lock"); lock
+/// the page with TryLockPage (else wait and start again); then, with the
+/// page locked and the entry still current under the lock, free the
+/// segment's swap reference, take the page out of the swap cache and
+/// install it. None means -ENOMEM.
+async fn shmem_swapin_later(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KResult<Option<PageId>> {
+    loop {
+        // repeat:
+        let Pte::Swap(entry) = k.w().shm_segs[seg].entries[idx] else {
+            let Pte::Present { page, .. } = k.w().shm_segs[seg].entries[idx] else {
+                unreachable!("a swapped shm page never becomes none")
+            };
+            return Ok(Some(page));
+        };
+        t.spin_lock(k.pagecache_lock, "shmem_getpage:lookup_swap_cache").await;
+        let found = k.w().swap_cache.get(&entry).copied();
+        if let Some(page) = found {
+            get_page(k, t, page, "shmem_getpage:get_page")?;
+        }
+        t.spin_unlock(k.pagecache_lock, "shmem_getpage:lookup_swap_cache_unlock");
+        let Some(page) = found else {
+            t.spin_unlock(k.shm_lock, "shmem_getpage:info_unlock");
+            swapin_readahead(k, t, entry).await?;
+            let read = read_swap_cache(k, t, entry).await?;
+            t.spin_lock(k.shm_lock, "shmem_getpage:info_lock_again").await;
+            match read {
+                Some(page) => free_page(k, t, page, "shmem_getpage:page_cache_release")?,
+                None if k.w().shm_segs[seg].entries[idx] == Pte::Swap(entry) => return Ok(None),
+                None => {}
+            }
+            continue;
+        };
+        let page_lock = k.w().pages[page].lock;
+        if !t.try_lock_page(page_lock, "shmem_getpage:TryLockPage") {
+            t.spin_unlock(k.shm_lock, "shmem_getpage:wait_retry_unlock");
+            t.wait_on_page(page_lock, "shmem_getpage:wait_on_page").await;
+            free_page(k, t, page, "shmem_getpage:wait_retry_release")?;
+            t.spin_lock(k.shm_lock, "shmem_getpage:wait_retry_lock").await;
+            continue;
+        }
+        let still = {
+            let w = k.w();
+            w.pages[page].swap_cache && w.pages[page].index == Some(entry)
+        };
+        if !still {
+            // 5.1's -EEXIST: the page left the swap cache meanwhile.
+            t.unlock_page(page_lock, "shmem_getpage:unlock_page_eexist");
+            free_page(k, t, page, "shmem_getpage:put_page_eexist")?;
+            continue;
+        }
+        swap_free(k, t, entry, "shmem_getpage:swap_free").await?;
+        {
+            let mut w = k.w();
+            w.shm_segs[seg].entries[idx] = Pte::Present { page, write: true, dirty: true };
+            w.shm_swp -= 1;
+            w.shm_rss += 1;
+        }
+        crate::swap_state::delete_from_swap_cache_nolock(k, t, page).await?;
+        t.unlock_page(page_lock, "shmem_getpage:UnlockPage");
+        return Ok(Some(page));
+    }
 }
 
 async fn oom(k: &Kernel, t: &Task, i_sem: engine::LockId) -> KResult<NoPage> {
@@ -141,9 +213,15 @@ pub async fn shm_swap(k: &Kernel, t: &Task, only: Option<(ShmId, usize)>) -> KRe
         swap_free_count(k, t, entry, 2, "shm_swap:__swap_free").await?;
         return Ok(false);
     };
+    let present = k.w().shm_segs[seg].entries[idx];
     k.w().shm_segs[seg].entries[idx] = Pte::Swap(entry);
     // The cache's swap reference was preloaded by __get_swap_page(2).
-    add_to_swap_cache(k, t, page, entry).await?;
+    if !crate::swap_state::try_add_to_swap_cache(k, t, page, entry).await? {
+        k.w().shm_segs[seg].entries[idx] = present;
+        t.spin_unlock(k.shm_lock, "shm_swap:eexist_shm_unlockall");
+        swap_free_count(k, t, entry, 2, "shm_swap:eexist_swap_free").await?;
+        return Ok(false);
+    }
     {
         let mut w = k.w();
         w.shm_swp += 1;

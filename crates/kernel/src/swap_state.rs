@@ -171,6 +171,9 @@ pub async fn lookup_swap_cache(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult
 /// page (sleeps), look again, add it to the swap cache (locked) and read it
 /// from disk — waiting for the read when `wait`.
 pub async fn read_swap_cache_async(k: &Kernel, t: &Task, entry: SwpEntry, wait: bool) -> KResult<Option<PageId>> {
+    if k.fixes.era.is_later() {
+        return read_swap_cache_async_later(k, t, entry, wait).await;
+    }
     if !swap_duplicate(k, t, entry, "read_swap_cache_async:swap_duplicate").await? {
         return Ok(None);
     }
@@ -190,6 +193,87 @@ pub async fn read_swap_cache_async(k: &Kernel, t: &Task, entry: SwpEntry, wait: 
     add_to_swap_cache(k, t, new_page, entry).await?;
     rw_swap_page_read(k, t, new_page, entry, wait).await?;
     Ok(Some(new_page))
+}
+
+/// Later kernels' `read_swap_cache_async` (2.4.10): with no BKL to
+/// serialize callers, loop: `find_get_page`; else allocate a page (once)
+/// and `add_to_swap_cache`, which takes the swap reference
+/// (`swap_duplicate`, -ENOENT if the slot was freed) and adds the page only
+/// if no other page got there first (`add_to_page_cache_unique`, -EEXIST:
+/// look again).
+async fn read_swap_cache_async_later(k: &Kernel, t: &Task, entry: SwpEntry, wait: bool) -> KResult<Option<PageId>> {
+    let mut new_page: Option<PageId> = None;
+    loop {
+        t.spin_lock(k.pagecache_lock, "find_get_page:pagecache_lock").await;
+        let found = k.w().swap_cache.get(&entry).copied();
+        if let Some(page) = found {
+            get_page(k, t, page, "find_get_page:get_page")?;
+        }
+        t.spin_unlock(k.pagecache_lock, "find_get_page:pagecache_unlock");
+        if let Some(found) = found {
+            if let Some(page) = new_page {
+                free_page(k, t, page, "read_swap_cache_async:page_cache_release")?;
+            }
+            return Ok(Some(found));
+        }
+        let page = match new_page {
+            Some(page) => page,
+            None => {
+                let Some(page) = alloc_page(k, t, "read_swap_cache_async:alloc_page").await? else { return Ok(None) };
+                new_page = Some(page);
+                page
+            }
+        };
+        if !swap_duplicate(k, t, entry, "add_to_swap_cache:swap_duplicate").await? {
+            free_page(k, t, page, "read_swap_cache_async:page_cache_release_enoent")?;
+            return Ok(None);
+        }
+        if add_to_swap_cache_unique(k, t, page, entry).await? {
+            rw_swap_page_read(k, t, page, entry, wait).await?;
+            return Ok(Some(page));
+        }
+        swap_free(k, t, entry, "add_to_swap_cache:swap_free_eexist").await?;
+    }
+}
+
+/// Add a page that has a fresh slot to the swap cache: pre4-5 BUGs on an
+/// entry that already has a page (the BKL keeps readers out); later kernels
+/// return false (-EEXIST: "raced with a speculative read_swap_cache_async"
+/// of a neighbouring slot) and the caller gives the slot back.
+pub async fn try_add_to_swap_cache(k: &Kernel, t: &Task, page: PageId, entry: SwpEntry) -> KResult<bool> {
+    if k.fixes.era.is_later() {
+        add_to_swap_cache_unique(k, t, page, entry).await
+    } else {
+        add_to_swap_cache(k, t, page, entry).await?;
+        Ok(true)
+    }
+}
+
+/// `add_to_page_cache_unique` for the swap cache (2.4.10): like
+/// add_to_swap_cache, but an entry that already has a page is -EEXIST
+/// (false), not a BUG.
+async fn add_to_swap_cache_unique(k: &Kernel, t: &Task, page: PageId, entry: SwpEntry) -> KResult<bool> {
+    t.spin_lock(k.pagecache_lock, "add_to_page_cache_unique:pagecache_lock").await;
+    if k.w().swap_cache.contains_key(&entry) {
+        t.spin_unlock(k.pagecache_lock, "add_to_page_cache_unique:pagecache_unlock_eexist");
+        return Ok(false);
+    }
+    let page_lock = k.w().pages[page].lock;
+    if !t.try_lock_page(page_lock, "add_to_page_cache_unique:PG_locked") {
+        t.spin_unlock(k.pagecache_lock, "add_to_page_cache_unique:pagecache_unlock");
+        let what = page_number(k, page);
+        return Err(k.oops(t, "swap-cache", format!("add_to_swap_cache: {what} was locked by someone else")));
+    }
+    {
+        let mut w = k.w();
+        let p = &mut w.pages[page];
+        p.swap_cache = true;
+        p.index = Some(entry);
+        p.count += 1;
+        w.swap_cache.insert(entry, page);
+    }
+    t.spin_unlock(k.pagecache_lock, "add_to_page_cache_unique:pagecache_unlock");
+    Ok(true)
 }
 
 /// `read_swap_cache` = `read_swap_cache_async(entry, 1)`.

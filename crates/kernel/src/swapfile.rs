@@ -8,7 +8,7 @@ use crate::mm::{hold_mm, release_mm};
 use crate::page_alloc::{free_page, get_page};
 use crate::swap_state::{delete_from_swap_cache, delete_from_swap_cache_nolock, read_swap_cache};
 use crate::types::*;
-use crate::{KResult, Kernel};
+use crate::{Era, KResult, Kernel};
 
 pub const ENOMEM: i64 = 12;
 pub const EBUSY: i64 = 16;
@@ -64,13 +64,28 @@ fn check_entry(k: &Kernel, t: &Task, entry: SwpEntry, point: Point, need_used: b
 /// read_swap_cache notices that swapoff got there first.
 pub async fn swap_duplicate(k: &Kernel, t: &Task, entry: SwpEntry, point: Point) -> KResult<bool> {
     if let MapCheck::Refused(message) = check_entry(k, t, entry, point, false)? {
-        k.printk(t, point, message);
+        // 2.4.10's swap_duplicate fails a free or out-of-range slot quietly
+        // (readahead meets them all the time); only a bad type is printed.
+        if !k.fixes.era.is_later() || entry.type_ >= k.w().nr_swapfiles {
+            k.printk(t, point, message);
+        }
         return Ok(false);
     }
     let sdev_lock = k.w().swap_info[entry.type_].sdev_lock;
     t.spin_lock(sdev_lock, "swap_duplicate:swap_device_lock").await;
     {
         let mut w = k.w();
+        let p = &w.swap_info[entry.type_];
+        if k.fixes.era.is_later()
+            && (entry.offset >= p.max || p.swap_map.as_ref().is_none_or(|m| m[entry.offset as usize] == 0))
+        {
+            // 2.4.10 checks `offset < p->max && p->swap_map[offset]` under
+            // swap_device_lock, and swapoff zeroes max under it: a device
+            // that went meanwhile fails the duplicate instead of oopsing.
+            drop(w);
+            t.spin_unlock(sdev_lock, "swap_duplicate:swap_device_unlock");
+            return Ok(false);
+        }
         let Some(map) = w.swap_info[entry.type_].swap_map.as_mut() else {
             drop(w);
             t.spin_unlock(sdev_lock, "swap_duplicate:swap_device_unlock");
@@ -270,33 +285,13 @@ pub async fn sys_swapon(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
 /// swap_device_lock with the patch, with no lock before it), then
 /// try_to_unuse; on success vfree the swap_map and clear the flags.
 pub async fn sys_swapoff(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
+    if k.fixes.era.is_later() {
+        return sys_swapoff_later(k, t, type_).await;
+    }
     t.lock_kernel("sys_swapoff:lock_kernel").await;
     t.may_sleep("sys_swapoff:namei", k.costs.alloc_sleep).await;
     t.spin_lock(k.swaplock, "sys_swapoff:swap_list_lock").await;
-    let found = {
-        let mut w = k.w();
-        let (mut prev, mut i) = (-1i32, w.swap_list_head);
-        while i >= 0 && i as usize != type_ {
-            prev = i;
-            i = w.swap_info[i as usize].next;
-        }
-        if i < 0 || w.swap_info[type_].flags & SWP_WRITEOK != SWP_WRITEOK {
-            false
-        } else {
-            let next = w.swap_info[type_].next;
-            if prev < 0 {
-                w.swap_list_head = next;
-            } else {
-                w.swap_info[prev as usize].next = next;
-            }
-            if w.swap_list_next == type_ as i32 {
-                w.swap_list_next = w.swap_list_head;
-            }
-            let pages = w.swap_info[type_].pages as i64;
-            w.nr_swap_pages -= pages;
-            true
-        }
-    };
+    let found = unlink_from_swap_list(&mut k.w(), type_);
     if !found {
         t.spin_unlock(k.swaplock, "sys_swapoff:swap_list_unlock");
         t.unlock_kernel("sys_swapoff:unlock_kernel");
@@ -315,16 +310,7 @@ pub async fn sys_swapoff(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
     }
     let err = try_to_unuse(k, t, type_).await?;
     if err != 0 {
-        // Re-insert the device, as the C does.
-        t.spin_lock(k.swaplock, "sys_swapoff:reinsert_swap_list_lock").await;
-        {
-            let mut w = k.w();
-            swap_list_insert(&mut w, type_);
-            let pages = w.swap_info[type_].pages as i64;
-            w.nr_swap_pages += pages;
-        }
-        t.spin_unlock(k.swaplock, "sys_swapoff:reinsert_swap_list_unlock");
-        k.w().swap_info[type_].flags = SWP_WRITEOK;
+        reinsert_swap_info(k, t, type_).await;
         t.unlock_kernel("sys_swapoff:unlock_kernel");
         return Ok(err);
     }
@@ -338,6 +324,125 @@ pub async fn sys_swapoff(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
     }
     t.unlock_kernel("sys_swapoff:unlock_kernel");
     Ok(0)
+}
+
+/// Take the device off the swap list and its pages out of nr_swap_pages
+/// (swap_list_lock held); false if it is not a WRITEOK listed device.
+fn unlink_from_swap_list(w: &mut World, type_: usize) -> bool {
+    let (mut prev, mut i) = (-1i32, w.swap_list_head);
+    while i >= 0 && i as usize != type_ {
+        prev = i;
+        i = w.swap_info[i as usize].next;
+    }
+    if i < 0 || w.swap_info[type_].flags & SWP_WRITEOK != SWP_WRITEOK {
+        return false;
+    }
+    let next = w.swap_info[type_].next;
+    if prev < 0 {
+        w.swap_list_head = next;
+    } else {
+        w.swap_info[prev as usize].next = next;
+    }
+    if w.swap_list_next == type_ as i32 {
+        w.swap_list_next = w.swap_list_head;
+    }
+    let pages = w.swap_info[type_].pages as i64;
+    w.nr_swap_pages -= pages;
+    true
+}
+
+/// sys_swapoff's error path: re-insert the device, as the C does.
+async fn reinsert_swap_info(k: &Kernel, t: &Task, type_: usize) {
+    t.spin_lock(k.swaplock, "sys_swapoff:reinsert_swap_list_lock").await;
+    {
+        let mut w = k.w();
+        swap_list_insert(&mut w, type_);
+        let pages = w.swap_info[type_].pages as i64;
+        w.nr_swap_pages += pages;
+    }
+    t.spin_unlock(k.swaplock, "sys_swapoff:reinsert_swap_list_unlock");
+    k.w().swap_info[type_].flags = SWP_WRITEOK;
+}
+
+/// `sys_swapoff` of later kernels (2.4.10 as read in 2.4.17; 5.1). 2.4.10
+/// clears SWP_WRITEOK under swap_list_lock and *drops the BKL* around
+/// try_to_unuse; 5.1 has no BKL and clears it under both swap locks. Both
+/// then zero `max` and free the swap_map under swap_list_lock and
+/// swap_device_lock, so a late swap_duplicate fails instead of reading a
+/// freed map; 5.1 also empties the mmlist when no swap is left in use
+/// (drain_mmlist).
+async fn sys_swapoff_later(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
+    let bkl = k.fixes.era == Era::Linux2_4_10;
+    if bkl {
+        t.lock_kernel("sys_swapoff:lock_kernel").await;
+    }
+    t.may_sleep("sys_swapoff:user_path_walk", k.costs.alloc_sleep).await;
+    t.spin_lock(k.swaplock, "sys_swapoff:swap_list_lock").await;
+    if !unlink_from_swap_list(&mut k.w(), type_) {
+        t.spin_unlock(k.swaplock, "sys_swapoff:swap_list_unlock");
+        if bkl {
+            t.unlock_kernel("sys_swapoff:unlock_kernel");
+        }
+        return Ok(-EINVAL);
+    }
+    let sdev_lock = k.w().swap_info[type_].sdev_lock;
+    if bkl {
+        k.w().swap_info[type_].flags = SWP_USED;
+        t.spin_unlock(k.swaplock, "sys_swapoff:swap_list_unlock");
+        t.unlock_kernel("sys_swapoff:unlock_kernel_for_unuse");
+    } else {
+        t.spin_lock(sdev_lock, "sys_swapoff:swap_device_lock").await;
+        k.w().swap_info[type_].flags = SWP_USED;
+        t.spin_unlock(sdev_lock, "sys_swapoff:swap_device_unlock");
+        t.spin_unlock(k.swaplock, "sys_swapoff:swap_list_unlock");
+    }
+    let err = match k.fixes.era {
+        Era::Linux2_4_10 => crate::unuse_2_4_10::try_to_unuse(k, t, type_).await?,
+        _ => crate::unuse_5_1::try_to_unuse(k, t, type_).await?,
+    };
+    if bkl {
+        t.lock_kernel("sys_swapoff:lock_kernel_after_unuse").await;
+    }
+    if err != 0 {
+        reinsert_swap_info(k, t, type_).await;
+        if bkl {
+            t.unlock_kernel("sys_swapoff:unlock_kernel");
+        }
+        return Ok(err);
+    }
+    t.may_sleep("sys_swapoff:blkdev_put", k.costs.alloc_sleep).await;
+    t.spin_lock(k.swaplock, "sys_swapoff:swap_list_lock_free").await;
+    t.spin_lock(sdev_lock, "sys_swapoff:swap_device_lock_free").await;
+    if k.fixes.era == Era::Linux5_1 {
+        crate::unuse_5_1::drain_mmlist(k, t).await;
+    }
+    {
+        let mut w = k.w();
+        let p = &mut w.swap_info[type_];
+        p.max = 0;
+        p.swap_map = None;
+        p.flags = 0;
+        w.stats.swapoffs += 1;
+    }
+    t.spin_unlock(sdev_lock, "sys_swapoff:swap_device_unlock_free");
+    t.spin_unlock(k.swaplock, "sys_swapoff:swap_list_unlock_free");
+    if bkl {
+        t.unlock_kernel("sys_swapoff:unlock_kernel");
+    }
+    Ok(0)
+}
+
+/// How many references `swap_map[offset]` holds (read with no lock, as
+/// later kernels' try_to_unuse reads `*swap_map`); 0 once the map is gone.
+pub(crate) fn swap_count(k: &Kernel, entry: SwpEntry) -> u16 {
+    let w = k.w();
+    w.swap_info[entry.type_].swap_map.as_ref().map_or(0, |m| m[entry.offset as usize])
+}
+
+/// `si->inuse_pages`: slots of the device in use (not free, not bad).
+pub(crate) fn inuse_pages(k: &Kernel, type_: usize) -> usize {
+    let w = k.w();
+    w.swap_info[type_].swap_map.as_ref().map_or(0, |m| m.iter().filter(|&&c| c != 0 && c != SWAP_MAP_BAD).count())
 }
 
 /// `try_to_unuse` (mm/swapfile.c): for each slot still in use, read the
@@ -495,7 +600,7 @@ async fn unuse_mm(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, page: PageId)
 /// `unuse_pte` for each pte of each VMA on `mm->mmap`, following
 /// `vma->vm_next` as it goes — with no lock in pre4, so a VMA that munmap
 /// or exit frees under the walk is a use-after-free.
-async fn unuse_vmas(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, page: PageId) -> KResult<()> {
+pub(crate) async fn unuse_vmas(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, page: PageId) -> KResult<()> {
     k.check_mm(t, mm, "unuse_process")?;
     let mut cur: Option<VmaId> = k.w().mms[mm].mmap.first().copied();
     while let Some(vma) = cur {
@@ -561,7 +666,9 @@ async fn unuse_pte(
         let Some(table) = w.page_tables.get_mut(pgd) else { return Ok(()) };
         let Some(pte) = table.ptes.get_mut(&addr) else { return Ok(()) };
         match *pte {
-            Pte::Present { page: p, write, .. } if p == page => {
+            // Later kernels leave present ptes alone (try_to_unuse sets
+            // the page dirty instead).
+            Pte::Present { page: p, write, .. } if p == page && !k.fixes.era.is_later() => {
                 *pte = Pte::Present { page, write, dirty: true };
                 false
             }

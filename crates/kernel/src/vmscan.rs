@@ -5,8 +5,8 @@ use engine::Task;
 
 use crate::mm::mmdrop;
 use crate::page_alloc::{free_page, page_number};
-use crate::swap_state::{add_to_swap_cache, delete_from_swap_cache_core, rw_swap_page_write_async};
-use crate::swapfile::{get_swap_page, swap_duplicate};
+use crate::swap_state::{delete_from_swap_cache_core, rw_swap_page_write_async, try_add_to_swap_cache};
+use crate::swapfile::{get_swap_page, swap_duplicate, swap_free_count};
 use crate::types::*;
 use crate::{KResult, Kernel};
 
@@ -186,6 +186,9 @@ async fn try_to_swap_out(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<(
     if t.page_locked(page_lock) {
         return Ok((SwapOut::Failed, false));
     }
+    if in_cache && k.fixes.era.is_later() {
+        return swap_out_cached_locked(k, t, mm, pgd, addr, page).await;
+    }
     if in_cache {
         let entry = index.expect("a swap-cache page has an index");
         if k.fixes.no_new_refs {
@@ -196,6 +199,7 @@ async fn try_to_swap_out(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<(
             }
         }
         swap_duplicate(k, t, entry, "try_to_swap_out:swap_duplicate").await?;
+        mmlist_add_on_first_entry(k, t, mm).await;
         set_pte(k, pgd, addr, Pte::Swap(entry));
         k.w().mms[mm].rss -= 1;
         free_page(k, t, page, "try_to_swap_out:__free_page")?;
@@ -221,10 +225,19 @@ async fn try_to_swap_out(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<(
         free_page(k, t, page, "try_to_swap_out:__free_page_swapout")?;
         return Ok((SwapOut::Unmapped, true));
     }
-    let Some(entry) = acquire_swap_entry(k, t, page).await else { return Ok((SwapOut::Failed, false)) };
+    let slot = if k.fixes.era.is_later() {
+        get_swap_page(k, t).await // acquire_swap_entry went in 2.3.99-pre7-2
+    } else {
+        acquire_swap_entry(k, t, page).await
+    };
+    let Some(entry) = slot else { return Ok((SwapOut::Failed, false)) };
     // One for the process, one for the swap cache.
     swap_duplicate(k, t, entry, "try_to_swap_out:swap_duplicate_new").await?;
-    add_to_swap_cache(k, t, page, entry).await?;
+    if !try_add_to_swap_cache(k, t, page, entry).await? {
+        swap_free_count(k, t, entry, 2, "try_to_swap_out:eexist_swap_free").await?;
+        return Ok((SwapOut::Failed, false));
+    }
+    mmlist_add_on_first_entry(k, t, mm).await;
     k.w().mms[mm].rss -= 1;
     set_pte(k, pgd, addr, Pte::Swap(entry));
     let ptl = k.w().mms[mm].page_table_lock;
@@ -232,6 +245,57 @@ async fn try_to_swap_out(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<(
     rw_swap_page_write_async(k, t, page, entry);
     free_page(k, t, page, "try_to_swap_out:__free_page_written")?;
     Ok((SwapOut::Done(entry), true))
+}
+
+/// Later kernels' try_to_swap_out of a swap-cache page (2.4.10): under
+/// the page lock (TryLockPage, else leave it), so swapoff cannot take the
+/// page out of the swap cache between the check and the new reference.
+async fn swap_out_cached_locked(
+    k: &Kernel,
+    t: &Task,
+    mm: MmId,
+    pgd: PgdId,
+    addr: u64,
+    page: PageId,
+) -> KResult<(SwapOut, bool)> {
+    let page_lock = k.w().pages[page].lock;
+    if !t.try_lock_page(page_lock, "try_to_swap_out:TryLockPage") {
+        return Ok((SwapOut::Failed, false));
+    }
+    let index = {
+        let w = k.w();
+        w.pages[page].index.filter(|_| w.pages[page].swap_cache)
+    };
+    let Some(entry) = index else {
+        t.unlock_page(page_lock, "try_to_swap_out:UnlockPage_not_cached");
+        return Ok((SwapOut::Failed, false));
+    };
+    if !swap_duplicate(k, t, entry, "try_to_swap_out:swap_duplicate").await? {
+        t.unlock_page(page_lock, "try_to_swap_out:UnlockPage_dup_failed");
+        return Ok((SwapOut::Failed, false));
+    }
+    mmlist_add_on_first_entry(k, t, mm).await;
+    set_pte(k, pgd, addr, Pte::Swap(entry));
+    k.w().mms[mm].rss -= 1;
+    t.unlock_page(page_lock, "try_to_swap_out:UnlockPage");
+    free_page(k, t, page, "try_to_swap_out:__free_page")?;
+    Ok((SwapOut::Done(entry), false))
+}
+
+/// 5.1 (try_to_unmap_one): an mm that gets its first swap entry joins the
+/// mmlist, right after init_mm, under mmlist_lock (page_table_lock held).
+async fn mmlist_add_on_first_entry(k: &Kernel, t: &Task, mm: MmId) {
+    if k.fixes.era != crate::Era::Linux5_1 || k.w().mmlist.contains(&mm) {
+        return;
+    }
+    t.spin_lock(k.mmlist_lock, "try_to_unmap_one:mmlist_lock").await;
+    {
+        let mut w = k.w();
+        if !w.mmlist.contains(&mm) {
+            w.mmlist.insert(0, mm);
+        }
+    }
+    t.spin_unlock(k.mmlist_lock, "try_to_unmap_one:mmlist_unlock");
 }
 
 /// `acquire_swap_entry` (mm/swapfile.c, pre4-5): reuse the page's old slot

@@ -93,7 +93,9 @@ pub struct World {
     pub swap_list_next: i32,
     /// `nr_swap_pages`: free slots on WRITEOK devices.
     pub nr_swap_pages: i64,
-    /// The patch's `init_mm.mmlist`, in list order.
+    /// `init_mm.mmlist`, in list order after init_mm: the patch's mm list,
+    /// or a later kernel's mmlist (2.4.10: every mm; 5.1: mms that may
+    /// hold swap entries).
     pub mmlist: Vec<MmId>,
     /// Every task the kernel knows, by pid; `linked` says whether it is on
     /// the task list that `for_each_task` walks.
@@ -149,6 +151,8 @@ pub struct Kernel {
     pub pagecache_lock: LockId,
     /// The patch's `mm_lock` (mmlist_access_lock / mmlist_modify_lock).
     pub mm_lock: LockId,
+    /// Later kernels' `mmlist_lock` (2.4.10, 5.1), guarding `World::mmlist`.
+    pub mmlist_lock: LockId,
     /// `shm_ids.ary`: `shm_lock(id)` and `shm_lockall()` take this one
     /// spinlock in 2.3.99.
     pub shm_lock: LockId,
@@ -226,6 +230,7 @@ impl Kernel {
             swaplock: sim.new_lock(LockKind::Spin, "swaplock", "swaplock".into()),
             pagecache_lock: sim.new_lock(LockKind::Spin, "pagecache_lock", "pagecache_lock".into()),
             mm_lock: sim.new_lock(LockKind::Spin, "mm_lock", "mm_lock".into()),
+            mmlist_lock: sim.new_lock(LockKind::Spin, "mmlist_lock", "mmlist_lock".into()),
             shm_lock: sim.new_lock(LockKind::Spin, "shm_lock", "shm_ids.ary".into()),
             kswapd_wait: sim.new_lock(LockKind::WaitQueue, "kswapd_wait", "kswapd_wait".into()),
             sim,
@@ -294,6 +299,10 @@ impl Kernel {
     /// construction, not an interleaved routine.
     pub fn create_process(&self, name: &str) -> Pid {
         let mm = self.new_mm(format!("pid {} ({name})", self.w().next_pid));
+        if self.fixes.era == crate::Era::Linux2_4_10 {
+            // 2.4.10's exec_mmap: list_add(&mm->mmlist, &init_mm.mmlist).
+            self.w().mmlist.insert(0, mm);
+        }
         self.link_new_proc(name, Some(mm))
     }
 
