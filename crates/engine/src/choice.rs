@@ -186,8 +186,11 @@ pub struct SemanticReplayReport {
     /// Where the current stretch of steps that match no recorded event
     /// began (catch-up and new-task steps); cleared by the next match. If
     /// the run ends with recorded events left and no divergence, this is
-    /// where it went off the recording.
+    /// where it went off the recording for good.
     pub off_since: Option<Divergence>,
+    /// The first decision that did not simply follow the recording (a
+    /// skip, a catch-up or new-task step, an unrecorded allocation).
+    pub first_off: Option<Divergence>,
 }
 
 /// Where a [`SemanticReplayChooser`] writes its report.
@@ -337,11 +340,17 @@ impl SemanticReplayChooser {
                 return value;
             }
             if Self::gone(&expected.task, view) {
+                if log.first_off.is_none() {
+                    log.first_off = Some(self.divergence(index, view));
+                }
                 self.next += 1;
                 log.skipped += 1;
                 continue;
             }
             break;
+        }
+        if log.first_off.is_none() {
+            log.first_off = Some(self.divergence(index, view));
         }
         if !step {
             log.unrecorded += 1;
