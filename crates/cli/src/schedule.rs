@@ -182,6 +182,7 @@ impl ScheduleFile {
         let mut choices = Vec::with_capacity(count);
         if version == 2 {
             let choices_line = n;
+            let mut last = n;
             while choices.len() < count {
                 let Some((n, line)) = lines.next() else {
                     return Err(bad(
@@ -189,6 +190,7 @@ impl ScheduleFile {
                         format!("{count} choices announced but the file ends after {} (truncated?)", choices.len()),
                     ));
                 };
+                last = n;
                 if line.starts_with("tasks") {
                     return Err(bad(
                         n,
@@ -205,7 +207,7 @@ impl ScheduleFile {
                     );
                 }
             }
-            let semantic = parse_semantic(&mut lines, count, file)?;
+            let semantic = parse_semantic(&mut lines, last, count, file)?;
             return Ok(ScheduleFile {
                 tool,
                 scenario,
@@ -257,26 +259,31 @@ impl ScheduleFile {
 }
 
 /// The `tasks` and `events` sections of a format-2 file, after `choices`
-/// (`count` of them) and its numbers.
+/// (`count` of them) and its numbers, which end on line `last`.
 fn parse_semantic<'a>(
     lines: &mut impl Iterator<Item = (usize, &'a str)>,
+    last: usize,
     choices: usize,
     file: &str,
 ) -> Result<Semantic, String> {
     let bad = |line: usize, what: String| format!("{file}:{line}: {what}");
-    let header =
-        |name: &str, lines: &mut dyn Iterator<Item = (usize, &'a str)>| -> Result<(usize, usize), String> {
-            match lines.next() {
-                Some((n, l)) => match l.split_once(' ') {
+    let header = |name: &str,
+                  last: usize,
+                  lines: &mut dyn Iterator<Item = (usize, &'a str)>|
+     -> Result<(usize, usize), String> {
+        match lines.next() {
+            Some((n, l)) => {
+                match l.split_once(' ') {
                     Some((key, value)) if key == name => value.trim().parse().map(|count| (n, count)).map_err(|_| {
                         bad(n, format!("the {name} count is a non-negative integer, got {:?}", value.trim()))
                     }),
                     _ => Err(bad(n, format!("expected the field \"{name}\", got {l:?}"))),
-                },
-                None => Err(format!("{file}: the file ends before the field \"{name}\" (truncated?)")),
+                }
             }
-        };
-    let (tasks_line, task_count) = header("tasks", lines)?;
+            None => Err(bad(last, format!("the file ends after this line, before the field \"{name}\" (truncated?)"))),
+        }
+    };
+    let (tasks_line, task_count) = header("tasks", last, lines)?;
     let mut tasks: Vec<(String, String)> = Vec::with_capacity(task_count.min(4096));
     for i in 0..task_count {
         let Some((n, line)) = lines.next() else {
@@ -297,7 +304,7 @@ fn parse_semantic<'a>(
         }
         tasks.push((key.to_string(), name.trim().to_string()));
     }
-    let (events_line, event_count) = header("events", lines)?;
+    let (events_line, event_count) = header("events", tasks_line + tasks.len(), lines)?;
     if event_count < choices {
         return Err(bad(
             events_line,
