@@ -506,17 +506,18 @@ pub fn shrink(path: &str, source: &str, schedule: &ScheduleFile) -> (ScheduleFil
 }
 
 /// Record the semantic events of the schedule (a replay by index with
-/// labels on): the schedule becomes format 2, consistent with its choices.
-/// Left as it is if the replay fails to load.
+/// labels on): the schedule becomes format 2, consistent with its choices
+/// (format 1, without events, if the scenario fails to load).
 fn with_events(path: &str, source: &str, schedule: &mut ScheduleFile) {
     let opts = RunOptions {
         record_events: false,
         record_labels: true,
         ..options(schedule.fixes, schedule.seed, Strategy::Random, Some(schedule.choices.clone()))
     };
-    if let Ok(report) = script::run::run(path, source, &opts) {
-        schedule.semantic = Some(Semantic::new(report.semantic, &report.task_keys));
-    }
+    schedule.semantic = match script::run::run(path, source, &opts) {
+        Ok(report) => Some(Semantic::new(report.semantic, &report.task_keys)),
+        Err(_) => None,
+    };
 }
 
 /// A schedule file, its scenario's source, and whether the source is the
