@@ -11,7 +11,7 @@ use engine::Outcome;
 use script::{RunOptions, RunReport, Strategy};
 
 use crate::run_cmd::{content_hash, read_source, render_one, write_whole, KernelChoice};
-use crate::schedule::ScheduleFile;
+use crate::schedule::{ScheduleFile, Semantic};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum StrategyName {
@@ -72,7 +72,7 @@ pub struct ExploreArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  swapsim replay output/race1_fork-pre4-3.schedule\n  swapsim replay output/race1_fork-pre4-3.schedule --report\n  swapsim replay output/race1_fork-pre4-3.schedule --rate 1000"
+    after_help = "Examples:\n  swapsim replay output/race1_fork-pre4-3.schedule\n  swapsim replay output/race1_fork-pre4-3.schedule --report\n  swapsim replay output/race1_fork-pre4-3.schedule --rate 1000\n  swapsim replay output/race1_fork-pre4-3.schedule --semantic   # the scenario was edited since\n\nA schedule replays by index (the option taken at each decision) when its scenario and the tool are the\nones it was recorded with, and by its recorded events (task, named point, occurrence) with --semantic, or\nby itself when the tool version differs. Exit status: 0 the run held every invariant, 1 it broke one\n(or deadlocked, or hit the step limit), 2 a bad schedule file or scenario."
 )]
 pub struct ReplayArgs {
     /// A schedule file written by `swapsim explore` or `swapsim shrink`.
@@ -88,6 +88,11 @@ pub struct ReplayArgs {
     /// With --rate: the probability of drawing a default choice at random.
     #[arg(long, default_value_t = 0.1, value_name = "P")]
     pub perturb: f64,
+    /// Replay by the recorded events (task, named point, occurrence) rather
+    /// than by index, even though the scenario changed since the schedule
+    /// was recorded; say where the replay diverged if it could not follow.
+    #[arg(long)]
+    pub semantic: bool,
 }
 
 #[derive(Args)]
@@ -265,6 +270,7 @@ fn save_schedule(
         violation: invariant.to_string(),
         step,
         choices: trimmed(choices),
+        semantic: None,
     };
     let before = ScheduleFile::size(&schedule.choices);
     let mut note = String::new();
@@ -277,6 +283,7 @@ fn save_schedule(
             before.0, before.1, after.0, after.1
         );
     }
+    with_events(path, source, &mut schedule);
     let stem = args.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into());
     let file = args.out.join(format!("{stem}-{}-{tag}.schedule", kernel.variant));
     if let Err(e) = std::fs::create_dir_all(&args.out).and_then(|_| write_whole(&file, schedule.render().as_bytes())) {
@@ -498,7 +505,24 @@ pub fn shrink(path: &str, source: &str, schedule: &ScheduleFile) -> (ScheduleFil
     (shrunk, replays)
 }
 
-fn load_schedule(file: &Path) -> Result<(ScheduleFile, String), ExitCode> {
+/// Record the semantic events of the schedule (a replay by index with
+/// labels on): the schedule becomes format 2, consistent with its choices
+/// (format 1, without events, if the scenario fails to load).
+fn with_events(path: &str, source: &str, schedule: &mut ScheduleFile) {
+    let opts = RunOptions {
+        record_events: false,
+        record_labels: true,
+        ..options(schedule.fixes, schedule.seed, Strategy::Random, Some(schedule.choices.clone()))
+    };
+    schedule.semantic = match script::run::run(path, source, &opts) {
+        Ok(report) => Some(Semantic::new(report.semantic, &report.task_keys)),
+        Err(_) => None,
+    };
+}
+
+/// A schedule file, its scenario's source, and whether the source is the
+/// one it was recorded in (its content hash).
+fn load_schedule(file: &Path) -> Result<(ScheduleFile, String, bool), ExitCode> {
     let name = file.display().to_string();
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
@@ -533,24 +557,101 @@ fn load_schedule(file: &Path) -> Result<(ScheduleFile, String), ExitCode> {
             return Err(ExitCode::from(2));
         }
     };
-    let hash = content_hash(source.as_bytes());
-    if hash != schedule.content_hash {
-        eprintln!(
-            "error: {name}: {} is not the scenario this schedule was recorded in (its content fnv1a is \
-             {hash:016x}, the schedule recorded {:016x}): the scenario changed, or the schedule names another one",
-            schedule.scenario, schedule.content_hash
-        );
-        return Err(ExitCode::from(2));
+    let same = content_hash(source.as_bytes()) == schedule.content_hash;
+    Ok((schedule, source, same))
+}
+
+/// The refusal of a schedule whose scenario changed; `hint` says what to do.
+fn refuse_changed(file: &Path, schedule: &ScheduleFile, source: &str, hint: &str) -> ExitCode {
+    eprintln!(
+        "error: {}: {} is not the scenario this schedule was recorded in (its content fnv1a is {:016x}, the \
+         schedule recorded {:016x}): the scenario changed, or the schedule names another one{hint}",
+        file.display(),
+        schedule.scenario,
+        content_hash(source.as_bytes()),
+        schedule.content_hash
+    );
+    ExitCode::from(2)
+}
+
+/// How `replay` follows a schedule.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReplayMode {
+    /// The option index at each decision: exact in the recorded scenario.
+    Index,
+    /// The recorded events: the scenario or the tool changed.
+    Semantic,
+}
+
+/// A semantic event in words: "parent.3 (parent/1) at dup_mmap:copy #2".
+fn describe_event(e: &engine::SemanticEvent, names: &dyn Fn(&str) -> String) -> String {
+    let who = names(&e.task);
+    let (point, n) = (&e.point, e.occurrence);
+    match e.class {
+        engine::EventClass::Run => format!("{who} at {point} #{n}"),
+        engine::EventClass::Timer => format!("the timer of {who} at {point} #{n}"),
+        engine::EventClass::Sleep => format!("the allocation of {who} at {point} #{n}"),
+        engine::EventClass::Fault => format!("the fault decision of {who} at {point} #{n}"),
     }
-    Ok((schedule, source))
 }
 
 pub fn replay(args: &ReplayArgs) -> ExitCode {
-    let (schedule, source) = match load_schedule(&args.file) {
+    let (schedule, source, same_scenario) = match load_schedule(&args.file) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let opts = options(schedule.fixes, schedule.seed, Strategy::Random, Some(schedule.choices.clone()));
+    let tool = env!("CARGO_PKG_VERSION");
+    let same_tool = schedule.tool == tool;
+    let mode = match &schedule.semantic {
+        None if args.semantic => {
+            eprintln!(
+                "error: {}: a format-1 schedule has no recorded events to replay by (--semantic needs format 2: \
+                 explore or shrink records it)",
+                args.file.display()
+            );
+            return ExitCode::from(2);
+        }
+        None if !same_scenario => {
+            return refuse_changed(
+                &args.file,
+                &schedule,
+                &source,
+                " (a format-1 schedule replays by index only; explore the new scenario again)",
+            )
+        }
+        None => {
+            if !same_tool {
+                println!(
+                    "note:     recorded by swapsim {} (this is {tool}); a format-1 schedule replays by index only",
+                    schedule.tool
+                );
+            }
+            ReplayMode::Index
+        }
+        Some(_) if args.semantic => ReplayMode::Semantic,
+        Some(_) if !same_scenario => {
+            let hint =
+                format!("; `swapsim replay {} --semantic` replays it by its recorded events", args.file.display());
+            return refuse_changed(&args.file, &schedule, &source, &hint);
+        }
+        Some(_) if !same_tool => {
+            println!(
+                "note:     recorded by swapsim {} (this is {tool}): replaying by the recorded events",
+                schedule.tool
+            );
+            ReplayMode::Semantic
+        }
+        Some(_) => ReplayMode::Index,
+    };
+    let log = engine::SemanticLog::default();
+    let base = options(schedule.fixes, schedule.seed, Strategy::Random, Some(schedule.choices.clone()));
+    let opts = match (mode, &schedule.semantic) {
+        (ReplayMode::Semantic, Some(semantic)) => RunOptions {
+            semantic: Some((semantic.events.clone(), schedule.choices.clone(), std::rc::Rc::clone(&log))),
+            ..base
+        },
+        _ => RunOptions { record_labels: schedule.semantic.is_some(), ..base },
+    };
     let report = match script::run::run(&schedule.scenario, &source, &opts) {
         Ok(report) => report,
         Err(e) => {
@@ -564,22 +665,66 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
         print!("{}", side_by_side(&report));
     }
     print!("{}", render_one(schedule.seed, &kernel, &schedule.scenario, &source, &report, None));
-    match violation(&report) {
-        Some((invariant, step)) if invariant == schedule.violation && step == schedule.step => {
-            println!("replayed: {invariant} at step {step}, as recorded");
+    // Names: the recording's for its tasks, this run's for new ones.
+    let names = |key: &str| -> String {
+        let name = match &schedule.semantic {
+            Some(semantic) if semantic.tasks.iter().any(|(k, _)| k == key) => semantic.name(key).to_string(),
+            _ => report.task_keys.iter().find(|(k, _)| k == key).map(|(_, n)| n.clone()).unwrap_or_default(),
+        };
+        if name.is_empty() || name == key {
+            key.to_string()
+        } else {
+            format!("{name} ({key})")
         }
-        Some((invariant, step)) => println!(
-            "diverged: recorded {} at step {}, replay broke {invariant} at step {step}",
-            schedule.violation, schedule.step
-        ),
-        None => println!("diverged: recorded {} at step {}, replay ran without it", schedule.violation, schedule.step),
+    };
+    match mode {
+        ReplayMode::Index => {
+            match violation(&report) {
+                Some((invariant, step)) if invariant == schedule.violation && step == schedule.step => {
+                    println!("replayed: {invariant} at step {step}, as recorded");
+                }
+                Some((invariant, step)) => println!(
+                    "diverged: recorded {} at step {}, replay broke {invariant} at step {step}",
+                    schedule.violation, schedule.step
+                ),
+                None => println!(
+                    "diverged: recorded {} at step {}, replay ran without it",
+                    schedule.violation, schedule.step
+                ),
+            }
+            if let Some(semantic) = &schedule.semantic {
+                let recorded = &semantic.events;
+                match (0..recorded.len().max(report.semantic.len()))
+                    .find(|&i| recorded.get(i) != report.semantic.get(i))
+                {
+                    None => println!("events:   the {} recorded events agree with the replay", recorded.len()),
+                    Some(i) => {
+                        let show = |e: Option<&engine::SemanticEvent>| {
+                            e.map(|e| describe_event(e, &names)).unwrap_or_else(|| "nothing (the run ended)".into())
+                        };
+                        println!(
+                            "events:   the replay differs from the recorded events at decision {i}: recorded {}, \
+                             replayed {}",
+                            show(recorded.get(i)),
+                            show(report.semantic.get(i))
+                        );
+                    }
+                }
+            }
+        }
+        ReplayMode::Semantic => print!("{}", semantic_summary(&schedule, &report, &log.borrow(), &names)),
     }
     if let Some(n) = args.rate {
         if !(0.0..=1.0).contains(&args.perturb) {
             eprintln!("error: --perturb is a probability in [0, 1], got {}", args.perturb);
             return ExitCode::from(2);
         }
-        match reproduction_rate(&schedule, &source, n, args.perturb) {
+        // Semantically, around the choices the replay made in this scenario.
+        let around = match mode {
+            ReplayMode::Index => schedule.clone(),
+            ReplayMode::Semantic => ScheduleFile { choices: trimmed(&report.choices), ..schedule.clone() },
+        };
+        match reproduction_rate(&around, &source, n, args.perturb) {
             Ok((same, other)) => println!(
                 "rate:     {same} of {n} runs around the schedule (p = {}) break {} again ({:.1}%); {other} break \
                  something else",
@@ -593,7 +738,8 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
             }
         }
     }
-    println!("replay:   swapsim replay {}", args.file.display());
+    let flag = if mode == ReplayMode::Semantic && args.semantic { " --semantic" } else { "" };
+    println!("replay:   swapsim replay {}{flag}", args.file.display());
     if report.outcome.is_failure() {
         ExitCode::from(1)
     } else {
@@ -601,13 +747,85 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
     }
 }
 
+/// What a semantic replay did: how many recorded events it matched, where
+/// it diverged (if it did), and whether the recorded invariant broke again.
+fn semantic_summary(
+    schedule: &ScheduleFile,
+    report: &RunReport,
+    log: &engine::SemanticReplayReport,
+    names: &dyn Fn(&str) -> String,
+) -> String {
+    let mut out = String::new();
+    let outcome = match violation(report) {
+        Some((invariant, step)) if invariant == schedule.violation => {
+            format!("violation {invariant} reproduced at step {step}")
+        }
+        Some((invariant, step)) => {
+            format!("violation {} did not reproduce; {invariant} broke instead at step {step}", schedule.violation)
+        }
+        None => {
+            format!("violation {} did not reproduce ({})", schedule.violation, script::run::describe(&report.outcome))
+        }
+    };
+    let _ =
+        writeln!(out, "replayed semantically: {} of {} recorded events matched, {outcome}", log.matched, log.recorded);
+    let mut extras = Vec::new();
+    for (count, what) in [
+        (log.skipped, "recorded events skipped (their task is gone)"),
+        (log.catch_up, "catch-up steps (a recorded task off its recorded point)"),
+        (log.new_steps, "steps of tasks not in the recording"),
+        (log.unrecorded, "allocation or fault decisions not in the recording (the default taken)"),
+    ] {
+        if count > 0 {
+            extras.push(format!("{count} {what}"));
+        }
+    }
+    if !extras.is_empty() {
+        let _ = writeln!(out, "  also: {}", extras.join("; "));
+    }
+    let unfinished = log.matched + log.skipped < log.recorded;
+    let reproduced = matches!(violation(report), Some((i, _)) if i == schedule.violation);
+    let divergence = match (&log.divergence, &log.off_since) {
+        (Some(d), _) => Some(("diverged", d)),
+        (None, Some(d)) if unfinished && !reproduced => Some(("went off the recording for good", d)),
+        _ => None,
+    };
+    let at = |d: &engine::Divergence| {
+        let offered: Vec<String> = d.offered.iter().map(|e| describe_event(e, names)).collect();
+        format!(
+            "decision {} (step {}): expected {}; on offer: {}",
+            d.decision,
+            d.step,
+            describe_event(&d.expected, names),
+            offered.join(", ")
+        )
+    };
+    if let Some((how, d)) = divergence {
+        let _ = writeln!(out, "{how} at {}", at(d));
+        if let Some(first) = log.first_off.as_ref().filter(|f| f.decision < d.decision) {
+            let _ = writeln!(out, "  first left the recording at {}", at(first));
+        }
+    } else if unfinished && !reproduced {
+        let _ = writeln!(
+            out,
+            "the run ended with {} recorded events left to match",
+            log.recorded - log.matched - log.skipped
+        );
+    }
+    out
+}
+
 pub fn shrink_cmd(args: &ShrinkArgs) -> ExitCode {
-    let (schedule, source) = match load_schedule(&args.file) {
+    let (schedule, source, same_scenario) = match load_schedule(&args.file) {
         Ok(x) => x,
         Err(code) => return code,
     };
+    if !same_scenario {
+        return refuse_changed(&args.file, &schedule, &source, " (shrinking works on the recorded scenario only)");
+    }
     let before = ScheduleFile::size(&schedule.choices);
-    let (shrunk, replays) = shrink(&schedule.scenario, &source, &schedule);
+    let (mut shrunk, replays) = shrink(&schedule.scenario, &source, &schedule);
+    with_events(&schedule.scenario, &source, &mut shrunk);
     let after = ScheduleFile::size(&shrunk.choices);
     if let Err(e) = write_whole(&args.file, shrunk.render().as_bytes()) {
         eprintln!("error: cannot write {}: {e}", args.file.display());

@@ -31,7 +31,7 @@ enum Command {
     Run(run_cmd::RunArgs),
     /// Search many schedules for a violation; save, shrink and replay it.
     Explore(explore_cmd::ExploreArgs),
-    /// Reproduce a saved schedule exactly.
+    /// Reproduce a saved schedule exactly (or, with --semantic, by its recorded events after an edit).
     Replay(explore_cmd::ReplayArgs),
     /// Shrink a saved schedule (fewer choices that are not the default).
     Shrink(explore_cmd::ShrinkArgs),

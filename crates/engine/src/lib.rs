@@ -33,8 +33,9 @@ mod sim;
 mod task;
 
 pub use choice::{
-    Chooser, Decision, DecisionLog, DecisionRecord, DfsChooser, PctChooser, PerturbChooser, RandomChooser,
-    ReplayChooser, StepKind, TimedChooser,
+    Chooser, Decision, DecisionLog, DecisionRecord, DfsChooser, Divergence, EventClass, Label, LabelView, PctChooser,
+    PerturbChooser, RandomChooser, ReplayChooser, SemanticEvent, SemanticLog, SemanticReplayChooser,
+    SemanticReplayReport, StepKind, TaskTag, TimedChooser,
 };
 pub use event::{Event, EventKind};
 pub use lock::{LockId, LockKind};

@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 
 use slotmap::SlotMap;
 
-use crate::choice::{Chooser, Decision, StepKind};
+use crate::choice::{Chooser, Decision, EventClass, Label, LabelView, SemanticEvent, StepKind, TaskTag};
 use crate::event::{Event, EventKind};
 use crate::lock::{LockId, LockKind, LockState};
 use crate::outcome::{Outcome, Violation};
@@ -63,6 +63,11 @@ pub struct SimConfig {
     /// Record which named points of different tasks followed each other
     /// (interleaving coverage).
     pub point_pairs: bool,
+    /// Label every option of every decision semantically (task, named
+    /// point, occurrence), hand the labels to the chooser, and record the
+    /// chosen one per decision (for schedule files and semantic replay).
+    /// Off in searches: it costs a lookup per option.
+    pub record_labels: bool,
 }
 
 impl Default for SimConfig {
@@ -77,6 +82,7 @@ impl Default for SimConfig {
             lock_order: false,
             point_pairs: false,
             count_points: false,
+            record_labels: false,
         }
     }
 }
@@ -89,7 +95,8 @@ pub(crate) enum SleepOn {
 
 enum TimerAction {
     Wake(TaskId),
-    Call(Box<dyn FnOnce()>),
+    /// An I/O completion, with the task that started it and where (its label).
+    Call(Box<dyn FnOnce()>, TaskId, Point),
 }
 
 struct Cpu {
@@ -116,6 +123,11 @@ impl Waiting {
 
 struct TaskInfo {
     name: String,
+    /// The named point of the primitive the task is parked in (where its
+    /// next step starts): set when it yields, sleeps or returns to user.
+    at: Point,
+    /// How many tasks it spawned (for its children's keys).
+    children: u32,
     /// A kernel daemon (kswapd): its timed wake-ups do not keep a run
     /// alive, and the run is over when only daemons are left.
     daemon: bool,
@@ -152,6 +164,11 @@ struct SimState {
     timer_seq: u64,
     chooser: Box<dyn Chooser>,
     choices: Vec<u32>,
+    /// With `record_labels`: each task's key (by id), the label chosen at
+    /// each decision, and how often each label was taken.
+    tags: Vec<TaskTag>,
+    labels: Vec<Label>,
+    occurrences: indexmap::IndexMap<(EventClass, TaskId, Point), u32>,
     step: u64,
     events: VecDeque<Event>,
     /// Events dropped from the front of the log to respect `event_limit`.
@@ -197,6 +214,9 @@ impl Sim {
             timer_seq: 0,
             chooser,
             choices: Vec::new(),
+            tags: Vec::new(),
+            labels: Vec::new(),
+            occurrences: indexmap::IndexMap::new(),
             step: 0,
             events: VecDeque::new(),
             events_dropped: 0,
@@ -239,8 +259,15 @@ impl Sim {
             let mut st = self.st.borrow_mut();
             let id = TaskId(st.tasks.len() as u32);
             let ready_at = parent.map(|p| st.task_now(p)).unwrap_or(0);
+            let name = name.into();
+            if st.cfg.record_labels {
+                let key = st.task_key(parent, &name);
+                st.tags.push(TaskTag { key, done: false });
+            }
             st.tasks.push(TaskInfo {
-                name: name.into(),
+                name,
+                at: "start",
+                children: 0,
                 daemon: false,
                 state: TaskState::Runnable,
                 spin_read: false,
@@ -280,6 +307,8 @@ impl Sim {
         let mut st = self.st.borrow_mut();
         st.chooser = chooser;
         st.choices.clear();
+        st.labels.clear();
+        st.occurrences.clear();
         st.events.clear();
         st.point_counts.clear();
         st.lock_order.clear();
@@ -348,6 +377,19 @@ impl Sim {
     /// The choices made since the last [`Sim::set_chooser`], in order.
     pub fn choices(&self) -> Vec<u32> {
         self.st.borrow().choices.clone()
+    }
+
+    /// With `record_labels`: the label chosen at each decision since the
+    /// last [`Sim::set_chooser`], in run-independent terms.
+    pub fn semantic_events(&self) -> Vec<SemanticEvent> {
+        let st = self.st.borrow();
+        let view = LabelView { labels: &[], tasks: &st.tags };
+        st.labels.iter().map(|l| view.event(l)).collect()
+    }
+
+    /// A task's key ([`TaskTag::key`]; empty without `record_labels`).
+    pub fn task_key(&self, task: TaskId) -> String {
+        self.st.borrow().tags.get(task.0 as usize).map(|t| t.key.clone()).unwrap_or_default()
     }
 
     /// The event log so far.
@@ -440,7 +482,7 @@ impl Sim {
                 if let Some(outcome) = st.stop.clone() {
                     return outcome;
                 }
-                let io_pending = st.timers.values().any(|action| matches!(action, TimerAction::Call(_)));
+                let io_pending = st.timers.values().any(|action| matches!(action, TimerAction::Call(..)));
                 // Done when every task is, but daemons asleep (not mid-work).
                 let settled = |t: &TaskInfo| t.state == TaskState::Done || (t.daemon && t.state == TaskState::Sleeping);
                 if !io_pending && st.tasks.iter().all(settled) {
@@ -462,7 +504,13 @@ impl Sim {
                     })
                     .collect();
                 let times: Vec<u64> = options.iter().map(|o| st.option_time(*o)).collect();
-                let pick = st.choose(Decision::Step { options: &kinds, times: &times }, options.len());
+                let decision = Decision::Step { options: &kinds, times: &times };
+                let pick = if st.cfg.record_labels {
+                    let labels: Vec<Label> = kinds.iter().map(|k| st.step_label(*k)).collect();
+                    st.choose_labeled(decision, options.len(), labels)
+                } else {
+                    st.choose(decision, options.len())
+                };
                 st.step += 1;
                 options[pick]
             };
@@ -510,7 +558,7 @@ impl Sim {
         };
         match action {
             TimerAction::Wake(task) => self.st.borrow_mut().wake(task, due, "timer"),
-            TimerAction::Call(callback) => {
+            TimerAction::Call(callback, _, _) => {
                 self.st.borrow_mut().irq_time = Some(due);
                 callback();
                 self.st.borrow_mut().irq_time = None;
@@ -526,7 +574,8 @@ impl Sim {
         let due = st.task_now(from) + delay_ns;
         let seq = st.timer_seq;
         st.timer_seq += 1;
-        st.timers.insert((due, seq), TimerAction::Call(Box::new(callback)));
+        let at = st.tasks[from.0 as usize].at;
+        st.timers.insert((due, seq), TimerAction::Call(Box::new(callback), from, at));
     }
 
     /// I/O completion clears PG_locked and wakes the waiters.
@@ -544,6 +593,7 @@ impl Sim {
 
     pub(crate) fn reach_point(&self, task: TaskId, point: Point) {
         let mut st = self.st.borrow_mut();
+        st.tasks[task.0 as usize].at = point;
         if st.cfg.count_points {
             *st.point_counts.entry(point).or_default() += 1;
         }
@@ -591,8 +641,20 @@ impl Sim {
         self.st.borrow_mut().violate(task, invariant, message);
     }
 
-    pub(crate) fn choose(&self, decision: Decision<'_>, n: usize) -> usize {
-        self.st.borrow_mut().choose(decision, n)
+    /// A decision `task` makes at `point` (an allocation, a fault).
+    pub(crate) fn choose_at(&self, task: TaskId, decision: Decision<'_>, n: usize) -> usize {
+        let mut st = self.st.borrow_mut();
+        let (class, point) = match decision {
+            Decision::MaySleep { point } => (EventClass::Sleep, point),
+            Decision::Inject { point, .. } => (EventClass::Fault, point),
+            Decision::Step { .. } => return st.choose(decision, n),
+        };
+        if st.cfg.record_labels {
+            let label = st.label(class, task, point);
+            st.choose_labeled(decision, n, vec![label])
+        } else {
+            st.choose(decision, n)
+        }
     }
 
     pub(crate) fn attempt(&self, task: TaskId, lock: LockId, point: Point) {
@@ -692,6 +754,7 @@ impl Sim {
     pub(crate) fn preempt(&self, task: TaskId, point: Point) {
         let mut st = self.st.borrow_mut();
         st.log(Some(task), EventKind::Preempt, None, point);
+        st.tasks[task.0 as usize].at = point;
         st.leave_cpu(task);
         st.tasks[task.0 as usize].state = TaskState::Runnable;
         st.runqueue.push_back(task);
@@ -759,6 +822,59 @@ impl SimState {
         }
     }
 
+    /// A spawned task's key ([`TaskTag::key`]).
+    fn task_key(&mut self, parent: Option<TaskId>, name: &str) -> String {
+        match parent {
+            Some(p) => {
+                self.tasks[p.0 as usize].children += 1;
+                format!("{}/{}", self.tags[p.0 as usize].key, self.tasks[p.0 as usize].children)
+            }
+            None => {
+                let word: String = name.chars().map(|c| if c.is_whitespace() { '_' } else { c }).collect();
+                match self.tasks.iter().filter(|t| t.name == name).count() {
+                    0 => word,
+                    n => format!("{word}~{}", n + 1),
+                }
+            }
+        }
+    }
+
+    /// The label of (class, task, point), with its next occurrence.
+    fn label(&self, class: EventClass, task: TaskId, point: Point) -> Label {
+        let taken = self.occurrences.get(&(class, task, point)).copied().unwrap_or(0);
+        Label { class, task, point, occurrence: taken + 1 }
+    }
+
+    /// A step option's label: the task's pending point, or for the timer,
+    /// whom the earliest timer wakes (or whose I/O it completes) and where.
+    fn step_label(&self, kind: StepKind) -> Label {
+        match kind {
+            StepKind::Task(task) => self.label(EventClass::Run, task, self.tasks[task.0 as usize].at),
+            StepKind::Timer => {
+                let (task, point) = match self.timers.values().next() {
+                    Some(TimerAction::Wake(task)) => (*task, self.tasks[task.0 as usize].at),
+                    Some(TimerAction::Call(_, task, point)) => (*task, *point),
+                    None => unreachable!("a timer option has a timer"),
+                };
+                self.label(EventClass::Timer, task, point)
+            }
+        }
+    }
+
+    /// [`SimState::choose`] with the options' labels; records the chosen one.
+    fn choose_labeled(&mut self, decision: Decision<'_>, n: usize, labels: Vec<Label>) -> usize {
+        let view = LabelView { labels: &labels, tasks: &self.tags };
+        let pick = self.chooser.choose_labeled(decision, n, &view);
+        debug_assert!(pick < n);
+        if self.cfg.record_choices {
+            self.choices.push(pick as u32);
+        }
+        let chosen = labels[pick.min(labels.len() - 1)];
+        *self.occurrences.entry((chosen.class, chosen.task, chosen.point)).or_default() += 1;
+        self.labels.push(chosen);
+        pick
+    }
+
     fn choose(&mut self, decision: Decision<'_>, n: usize) -> usize {
         let pick = self.chooser.choose(decision, n);
         debug_assert!(pick < n);
@@ -824,7 +940,7 @@ impl SimState {
             StepOption::Run(_) | StepOption::Dispatch(_) => true,
             StepOption::Timer => self.timers.values().any(|action| match action {
                 TimerAction::Wake(task) => !self.tasks[task.0 as usize].daemon,
-                TimerAction::Call(_) => true,
+                TimerAction::Call(..) => true,
             }),
         })
     }
@@ -879,6 +995,9 @@ impl SimState {
         self.log(Some(task), EventKind::Exit, None, "do_exit:schedule");
         self.leave_cpu(task);
         self.tasks[task.0 as usize].state = TaskState::Done;
+        if let Some(tag) = self.tags.get_mut(task.0 as usize) {
+            tag.done = true;
+        }
     }
 
     fn try_acquire(&mut self, task: TaskId, lock: LockId, read: bool, point: Point, may_wait: bool) -> bool {
@@ -1026,6 +1145,7 @@ impl SimState {
             self.log(Some(task), EventKind::BklDropped, Some(bkl), point);
         }
         let now = self.task_now(task);
+        self.tasks[task.0 as usize].at = point;
         let waiting = match on {
             SleepOn::Lock(lock) => {
                 let number = self.locks.get_mut(lock).map(|state| {

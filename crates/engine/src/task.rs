@@ -304,7 +304,7 @@ impl Task {
     /// for swap-out I/O to finish).
     pub async fn may_sleep(&self, point: Point, sleep_ns: u64) {
         self.point(point).await;
-        match self.sim.choose(Decision::MaySleep { point }, 3) {
+        match self.sim.choose_at(self.id, Decision::MaySleep { point }, 3) {
             0 => {}
             1 => self.sleep(SleepOn::Timer(sleep_ns), point).await,
             _ => self.sleep(SleepOn::Timer(sleep_ns * 100), point).await,
@@ -325,7 +325,7 @@ impl Task {
     /// Whether to inject a fault at `point` (probability `ppm` in a
     /// million): a recorded choice, not an interleaving point.
     pub fn inject(&self, point: Point, ppm: u32) -> bool {
-        ppm > 0 && self.sim.choose(Decision::Inject { point, ppm }, 2) == 1
+        ppm > 0 && self.sim.choose_at(self.id, Decision::Inject { point, ppm }, 2) == 1
     }
 
     /// Return to user space: a preemption point. Holding any lock here is a

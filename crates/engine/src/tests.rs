@@ -426,3 +426,65 @@ fn the_lock_order_graph_records_held_then_taken_by_class_but_not_trylocks() {
     );
     sim.shutdown();
 }
+
+/// Two tasks on two CPUs interleave their points and allocations (and one
+/// forks a child that sleeps on I/O); with `extra`, a bystander task is
+/// spawned first, so every task id and option index shifts. Returns the
+/// order in which a, b and a's child did their work, the run's semantic
+/// events and its choices.
+fn labeled_run(chooser: Box<dyn Chooser>, extra: bool) -> (Vec<String>, Vec<SemanticEvent>, Vec<u32>) {
+    let sim = Sim::new(SimConfig { cpus: 2, record_labels: true, ..SimConfig::default() }, chooser);
+    let order = trace();
+    if extra {
+        sim.spawn("bystander", |t| async move {
+            for _ in 0..3 {
+                t.point("bystander:loop").await;
+            }
+        });
+    }
+    for name in ["a", "b"] {
+        let order = Rc::clone(&order);
+        sim.spawn(name, move |t| async move {
+            for i in 0..4 {
+                t.point(if i % 2 == 0 { "w:even" } else { "w:odd" }).await;
+                push(&order, format!("{name}{i}"));
+                t.may_sleep("w:alloc", 1_000).await;
+            }
+            if name == "a" {
+                let order = Rc::clone(&order);
+                t.spawn("a.child", move |c| async move {
+                    c.sleep_io("child:io", 5_000).await;
+                    push(&order, "child");
+                });
+            }
+        });
+    }
+    assert_eq!(sim.run(), Outcome::Finished);
+    let (events, choices) = (sim.semantic_events(), sim.choices());
+    assert_eq!(events.len(), choices.len(), "one event per decision");
+    sim.shutdown();
+    let order = order.borrow().clone();
+    (order, events, choices)
+}
+
+#[test]
+fn a_semantic_replay_follows_the_recorded_events_when_an_unrelated_task_is_added() {
+    let mut index_differs = 0;
+    for seed in 0..20 {
+        let (order, events, choices) = labeled_run(Box::new(RandomChooser::new(seed, 0.5)), false);
+        assert!(events.iter().any(|e| e.task == "a/1" && e.class == EventClass::Timer), "{events:?}");
+        let (_, again, _) = labeled_run(Box::new(RandomChooser::new(seed, 0.5)), false);
+        assert_eq!(again, events, "labels are a function of the run");
+        // By index, the added task changes the run.
+        let (by_index, _, _) = labeled_run(Box::new(ReplayChooser::new(choices.clone())), true);
+        // By events, the same order, every event matched.
+        let log = SemanticLog::default();
+        let chooser = SemanticReplayChooser::new(events.clone(), choices, Rc::clone(&log));
+        let (replayed, _, _) = labeled_run(Box::new(chooser), true);
+        assert_eq!(replayed, order, "seed {seed} (by index: {by_index:?})");
+        index_differs += usize::from(by_index != order);
+        let report = log.borrow().clone();
+        assert_eq!((report.matched, &report.divergence), (events.len(), &None), "seed {seed}: {report:?}");
+    }
+    assert!(index_differs >= 10, "by index the bystander changes most runs: {index_differs} of 20");
+}

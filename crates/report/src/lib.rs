@@ -77,6 +77,8 @@ pub(crate) mod tests {
             events,
             events_dropped: 0,
             choices: Vec::new(),
+            semantic: Vec::new(),
+            task_keys: Vec::new(),
             lock_order: Vec::new(),
             point_pairs: Vec::new(),
             culprit: None,

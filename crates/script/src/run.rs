@@ -60,6 +60,14 @@ pub struct RunOptions {
     /// of its zero choices at random with probability p, from a stream of
     /// its own seed (the scenario keeps its `seed`).
     pub perturb: Option<(f64, u64)>,
+    /// Record the semantic label of every decision of the interleaved
+    /// phase (`RunReport::semantic`, for schedule files).
+    pub record_labels: bool,
+    /// Replay these recorded events by their labels, with the recorded
+    /// choice of each (0 past its end), writing how it went to the log
+    /// (`engine::SemanticReplayChooser`; overrides `schedule` and
+    /// `strategy`, and records labels).
+    pub semantic: Option<(Vec<engine::SemanticEvent>, Vec<u32>, engine::SemanticLog)>,
 }
 
 impl RunOptions {
@@ -79,6 +87,8 @@ impl RunOptions {
             lock_order: false,
             point_pairs: false,
             perturb: None,
+            record_labels: false,
+            semantic: None,
         }
     }
 }
@@ -103,6 +113,11 @@ pub struct RunReport {
     pub events_dropped: u64,
     /// The choices the run made (its schedule).
     pub choices: Vec<u32>,
+    /// With `RunOptions::record_labels` (or `semantic`): the semantic event
+    /// of each decision of the interleaved phase, one per choice.
+    pub semantic: Vec<engine::SemanticEvent>,
+    /// With labels: every task's (key, name), in creation order.
+    pub task_keys: Vec<(String, String)>,
     /// The task that detected the violation, if any.
     pub culprit: Option<String>,
     /// Task names, in creation order.
@@ -220,7 +235,8 @@ impl Runner {
             cpus: scenario.machine.cpus,
             step_budget: scenario.step_budget,
             record_events: options.record_events,
-            record_choices: options.schedule.is_some() || options.record_events,
+            record_choices: options.schedule.is_some() || options.record_events || config_labels(options),
+            record_labels: config_labels(options),
             count_points: options.count_points,
             lock_order: options.lock_order,
             point_pairs: options.point_pairs,
@@ -380,6 +396,10 @@ fn boot_and_run(
     k.w().faults_armed = true;
     let first_run_task = sim.task_count();
     match (&options.schedule, options.strategy) {
+        _ if options.semantic.is_some() => {
+            let (events, values, log) = options.semantic.clone().expect("checked");
+            sim.set_chooser(Box::new(engine::SemanticReplayChooser::new(events, values, log)))
+        }
         _ if options.dfs.is_some() => {
             let (prefix, records) = options.dfs.clone().expect("checked");
             sim.set_chooser(Box::new(engine::DfsChooser::new(prefix, records)))
@@ -448,6 +468,14 @@ fn boot_and_run(
         events,
         events_dropped: sim.events_dropped(),
         choices: sim.choices(),
+        semantic: sim.semantic_events(),
+        task_keys: if config_labels(options) {
+            (0..sim.task_count())
+                .map(|i| (sim.task_key(engine::TaskId(i as u32)), sim.task_name(engine::TaskId(i as u32))))
+                .collect()
+        } else {
+            Vec::new()
+        },
         culprit,
         tasks: (0..sim.task_count()).map(|i| sim.task_name(engine::TaskId(i as u32))).collect(),
         points: sim.point_counts(),
@@ -456,6 +484,10 @@ fn boot_and_run(
         calls,
         run_tasks: (first_run_task..sim.task_count()).map(|i| sim.task_name(engine::TaskId(i as u32))).collect(),
     })
+}
+
+fn config_labels(options: &RunOptions) -> bool {
+    options.record_labels || options.semantic.is_some()
 }
 
 fn event_line(sim: &Sim, e: &engine::Event) -> EventLine {

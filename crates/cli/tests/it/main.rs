@@ -6,6 +6,7 @@ mod determinism;
 mod explore;
 mod race1;
 mod races;
+mod semantic_replay;
 mod sweep;
 mod tutorial;
 
