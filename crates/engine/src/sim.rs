@@ -960,7 +960,13 @@ impl SimState {
     }
 
     fn dispatch(&mut self, task: TaskId) {
-        let cpu = self.cpus.iter().position(|c| c.current.is_none()).expect("dispatch needs an idle CPU");
+        // The idle CPU that has been idle longest (earliest clock), as the
+        // option's time in `option_time` assumes: a CPU whose clock ran
+        // ahead must not delay a task another idle CPU could run now.
+        let cpu = (0..self.cpus.len())
+            .filter(|&c| self.cpus[c].current.is_none())
+            .min_by_key(|&c| self.cpus[c].clock)
+            .expect("dispatch needs an idle CPU");
         self.runqueue.retain(|&t| t != task);
         let switch = self.cfg.costs.context_switch;
         let info = &mut self.tasks[task.0 as usize];

@@ -488,3 +488,61 @@ fn a_semantic_replay_follows_the_recorded_events_when_an_unrelated_task_is_added
     }
     assert!(index_differs >= 10, "by index the bystander changes most runs: {index_differs} of 20");
 }
+
+#[test]
+fn cond_resched_lets_a_queued_task_run_on_a_single_cpu() {
+    // a loops until b has run; without cond_resched giving up the CPU, b
+    // (queued) would never run on the one CPU and a would spin forever.
+    let sim = sim(1, 1);
+    let done = Rc::new(RefCell::new(false));
+    let seen = Rc::clone(&done);
+    sim.spawn("a", move |t| async move {
+        while !*seen.borrow() {
+            t.cond_resched("a:cond_resched").await;
+        }
+    });
+    let set = Rc::clone(&done);
+    sim.spawn("b", move |_t| async move {
+        *set.borrow_mut() = true;
+    });
+    assert_eq!(sim.run(), Outcome::Finished);
+    assert!(*done.borrow());
+    sim.shutdown();
+}
+
+#[test]
+fn cond_resched_holding_a_spinlock_is_sleep_in_atomic() {
+    let sim = sim(1, 1);
+    let lock = sim.new_lock(LockKind::Spin, "mmlist_lock", "mmlist_lock".into());
+    sim.spawn("a", move |t| async move {
+        t.spin_lock(lock, "a:lock").await;
+        // b is queued for the one CPU: need_resched is set.
+        t.spawn("b", |t| async move { t.point("b:run").await });
+        t.cond_resched("a:cond_resched").await;
+        t.spin_unlock(lock, "a:unlock");
+    });
+    match sim.run() {
+        Outcome::Violation(v) => assert_eq!(v.invariant, "sleep-in-atomic", "{}", v.message),
+        other => panic!("expected sleep-in-atomic, got {other:?}"),
+    }
+    sim.shutdown();
+}
+
+#[test]
+fn a_waking_task_goes_to_the_idle_cpu_with_the_earliest_clock() {
+    // cpu0 runs 50 ms of work and goes idle at 50 ms; b sleeps 1 ms on
+    // cpu1. When b wakes, both CPUs are idle: it must resume on cpu1 at
+    // about 1 ms, not on cpu0 at 50 ms.
+    let sim = Sim::new(SimConfig { cpus: 2, ..SimConfig::default() }, Box::new(TimedChooser::new(1, 0.0)));
+    let resumed = Rc::new(RefCell::new(0u64));
+    let at = Rc::clone(&resumed);
+    sim.spawn("a", |t| async move { t.work(50_000_000) });
+    sim.spawn("b", move |t| async move {
+        t.sleep_io("b:io", 1_000_000).await;
+        *at.borrow_mut() = t.now();
+        t.point("b:run").await;
+    });
+    assert_eq!(sim.run(), Outcome::Finished);
+    assert!(*resumed.borrow() < 2_000_000, "b resumed at {} ns", resumed.borrow());
+    sim.shutdown();
+}

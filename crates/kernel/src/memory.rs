@@ -258,28 +258,29 @@ async fn valid_swaphandles(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<Vec
     Ok(handles)
 }
 
-/// Later kernels' readahead (2.4.10's swapin_readahead and
-/// valid_swaphandles): the handles are counted under swap_device_lock
-/// (stopping at `max`, which swapoff zeroes, and at a free or bad slot)
-/// but take *no temporary reference*; read_swap_cache_async's own
-/// swap_duplicate is the only one, and it fails on a slot freed meanwhile.
+/// Later kernels' readahead over the aligned cluster of 2^page_cluster
+/// slots (from slot 1 in the first cluster). The handles are picked under
+/// swap_device_lock but take *no temporary reference*: read_swap_cache_async's
+/// own swap_duplicate is the only one, and it fails on a slot freed
+/// meanwhile. 2.4.10's valid_swaphandles stops at the first free or bad
+/// slot (so behind a swapoff freeing slots in order it reads nothing
+/// ahead); 5.1's swap_cluster_readahead skips them and reads the rest.
 async fn swapin_readahead_later(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<()> {
     let page_cluster = k.page_cluster();
+    let skips_free = k.fixes.era == crate::Era::Linux5_1;
     let sdev_lock = k.w().swap_info[entry.type_].sdev_lock;
     t.spin_lock(sdev_lock, "valid_swaphandles:swap_device_lock").await;
     let handles: Vec<SwpEntry> = {
         let w = k.w();
         let p = &w.swap_info[entry.type_];
-        let first = (entry.offset >> page_cluster) << page_cluster;
-        (first..first + (1u32 << page_cluster))
-            .take_while(|&offset| {
-                offset < p.max
-                    && p.swap_map
-                        .as_ref()
-                        .is_some_and(|m| m[offset as usize] != 0 && m[offset as usize] != SWAP_MAP_BAD)
-            })
-            .map(|offset| SwpEntry { type_: entry.type_, offset })
-            .collect()
+        let first = ((entry.offset >> page_cluster) << page_cluster).max(1);
+        let end = (((entry.offset >> page_cluster) + 1) << page_cluster).min(p.max);
+        let in_use = |offset: &u32| {
+            p.swap_map.as_ref().is_some_and(|m| m[*offset as usize] != 0 && m[*offset as usize] != SWAP_MAP_BAD)
+        };
+        let offsets: Vec<u32> =
+            if skips_free { (first..end).filter(in_use).collect() } else { (first..end).take_while(in_use).collect() };
+        offsets.into_iter().map(|offset| SwpEntry { type_: entry.type_, offset }).collect()
     };
     t.spin_unlock(sdev_lock, "valid_swaphandles:swap_device_unlock");
     for handle in handles {

@@ -463,6 +463,11 @@ fn process(lua: &Lua, (name, program): (Value, Value)) -> mlua::Result<Process> 
     Ok(Process(spec.processes.len() - 1))
 }
 
+/// The kernel variants' names, for messages: "pre4, patched, 2.4.10, 5.1".
+fn kernel_names() -> String {
+    kernel::Variant::ALL.iter().map(|v| v.name()).collect::<Vec<_>>().join(", ")
+}
+
 /// `sweep{ params = { processes = {1, 2, 4} }, kernels = {"pre4", "patched"}, seeds = 3 }`:
 /// the parameter grid `swapsim sweep` runs.
 fn sweep(lua: &Lua, fields: Table) -> mlua::Result<()> {
@@ -545,17 +550,19 @@ fn sweep(lua: &Lua, fields: Table) -> mlua::Result<()> {
                     }
                     other => {
                         return Err(mlua::Error::runtime(format!(
-                            "sweep: kernels lists kernel names (pre4, patched), got {}",
+                            "sweep: kernels lists kernel names ({}), got {}",
+                            kernel_names(),
                             shown(&other)
                         )))
                     }
                 }
             }
             if names.is_empty() {
-                return Err(mlua::Error::runtime(
-                    "sweep: kernels lists no kernel (a sweep of no runs); give at least one of pre4, patched, \
-                     or leave kernels out for both",
-                ));
+                return Err(mlua::Error::runtime(format!(
+                    "sweep: kernels lists no kernel (a sweep of no runs); give at least one of {}, or leave kernels \
+                     out for pre4 and patched",
+                    kernel_names()
+                )));
             }
             names
         }

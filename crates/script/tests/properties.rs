@@ -86,6 +86,15 @@ proptest! {
     }
 
     #[test]
+    fn the_later_swapoff_designs_keep_every_invariant((cpus, programs, swapped, seed) in workload()) {
+        let source = scenario(cpus, &programs, swapped);
+        for variant in [Variant::Linux2_4_10, Variant::Linux5_1] {
+            let report = run("gen.lua", &source, &RunOptions::new(variant.fixes(), seed)).unwrap();
+            prop_assert_eq!(&report.outcome, &Outcome::Finished, "{} under {}\n{:?}", source, variant, report.printk);
+        }
+    }
+
+    #[test]
     fn a_run_is_a_function_of_its_inputs_and_replays_from_its_choices((cpus, programs, swapped, seed) in workload()) {
         let source = scenario(cpus, &programs, swapped);
         for variant in Variant::ALL {

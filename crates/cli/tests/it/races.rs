@@ -216,3 +216,32 @@ fn the_seeds_own_stress_test_breaks_pre4() {
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(run.stdout.contains("VM: Undead swap entry"), "{}", run.stdout);
 }
+
+/// The later swapoff designs (2.4.10's start_mm walk, 5.1's single pass,
+/// each with the pieces of its kernel it relies on: docs/model.md § Later
+/// kernels) close every race scenario, the seventh included.
+#[test]
+fn later_kernels_close_every_race_scenario() {
+    let scenarios = [
+        "race1_fork",
+        "race2_exit",
+        "race3_fault",
+        "race4_shm",
+        "race5_munmap",
+        "race6_readahead",
+        "race6_kswapd",
+        "race7_shm_nopage",
+    ];
+    for kernel in ["2.4.10", "5.1"] {
+        for name in scenarios {
+            clean_range(&format!("scenarios/{name}.lua"), &["--kernel", kernel], "1..200");
+        }
+    }
+}
+
+#[test]
+fn the_seed_switches_do_not_apply_to_later_kernels() {
+    let run = swapsim(&["run", "scenarios/race1_fork.lua", "--kernel", "5.1", "--no-fix", "mmlist", "--seed", "1"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("apply to the 2.3.99 variants"), "{}", run.stderr);
+}
