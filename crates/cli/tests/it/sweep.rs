@@ -44,3 +44,29 @@ fn a_scenario_without_a_sweep_is_refused() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("declares no sweep{}"), "{}", run.stderr);
 }
+
+/// The shape that motivated the 2019 rework, on a small grid: pre4's
+/// swapoff costs more per slot as the slots grow (every slot scans every
+/// mm: quadratic), 5.1's the same per slot (one pass: linear), and 5.1 is
+/// an order of magnitude cheaper.
+#[test]
+fn pre4_swapoff_is_quadratic_and_5_1_linear() {
+    let dir = out("algorithms");
+    let run = swapsim(&["sweep", "crates/cli/tests/fixtures/algorithms_sweep.lua", "--out", dir.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    let per_slot = |pages: u64, kernel: &str| -> f64 {
+        let row = csv
+            .lines()
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .find(|f| f[0] == pages.to_string() && f[2] == kernel)
+            .unwrap_or_else(|| panic!("no row for {pages} {kernel}:\n{csv}"));
+        assert_eq!(row[4], "clean", "{csv}");
+        row[8].parse::<f64>().unwrap() / pages as f64
+    };
+    let (pre4_small, pre4_large) = (per_slot(256, "pre4"), per_slot(2048, "pre4"));
+    let (new_small, new_large) = (per_slot(256, "5.1"), per_slot(2048, "5.1"));
+    assert!(pre4_large > 1.2 * pre4_small, "pre4 per slot: {pre4_small} ns then {pre4_large} ns\n{csv}");
+    assert!((new_large / new_small - 1.0).abs() < 0.15, "5.1 per slot: {new_small} ns then {new_large} ns\n{csv}");
+    assert!(new_large * 10.0 < pre4_large, "5.1 {new_large} ns against pre4 {pre4_large} ns per slot\n{csv}");
+}
