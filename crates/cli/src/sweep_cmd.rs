@@ -267,7 +267,14 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
                 None => series.push(report::Series { label, points: vec![(x, y)] }),
             }
         }
-        let title = format!("{} vs {x_name}, pre4 vs patched ({path})", y_label.split(" (").next().unwrap_or(y_label));
+        let mut kernels: Vec<String> = Vec::new();
+        for job in &jobs {
+            if !kernels.contains(&job.kernel.to_string()) {
+                kernels.push(job.kernel.to_string());
+            }
+        }
+        let what = y_label.split(" (").next().unwrap_or(y_label);
+        let title = format!("{what} vs {x_name}, {} ({path})", kernels.join(" vs "));
         let file = args.out.join(stem);
         if let Err(e) = report::line_plot(&file, &title, x_name, y_label, &series) {
             eprintln!("error: cannot write the plot {}: {e}", file.display());
