@@ -145,6 +145,13 @@ pub fn check_quiescent(k: &Kernel) -> Option<Broken> {
     }
     for (type_, p) in w.swap_info.iter().enumerate() {
         let Some(map) = &p.swap_map else { continue };
+        let in_use = map.iter().skip(1).filter(|&&c| c != 0 && c != SWAP_MAP_BAD).count();
+        if in_use != p.inuse_pages as usize {
+            return Some((
+                "swap-count",
+                format!("device {} counts {} slots in use (inuse_pages) but {in_use} are", type_ + 1, p.inuse_pages),
+            ));
+        }
         for (offset, &count) in map.iter().enumerate().skip(1) {
             if count == SWAP_MAP_BAD || count == SWAP_MAP_MAX {
                 continue;

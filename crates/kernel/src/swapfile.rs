@@ -132,6 +132,7 @@ pub async fn swap_free_count(k: &Kernel, t: &Task, entry: SwpEntry, count: u16, 
                     if *slot < SWAP_MAP_MAX {
                         *slot -= count;
                         if *slot == 0 {
+                            p.inuse_pages -= 1;
                             p.lowest_bit = p.lowest_bit.min(entry.offset);
                             p.highest_bit = p.highest_bit.max(entry.offset);
                             *nr_swap_pages += 1;
@@ -191,6 +192,7 @@ fn scan_swap_map(w: &mut World, type_: usize, count: u16) -> Option<SwpEntry> {
     let map = p.swap_map.as_mut()?;
     let offset = (p.lowest_bit..=p.highest_bit).find(|&o| o > 0 && (o as usize) < map.len() && map[o as usize] == 0)?;
     map[offset as usize] = count;
+    p.inuse_pages += 1;
     if offset == p.lowest_bit {
         p.lowest_bit += 1;
     }
@@ -259,6 +261,7 @@ pub async fn sys_swapon(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
         let mut map = vec![0u16; size as usize];
         map[0] = SWAP_MAP_BAD;
         p.swap_map = Some(map);
+        p.inuse_pages = 0;
         p.max = size;
         p.pages = size.saturating_sub(1);
         p.lowest_bit = 1;
@@ -440,9 +443,8 @@ pub(crate) fn swap_count(k: &Kernel, entry: SwpEntry) -> u16 {
 }
 
 /// `si->inuse_pages`: slots of the device in use (not free, not bad).
-pub(crate) fn inuse_pages(k: &Kernel, type_: usize) -> usize {
-    let w = k.w();
-    w.swap_info[type_].swap_map.as_ref().map_or(0, |m| m.iter().filter(|&&c| c != 0 && c != SWAP_MAP_BAD).count())
+pub(crate) fn inuse_pages(k: &Kernel, type_: usize) -> u32 {
+    k.w().swap_info[type_].inuse_pages
 }
 
 /// `try_to_unuse` (mm/swapfile.c): for each slot still in use, read the
@@ -523,11 +525,13 @@ pub async fn try_to_unuse(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
         let undead = {
             let mut w = k.w();
             let World { swap_info, nr_swap_pages, stats, .. } = &mut *w;
-            let map = swap_info[type_].swap_map.as_mut().expect("swapoff holds the device");
+            let p = &mut swap_info[type_];
+            let map = p.swap_map.as_mut().expect("swapoff holds the device");
             let count = map[i];
             if count > 0 {
                 *nr_swap_pages += 1;
                 map[i] = 0;
+                p.inuse_pages -= 1;
                 if count != SWAP_MAP_MAX {
                     stats.undead += 1;
                 }

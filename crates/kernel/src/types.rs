@@ -128,6 +128,9 @@ pub struct SwapInfo {
     pub flags: u8,
     /// `swap_map`: None after swapoff's vfree (and before swapon).
     pub swap_map: Option<Vec<u16>>,
+    /// `si->inuse_pages` (a later kernels' counter, kept for every variant):
+    /// slots of `swap_map` in use, not counting the bad header slot.
+    pub inuse_pages: u32,
     /// `max`: not reset by the pre4-5 swapoff.
     pub max: u32,
     /// Good pages.

@@ -318,9 +318,11 @@ async fn acquire_swap_entry(k: &Kernel, t: &Task, page: PageId) -> Option<SwpEnt
             let reused = {
                 let mut w = k.w();
                 let World { swap_info, nr_swap_pages, .. } = &mut *w;
-                match swap_info[entry.type_].swap_map.as_mut() {
+                let p = &mut swap_info[entry.type_];
+                match p.swap_map.as_mut() {
                     Some(map) if map[entry.offset as usize] == 0 => {
                         map[entry.offset as usize] = 1;
+                        p.inuse_pages += 1;
                         *nr_swap_pages -= 1;
                         true
                     }

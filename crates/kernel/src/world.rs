@@ -179,6 +179,7 @@ impl Kernel {
             .map(|(i, &size)| SwapInfo {
                 flags: 0,
                 swap_map: None,
+                inuse_pages: 0,
                 max: 0,
                 pages: 0,
                 prio: -(i as i32) - 1,
