@@ -482,9 +482,15 @@ impl Chooser for DfsChooser {
     fn choose(&mut self, decision: Decision<'_>, n: usize) -> usize {
         // The default option, and whether leaving it preempts someone.
         let (default, preemptive) = match decision {
-            Decision::Step { options, .. } => {
+            Decision::Step { options, times } => {
                 match self.running.and_then(|t| options.iter().position(|o| *o == StepKind::Task(t))) {
-                    Some(i) => (i, true),
+                    // A timer that is due by the running task's time fires
+                    // first, as the interrupt would: never firing it is not a
+                    // schedule without preemptions but an infinite delay.
+                    Some(i) => match options.iter().position(|o| *o == StepKind::Timer) {
+                        Some(timer) if times[timer] <= times[i] => (timer, false),
+                        _ => (i, true),
+                    },
                     None => (0, false),
                 }
             }
@@ -701,7 +707,8 @@ mod dfs_tests {
     fn dfs_keeps_the_running_task_by_default_and_counts_leaving_it_as_a_preemption() {
         let records = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
         let options = [StepKind::Task(TaskId(0)), StepKind::Task(TaskId(1)), StepKind::Timer];
-        let step = Decision::Step { options: &options, times: &[0, 0, 0] };
+        // The timer is not due yet: it is never the default here.
+        let step = Decision::Step { options: &options, times: &[0, 0, 100] };
         // Prefix: first decision takes option 1 (rank 1 from the default 0),
         // then the default: the task that ran (1) goes on.
         let mut c = DfsChooser::new(vec![1], std::rc::Rc::clone(&records));
@@ -722,6 +729,22 @@ mod dfs_tests {
         let mut c = DfsChooser::new(vec![1, 2], std::rc::Rc::clone(&records));
         assert_eq!(c.choose(step, 3), 1);
         assert_eq!(c.choose(step, 3), 2);
+    }
+
+    #[test]
+    fn dfs_fires_a_due_timer_by_default_without_counting_a_preemption() {
+        let records = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let options = [StepKind::Task(TaskId(0)), StepKind::Timer];
+        let mut c = DfsChooser::new(vec![], std::rc::Rc::clone(&records));
+        // Task 0 runs first (no one ran before).
+        assert_eq!(c.choose(Decision::Step { options: &options, times: &[10, 50] }, 2), 0);
+        // Not due yet: task 0 goes on.
+        assert_eq!(c.choose(Decision::Step { options: &options, times: &[20, 50] }, 2), 0);
+        // Due by task 0's time: the timer fires, and that is no preemption.
+        assert_eq!(c.choose(Decision::Step { options: &options, times: &[60, 50] }, 2), 1);
+        assert_eq!(records.borrow().last(), Some(&DecisionRecord { n: 2, rank: 0, preemptive: false }));
+        // Then task 0 is still the one running.
+        assert_eq!(c.choose(Decision::Step { options: &options, times: &[60, 90] }, 2), 0);
     }
 }
 

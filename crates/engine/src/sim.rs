@@ -140,6 +140,10 @@ struct TaskInfo {
     ready_at: u64,
     /// What it sleeps or spins on, for deadlock reports.
     waiting: Option<Waiting>,
+    /// After `cond_resched`: the tasks that were queued for a CPU then,
+    /// which go first (schedule() picks another task; the yielder cannot
+    /// starve them).
+    yielded_to: Vec<TaskId>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -276,6 +280,7 @@ impl Sim {
                 held: Vec::new(),
                 ready_at,
                 waiting: None,
+                yielded_to: Vec::new(),
             });
             st.runqueue.push_back(id);
             id
@@ -746,9 +751,25 @@ impl Sim {
         st.violate(Some(task), "lock-discipline", message);
     }
 
-    /// need_resched: another task waits in the run queue for a CPU.
-    pub(crate) fn need_resched(&self) -> bool {
-        !self.st.borrow().runqueue.is_empty()
+    /// need_resched, for a model whose CPUs take turns: another task waits
+    /// in the run queue for a CPU, or runs on another CPU. (The second is a
+    /// modelling device: real CPUs run at once, so a task busy-waiting in a
+    /// cond_resched loop cannot stall another CPU's task, but a search that
+    /// keeps running the same task could.)
+    pub(crate) fn need_resched(&self, task: TaskId) -> bool {
+        let st = self.st.borrow();
+        !st.runqueue.is_empty()
+            || st.cpus.iter().filter_map(|c| c.current).any(|t| {
+                t != task && matches!(st.tasks[t.0 as usize].state, TaskState::Runnable | TaskState::Spinning(_))
+            })
+    }
+
+    /// `task` gives up its CPU in cond_resched: the tasks queued now are
+    /// dispatched before it is.
+    pub(crate) fn yield_to_queued(&self, task: TaskId) {
+        let mut st = self.st.borrow_mut();
+        let queued: Vec<TaskId> = st.runqueue.iter().copied().collect();
+        st.tasks[task.0 as usize].yielded_to = queued;
     }
 
     pub(crate) fn preempt(&self, task: TaskId, point: Point) {
@@ -911,7 +932,8 @@ impl SimState {
             }
         }
         if idle_cpu {
-            options.extend(self.runqueue.iter().map(|&t| StepOption::Dispatch(t)));
+            let behind = |t: TaskId| self.tasks[t.0 as usize].yielded_to.iter().any(|o| self.runqueue.contains(o));
+            options.extend(self.runqueue.iter().filter(|&&t| !behind(t)).map(|&t| StepOption::Dispatch(t)));
         }
         if !self.timers.is_empty() {
             options.push(StepOption::Timer);
@@ -971,6 +993,7 @@ impl SimState {
         let switch = self.cfg.costs.context_switch;
         let info = &mut self.tasks[task.0 as usize];
         info.cpu = Some(cpu);
+        info.yielded_to.clear();
         let ready_at = info.ready_at;
         let clock = &mut self.cpus[cpu].clock;
         *clock = (*clock).max(ready_at) + switch;

@@ -314,10 +314,13 @@ impl Task {
     /// `cond_resched()` (2.4's `if (current->need_resched) schedule()`):
     /// if another task is queued for a CPU, give this one up — as a sleep
     /// of no length, so holding a spinlock here is sleep-in-atomic and the
-    /// BKL is dropped and taken back — and run again when chosen.
+    /// BKL is dropped and taken back — and run again only after the tasks
+    /// queued now have had a CPU (a fair scheduler's schedule(); without
+    /// it a search could starve them forever and call it a livelock).
     pub async fn cond_resched(&self, point: Point) {
         self.point(point).await;
-        if self.sim.need_resched() {
+        if self.sim.need_resched(self.id) {
+            self.sim.yield_to_queued(self.id);
             self.sleep(SleepOn::Timer(0), point).await;
         }
     }
