@@ -140,7 +140,7 @@ fn kernels_text() -> String {
     for variant in Variant::ALL {
         out += &format!("  {:<13} {}\n", variant.name(), variant.description());
     }
-    out += "\nFixes (--fix NAME / --no-fix NAME, on top of a variant):\n";
+    out += "\nFixes (--fix NAME / --no-fix NAME, on top of pre4 or patched; the later designs take none):\n";
     for fix in &FIXES {
         out += &format!("  {:<13} {}\n  {:<13} closes race {}\n", fix.name, fix.change, "", fix.closes);
     }

@@ -521,7 +521,8 @@ impl Chooser for DfsChooser {
 /// `depth - 1` change points drawn uniformly from the first `steps` steps,
 /// the running task drops to priority 1, 2, ... For a bug of depth `d` in a
 /// run of `n` tasks and `k` steps, one run finds it with probability at
-/// least 1/(n·k^(d-1)). Timers count as one more "task". Allocation sleeps
+/// least 1/(n·k^(d-1)). Timers count as one more "task", except that a timer
+/// due by the chosen task's time fires first (the interrupt). Allocation sleeps
 /// are drawn as in [`RandomChooser`].
 pub struct PctChooser {
     rng: ChaCha8Rng,
@@ -563,7 +564,7 @@ impl PctChooser {
 impl Chooser for PctChooser {
     fn choose(&mut self, decision: Decision<'_>, n: usize) -> usize {
         match decision {
-            Decision::Step { options, .. } => {
+            Decision::Step { options, times } => {
                 self.step += 1;
                 let who = |o: &StepKind| match o {
                     StepKind::Task(t) => Some(*t),
@@ -576,6 +577,14 @@ impl Chooser for PctChooser {
                     if p > best_priority {
                         best = i;
                         best_priority = p;
+                    }
+                }
+                // A timer due by the chosen task's time fires first, as the
+                // interrupt would: a high-priority task busy-waiting for
+                // the wake-up must not hold time still.
+                if let Some(timer) = options.iter().position(|o| *o == StepKind::Timer) {
+                    if times[timer] <= times[best] {
+                        best = timer;
                     }
                 }
                 while let Some(&(at, new_priority)) = self.change_points.first() {

@@ -140,10 +140,13 @@ struct TaskInfo {
     ready_at: u64,
     /// What it sleeps or spins on, for deadlock reports.
     waiting: Option<Waiting>,
-    /// After `cond_resched`: the tasks that were queued for a CPU then,
-    /// which go first (schedule() picks another task; the yielder cannot
-    /// starve them).
-    yielded_to: Vec<TaskId>,
+    /// Steps taken so far.
+    steps: u64,
+    /// After `cond_resched`: the tasks that could step then, with their
+    /// step counts. Each goes first — takes a step or stops being able to —
+    /// before the yielder runs again, as on a fair machine where the other
+    /// CPUs run meanwhile; a search must not starve them.
+    yielded_to: Vec<(TaskId, u64)>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -280,6 +283,7 @@ impl Sim {
                 held: Vec::new(),
                 ready_at,
                 waiting: None,
+                steps: 0,
                 yielded_to: Vec::new(),
             });
             st.runqueue.push_back(id);
@@ -544,6 +548,7 @@ impl Sim {
         let mut future = self.futures.borrow_mut()[task.0 as usize].take().expect("a runnable task has a future");
         {
             let mut st = self.st.borrow_mut();
+            st.tasks[task.0 as usize].steps += 1;
             let cost = st.cfg.costs.step;
             st.charge(task, cost);
         }
@@ -764,12 +769,20 @@ impl Sim {
             })
     }
 
-    /// `task` gives up its CPU in cond_resched: the tasks queued now are
-    /// dispatched before it is.
-    pub(crate) fn yield_to_queued(&self, task: TaskId) {
+    /// `task` gives up its CPU in cond_resched: every task that could step
+    /// now (queued, or on a CPU) steps before it runs again.
+    pub(crate) fn yield_to_others(&self, task: TaskId) {
         let mut st = self.st.borrow_mut();
-        let queued: Vec<TaskId> = st.runqueue.iter().copied().collect();
-        st.tasks[task.0 as usize].yielded_to = queued;
+        let mut others: Vec<(TaskId, u64)> =
+            st.runqueue.iter().filter(|&&t| t != task).map(|&t| (t, st.tasks[t.0 as usize].steps)).collect();
+        for cpu in &st.cpus {
+            if let Some(t) = cpu.current.filter(|&t| t != task) {
+                if matches!(st.tasks[t.0 as usize].state, TaskState::Runnable | TaskState::Spinning(_)) {
+                    others.push((t, st.tasks[t.0 as usize].steps));
+                }
+            }
+        }
+        st.tasks[task.0 as usize].yielded_to = others;
     }
 
     pub(crate) fn preempt(&self, task: TaskId, point: Point) {
@@ -931,14 +944,38 @@ impl SimState {
                 }
             }
         }
+        let mut held_back = Vec::new();
         if idle_cpu {
-            let behind = |t: TaskId| self.tasks[t.0 as usize].yielded_to.iter().any(|o| self.runqueue.contains(o));
-            options.extend(self.runqueue.iter().filter(|&&t| !behind(t)).map(|&t| StepOption::Dispatch(t)));
+            for &t in &self.runqueue {
+                if self.yields_still(t) {
+                    held_back.push(StepOption::Dispatch(t));
+                } else {
+                    options.push(StepOption::Dispatch(t));
+                }
+            }
         }
         if !self.timers.is_empty() {
             options.push(StepOption::Timer);
         }
+        if options.is_empty() {
+            // Only a yielder can go on (the others wait for it): let it.
+            options = held_back;
+        }
         options
+    }
+
+    /// Whether `task` yielded in cond_resched and some task it yielded to
+    /// has neither stepped since nor stopped being able to.
+    fn yields_still(&self, task: TaskId) -> bool {
+        self.tasks[task.0 as usize].yielded_to.iter().any(|&(other, steps)| {
+            let info = &self.tasks[other.0 as usize];
+            let can_step = match info.state {
+                TaskState::Runnable => true,
+                TaskState::Spinning(lock) => self.can_acquire(other, lock, info.spin_read),
+                _ => false,
+            };
+            info.steps == steps && can_step
+        })
     }
 
     /// When an option would happen in simulated time: a busy CPU's clock,
@@ -1035,6 +1072,11 @@ impl SimState {
             return false;
         };
         let holds = state.owner == Some(task) || state.readers.contains(&task);
+        if holds && !may_wait {
+            // TryLockPage / spin_trylock of a lock one holds just fails
+            // (test_and_set_bit sees the bit set): no deadlock.
+            return false;
+        }
         if holds && state.kind != LockKind::Bkl {
             let message = format!("{} taken again at {point} by the task that holds it (AA deadlock)", state.name);
             self.violate(Some(task), "lock-discipline", message);

@@ -320,7 +320,7 @@ impl Task {
     pub async fn cond_resched(&self, point: Point) {
         self.point(point).await;
         if self.sim.need_resched(self.id) {
-            self.sim.yield_to_queued(self.id);
+            self.sim.yield_to_others(self.id);
             self.sleep(SleepOn::Timer(0), point).await;
         }
     }

@@ -345,7 +345,7 @@ fn dfs_exhausts_the_exit_race_under_2_4_10_without_false_livelocks() {
     ]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(
-        run.stdout.contains("result:   explored all 4194 schedules with <= 2 preemptions: no violation"),
+        run.stdout.contains("result:   explored all 4202 schedules with <= 2 preemptions: no violation"),
         "{}",
         run.stdout
     );
