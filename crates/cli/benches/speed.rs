@@ -5,9 +5,10 @@
 //! run.
 //!
 //! `cargo bench -p cli -- SECTION...` runs only the named sections
-//! (`race1`, `toy`, `long`, `stress`); `quick` is the patched kernel only
-//! of race 1 (events off, Lua reused), the toy, and patched stress: a short
-//! run for comparing builds.
+//! (`race1`, `toy`, `long`, `stress`); `quick` (alone or with sections)
+//! runs race 1 only on the patched kernel with events off and the Lua state
+//! reused, stress only on the patched kernel, and no long run: a short run
+//! for comparing builds.
 
 use std::time::Instant;
 
@@ -17,7 +18,8 @@ use script::RunOptions;
 fn main() {
     let sections: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let quick = sections.iter().any(|s| s == "quick");
-    let on = |name: &str| sections.is_empty() || quick || sections.iter().any(|s| s == name);
+    let named: Vec<&String> = sections.iter().filter(|s| *s != "quick").collect();
+    let on = |name: &str| named.is_empty() || named.iter().any(|s| *s == name);
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let path = "scenarios/race1_fork.lua";
     let source = std::fs::read_to_string(format!("{root}/{path}")).expect("the race-1 scenario");
