@@ -186,6 +186,11 @@ struct SimState {
     irq_time: Option<u64>,
     /// Due time of the last timer fired: time passes while CPUs idle.
     last_timer: u64,
+    /// The step decision's buffers, kept between steps so that a step
+    /// allocates nothing (their contents are rebuilt every step).
+    scratch_options: Vec<StepOption>,
+    scratch_kinds: Vec<StepKind>,
+    scratch_times: Vec<u64>,
 }
 
 type TaskFuture = Pin<Box<dyn Future<Output = ()>>>;
@@ -228,6 +233,9 @@ impl Sim {
             stop: None,
             irq_time: None,
             last_timer: 0,
+            scratch_options: Vec::new(),
+            scratch_kinds: Vec::new(),
+            scratch_times: Vec::new(),
         };
         Rc::new(Sim { st: RefCell::new(st), futures: RefCell::new(Vec::new()) })
     }
@@ -488,22 +496,25 @@ impl Sim {
                 if !io_pending && st.tasks.iter().all(settled) {
                     return Outcome::Finished;
                 }
-                let options = st.options();
+                let st = &mut *st;
+                let mut options = std::mem::take(&mut st.scratch_options);
+                st.options_into(&mut options);
                 if !st.can_progress(&options) {
                     return Outcome::Deadlock(st.describe_waiters());
                 }
                 if st.step >= st.cfg.step_budget {
                     return Outcome::StepLimit(st.step);
                 }
-                let kinds: Vec<StepKind> = options
-                    .iter()
-                    .map(|o| match *o {
-                        StepOption::Run(cpu) => StepKind::Task(st.cpus[cpu].current.expect("a busy CPU")),
-                        StepOption::Dispatch(task) => StepKind::Task(task),
-                        StepOption::Timer => StepKind::Timer,
-                    })
-                    .collect();
-                let times: Vec<u64> = options.iter().map(|o| st.option_time(*o)).collect();
+                let mut kinds = std::mem::take(&mut st.scratch_kinds);
+                kinds.clear();
+                kinds.extend(options.iter().map(|o| match *o {
+                    StepOption::Run(cpu) => StepKind::Task(st.cpus[cpu].current.expect("a busy CPU")),
+                    StepOption::Dispatch(task) => StepKind::Task(task),
+                    StepOption::Timer => StepKind::Timer,
+                }));
+                let mut times = std::mem::take(&mut st.scratch_times);
+                times.clear();
+                times.extend(options.iter().map(|o| st.option_time(*o)));
                 let decision = Decision::Step { options: &kinds, times: &times };
                 let pick = if st.cfg.record_labels {
                     let labels: Vec<Label> = kinds.iter().map(|k| st.step_label(*k)).collect();
@@ -512,7 +523,11 @@ impl Sim {
                     st.choose(decision, options.len())
                 };
                 st.step += 1;
-                options[pick]
+                let option = options[pick];
+                st.scratch_options = options;
+                st.scratch_kinds = kinds;
+                st.scratch_times = times;
+                option
             };
             match option {
                 StepOption::Run(cpu) => {
@@ -892,8 +907,9 @@ impl SimState {
         }
     }
 
-    fn options(&self) -> Vec<StepOption> {
-        let mut options = Vec::new();
+    /// The step options, into `options` (cleared first).
+    fn options_into(&self, options: &mut Vec<StepOption>) {
+        options.clear();
         let mut idle_cpu = false;
         for (index, cpu) in self.cpus.iter().enumerate() {
             match cpu.current {
@@ -916,7 +932,6 @@ impl SimState {
         if !self.timers.is_empty() {
             options.push(StepOption::Timer);
         }
-        options
     }
 
     /// When an option would happen in simulated time: a busy CPU's clock,
@@ -950,9 +965,9 @@ impl SimState {
             Some(t) => self.task_now(t),
             None => self.irq_time.unwrap_or(0),
         };
-        let sleepers: Vec<TaskId> = match self.locks.get_mut(queue) {
-            Some(state) => state.sleepers.drain(..).collect(),
-            None => Vec::new(),
+        let sleepers = match self.locks.get_mut(queue) {
+            Some(state) => std::mem::take(&mut state.sleepers),
+            None => VecDeque::new(),
         };
         for task in sleepers {
             self.wake(task, now, point);
@@ -1089,16 +1104,17 @@ impl SimState {
         } else {
             None
         };
-        let name = state.name.clone();
         let Some(holder) =
             holder.or(if kind == LockKind::PageBit && task.is_none() { Some(TaskId(u32::MAX)) } else { None })
         else {
+            let name = self.lock_name(lock);
             self.violate(task, "lock-discipline", format!("{name} released at {point} but not held"));
             return;
         };
         // Only semaphores and the page bit may be released by another task
         // than the one that took them (`up` of a locked mutex, I/O completion).
         if !matches!(kind, LockKind::Semaphore | LockKind::PageBit) && Some(holder) != task {
+            let name = self.lock_name(lock);
             self.violate(
                 task,
                 "lock-discipline",
@@ -1107,10 +1123,12 @@ impl SimState {
             return;
         }
         state.released_at = now;
-        let wake: Vec<TaskId> = match kind {
-            LockKind::Semaphore => state.sleepers.pop_front().into_iter().collect(),
-            LockKind::PageBit => state.sleepers.drain(..).collect(),
-            _ => Vec::new(),
+        // Who to wake, in order: a semaphore's first sleeper, or every
+        // waiter of the page bit (taken whole: no allocation).
+        let (first, all) = match kind {
+            LockKind::Semaphore => (state.sleepers.pop_front(), VecDeque::new()),
+            LockKind::PageBit => (None, std::mem::take(&mut state.sleepers)),
+            _ => (None, VecDeque::new()),
         };
         if let Some(info) = self.tasks.get_mut(holder.0 as usize) {
             if let Some(p) = info.held.iter().position(|&l| l == lock) {
@@ -1122,7 +1140,7 @@ impl SimState {
             self.charge(cost_task, lock_op);
         }
         self.log(task, EventKind::Released, Some(lock), point);
-        for sleeper in wake {
+        for sleeper in first.into_iter().chain(all) {
             self.wake(sleeper, now, point);
         }
     }
