@@ -191,6 +191,14 @@ struct SimState {
     scratch_options: Vec<StepOption>,
     scratch_kinds: Vec<StepKind>,
     scratch_times: Vec<u64>,
+    /// Every task before this index is done or a daemon (done is final and
+    /// a daemon stays one), so the end-of-run check starts here.
+    settled_prefix: usize,
+    /// The daemons, in creation order (the end-of-run check looks at them
+    /// apart from the prefix).
+    daemons: Vec<TaskId>,
+    /// How many timers are I/O completions (`TimerAction::Call`).
+    io_timers: usize,
 }
 
 type TaskFuture = Pin<Box<dyn Future<Output = ()>>>;
@@ -236,6 +244,9 @@ impl Sim {
             scratch_options: Vec::new(),
             scratch_kinds: Vec::new(),
             scratch_times: Vec::new(),
+            settled_prefix: 0,
+            daemons: Vec::new(),
+            io_timers: 0,
         };
         Rc::new(Sim { st: RefCell::new(st), futures: RefCell::new(Vec::new()) })
     }
@@ -295,7 +306,11 @@ impl Sim {
 
     /// Mark a task as a daemon (a kernel thread like kswapd).
     pub fn set_daemon(&self, task: TaskId) {
-        self.st.borrow_mut().tasks[task.0 as usize].daemon = true;
+        let mut st = self.st.borrow_mut();
+        if !st.tasks[task.0 as usize].daemon {
+            st.tasks[task.0 as usize].daemon = true;
+            st.daemons.push(task);
+        }
     }
 
     /// Wake every task asleep on a wait queue (`wake_up`), from an
@@ -339,8 +354,8 @@ impl Sim {
     /// use-after-free in the model and is reported.
     pub fn destroy_lock(&self, lock: LockId) {
         let mut st = self.st.borrow_mut();
-        let busy = st.locks.get(lock).map(|l| (l.is_held() || !l.sleepers.is_empty(), l.name.clone()));
-        if let Some((true, name)) = busy {
+        if st.locks.get(lock).is_some_and(|l| l.is_held() || !l.sleepers.is_empty()) {
+            let name = st.lock_name(lock);
             st.violate(None, "use-after-free", format!("{name} was freed while held or awaited"));
         }
         st.locks.remove(lock);
@@ -490,10 +505,19 @@ impl Sim {
                 if let Some(outcome) = st.stop.clone() {
                     return outcome;
                 }
-                let io_pending = st.timers.values().any(|action| matches!(action, TimerAction::Call(..)));
+                let io_pending = st.io_timers > 0;
                 // Done when every task is, but daemons asleep (not mid-work).
                 let settled = |t: &TaskInfo| t.state == TaskState::Done || (t.daemon && t.state == TaskState::Sleeping);
-                if !io_pending && st.tasks.iter().all(settled) {
+                while st.settled_prefix < st.tasks.len() && {
+                    let t = &st.tasks[st.settled_prefix];
+                    t.state == TaskState::Done || t.daemon
+                } {
+                    st.settled_prefix += 1;
+                }
+                if !io_pending
+                    && st.daemons.iter().all(|d| settled(&st.tasks[d.0 as usize]))
+                    && st.tasks[st.settled_prefix..].iter().all(settled)
+                {
                     return Outcome::Finished;
                 }
                 let st = &mut *st;
@@ -568,6 +592,9 @@ impl Sim {
         let (due, action) = {
             let mut st = self.st.borrow_mut();
             let ((due, _), action) = st.timers.pop_first().expect("timer option without a timer");
+            if matches!(action, TimerAction::Call(..)) {
+                st.io_timers -= 1;
+            }
             st.last_timer = st.last_timer.max(due);
             (due, action)
         };
@@ -591,6 +618,7 @@ impl Sim {
         st.timer_seq += 1;
         let at = st.tasks[from.0 as usize].at;
         st.timers.insert((due, seq), TimerAction::Call(Box::new(callback), from, at));
+        st.io_timers += 1;
     }
 
     /// I/O completion clears PG_locked and wakes the waiters.
