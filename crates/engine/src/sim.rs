@@ -18,7 +18,7 @@ use slotmap::SlotMap;
 
 use crate::choice::{Chooser, Decision, EventClass, Label, LabelView, SemanticEvent, StepKind, TaskTag};
 use crate::event::{Event, EventKind};
-use crate::lock::{LockId, LockKind, LockState};
+use crate::lock::{LockId, LockKind, LockName, LockState};
 use crate::outcome::{Outcome, Violation};
 use crate::task::{Task, TaskId, TaskState};
 use crate::Point;
@@ -159,7 +159,7 @@ struct SimState {
     /// the event log can still name it.
     /// Indexed by a lock's `number`, which is never reused (slotmap keys
     /// are, once a lock is freed).
-    lock_names: Vec<(String, LockKind, &'static str)>,
+    lock_names: Vec<(LockName, LockKind, &'static str)>,
     timers: BTreeMap<(u64, u64), TimerAction>,
     timer_seq: u64,
     chooser: Box<dyn Chooser>,
@@ -213,8 +213,8 @@ impl Sim {
     pub fn new(cfg: SimConfig, chooser: Box<dyn Chooser>) -> Rc<Sim> {
         assert!(cfg.cpus >= 1, "a machine has at least one CPU");
         let mut locks = SlotMap::with_key();
-        let bkl = locks.insert(LockState::new(LockKind::Bkl, "kernel_flag".to_string()));
-        let lock_names = vec![("kernel_flag".to_string(), LockKind::Bkl, "kernel_flag")];
+        let bkl = locks.insert(LockState::new(LockKind::Bkl));
+        let lock_names = vec![(LockName::Static("kernel_flag"), LockKind::Bkl, "kernel_flag")];
         let cpus = (0..cfg.cpus).map(|_| Cpu { current: None, clock: 0 }).collect();
         let st = SimState {
             cfg,
@@ -341,9 +341,9 @@ impl Sim {
         st.step = 0;
     }
 
-    pub fn new_lock(&self, kind: LockKind, class: &'static str, name: String) -> LockId {
+    pub fn new_lock(&self, kind: LockKind, class: &'static str, name: LockName) -> LockId {
         let mut st = self.st.borrow_mut();
-        let lock = st.locks.insert(LockState::new(kind, name.clone()));
+        let lock = st.locks.insert(LockState::new(kind));
         let number = st.lock_names.len() as u32;
         st.locks[lock].number = number;
         st.lock_names.push((name, kind, class));
@@ -438,7 +438,7 @@ impl Sim {
         let st = self.st.borrow();
         let cpu = event.cpu.map(|c| format!("cpu{c}")).unwrap_or_else(|| "irq".to_string());
         let task = event.task.map(|t| st.tasks[t.0 as usize].name.clone()).unwrap_or_else(|| "-".to_string());
-        let lock = event.lock_number.map(|n| st.lock_names[n as usize].0.clone()).unwrap_or_default();
+        let lock = event.lock_number.map(|n| st.lock_names[n as usize].0.to_string()).unwrap_or_default();
         let what = match &event.kind {
             EventKind::Point => "point".to_string(),
             EventKind::Dispatch => "dispatch".to_string(),
@@ -471,7 +471,7 @@ impl Sim {
         let st = self.st.borrow();
         event.lock_number.map(|n| {
             let (name, _, class) = &st.lock_names[n as usize];
-            (name.clone(), *class)
+            (name.to_string(), *class)
         })
     }
 
@@ -814,8 +814,8 @@ impl SimState {
     /// number, so a lock freed since still has its name.
     fn describe_waiting(&self, waiting: &Waiting) -> String {
         let name = |number: Option<u32>| match number {
-            Some(n) => self.lock_names[n as usize].0.as_str(),
-            None => "(freed lock)",
+            Some(n) => self.lock_names[n as usize].0.to_string(),
+            None => "(freed lock)".to_string(),
         };
         match *waiting {
             Waiting::Spins { number, .. } => format!("spins on {}", name(number)),
@@ -825,7 +825,10 @@ impl SimState {
     }
 
     fn lock_name(&self, lock: LockId) -> String {
-        self.locks.get(lock).map(|l| l.name.clone()).unwrap_or_else(|| "(freed lock)".to_string())
+        match self.locks.get(lock) {
+            Some(l) => self.lock_names[l.number as usize].0.to_string(),
+            None => "(freed lock)".to_string(),
+        }
     }
 
     fn task_now(&self, task: TaskId) -> u64 {
@@ -1056,7 +1059,8 @@ impl SimState {
         };
         let holds = state.owner == Some(task) || state.readers.contains(&task);
         if holds && state.kind != LockKind::Bkl {
-            let message = format!("{} taken again at {point} by the task that holds it (AA deadlock)", state.name);
+            let name = &self.lock_names[state.number as usize].0;
+            let message = format!("{name} taken again at {point} by the task that holds it (AA deadlock)");
             self.violate(Some(task), "lock-discipline", message);
             return false;
         }

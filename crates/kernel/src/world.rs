@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell, RefMut};
 use std::rc::{Rc, Weak};
 
-use engine::{LockId, LockKind, Sim, Task, TaskId};
+use engine::{LockId, LockKind, LockName, Sim, Task, TaskId};
 use indexmap::IndexMap;
 use slotmap::SlotMap;
 
@@ -187,7 +187,11 @@ impl Kernel {
                 highest_bit: 0,
                 cluster_next: 1,
                 cluster_nr: 0,
-                sdev_lock: sim.new_lock(LockKind::Spin, "sdev_lock", format!("swap_info[{i}].sdev_lock")),
+                sdev_lock: sim.new_lock(
+                    LockKind::Spin,
+                    "sdev_lock",
+                    LockName::Numbered("swap_info[", i as u64, "].sdev_lock"),
+                ),
                 size,
                 disk: vec![0; size as usize],
             })
@@ -311,7 +315,11 @@ impl Kernel {
         let mut w = self.w();
         let pid = w.next_pid;
         w.next_pid += 1;
-        let exit_wait = self.sim.new_lock(LockKind::WaitQueue, "wait_chldexit", format!("pid{pid}.wait_chldexit"));
+        let exit_wait = self.sim.new_lock(
+            LockKind::WaitQueue,
+            "wait_chldexit",
+            LockName::Numbered("pid", pid.into(), ".wait_chldexit"),
+        );
         w.procs.insert(
             pid,
             Proc {
@@ -337,9 +345,13 @@ impl Kernel {
         let mut w = self.w();
         let number = w.next_mm_number;
         w.next_mm_number += 1;
-        let mmap_sem = self.sim.new_lock(LockKind::Semaphore, "mmap_sem", format!("mm#{number}.mmap_sem"));
-        let page_table_lock =
-            self.sim.new_lock(LockKind::Spin, "page_table_lock", format!("mm#{number}.page_table_lock"));
+        let mmap_sem =
+            self.sim.new_lock(LockKind::Semaphore, "mmap_sem", LockName::Numbered("mm#", number.into(), ".mmap_sem"));
+        let page_table_lock = self.sim.new_lock(
+            LockKind::Spin,
+            "page_table_lock",
+            LockName::Numbered("mm#", number.into(), ".page_table_lock"),
+        );
         let pgd = w.page_tables.insert(PageTable::default());
         let mm = w.mms.insert(MmStruct {
             number,
@@ -394,7 +406,7 @@ impl Kernel {
     pub fn shmget(&self, pages: usize) -> ShmId {
         let mut w = self.w();
         let id = w.shm_segs.len();
-        let i_sem = self.sim.new_lock(LockKind::Semaphore, "i_sem", format!("shm{id}.i_sem"));
+        let i_sem = self.sim.new_lock(LockKind::Semaphore, "i_sem", LockName::Numbered("shm", id as u64, ".i_sem"));
         w.shm_segs.push(ShmSegment { entries: vec![Pte::None; pages], i_sem, nattch: 0, expected: Default::default() });
         w.shm_tot += pages as i64;
         id
