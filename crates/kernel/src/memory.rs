@@ -278,9 +278,12 @@ async fn swapin_readahead_later(k: &Kernel, t: &Task, entry: SwpEntry) -> KResul
         let in_use = |offset: &u32| {
             p.swap_map.as_ref().is_some_and(|m| m[*offset as usize] != 0 && m[*offset as usize] != SWAP_MAP_BAD)
         };
-        let offsets: Vec<u32> =
-            if skips_free { (first..end).filter(in_use).collect() } else { (first..end).take_while(in_use).collect() };
-        offsets.into_iter().map(|offset| SwpEntry { type_: entry.type_, offset }).collect()
+        let handle = |offset| SwpEntry { type_: entry.type_, offset };
+        if skips_free {
+            (first..end).filter(in_use).map(handle).collect()
+        } else {
+            (first..end).take_while(in_use).map(handle).collect()
+        }
     };
     t.spin_unlock(sdev_lock, "valid_swaphandles:swap_device_unlock");
     for handle in handles {
