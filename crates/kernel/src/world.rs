@@ -4,7 +4,6 @@ use std::cell::{Cell, RefCell, RefMut};
 use std::rc::{Rc, Weak};
 
 use engine::{LockId, LockKind, LockName, Sim, Task, TaskId};
-use indexmap::IndexMap;
 use slotmap::SlotMap;
 
 use crate::fixes::Fixes;
@@ -84,7 +83,7 @@ pub struct World {
     pub page_tables: SlotMap<PgdId, PageTable>,
     pub pages: SlotMap<PageId, Page>,
     /// The swap cache: `(swapper_space, entry)` → page.
-    pub swap_cache: IndexMap<SwpEntry, PageId>,
+    pub swap_cache: FastMap<SwpEntry, PageId>,
     pub swap_info: Vec<SwapInfo>,
     /// `nr_swapfiles`: never decremented.
     pub nr_swapfiles: usize,
@@ -102,7 +101,7 @@ pub struct World {
     pub procs: Procs,
     /// The order of the task list (SET_LINKS appends).
     pub task_list: Vec<Pid>,
-    pub by_task: IndexMap<TaskId, Pid>,
+    pub by_task: FastMap<TaskId, Pid>,
     pub free_pages: u32,
     pub next_pid: Pid,
     pub next_mm_number: u32,
@@ -201,16 +200,16 @@ impl Kernel {
             vmas: SlotMap::with_key(),
             page_tables: SlotMap::with_key(),
             pages: SlotMap::with_key(),
-            swap_cache: IndexMap::new(),
+            swap_cache: FastMap::default(),
             nr_swapfiles: swap_info.len(),
             swap_info,
             swap_list_head: -1,
             swap_list_next: -1,
             nr_swap_pages: 0,
             mmlist: Vec::new(),
-            procs: IndexMap::new(),
+            procs: FastMap::default(),
             task_list: Vec::new(),
-            by_task: IndexMap::new(),
+            by_task: FastMap::default(),
             free_pages: machine.memory_pages,
             next_pid: 1,
             next_mm_number: 1,
