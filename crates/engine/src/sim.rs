@@ -203,6 +203,10 @@ struct SimState {
 
 type TaskFuture = Pin<Box<dyn Future<Output = ()>>>;
 
+/// Initial capacity of the lock table and the task list.
+const INITIAL_LOCKS: usize = 64;
+const INITIAL_TASKS: usize = 16;
+
 /// The simulator. Shared as `Rc<Sim>`: tasks hold a handle to it.
 pub struct Sim {
     st: RefCell<SimState>,
@@ -212,13 +216,17 @@ pub struct Sim {
 impl Sim {
     pub fn new(cfg: SimConfig, chooser: Box<dyn Chooser>) -> Rc<Sim> {
         assert!(cfg.cpus >= 1, "a machine has at least one CPU");
-        let mut locks = SlotMap::with_key();
+        // Room for a small run's locks and tasks from the start: growing
+        // these a few times per run showed up in profiles of short runs.
+        // (Capacity changes no key a slotmap hands out.)
+        let mut locks = SlotMap::with_capacity_and_key(INITIAL_LOCKS);
         let bkl = locks.insert(LockState::new(LockKind::Bkl));
-        let lock_names = vec![(LockName::Static("kernel_flag"), LockKind::Bkl, "kernel_flag")];
+        let mut lock_names = Vec::with_capacity(INITIAL_LOCKS);
+        lock_names.push((LockName::Static("kernel_flag"), LockKind::Bkl, "kernel_flag"));
         let cpus = (0..cfg.cpus).map(|_| Cpu { current: None, clock: 0 }).collect();
         let st = SimState {
             cfg,
-            tasks: Vec::new(),
+            tasks: Vec::with_capacity(INITIAL_TASKS),
             cpus,
             runqueue: VecDeque::new(),
             locks,
@@ -248,7 +256,7 @@ impl Sim {
             daemons: Vec::new(),
             io_timers: 0,
         };
-        Rc::new(Sim { st: RefCell::new(st), futures: RefCell::new(Vec::new()) })
+        Rc::new(Sim { st: RefCell::new(st), futures: RefCell::new(Vec::with_capacity(INITIAL_TASKS)) })
     }
 
     // ---------------------------------------------------------------
