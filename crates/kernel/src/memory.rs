@@ -510,8 +510,9 @@ async fn copy_ptes(k: &Kernel, t: &Task, dst: MmId, src: MmId, vma: VmaId) -> KR
                     t.spin_unlock(k.mmlist_lock, "copy_one_pte:mmlist_unlock");
                 }
                 set_pte(k, dst, addr, pte);
-                let child = k.describe_mm(dst);
-                t.note("copy_page_range:set_pte", || format!("copied swap entry {entry} at {addr:#x} into {child}"));
+                t.note("copy_page_range:set_pte", || {
+                    format!("copied swap entry {entry} at {addr:#x} into {}", k.describe_mm(dst))
+                });
             }
             Pte::Present { page, write, dirty } if shared => {
                 // A shared mapping: no COW; the child's copy is marked clean.
