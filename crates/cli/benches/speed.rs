@@ -3,6 +3,12 @@
 //! Prints figures; asserts nothing about speed (timing belongs here, not in
 //! tests). Wall-clock time is read only to report speed, never fed into a
 //! run.
+//!
+//! `cargo bench -p cli -- SECTION...` runs only the named sections
+//! (`race1`, `toy`, `long`, `stress`); `quick` (alone or with sections)
+//! runs race 1 only on the patched kernel with events off and the Lua state
+//! reused, stress only on the patched kernel, and no long run: a short run
+//! for comparing builds.
 
 use std::time::Instant;
 
@@ -10,6 +16,10 @@ use kernel::Variant;
 use script::RunOptions;
 
 fn main() {
+    let sections: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let quick = sections.iter().any(|s| s == "quick");
+    let named: Vec<&String> = sections.iter().filter(|s| *s != "quick").collect();
+    let on = |name: &str| named.is_empty() || named.iter().any(|s| *s == name);
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let path = "scenarios/race1_fork.lua";
     let source = std::fs::read_to_string(format!("{root}/{path}")).expect("the race-1 scenario");
@@ -17,8 +27,17 @@ fn main() {
         "{:<10} {:<8} {:<7} {:>6} {:>10} {:>12} {:>14}",
         "kernel", "events", "lua", "runs", "steps", "runs/s", "steps/s"
     );
-    for variant in Variant::ALL {
-        for (record_events, reuse) in [(false, true), (true, true), (false, false)] {
+    let race1_variants: &[Variant] = if !on("race1") {
+        &[]
+    } else if quick {
+        &[Variant::Patched]
+    } else {
+        &Variant::ALL
+    };
+    let race1_modes: &[(bool, bool)] =
+        if quick { &[(false, true)] } else { &[(false, true), (true, true), (false, false)] };
+    for &variant in race1_variants {
+        for &(record_events, reuse) in race1_modes {
             let runs = if reuse { 20_000u64 } else { 2000 };
             let start = Instant::now();
             let mut steps = 0u64;
@@ -49,6 +68,19 @@ fn main() {
         process("a", function() write(0x100000) end):map(0x100000, 1)
         process("b", function() write(0x100000) end):map(0x100000, 1)
     "#;
+    if on("toy") {
+        toy_bench(toy);
+    }
+    if on("long") && !quick {
+        long_bench();
+    }
+    if on("stress") {
+        let variants: &[Variant] = if quick { &[Variant::Patched] } else { &Variant::ALL };
+        stress_bench(root, variants);
+    }
+}
+
+fn toy_bench(toy: &str) {
     let runner = script::run::Runner::new("toy.lua", toy, Default::default()).expect("the toy loads");
     let runs = 20_000u64;
     let start = Instant::now();
@@ -62,6 +94,9 @@ fn main() {
         "toy (two tasks, one fault each, lua reused): {runs} runs, {steps} steps, {:.0} runs/s",
         runs as f64 / secs
     );
+}
+
+fn long_bench() {
     // The engine alone: a long run of one scenario, where Lua set-up is a
     // negligible share of the time.
     let long = r#"
@@ -90,10 +125,12 @@ fn main() {
         "long run (patched, 2 cpus, swapoff/swapon loop): {runs} runs, {steps} steps, {:.0} steps/s",
         steps as f64 / secs
     );
+}
 
+fn stress_bench(root: &str, variants: &[Variant]) {
     // The seed's own test: 4 CPUs, 24 MB, make -j4 against 200 swapoff cycles.
     let stress = std::fs::read_to_string(format!("{root}/scenarios/stress_make_j4.lua")).expect("the stress scenario");
-    for variant in Variant::ALL {
+    for &variant in variants {
         let start = Instant::now();
         let options = RunOptions { record_events: false, ..RunOptions::new(variant.fixes(), 1) };
         let report =

@@ -696,15 +696,26 @@ mod pct_tests {
     #[test]
     fn pct_runs_the_highest_priority_task_until_a_change_point() {
         let options = [StepKind::Task(TaskId(0)), StepKind::Task(TaskId(1)), StepKind::Timer];
+        // The timer is not due before the tasks' time: priorities decide.
+        let times = [0, 0, 1000];
         let mut c = PctChooser::new(3, 1, 100, 0.0);
-        let first = c.choose(Decision::Step { options: &options, times: &[0, 0, 0] }, 3);
+        let first = c.choose(Decision::Step { options: &options, times: &times }, 3);
         // Depth 1: no change points; the same option wins every time.
-        assert!((0..50).all(|_| c.choose(Decision::Step { options: &options, times: &[0, 0, 0] }, 3) == first));
+        assert!((0..50).all(|_| c.choose(Decision::Step { options: &options, times: &times }, 3) == first));
         // Depth 3 over 10 steps: the preferred option changes at least once.
         let mut c = PctChooser::new(3, 3, 10, 0.0);
         let picks: Vec<usize> =
-            (0..20).map(|_| c.choose(Decision::Step { options: &options, times: &[0, 0, 0] }, 3)).collect();
+            (0..20).map(|_| c.choose(Decision::Step { options: &options, times: &times }, 3)).collect();
         assert!(picks.windows(2).any(|w| w[0] != w[1]), "{picks:?}");
+    }
+
+    #[test]
+    fn pct_fires_a_due_timer_whatever_the_priorities() {
+        let options = [StepKind::Task(TaskId(0)), StepKind::Timer];
+        for seed in 0..20 {
+            let mut c = PctChooser::new(seed, 1, 100, 0.0);
+            assert_eq!(c.choose(Decision::Step { options: &options, times: &[500, 400] }, 2), 1, "seed {seed}");
+        }
     }
 }
 

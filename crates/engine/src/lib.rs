@@ -38,7 +38,7 @@ pub use choice::{
     SemanticReplayReport, StepKind, TaskTag, TimedChooser,
 };
 pub use event::{Event, EventKind};
-pub use lock::{LockId, LockKind};
+pub use lock::{LockId, LockKind, LockName};
 pub use outcome::{Outcome, Violation};
 pub use sim::{format_ns, Costs, Sim, SimConfig};
 pub use task::{Task, TaskId, TaskState};

@@ -2,6 +2,7 @@
 //! scheduler, because taking a lock and choosing who runs are one mechanism.
 
 use std::collections::VecDeque;
+use std::fmt;
 
 use crate::task::TaskId;
 
@@ -37,9 +38,43 @@ impl LockKind {
     }
 }
 
+/// A lock instance's name, put together only when something reads it (a
+/// run creates a lock per page and per mm, and most names are never read).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LockName {
+    /// A fixed name: `"tasklist_lock"`.
+    Static(&'static str),
+    /// `prefix`, a number, `suffix`: `Numbered("mm#", 3, ".mmap_sem")` is
+    /// `"mm#3.mmap_sem"`.
+    Numbered(&'static str, u64, &'static str),
+    /// Any other text.
+    Owned(String),
+}
+
+impl fmt::Display for LockName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockName::Static(name) => f.write_str(name),
+            LockName::Numbered(prefix, number, suffix) => write!(f, "{prefix}{number}{suffix}"),
+            LockName::Owned(name) => f.write_str(name),
+        }
+    }
+}
+
+impl From<&'static str> for LockName {
+    fn from(name: &'static str) -> LockName {
+        LockName::Static(name)
+    }
+}
+
+impl From<String> for LockName {
+    fn from(name: String) -> LockName {
+        LockName::Owned(name)
+    }
+}
+
 pub(crate) struct LockState {
     pub kind: LockKind,
-    pub name: String,
     /// Index of the lock's name in the simulator's name table.
     pub number: u32,
     /// Exclusive holder (spin, write side, BKL, semaphore, page bit taken by a task).
@@ -58,10 +93,9 @@ pub(crate) struct LockState {
 }
 
 impl LockState {
-    pub fn new(kind: LockKind, name: String) -> LockState {
+    pub fn new(kind: LockKind) -> LockState {
         LockState {
             kind,
-            name,
             number: 0,
             owner: None,
             readers: Vec::new(),

@@ -18,7 +18,7 @@ use slotmap::SlotMap;
 
 use crate::choice::{Chooser, Decision, EventClass, Label, LabelView, SemanticEvent, StepKind, TaskTag};
 use crate::event::{Event, EventKind};
-use crate::lock::{LockId, LockKind, LockState};
+use crate::lock::{LockId, LockKind, LockName, LockState};
 use crate::outcome::{Outcome, Violation};
 use crate::task::{Task, TaskId, TaskState};
 use crate::Point;
@@ -166,7 +166,7 @@ struct SimState {
     /// the event log can still name it.
     /// Indexed by a lock's `number`, which is never reused (slotmap keys
     /// are, once a lock is freed).
-    lock_names: Vec<(String, LockKind, &'static str)>,
+    lock_names: Vec<(LockName, LockKind, &'static str)>,
     timers: BTreeMap<(u64, u64), TimerAction>,
     timer_seq: u64,
     chooser: Box<dyn Chooser>,
@@ -193,9 +193,26 @@ struct SimState {
     irq_time: Option<u64>,
     /// Due time of the last timer fired: time passes while CPUs idle.
     last_timer: u64,
+    /// The step decision's buffers, kept between steps so that a step
+    /// allocates nothing (their contents are rebuilt every step).
+    scratch_options: Vec<StepOption>,
+    scratch_kinds: Vec<StepKind>,
+    scratch_times: Vec<u64>,
+    /// Every task before this index is done or a daemon (done is final and
+    /// a daemon stays one), so the end-of-run check starts here.
+    settled_prefix: usize,
+    /// The daemons, in creation order (the end-of-run check looks at them
+    /// apart from the prefix).
+    daemons: Vec<TaskId>,
+    /// How many timers are I/O completions (`TimerAction::Call`).
+    io_timers: usize,
 }
 
 type TaskFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// Initial capacity of the lock table and the task list.
+const INITIAL_LOCKS: usize = 64;
+const INITIAL_TASKS: usize = 16;
 
 /// The simulator. Shared as `Rc<Sim>`: tasks hold a handle to it.
 pub struct Sim {
@@ -206,13 +223,17 @@ pub struct Sim {
 impl Sim {
     pub fn new(cfg: SimConfig, chooser: Box<dyn Chooser>) -> Rc<Sim> {
         assert!(cfg.cpus >= 1, "a machine has at least one CPU");
-        let mut locks = SlotMap::with_key();
-        let bkl = locks.insert(LockState::new(LockKind::Bkl, "kernel_flag".to_string()));
-        let lock_names = vec![("kernel_flag".to_string(), LockKind::Bkl, "kernel_flag")];
+        // Room for a small run's locks and tasks from the start: growing
+        // these a few times per run showed up in profiles of short runs.
+        // (Capacity changes no key a slotmap hands out.)
+        let mut locks = SlotMap::with_capacity_and_key(INITIAL_LOCKS);
+        let bkl = locks.insert(LockState::new(LockKind::Bkl));
+        let mut lock_names = Vec::with_capacity(INITIAL_LOCKS);
+        lock_names.push((LockName::Static("kernel_flag"), LockKind::Bkl, "kernel_flag"));
         let cpus = (0..cfg.cpus).map(|_| Cpu { current: None, clock: 0 }).collect();
         let st = SimState {
             cfg,
-            tasks: Vec::new(),
+            tasks: Vec::with_capacity(INITIAL_TASKS),
             cpus,
             runqueue: VecDeque::new(),
             locks,
@@ -235,8 +256,14 @@ impl Sim {
             stop: None,
             irq_time: None,
             last_timer: 0,
+            scratch_options: Vec::new(),
+            scratch_kinds: Vec::new(),
+            scratch_times: Vec::new(),
+            settled_prefix: 0,
+            daemons: Vec::new(),
+            io_timers: 0,
         };
-        Rc::new(Sim { st: RefCell::new(st), futures: RefCell::new(Vec::new()) })
+        Rc::new(Sim { st: RefCell::new(st), futures: RefCell::new(Vec::with_capacity(INITIAL_TASKS)) })
     }
 
     // ---------------------------------------------------------------
@@ -296,7 +323,11 @@ impl Sim {
 
     /// Mark a task as a daemon (a kernel thread like kswapd).
     pub fn set_daemon(&self, task: TaskId) {
-        self.st.borrow_mut().tasks[task.0 as usize].daemon = true;
+        let mut st = self.st.borrow_mut();
+        if !st.tasks[task.0 as usize].daemon {
+            st.tasks[task.0 as usize].daemon = true;
+            st.daemons.push(task);
+        }
     }
 
     /// Wake every task asleep on a wait queue (`wake_up`), from an
@@ -327,9 +358,9 @@ impl Sim {
         st.step = 0;
     }
 
-    pub fn new_lock(&self, kind: LockKind, class: &'static str, name: String) -> LockId {
+    pub fn new_lock(&self, kind: LockKind, class: &'static str, name: LockName) -> LockId {
         let mut st = self.st.borrow_mut();
-        let lock = st.locks.insert(LockState::new(kind, name.clone()));
+        let lock = st.locks.insert(LockState::new(kind));
         let number = st.lock_names.len() as u32;
         st.locks[lock].number = number;
         st.lock_names.push((name, kind, class));
@@ -340,8 +371,8 @@ impl Sim {
     /// use-after-free in the model and is reported.
     pub fn destroy_lock(&self, lock: LockId) {
         let mut st = self.st.borrow_mut();
-        let busy = st.locks.get(lock).map(|l| (l.is_held() || !l.sleepers.is_empty(), l.name.clone()));
-        if let Some((true, name)) = busy {
+        if st.locks.get(lock).is_some_and(|l| l.is_held() || !l.sleepers.is_empty()) {
+            let name = st.lock_name(lock);
             st.violate(None, "use-after-free", format!("{name} was freed while held or awaited"));
         }
         st.locks.remove(lock);
@@ -424,7 +455,7 @@ impl Sim {
         let st = self.st.borrow();
         let cpu = event.cpu.map(|c| format!("cpu{c}")).unwrap_or_else(|| "irq".to_string());
         let task = event.task.map(|t| st.tasks[t.0 as usize].name.clone()).unwrap_or_else(|| "-".to_string());
-        let lock = event.lock_number.map(|n| st.lock_names[n as usize].0.clone()).unwrap_or_default();
+        let lock = event.lock_number.map(|n| st.lock_names[n as usize].0.to_string()).unwrap_or_default();
         let what = match &event.kind {
             EventKind::Point => "point".to_string(),
             EventKind::Dispatch => "dispatch".to_string(),
@@ -457,7 +488,7 @@ impl Sim {
         let st = self.st.borrow();
         event.lock_number.map(|n| {
             let (name, _, class) = &st.lock_names[n as usize];
-            (name.clone(), *class)
+            (name.to_string(), *class)
         })
     }
 
@@ -491,28 +522,40 @@ impl Sim {
                 if let Some(outcome) = st.stop.clone() {
                     return outcome;
                 }
-                let io_pending = st.timers.values().any(|action| matches!(action, TimerAction::Call(..)));
+                let io_pending = st.io_timers > 0;
                 // Done when every task is, but daemons asleep (not mid-work).
                 let settled = |t: &TaskInfo| t.state == TaskState::Done || (t.daemon && t.state == TaskState::Sleeping);
-                if !io_pending && st.tasks.iter().all(settled) {
+                while st.settled_prefix < st.tasks.len() && {
+                    let t = &st.tasks[st.settled_prefix];
+                    t.state == TaskState::Done || t.daemon
+                } {
+                    st.settled_prefix += 1;
+                }
+                if !io_pending
+                    && st.daemons.iter().all(|d| settled(&st.tasks[d.0 as usize]))
+                    && st.tasks[st.settled_prefix..].iter().all(settled)
+                {
                     return Outcome::Finished;
                 }
-                let options = st.options();
+                let st = &mut *st;
+                let mut options = std::mem::take(&mut st.scratch_options);
+                st.options_into(&mut options);
                 if !st.can_progress(&options) {
                     return Outcome::Deadlock(st.describe_waiters());
                 }
                 if st.step >= st.cfg.step_budget {
                     return Outcome::StepLimit(st.step);
                 }
-                let kinds: Vec<StepKind> = options
-                    .iter()
-                    .map(|o| match *o {
-                        StepOption::Run(cpu) => StepKind::Task(st.cpus[cpu].current.expect("a busy CPU")),
-                        StepOption::Dispatch(task) => StepKind::Task(task),
-                        StepOption::Timer => StepKind::Timer,
-                    })
-                    .collect();
-                let times: Vec<u64> = options.iter().map(|o| st.option_time(*o)).collect();
+                let mut kinds = std::mem::take(&mut st.scratch_kinds);
+                kinds.clear();
+                kinds.extend(options.iter().map(|o| match *o {
+                    StepOption::Run(cpu) => StepKind::Task(st.cpus[cpu].current.expect("a busy CPU")),
+                    StepOption::Dispatch(task) => StepKind::Task(task),
+                    StepOption::Timer => StepKind::Timer,
+                }));
+                let mut times = std::mem::take(&mut st.scratch_times);
+                times.clear();
+                times.extend(options.iter().map(|o| st.option_time(*o)));
                 let decision = Decision::Step { options: &kinds, times: &times };
                 let pick = if st.cfg.record_labels {
                     let labels: Vec<Label> = kinds.iter().map(|k| st.step_label(*k)).collect();
@@ -521,7 +564,11 @@ impl Sim {
                     st.choose(decision, options.len())
                 };
                 st.step += 1;
-                options[pick]
+                let option = options[pick];
+                st.scratch_options = options;
+                st.scratch_kinds = kinds;
+                st.scratch_times = times;
+                option
             };
             match option {
                 StepOption::Run(cpu) => {
@@ -563,6 +610,9 @@ impl Sim {
         let (due, action) = {
             let mut st = self.st.borrow_mut();
             let ((due, _), action) = st.timers.pop_first().expect("timer option without a timer");
+            if matches!(action, TimerAction::Call(..)) {
+                st.io_timers -= 1;
+            }
             st.last_timer = st.last_timer.max(due);
             (due, action)
         };
@@ -586,6 +636,7 @@ impl Sim {
         st.timer_seq += 1;
         let at = st.tasks[from.0 as usize].at;
         st.timers.insert((due, seq), TimerAction::Call(Box::new(callback), from, at));
+        st.io_timers += 1;
     }
 
     /// I/O completion clears PG_locked and wakes the waiters.
@@ -805,8 +856,8 @@ impl SimState {
     /// number, so a lock freed since still has its name.
     fn describe_waiting(&self, waiting: &Waiting) -> String {
         let name = |number: Option<u32>| match number {
-            Some(n) => self.lock_names[n as usize].0.as_str(),
-            None => "(freed lock)",
+            Some(n) => self.lock_names[n as usize].0.to_string(),
+            None => "(freed lock)".to_string(),
         };
         match *waiting {
             Waiting::Spins { number, .. } => format!("spins on {}", name(number)),
@@ -816,7 +867,10 @@ impl SimState {
     }
 
     fn lock_name(&self, lock: LockId) -> String {
-        self.locks.get(lock).map(|l| l.name.clone()).unwrap_or_else(|| "(freed lock)".to_string())
+        match self.locks.get(lock) {
+            Some(l) => self.lock_names[l.number as usize].0.to_string(),
+            None => "(freed lock)".to_string(),
+        }
     }
 
     fn task_now(&self, task: TaskId) -> u64 {
@@ -926,8 +980,9 @@ impl SimState {
         }
     }
 
-    fn options(&self) -> Vec<StepOption> {
-        let mut options = Vec::new();
+    /// The step options, into `options` (cleared first).
+    fn options_into(&self, options: &mut Vec<StepOption>) {
+        options.clear();
         let mut idle_cpu = false;
         for (index, cpu) in self.cpus.iter().enumerate() {
             match cpu.current {
@@ -959,9 +1014,8 @@ impl SimState {
         }
         if options.is_empty() {
             // Only a yielder can go on (the others wait for it): let it.
-            options = held_back;
+            options.extend(held_back);
         }
-        options
     }
 
     /// Whether `task` yielded in cond_resched and some task it yielded to
@@ -1009,9 +1063,9 @@ impl SimState {
             Some(t) => self.task_now(t),
             None => self.irq_time.unwrap_or(0),
         };
-        let sleepers: Vec<TaskId> = match self.locks.get_mut(queue) {
-            Some(state) => state.sleepers.drain(..).collect(),
-            None => Vec::new(),
+        let sleepers = match self.locks.get_mut(queue) {
+            Some(state) => std::mem::take(&mut state.sleepers),
+            None => VecDeque::new(),
         };
         for task in sleepers {
             self.wake(task, now, point);
@@ -1078,7 +1132,8 @@ impl SimState {
             return false;
         }
         if holds && state.kind != LockKind::Bkl {
-            let message = format!("{} taken again at {point} by the task that holds it (AA deadlock)", state.name);
+            let name = &self.lock_names[state.number as usize].0;
+            let message = format!("{name} taken again at {point} by the task that holds it (AA deadlock)");
             self.violate(Some(task), "lock-discipline", message);
             return false;
         }
@@ -1154,16 +1209,17 @@ impl SimState {
         } else {
             None
         };
-        let name = state.name.clone();
         let Some(holder) =
             holder.or(if kind == LockKind::PageBit && task.is_none() { Some(TaskId(u32::MAX)) } else { None })
         else {
+            let name = self.lock_name(lock);
             self.violate(task, "lock-discipline", format!("{name} released at {point} but not held"));
             return;
         };
         // Only semaphores and the page bit may be released by another task
         // than the one that took them (`up` of a locked mutex, I/O completion).
         if !matches!(kind, LockKind::Semaphore | LockKind::PageBit) && Some(holder) != task {
+            let name = self.lock_name(lock);
             self.violate(
                 task,
                 "lock-discipline",
@@ -1172,10 +1228,12 @@ impl SimState {
             return;
         }
         state.released_at = now;
-        let wake: Vec<TaskId> = match kind {
-            LockKind::Semaphore => state.sleepers.pop_front().into_iter().collect(),
-            LockKind::PageBit => state.sleepers.drain(..).collect(),
-            _ => Vec::new(),
+        // Who to wake, in order: a semaphore's first sleeper, or every
+        // waiter of the page bit (taken whole: no allocation).
+        let (first, all) = match kind {
+            LockKind::Semaphore => (state.sleepers.pop_front(), VecDeque::new()),
+            LockKind::PageBit => (None, std::mem::take(&mut state.sleepers)),
+            _ => (None, VecDeque::new()),
         };
         if let Some(info) = self.tasks.get_mut(holder.0 as usize) {
             if let Some(p) = info.held.iter().position(|&l| l == lock) {
@@ -1187,7 +1245,7 @@ impl SimState {
             self.charge(cost_task, lock_op);
         }
         self.log(task, EventKind::Released, Some(lock), point);
-        for sleeper in wake {
+        for sleeper in first.into_iter().chain(all) {
             self.wake(sleeper, now, point);
         }
     }

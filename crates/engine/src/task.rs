@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use crate::lock::{LockId, LockKind};
+use crate::lock::{LockId, LockKind, LockName};
 use crate::sim::{Sim, SleepOn};
 use crate::{Decision, Point};
 
@@ -349,7 +349,7 @@ impl Task {
     }
 
     /// Create a lock (a new mm's mmap_sem, a new page's PG_locked, ...).
-    pub fn new_lock(&self, kind: LockKind, class: &'static str, name: String) -> LockId {
+    pub fn new_lock(&self, kind: LockKind, class: &'static str, name: LockName) -> LockId {
         self.sim.new_lock(kind, class, name)
     }
 }

@@ -55,7 +55,7 @@ pub async fn do_fork(k: &Kernel, t: &Task, start: ChildStart) -> KResult<i64> {
                 exit_wait: k.sim.new_lock(
                     engine::LockKind::WaitQueue,
                     "wait_chldexit",
-                    format!("pid{pid}.wait_chldexit"),
+                    engine::LockName::Numbered("pid", pid.into(), ".wait_chldexit"),
                 ),
             },
         );

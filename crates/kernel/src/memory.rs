@@ -278,9 +278,12 @@ async fn swapin_readahead_later(k: &Kernel, t: &Task, entry: SwpEntry) -> KResul
         let in_use = |offset: &u32| {
             p.swap_map.as_ref().is_some_and(|m| m[*offset as usize] != 0 && m[*offset as usize] != SWAP_MAP_BAD)
         };
-        let offsets: Vec<u32> =
-            if skips_free { (first..end).filter(in_use).collect() } else { (first..end).take_while(in_use).collect() };
-        offsets.into_iter().map(|offset| SwpEntry { type_: entry.type_, offset }).collect()
+        let handle = |offset| SwpEntry { type_: entry.type_, offset };
+        if skips_free {
+            (first..end).filter(in_use).map(handle).collect()
+        } else {
+            (first..end).take_while(in_use).map(handle).collect()
+        }
     };
     t.spin_unlock(sdev_lock, "valid_swaphandles:swap_device_unlock");
     for handle in handles {
@@ -507,8 +510,9 @@ async fn copy_ptes(k: &Kernel, t: &Task, dst: MmId, src: MmId, vma: VmaId) -> KR
                     t.spin_unlock(k.mmlist_lock, "copy_one_pte:mmlist_unlock");
                 }
                 set_pte(k, dst, addr, pte);
-                let child = k.describe_mm(dst);
-                t.note("copy_page_range:set_pte", || format!("copied swap entry {entry} at {addr:#x} into {child}"));
+                t.note("copy_page_range:set_pte", || {
+                    format!("copied swap entry {entry} at {addr:#x} into {}", k.describe_mm(dst))
+                });
             }
             Pte::Present { page, write, dirty } if shared => {
                 // A shared mapping: no COW; the child's copy is marked clean.

@@ -1,6 +1,6 @@
 //! Page allocation and freeing (mm/page_alloc.c, include/linux/mm.h).
 
-use engine::{LockKind, Point, Task};
+use engine::{LockKind, LockName, Point, Task};
 
 use crate::types::*;
 use crate::{KResult, Kernel};
@@ -51,7 +51,7 @@ fn take_free_page(k: &Kernel, t: &Task) -> PageId {
     w.free_pages -= 1;
     let number = w.next_page_number;
     w.next_page_number += 1;
-    let lock = t.new_lock(LockKind::PageBit, "PG_locked", format!("page#{number}.PG_locked"));
+    let lock = t.new_lock(LockKind::PageBit, "PG_locked", LockName::Numbered("page#", number.into(), ".PG_locked"));
     w.pages.insert(Page { number, count: 1, lock, swap_cache: false, index: None, swap_entry: false, data: 0 })
 }
 

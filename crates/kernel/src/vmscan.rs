@@ -90,16 +90,19 @@ async fn swap_out(k: &Kernel, t: &Task) -> KResult<bool> {
     let addrs: Vec<u64> = {
         let w = k.w();
         let m = &w.mms[mm];
-        let present = m
-            .pgd
-            .and_then(|pgd| w.page_tables.get(pgd))
-            .map(|table| {
-                table.ptes.iter().filter(|(_, p)| matches!(p, Pte::Present { .. })).map(|(&a, _)| a).collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        // Start after the cursor, wrap around.
-        let split = present.iter().position(|&a| a >= m.swap_address).unwrap_or(0);
-        present[split..].iter().chain(&present[..split]).copied().take(32).collect()
+        // The present ptes from the cursor on, then wrapping around from
+        // the start: at most 32 (without listing every present pte first).
+        match m.pgd.and_then(|pgd| w.page_tables.get(pgd)) {
+            Some(table) => table
+                .ptes
+                .range(m.swap_address..)
+                .chain(table.ptes.range(..m.swap_address))
+                .filter(|(_, p)| matches!(p, Pte::Present { .. }))
+                .map(|(&a, _)| a)
+                .take(32)
+                .collect(),
+            None => Vec::new(),
+        }
     };
     let result = swap_out_mm(k, t, mm, &addrs).await?;
     if let (SwapOut::Done(_) | SwapOut::Unmapped, Some(m)) = (result, k.w().mms.get_mut(mm)) {

@@ -3,8 +3,7 @@
 use std::cell::{Cell, RefCell, RefMut};
 use std::rc::{Rc, Weak};
 
-use engine::{LockId, LockKind, Sim, Task, TaskId};
-use indexmap::IndexMap;
+use engine::{LockId, LockKind, LockName, Sim, Task, TaskId};
 use slotmap::SlotMap;
 
 use crate::fixes::Fixes;
@@ -84,7 +83,7 @@ pub struct World {
     pub page_tables: SlotMap<PgdId, PageTable>,
     pub pages: SlotMap<PageId, Page>,
     /// The swap cache: `(swapper_space, entry)` → page.
-    pub swap_cache: IndexMap<SwpEntry, PageId>,
+    pub swap_cache: FastMap<SwpEntry, PageId>,
     pub swap_info: Vec<SwapInfo>,
     /// `nr_swapfiles`: never decremented.
     pub nr_swapfiles: usize,
@@ -102,7 +101,7 @@ pub struct World {
     pub procs: Procs,
     /// The order of the task list (SET_LINKS appends).
     pub task_list: Vec<Pid>,
-    pub by_task: IndexMap<TaskId, Pid>,
+    pub by_task: FastMap<TaskId, Pid>,
     pub free_pages: u32,
     pub next_pid: Pid,
     pub next_mm_number: u32,
@@ -188,7 +187,11 @@ impl Kernel {
                 highest_bit: 0,
                 cluster_next: 1,
                 cluster_nr: 0,
-                sdev_lock: sim.new_lock(LockKind::Spin, "sdev_lock", format!("swap_info[{i}].sdev_lock")),
+                sdev_lock: sim.new_lock(
+                    LockKind::Spin,
+                    "sdev_lock",
+                    LockName::Numbered("swap_info[", i as u64, "].sdev_lock"),
+                ),
                 size,
                 disk: vec![0; size as usize],
             })
@@ -198,16 +201,16 @@ impl Kernel {
             vmas: SlotMap::with_key(),
             page_tables: SlotMap::with_key(),
             pages: SlotMap::with_key(),
-            swap_cache: IndexMap::new(),
+            swap_cache: FastMap::default(),
             nr_swapfiles: swap_info.len(),
             swap_info,
             swap_list_head: -1,
             swap_list_next: -1,
             nr_swap_pages: 0,
             mmlist: Vec::new(),
-            procs: IndexMap::new(),
+            procs: FastMap::default(),
             task_list: Vec::new(),
-            by_task: IndexMap::new(),
+            by_task: FastMap::default(),
             free_pages: machine.memory_pages,
             next_pid: 1,
             next_mm_number: 1,
@@ -312,7 +315,11 @@ impl Kernel {
         let mut w = self.w();
         let pid = w.next_pid;
         w.next_pid += 1;
-        let exit_wait = self.sim.new_lock(LockKind::WaitQueue, "wait_chldexit", format!("pid{pid}.wait_chldexit"));
+        let exit_wait = self.sim.new_lock(
+            LockKind::WaitQueue,
+            "wait_chldexit",
+            LockName::Numbered("pid", pid.into(), ".wait_chldexit"),
+        );
         w.procs.insert(
             pid,
             Proc {
@@ -338,9 +345,13 @@ impl Kernel {
         let mut w = self.w();
         let number = w.next_mm_number;
         w.next_mm_number += 1;
-        let mmap_sem = self.sim.new_lock(LockKind::Semaphore, "mmap_sem", format!("mm#{number}.mmap_sem"));
-        let page_table_lock =
-            self.sim.new_lock(LockKind::Spin, "page_table_lock", format!("mm#{number}.page_table_lock"));
+        let mmap_sem =
+            self.sim.new_lock(LockKind::Semaphore, "mmap_sem", LockName::Numbered("mm#", number.into(), ".mmap_sem"));
+        let page_table_lock = self.sim.new_lock(
+            LockKind::Spin,
+            "page_table_lock",
+            LockName::Numbered("mm#", number.into(), ".page_table_lock"),
+        );
         let pgd = w.page_tables.insert(PageTable::default());
         let mm = w.mms.insert(MmStruct {
             number,
@@ -395,7 +406,7 @@ impl Kernel {
     pub fn shmget(&self, pages: usize) -> ShmId {
         let mut w = self.w();
         let id = w.shm_segs.len();
-        let i_sem = self.sim.new_lock(LockKind::Semaphore, "i_sem", format!("shm{id}.i_sem"));
+        let i_sem = self.sim.new_lock(LockKind::Semaphore, "i_sem", LockName::Numbered("shm", id as u64, ".i_sem"));
         w.shm_segs.push(ShmSegment { entries: vec![Pte::None; pages], i_sem, nattch: 0, expected: Default::default() });
         w.shm_tot += pages as i64;
         id

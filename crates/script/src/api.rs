@@ -242,9 +242,21 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
     if let Some((_, first)) = &spec.borrow().machine {
         return Err(mlua::Error::runtime(format!("machine{{}} is given twice (first on line {first})")));
     }
+    // The known fields' values, kept from the one pass over the table that
+    // looks for unknown ones. Without a metatable `get` is a raw read, so
+    // the pass sees exactly what `get` would; with one, `get` reads.
+    let direct = !fields.has_metatable();
+    let mut found: [Value; MACHINE_FIELDS.len()] = std::array::from_fn(|_| Value::Nil);
     let mut unknown: Vec<String> = Vec::new();
     for pair in fields.pairs::<Value, Value>() {
-        let (key, _) = pair?;
+        let (key, value) = pair?;
+        if let Value::String(s) = &key {
+            let bytes = s.as_bytes();
+            if let Some(i) = MACHINE_FIELDS.iter().position(|f| f.as_bytes() == &*bytes) {
+                found[i] = value;
+                continue;
+            }
+        }
         let name = key_name(&key, "machine");
         if !MACHINE_FIELDS.contains(&name.as_str()) {
             unknown.push(name);
@@ -257,14 +269,20 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
             MACHINE_FIELDS.join(", ")
         )));
     }
+    let field = |name: &str| -> mlua::Result<Value> {
+        match MACHINE_FIELDS.iter().position(|f| *f == name) {
+            Some(i) if direct => Ok(found[i].clone()),
+            _ => fields.get::<Value>(name),
+        }
+    };
     let integer = |name: &str| -> mlua::Result<Option<i64>> {
-        match fields.get::<Value>(name)? {
+        match field(name)? {
             Value::Nil => Ok(None),
             Value::Integer(n) => Ok(Some(n)),
             other => Err(mlua::Error::runtime(format!("machine: {name} must be an integer, got {}", shown(&other)))),
         }
     };
-    let alloc_sleep = match fields.get::<Value>("alloc_sleep")? {
+    let alloc_sleep = match field("alloc_sleep")? {
         Value::Nil => None,
         Value::Integer(n) => Some(n as f64),
         Value::Number(x) => Some(x),
@@ -272,7 +290,7 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
             return Err(mlua::Error::runtime(format!("machine: alloc_sleep must be a number, got {}", shown(&other))))
         }
     };
-    let swap_devices = match fields.get::<Value>("swap_devices")? {
+    let swap_devices = match field("swap_devices")? {
         Value::Nil => None,
         Value::Table(list) => {
             // Every key must be 1..n: `{64, nil, 3}` has a hole, and a
@@ -321,14 +339,14 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
             )))
         }
     };
-    let kswapd = match fields.get::<Value>("kswapd")? {
+    let kswapd = match field("kswapd")? {
         Value::Nil => None,
         Value::Boolean(on) => Some(on),
         other => {
             return Err(mlua::Error::runtime(format!("machine: kswapd must be true or false, got {}", shown(&other))))
         }
     };
-    let faults = match fields.get::<Value>("faults")? {
+    let faults = match field("faults")? {
         Value::Nil => None,
         Value::Table(t) => Some(parse_faults(t)?),
         other => {
@@ -339,7 +357,7 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
         }
     };
     let mut costs = Vec::new();
-    match fields.get::<Value>("costs")? {
+    match field("costs")? {
         Value::Nil => {}
         Value::Table(t) => {
             for pair in t.pairs::<Value, Value>() {

@@ -187,6 +187,11 @@ pub struct Runner {
     /// The scenario compiled once; each run points its `_ENV` at a fresh
     /// environment and calls it (parsing it per run cost ~8% of a race-1 run).
     chunk: std::cell::OnceCell<mlua::Function>,
+    /// The metatable of every run's environment (`__index` = the sandbox's
+    /// globals, protected): the same for every run and out of the
+    /// scenario's reach (`getmetatable` gives `false`, `setmetatable`
+    /// refuses), so one is made for all runs.
+    env_meta: mlua::Table,
 }
 
 impl Runner {
@@ -194,7 +199,16 @@ impl Runner {
         let (lua, prints, reset) = new_reusable_sandbox(0, limits)?;
         api::register(&lua, Rc::new(RefCell::new(RawSpec::default()))).map_err(|e| scenario_error(&e, path))?;
         protect_libraries(&lua).map_err(|e| scenario_error(&e, path))?;
-        Ok(Runner { path: path.to_string(), source: source.to_string(), lua, prints, reset, chunk: Default::default() })
+        let env_meta = environment_metatable(&lua).map_err(|e| scenario_error(&e, path))?;
+        Ok(Runner {
+            path: path.to_string(),
+            source: source.to_string(),
+            lua,
+            prints,
+            reset,
+            chunk: Default::default(),
+            env_meta,
+        })
     }
 
     /// Load and validate the scenario for one run with `seed`.
@@ -202,7 +216,7 @@ impl Runner {
         self.reset.reset(seed);
         let spec: api::SharedSpec = Rc::new(RefCell::new(RawSpec { params: params.to_vec(), ..RawSpec::default() }));
         self.lua.set_app_data(Rc::clone(&spec));
-        let env = fresh_environment(&self.lua).map_err(|e| scenario_error(&e, &self.path))?;
+        let env = fresh_environment(&self.lua, &self.env_meta).map_err(|e| scenario_error(&e, &self.path))?;
         let chunk = match self.chunk.get() {
             Some(chunk) => chunk,
             None => {
@@ -254,14 +268,20 @@ impl Runner {
 
 /// A new global environment: writes stay in it, reads fall back to the
 /// sandbox's globals.
-fn fresh_environment(lua: &mlua::Lua) -> mlua::Result<mlua::Table> {
+fn fresh_environment(lua: &mlua::Lua, meta: &mlua::Table) -> mlua::Result<mlua::Table> {
     let env = lua.create_table()?;
+    env.set_metatable(Some(meta.clone()))?;
+    env.raw_set("_G", env.clone())?;
+    Ok(env)
+}
+
+/// The metatable of a run's environment: reads fall back to the sandbox's
+/// globals; the metatable itself is hidden and cannot be replaced.
+fn environment_metatable(lua: &mlua::Lua) -> mlua::Result<mlua::Table> {
     let meta = lua.create_table()?;
     meta.raw_set("__index", lua.globals())?;
     meta.raw_set("__metatable", false)?;
-    env.set_metatable(Some(meta))?;
-    env.raw_set("_G", env.clone())?;
-    Ok(env)
+    Ok(meta)
 }
 
 /// Make the standard library tables read-only (a proxy each), so that a
