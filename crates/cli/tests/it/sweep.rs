@@ -51,10 +51,24 @@ fn a_scenario_without_a_sweep_is_refused() {
 /// an order of magnitude cheaper.
 #[test]
 fn pre4_swapoff_is_quadratic_and_5_1_linear() {
+    // The real scenario on a smaller grid: 4 processes, 256 and 2048 pages.
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/sweep_swapoff_algorithms.lua"))
+            .unwrap();
+    let grid = "params = { processes = { 16 }, pages = { 1024, 2048, 4096, 8192 } },";
+    let kernels = r#"kernels = { "pre4", "patched", "2.4.10", "5.1" },"#;
+    assert!(source.contains(grid) && source.contains(kernels), "the scenario's grid changed: update this test");
+    let small = source
+        .replace(grid, "params = { processes = { 4 }, pages = { 256, 2048 } },")
+        .replace(kernels, r#"kernels = { "pre4", "5.1" },"#);
     let dir = out("algorithms");
-    let run = swapsim(&["sweep", "crates/cli/tests/fixtures/algorithms_sweep.lua", "--out", dir.to_str().unwrap()]);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("small_algorithms.lua");
+    std::fs::write(&file, small).unwrap();
+    let results = dir.join("sweep");
+    let run = swapsim(&["sweep", file.to_str().unwrap(), "--out", results.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    let csv = std::fs::read_to_string(results.join("results.csv")).unwrap();
     let per_slot = |pages: u64, kernel: &str| -> f64 {
         let row = csv
             .lines()
