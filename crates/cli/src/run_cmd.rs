@@ -14,7 +14,7 @@ use script::{RunOptions, RunReport};
 /// run, explore and reduce.
 #[derive(Args)]
 pub struct KernelArgs {
-    /// Kernel variant: pre4 (2.3.99-pre4/5) or patched (with the seed's fixes).
+    /// Kernel variant: pre4 (2.3.99-pre4/5), patched (with the seed's fixes), 2.4.10 or 5.1 (later swapoff designs).
     #[arg(long, default_value = "pre4", value_parser = parse_variant)]
     pub kernel: Variant,
     /// Switch one fix of the seed's patch on, on top of the kernel variant (repeatable).
