@@ -224,10 +224,10 @@ impl Runner {
                 self.chunk.get_or_init(|| chunk)
             }
         };
-        // The chunk's `_ENV` upvalue is shared by every function it creates:
-        // pointing it at the new environment starts the run from clean globals.
-        chunk.set_environment(env).map_err(|e| scenario_error(&e, &self.path))?;
-        chunk.call::<()>(()).map_err(|e| scenario_error(&e, &self.path))?;
+        // The chunk takes its `_ENV` as an argument: every function it creates
+        // in this run closes over the new environment, so runs start from
+        // clean globals.
+        chunk.call::<()>(env).map_err(|e| scenario_error(&e, &self.path))?;
         let scenario = spec.borrow().validate(&self.path)?;
         spec.borrow_mut().running = true;
         Ok(scenario)

@@ -602,9 +602,12 @@ pub fn exec_source(lua: &Lua, path: &str, source: &str) -> Result<(), ScenarioEr
 }
 
 /// Compile `source` (text only, never bytecode) into a function named after
-/// `path`, for [`crate::run::Runner`] to run many times.
+/// `path`, for [`crate::run::Runner`] to run many times. The function takes
+/// the run's environment as its argument: `local _ENV = ...;` is put in
+/// front of the source on its first line (so line numbers do not move), and
+/// every function the chunk creates closes over that run's `_ENV`.
 pub fn compile_source(lua: &Lua, path: &str, source: &str) -> Result<mlua::Function, ScenarioError> {
-    lua.load(source)
+    lua.load(format!("local _ENV = ...; {source}"))
         .set_name(format!("@{path}"))
         .set_mode(ChunkMode::Text)
         .into_function()
