@@ -13,7 +13,7 @@
 -- ptes); 5.1 walks each mm's page tables once, reading ahead (linear).
 
 sweep {
-  params = { processes = { 16 }, pages = { 1024, 2048, 4096, 8192 } },
+  params = { processes = { 16 }, pages = { 1024, 2048, 4096, 8192, 16384 } },
   kernels = { "pre4", "patched", "2.4.10", "5.1" },
   seeds = 1,   -- no allocation sleeps: timed runs do not depend on the seed
 }

@@ -55,7 +55,7 @@ fn pre4_swapoff_is_quadratic_and_5_1_linear() {
     let source =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/sweep_swapoff_algorithms.lua"))
             .unwrap();
-    let grid = "params = { processes = { 16 }, pages = { 1024, 2048, 4096, 8192 } },";
+    let grid = "params = { processes = { 16 }, pages = { 1024, 2048, 4096, 8192, 16384 } },";
     let kernels = r#"kernels = { "pre4", "patched", "2.4.10", "5.1" },"#;
     assert!(source.contains(grid) && source.contains(kernels), "the scenario's grid changed: update this test");
     let small = source
