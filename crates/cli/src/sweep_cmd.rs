@@ -2,7 +2,7 @@
 //! and seed — and write a CSV of what each run cost, with plots.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -274,7 +274,8 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
             }
         }
         let what = y_label.split(" (").next().unwrap_or(y_label);
-        let title = format!("{what} vs {x_name}, {} ({path})", kernels.join(" vs "));
+        let file_name = Path::new(&path).file_name().map_or_else(|| path.clone(), |f| f.to_string_lossy().into_owned());
+        let title = format!("{what} vs {x_name}: {} ({file_name})", kernels.join(", "));
         let file = args.out.join(stem);
         if let Err(e) = report::line_plot(&file, &title, x_name, y_label, &series) {
             eprintln!("error: cannot write the plot {}: {e}", file.display());

@@ -99,8 +99,11 @@ impl Plot<'_> {
     ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
         root.fill(&WHITE)?;
         let ((x0, x1), (y0, y1)) = self.ranges;
+        // 26 px fits about 70 characters across 1024 px; a longer title
+        // gets a smaller font rather than running off both edges.
+        let caption_size = (1800 / self.title.chars().count().max(1)).clamp(14, 26) as u32;
         let mut chart = ChartBuilder::on(&root)
-            .caption(self.title, (FAMILY, 26))
+            .caption(self.title, (FAMILY, caption_size))
             .margin(20)
             .x_label_area_size(56)
             .y_label_area_size(88)
