@@ -180,7 +180,7 @@ impl ScheduleFile {
         let count: usize =
             count.parse().map_err(|_| bad(n, format!("the choice count is a non-negative integer, got {count:?}")))?;
         let mut choices = Vec::with_capacity(count);
-        if version == 2 {
+        let semantic = if version == 2 {
             let choices_line = n;
             let mut last = n;
             while choices.len() < count {
@@ -207,34 +207,24 @@ impl ScheduleFile {
                     );
                 }
             }
-            let semantic = parse_semantic(&mut lines, last, count, file)?;
-            return Ok(ScheduleFile {
-                tool,
-                scenario,
-                content_hash,
-                variant,
-                fixes,
-                seed,
-                strategy,
-                violation,
-                step,
-                choices,
-                semantic: Some(semantic),
-            });
-        }
-        for (n, line) in lines {
-            for word in line.split_whitespace() {
-                choices.push(
-                    word.parse().map_err(|_| bad(n, format!("a choice is a non-negative integer, got {word:?}")))?,
-                );
+            Some(parse_semantic(&mut lines, last, count, file)?)
+        } else {
+            for (n, line) in lines {
+                for word in line.split_whitespace() {
+                    choices.push(
+                        word.parse()
+                            .map_err(|_| bad(n, format!("a choice is a non-negative integer, got {word:?}")))?,
+                    );
+                }
             }
-        }
-        if choices.len() != count {
-            return Err(format!(
-                "{file}: {count} choices announced but {} found (truncated or edited?)",
-                choices.len()
-            ));
-        }
+            if choices.len() != count {
+                return Err(format!(
+                    "{file}: {count} choices announced but {} found (truncated or edited?)",
+                    choices.len()
+                ));
+            }
+            None
+        };
         Ok(ScheduleFile {
             tool,
             scenario,
@@ -246,7 +236,7 @@ impl ScheduleFile {
             violation,
             step,
             choices,
-            semantic: None,
+            semantic,
         })
     }
 

@@ -25,12 +25,12 @@ pub async fn mm_alloc(k: &Kernel, t: &Task, origin: String) -> MmId {
 
 /// `mmput` (kernel/fork.c): drop a user; the last one tears the address
 /// space down with exit_mmap and drops the users' mm_count. Later kernels
-/// also take the mm off their mmlist: 2.4.10 before exit_mmap, 5.1 after.
+/// also take the mm off their mmlist: 2.4.10 before exit_mmap
+/// ([`mmput_2_4_10`]); 5.1's `__mmput` after it, while try_to_unuse skips
+/// the listed mm through `mmget_not_zero`.
 pub async fn mmput(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
-    match k.fixes.era {
-        Era::Seed => {}
-        Era::Linux2_4_10 => return mmput_2_4_10(k, t, mm).await,
-        Era::Linux5_1 => return mmput_5_1(k, t, mm).await,
+    if k.fixes.era == Era::Linux2_4_10 {
+        return mmput_2_4_10(k, t, mm).await;
     }
     k.check_mm(t, mm, "mmput")?;
     let users = {
@@ -40,6 +40,11 @@ pub async fn mmput(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
     };
     if users == 0 {
         crate::exit::exit_mmap(k, t, mm).await?;
+        if k.fixes.era == Era::Linux5_1 && k.w().mmlist.contains(&mm) {
+            t.spin_lock(k.mmlist_lock, "__mmput:mmlist_lock").await;
+            k.w().mmlist.retain(|&x| x != mm);
+            t.spin_unlock(k.mmlist_lock, "__mmput:mmlist_unlock");
+        }
         mmdrop(k, t, mm).await?;
     }
     Ok(())
@@ -72,28 +77,6 @@ async fn mmput_2_4_10(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
     t.spin_unlock(k.mmlist_lock, "mmput:mmlist_unlock");
     if last {
         crate::exit::exit_mmap(k, t, mm).await?;
-        mmdrop(k, t, mm).await?;
-    }
-    Ok(())
-}
-
-/// 5.1's `mmput` → `__mmput` (kernel/fork.c): the last user runs
-/// exit_mmap while the mm is still listed (try_to_unuse skips it through
-/// `mmget_not_zero`), then unlinks it under mmlist_lock, then mmdrop.
-async fn mmput_5_1(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
-    k.check_mm(t, mm, "mmput")?;
-    let users = {
-        let mut w = k.w();
-        w.mms[mm].mm_users -= 1;
-        w.mms[mm].mm_users
-    };
-    if users == 0 {
-        crate::exit::exit_mmap(k, t, mm).await?;
-        if k.w().mmlist.contains(&mm) {
-            t.spin_lock(k.mmlist_lock, "__mmput:mmlist_lock").await;
-            k.w().mmlist.retain(|&x| x != mm);
-            t.spin_unlock(k.mmlist_lock, "__mmput:mmlist_unlock");
-        }
         mmdrop(k, t, mm).await?;
     }
     Ok(())
