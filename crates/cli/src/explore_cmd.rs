@@ -44,6 +44,10 @@ pub struct ExploreArgs {
     /// DFS: the most preemptions (and allocation sleeps) a schedule may have.
     #[arg(long, default_value_t = 2)]
     pub preemptions: u32,
+    /// DFS: explore every schedule within the bound, also those that only
+    /// reorder independent steps of one explored before (no sleep sets).
+    #[arg(long)]
+    pub no_sleep_sets: bool,
     /// The seed of the first run; run i uses seed + i.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -356,10 +360,12 @@ fn write_bundle(dir: &Path, scenario: &Path, source: &str, schedule: &ScheduleFi
 /// all are explored (or `--runs` is reached). Schedules that differ only in
 /// the order of independent steps are all run (no partial-order reduction).
 fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> ExitCode {
-    use std::cell::RefCell;
-    use std::rc::Rc;
     let bound = args.preemptions;
-    println!("strategy: dfs, at most {bound} preemptions (allocation sleeps count as preemptions)");
+    let sleep_sets = !args.no_sleep_sets;
+    println!(
+        "strategy: dfs, at most {bound} preemptions (allocation sleeps count as preemptions){}",
+        if sleep_sets { ", sleep sets" } else { "" }
+    );
     let runner = match script::run::Runner::new(path, source, Default::default()) {
         Ok(runner) => runner,
         Err(e) => {
@@ -367,18 +373,15 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
             return ExitCode::from(2);
         }
     };
-    let records: engine::DecisionLog = Rc::new(RefCell::new(Vec::new()));
     let started = std::time::Instant::now();
-    let mut prefix: Vec<u32> = Vec::new();
+    let mut plan = engine::DfsPlan { sleep_sets, ..Default::default() };
     let mut explored = 0u64;
+    let mut pruned = 0u64;
     let mut exhausted = false;
     let mut found: Option<(Vec<u32>, RunReport)> = None;
-    while explored < args.runs && !crate::run_cmd::interrupted() {
-        let options = RunOptions {
-            record_events: false,
-            dfs: Some((prefix.clone(), Rc::clone(&records))),
-            ..RunOptions::new(kernel.fixes, args.seed)
-        };
+    while explored + pruned < args.runs && !crate::run_cmd::interrupted() {
+        let options =
+            RunOptions { record_events: false, dfs: Some(plan.clone()), ..RunOptions::new(kernel.fixes, args.seed) };
         let report = match runner.run(&options) {
             Ok(report) => report,
             Err(e) => {
@@ -386,33 +389,23 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
                 return ExitCode::from(2);
             }
         };
-        explored += 1;
-        let run: Vec<engine::DecisionRecord> = records.borrow().clone();
-        let wanted = match &report.outcome {
-            Outcome::Violation(v) => args.invariant.as_ref().is_none_or(|name| name == v.invariant),
-            Outcome::Finished => false,
-            _ => args.invariant.is_none(),
-        };
-        if wanted {
-            found = Some((run.iter().map(|r| r.rank).collect(), report));
-            break;
-        }
-        // Backtrack: the deepest decision with an untried rank within the bound.
-        let mut used: Vec<u32> = Vec::with_capacity(run.len());
-        let mut preemptions = 0;
-        for r in &run {
-            used.push(preemptions);
-            preemptions += u32::from(r.preemptive && r.rank > 0);
-        }
-        let next = (0..run.len()).rev().find(|&i| {
-            let r = run[i];
-            r.rank + 1 < r.n && used[i] + u32::from(r.preemptive) <= bound
-        });
-        match next {
-            Some(i) => {
-                prefix = run[..i].iter().map(|r| r.rank).collect();
-                prefix.push(run[i].rank + 1);
+        let run = std::mem::take(&mut *plan.log.borrow_mut());
+        if run.pruned {
+            pruned += 1;
+        } else {
+            explored += 1;
+            let wanted = match &report.outcome {
+                Outcome::Violation(v) => args.invariant.as_ref().is_none_or(|name| name == v.invariant),
+                Outcome::Finished => false,
+                _ => args.invariant.is_none(),
+            };
+            if wanted {
+                found = Some((run.records.iter().map(|r| r.rank).collect(), report));
+                break;
             }
+        }
+        match plan.next(&run, bound) {
+            Some(next) => plan = next,
             None => {
                 exhausted = true;
                 break;
@@ -420,7 +413,11 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("({explored} schedules in {secs:.2} s: {:.0} runs/s)", explored as f64 / secs.max(1e-9));
+    let runs = explored + pruned;
+    eprintln!("({runs} runs in {secs:.2} s: {:.0} runs/s)", runs as f64 / secs.max(1e-9));
+    if sleep_sets {
+        println!("sleep sets: {pruned} more schedules cut short (they only reorder independent steps of one explored)");
+    }
     let Some((ranks, report)) = found else {
         if exhausted {
             println!("result:   explored all {explored} schedules with <= {bound} preemptions: no violation");
@@ -431,9 +428,10 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
     };
     println!("result:   schedule {explored} breaks: {}", script::run::describe(&report.outcome));
     let Some((invariant, step)) = violation(&report) else { return ExitCode::from(1) };
-    // Record the raw choices of that schedule for the schedule file.
-    let options =
-        RunOptions { dfs: Some((ranks.clone(), Rc::clone(&records))), ..RunOptions::new(kernel.fixes, args.seed) };
+    // Record the raw choices of that schedule for the schedule file (a plain
+    // replay of its ranks: the sleep sets only ever cut a run short).
+    let replay = engine::DfsPlan { prefix: ranks, ..Default::default() };
+    let options = RunOptions { dfs: Some(replay), ..RunOptions::new(kernel.fixes, args.seed) };
     let Ok(recorded) = runner.run(&options) else { return ExitCode::from(1) };
     save_schedule(args, kernel, path, source, args.seed, &format!("dfs{explored}"), invariant, step, &recorded.choices)
 }

@@ -5,6 +5,7 @@ use indexmap::IndexMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::footprint::Footprint;
 use crate::task::TaskId;
 use crate::Point;
 
@@ -44,7 +45,16 @@ pub trait Chooser {
     fn choose_labeled(&mut self, decision: Decision<'_>, n: usize, _labels: &LabelView<'_>) -> usize {
         self.choose(decision, n)
     }
+
+    /// What the step just taken touched (only called when the run records
+    /// footprints, `SimConfig::record_footprints`).
+    fn stepped(&mut self, _footprint: &Footprint) {}
 }
+
+/// What [`Chooser::choose`] returns for a step decision to end the run
+/// there ([`crate::Outcome::Aborted`]): a search that knows every schedule
+/// going on from here is covered elsewhere.
+pub const PRUNE: usize = usize::MAX;
 
 /// What kind of event a semantic label names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -443,78 +453,6 @@ impl Chooser for PerturbChooser {
     }
 }
 
-/// What a [`DfsChooser`] saw at one decision.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DecisionRecord {
-    /// How many options there were.
-    pub n: u32,
-    /// The rank taken: 0 is the default (the running task goes on, no
-    /// sleep, no fault), 1.. the other options in index order.
-    pub rank: u32,
-    /// Whether taking another rank than 0 is a preemption (a step that
-    /// takes the CPU from a task that could go on, or an allocation that
-    /// sleeps): what the bound counts.
-    pub preemptive: bool,
-}
-
-/// Where a [`DfsChooser`] writes the decisions of its run, for the search
-/// that owns it to read after the run.
-pub type DecisionLog = std::rc::Rc<std::cell::RefCell<Vec<DecisionRecord>>>;
-
-/// The chooser of a bounded depth-first search (CHESS): it follows a
-/// prefix of ranks, then takes the default everywhere (no preemption), and
-/// records every decision, so that the search can pick the next prefix.
-pub struct DfsChooser {
-    prefix: Vec<u32>,
-    next: usize,
-    running: Option<TaskId>,
-    records: DecisionLog,
-}
-
-impl DfsChooser {
-    pub fn new(prefix: Vec<u32>, records: DecisionLog) -> DfsChooser {
-        records.borrow_mut().clear();
-        DfsChooser { prefix, next: 0, running: None, records }
-    }
-}
-
-impl Chooser for DfsChooser {
-    fn choose(&mut self, decision: Decision<'_>, n: usize) -> usize {
-        // The default option, and whether leaving it preempts someone.
-        let (default, preemptive) = match decision {
-            Decision::Step { options, times } => {
-                match self.running.and_then(|t| options.iter().position(|o| *o == StepKind::Task(t))) {
-                    // A timer that is due by the running task's time fires
-                    // first, as the interrupt would: never firing it is not a
-                    // schedule without preemptions but an infinite delay.
-                    Some(i) => match options.iter().position(|o| *o == StepKind::Timer) {
-                        Some(timer) if times[timer] <= times[i] => (timer, false),
-                        _ => (i, true),
-                    },
-                    None => (0, false),
-                }
-            }
-            Decision::MaySleep { .. } => (0, true),
-            Decision::Inject { .. } => (0, false),
-        };
-        let rank = self.prefix.get(self.next).copied().unwrap_or(0).min(n as u32 - 1);
-        self.next += 1;
-        // Rank 0 is the default; rank r is the r-th other option.
-        let index = if rank == 0 {
-            default
-        } else {
-            (0..n).filter(|&i| i != default).nth(rank as usize - 1).unwrap_or(default)
-        };
-        if let Decision::Step { options, .. } = decision {
-            if let StepKind::Task(t) = options[index] {
-                self.running = Some(t);
-            }
-        }
-        self.records.borrow_mut().push(DecisionRecord { n: n as u32, rank, preemptive: preemptive && n > 1 });
-        index
-    }
-}
-
 /// Probabilistic concurrency testing (Burckhardt, Kothari, Musuvathi and
 /// Nagarakatte, ASPLOS 2010): every task gets a random priority (at least
 /// `depth`); at each step the highest-priority task that can step runs; at
@@ -716,55 +654,6 @@ mod pct_tests {
             let mut c = PctChooser::new(seed, 1, 100, 0.0);
             assert_eq!(c.choose(Decision::Step { options: &options, times: &[500, 400] }, 2), 1, "seed {seed}");
         }
-    }
-}
-
-#[cfg(test)]
-mod dfs_tests {
-    use super::*;
-
-    #[test]
-    fn dfs_keeps_the_running_task_by_default_and_counts_leaving_it_as_a_preemption() {
-        let records = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-        let options = [StepKind::Task(TaskId(0)), StepKind::Task(TaskId(1)), StepKind::Timer];
-        // The timer is not due yet: it is never the default here.
-        let step = Decision::Step { options: &options, times: &[0, 0, 100] };
-        // Prefix: first decision takes option 1 (rank 1 from the default 0),
-        // then the default: the task that ran (1) goes on.
-        let mut c = DfsChooser::new(vec![1], std::rc::Rc::clone(&records));
-        assert_eq!(c.choose(step, 3), 1);
-        assert_eq!(c.choose(step, 3), 1);
-        assert_eq!(c.choose(Decision::MaySleep { point: "p" }, 3), 0);
-        let seen = records.borrow().clone();
-        assert_eq!(
-            seen,
-            vec![
-                // No task ran before: choosing is not a preemption.
-                DecisionRecord { n: 3, rank: 1, preemptive: false },
-                DecisionRecord { n: 3, rank: 0, preemptive: true },
-                DecisionRecord { n: 3, rank: 0, preemptive: true },
-            ]
-        );
-        // Rank 2 from the running task 1 skips the default: option 2.
-        let mut c = DfsChooser::new(vec![1, 2], std::rc::Rc::clone(&records));
-        assert_eq!(c.choose(step, 3), 1);
-        assert_eq!(c.choose(step, 3), 2);
-    }
-
-    #[test]
-    fn dfs_fires_a_due_timer_by_default_without_counting_a_preemption() {
-        let records = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-        let options = [StepKind::Task(TaskId(0)), StepKind::Timer];
-        let mut c = DfsChooser::new(vec![], std::rc::Rc::clone(&records));
-        // Task 0 runs first (no one ran before).
-        assert_eq!(c.choose(Decision::Step { options: &options, times: &[10, 50] }, 2), 0);
-        // Not due yet: task 0 goes on.
-        assert_eq!(c.choose(Decision::Step { options: &options, times: &[20, 50] }, 2), 0);
-        // Due by task 0's time: the timer fires, and that is no preemption.
-        assert_eq!(c.choose(Decision::Step { options: &options, times: &[60, 50] }, 2), 1);
-        assert_eq!(records.borrow().last(), Some(&DecisionRecord { n: 2, rank: 0, preemptive: false }));
-        // Then task 0 is still the one running.
-        assert_eq!(c.choose(Decision::Step { options: &options, times: &[60, 90] }, 2), 0);
     }
 }
 

@@ -26,18 +26,22 @@
 //! are vectors or ordered maps; there is no wall clock and no threads.
 
 mod choice;
+mod dfs;
 mod event;
+pub mod footprint;
 mod lock;
 mod outcome;
 mod sim;
 mod task;
 
 pub use choice::{
-    Chooser, Decision, DecisionLog, DecisionRecord, DfsChooser, Divergence, EventClass, Label, LabelView, PctChooser,
-    PerturbChooser, RandomChooser, ReplayChooser, SemanticEvent, SemanticLog, SemanticReplayChooser,
-    SemanticReplayReport, StepKind, TaskTag, TimedChooser,
+    Chooser, Decision, Divergence, EventClass, Label, LabelView, PctChooser, PerturbChooser, RandomChooser,
+    ReplayChooser, SemanticEvent, SemanticLog, SemanticReplayChooser, SemanticReplayReport, StepKind, TaskTag,
+    TimedChooser, PRUNE,
 };
+pub use dfs::{DecisionLog, DecisionRecord, DfsChooser, DfsPlan, DfsRun, Sleeper};
 pub use event::{Event, EventKind};
+pub use footprint::Footprint;
 pub use lock::{LockId, LockKind, LockName};
 pub use outcome::{Outcome, Violation};
 pub use sim::{format_ns, Costs, Sim, SimConfig};

@@ -16,8 +16,9 @@ use std::task::{Context, Poll, Waker};
 
 use slotmap::SlotMap;
 
-use crate::choice::{Chooser, Decision, EventClass, Label, LabelView, SemanticEvent, StepKind, TaskTag};
+use crate::choice::{Chooser, Decision, EventClass, Label, LabelView, SemanticEvent, StepKind, TaskTag, PRUNE};
 use crate::event::{Event, EventKind};
+use crate::footprint;
 use crate::lock::{LockId, LockKind, LockName, LockState};
 use crate::outcome::{Outcome, Violation};
 use crate::task::{Task, TaskId, TaskState};
@@ -68,6 +69,9 @@ pub struct SimConfig {
     /// chosen one per decision (for schedule files and semantic replay).
     /// Off in searches: it costs a lookup per option.
     pub record_labels: bool,
+    /// Record each step's footprint ([`crate::footprint`]) and hand it to
+    /// the chooser (`Chooser::stepped`): for dfs with sleep sets.
+    pub record_footprints: bool,
 }
 
 impl Default for SimConfig {
@@ -83,6 +87,7 @@ impl Default for SimConfig {
             point_pairs: false,
             count_points: false,
             record_labels: false,
+            record_footprints: false,
         }
     }
 }
@@ -289,6 +294,8 @@ impl Sim {
         F: FnOnce(Task) -> Fut,
         Fut: Future<Output = ()> + 'static,
     {
+        footprint::touch(footprint::TASK_TABLE, 0, true);
+        footprint::touch(footprint::SCHEDULER, 0, true);
         let id = {
             let mut st = self.st.borrow_mut();
             let id = TaskId(st.tasks.len() as u32);
@@ -361,6 +368,8 @@ impl Sim {
     pub fn new_lock(&self, kind: LockKind, class: &'static str, name: LockName) -> LockId {
         let mut st = self.st.borrow_mut();
         let lock = st.locks.insert(LockState::new(kind));
+        footprint::touch(footprint::LOCK_TABLE, 0, true);
+        touch_lock(lock, true);
         let number = st.lock_names.len() as u32;
         st.locks[lock].number = number;
         st.lock_names.push((name, kind, class));
@@ -370,6 +379,8 @@ impl Sim {
     /// Free a lock with its object. Freeing a held or awaited lock is a
     /// use-after-free in the model and is reported.
     pub fn destroy_lock(&self, lock: LockId) {
+        footprint::touch(footprint::LOCK_TABLE, 0, true);
+        touch_lock(lock, true);
         let mut st = self.st.borrow_mut();
         if st.locks.get(lock).is_some_and(|l| l.is_held() || !l.sleepers.is_empty()) {
             let name = st.lock_name(lock);
@@ -516,6 +527,14 @@ impl Sim {
     /// Run until every task is done, an invariant breaks, nothing can run,
     /// or the step budget is spent.
     pub fn run(self: &Rc<Self>) -> Outcome {
+        let record_footprints = self.st.borrow().cfg.record_footprints;
+        footprint::set_recording(record_footprints);
+        let outcome = self.run_steps(record_footprints);
+        footprint::set_recording(false);
+        outcome
+    }
+
+    fn run_steps(self: &Rc<Self>, record_footprints: bool) -> Outcome {
         loop {
             let option = {
                 let mut st = self.st.borrow_mut();
@@ -563,6 +582,9 @@ impl Sim {
                 } else {
                     st.choose(decision, options.len())
                 };
+                if pick == PRUNE {
+                    return Outcome::Aborted;
+                }
                 st.step += 1;
                 let option = options[pick];
                 st.scratch_options = options;
@@ -581,6 +603,10 @@ impl Sim {
                 }
                 StepOption::Timer => self.fire_timer(),
             }
+            if record_footprints {
+                let footprint = footprint::take();
+                self.st.borrow_mut().chooser.stepped(&footprint);
+            }
         }
     }
 
@@ -592,6 +618,7 @@ impl Sim {
     }
 
     fn poll_task(&self, task: TaskId) {
+        footprint::touch(footprint::TASK, task.0.into(), true);
         let mut future = self.futures.borrow_mut()[task.0 as usize].take().expect("a runnable task has a future");
         {
             let mut st = self.st.borrow_mut();
@@ -607,6 +634,7 @@ impl Sim {
     }
 
     fn fire_timer(&self) {
+        footprint::touch(footprint::TIMERS, 0, true);
         let (due, action) = {
             let mut st = self.st.borrow_mut();
             let ((due, _), action) = st.timers.pop_first().expect("timer option without a timer");
@@ -630,6 +658,7 @@ impl Sim {
     /// asynchronous I/O completing). It may release page locks with
     /// [`Sim::irq_unlock_page`].
     pub fn after(&self, from: TaskId, delay_ns: u64, callback: impl FnOnce() + 'static) {
+        footprint::touch(footprint::TIMERS, 0, true);
         let mut st = self.st.borrow_mut();
         let due = st.task_now(from) + delay_ns;
         let seq = st.timer_seq;
@@ -737,6 +766,7 @@ impl Sim {
     }
 
     pub(crate) fn spin_on(&self, task: TaskId, lock: LockId) {
+        touch_lock(lock, false);
         let mut st = self.st.borrow_mut();
         let number = st.locks.get(lock).map(|l| l.number);
         let info = &mut st.tasks[task.0 as usize];
@@ -749,6 +779,7 @@ impl Sim {
     }
 
     pub(crate) fn disown(&self, task: TaskId, lock: LockId) {
+        touch_lock(lock, true);
         let mut st = self.st.borrow_mut();
         if let Some(state) = st.locks.get_mut(lock) {
             if state.owner == Some(task) {
@@ -759,6 +790,7 @@ impl Sim {
     }
 
     pub(crate) fn lock_is_held(&self, lock: LockId) -> bool {
+        touch_lock(lock, false);
         self.st.borrow().locks.get(lock).is_some_and(|l| l.is_held())
     }
 
@@ -813,6 +845,8 @@ impl Sim {
     /// cond_resched loop cannot stall another CPU's task, but a search that
     /// keeps running the same task could.)
     pub(crate) fn need_resched(&self, task: TaskId) -> bool {
+        footprint::touch(footprint::SCHEDULER, 0, false);
+        footprint::touch(footprint::TASK, footprint::ALL, false);
         let st = self.st.borrow();
         !st.runqueue.is_empty()
             || st.cpus.iter().filter_map(|c| c.current).any(|t| {
@@ -823,6 +857,9 @@ impl Sim {
     /// `task` gives up its CPU in cond_resched: every task that could step
     /// now (queued, or on a CPU) steps before it runs again.
     pub(crate) fn yield_to_others(&self, task: TaskId) {
+        // Which tasks may step next now depends on every other task's
+        // steps (`yields_still`): no footprint can say that.
+        footprint::touch_everything(true);
         let mut st = self.st.borrow_mut();
         let mut others: Vec<(TaskId, u64)> =
             st.runqueue.iter().filter(|&&t| t != task).map(|&t| (t, st.tasks[t.0 as usize].steps)).collect();
@@ -837,6 +874,7 @@ impl Sim {
     }
 
     pub(crate) fn preempt(&self, task: TaskId, point: Point) {
+        footprint::touch(footprint::SCHEDULER, 0, true);
         let mut st = self.st.borrow_mut();
         st.log(Some(task), EventKind::Preempt, None, point);
         st.tasks[task.0 as usize].at = point;
@@ -953,6 +991,9 @@ impl SimState {
     fn choose_labeled(&mut self, decision: Decision<'_>, n: usize, labels: Vec<Label>) -> usize {
         let view = LabelView { labels: &labels, tasks: &self.tags };
         let pick = self.chooser.choose_labeled(decision, n, &view);
+        if pick == PRUNE {
+            return pick;
+        }
         debug_assert!(pick < n);
         if self.cfg.record_choices {
             self.choices.push(pick as u32);
@@ -965,6 +1006,9 @@ impl SimState {
 
     fn choose(&mut self, decision: Decision<'_>, n: usize) -> usize {
         let pick = self.chooser.choose(decision, n);
+        if pick == PRUNE {
+            return pick;
+        }
         debug_assert!(pick < n);
         if self.cfg.record_choices {
             self.choices.push(pick as u32);
@@ -1059,6 +1103,7 @@ impl SimState {
     }
 
     fn wake_all(&mut self, queue: LockId, waker: Option<TaskId>, point: Point) {
+        touch_lock(queue, true);
         let now = match waker {
             Some(t) => self.task_now(t),
             None => self.irq_time.unwrap_or(0),
@@ -1073,6 +1118,7 @@ impl SimState {
     }
 
     fn dispatch(&mut self, task: TaskId) {
+        footprint::touch(footprint::SCHEDULER, 0, true);
         // The idle CPU that has been idle longest (earliest clock), as the
         // option's time in `option_time` assumes: a CPU whose clock ran
         // ahead must not delay a task another idle CPU could run now.
@@ -1093,6 +1139,7 @@ impl SimState {
     }
 
     fn leave_cpu(&mut self, task: TaskId) {
+        footprint::touch(footprint::SCHEDULER, 0, true);
         let now = self.task_now(task);
         let info = &mut self.tasks[task.0 as usize];
         if let Some(cpu) = info.cpu.take() {
@@ -1121,6 +1168,7 @@ impl SimState {
     }
 
     fn try_acquire(&mut self, task: TaskId, lock: LockId, read: bool, point: Point, may_wait: bool) -> bool {
+        touch_lock(lock, true);
         let Some(state) = self.locks.get(lock) else {
             self.violate(Some(task), "use-after-free", format!("lock taken at {point} belongs to a freed object"));
             return false;
@@ -1190,6 +1238,7 @@ impl SimState {
 
     /// `task` is None for an interrupt (I/O completion clearing PG_locked).
     fn release(&mut self, task: Option<TaskId>, lock: LockId, read: bool, point: Point) {
+        touch_lock(lock, true);
         let now = match task {
             Some(t) => self.task_now(t),
             None => self.irq_time.unwrap_or(0),
@@ -1251,6 +1300,10 @@ impl SimState {
     }
 
     fn go_to_sleep(&mut self, task: TaskId, on: SleepOn, point: Point) {
+        match on {
+            SleepOn::Lock(lock) => touch_lock(lock, true),
+            SleepOn::Timer(_) => footprint::touch(footprint::TIMERS, 0, true),
+        }
         let atomic: Vec<String> = self.tasks[task.0 as usize]
             .held
             .iter()
@@ -1263,6 +1316,9 @@ impl SimState {
             self.violate(Some(task), "sleep-in-atomic", message);
         }
         // schedule(): release_kernel_lock() keeps lock_depth, drops kernel_flag.
+        if self.tasks[task.0 as usize].lock_depth >= 0 {
+            touch_lock(self.bkl, true);
+        }
         if self.tasks[task.0 as usize].lock_depth >= 0 && self.locks[self.bkl].owner == Some(task) {
             let bkl = self.bkl;
             let now = self.task_now(task);
@@ -1302,6 +1358,8 @@ impl SimState {
     }
 
     fn wake(&mut self, task: TaskId, time: u64, point: Point) {
+        footprint::touch(footprint::TASK, task.0.into(), true);
+        footprint::touch(footprint::SCHEDULER, 0, true);
         let info = &mut self.tasks[task.0 as usize];
         if info.state != TaskState::Sleeping {
             return;
@@ -1338,4 +1396,9 @@ impl SimState {
             })
             .collect()
     }
+}
+
+/// Note an access to a lock's state for the step's footprint.
+fn touch_lock(lock: LockId, write: bool) {
+    footprint::touch(footprint::LOCK, slotmap::Key::data(&lock).as_ffi(), write);
 }

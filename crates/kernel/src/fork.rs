@@ -36,8 +36,8 @@ pub async fn do_fork(k: &Kernel, t: &Task, start: ChildStart) -> KResult<i64> {
     let parent = k.current(t);
     let (pid, child_name) = {
         let mut w = k.w();
-        let pid = w.next_pid;
-        w.next_pid += 1;
+        let pid = *w.next_pid;
+        *w.next_pid += 1;
         // "make1.17": the first ancestor's name and the child's pid.
         let root = w.procs[&parent].name.split('.').next().unwrap_or("task").to_string();
         let child_name = format!("{root}.{pid}");

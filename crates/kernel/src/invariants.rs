@@ -113,13 +113,13 @@ pub fn check_quiescent(k: &Kernel) -> Option<Broken> {
             }
         }
     }
-    if (w.shm_rss, w.shm_swp) != (shm_present, shm_swapped) || w.shm_rss + w.shm_swp > w.shm_tot {
+    if (*w.shm_rss, *w.shm_swp) != (shm_present, shm_swapped) || *w.shm_rss + *w.shm_swp > *w.shm_tot {
         return Some((
             "accounting",
             format!(
                 "shm_rss {} and shm_swp {} (shm_tot {}) disagree with the segments, which hold {shm_present} pages \
                  in memory and {shm_swapped} on swap",
-                w.shm_rss, w.shm_swp, w.shm_tot
+                *w.shm_rss, *w.shm_swp, *w.shm_tot
             ),
         ));
     }
@@ -133,10 +133,10 @@ pub fn check_quiescent(k: &Kernel) -> Option<Broken> {
         .filter_map(|p| p.swap_map.as_ref())
         .map(|map| map.iter().skip(1).filter(|&&c| c == 0).count() as i64)
         .sum();
-    if w.nr_swap_pages != free_slots {
+    if *w.nr_swap_pages != free_slots {
         return Some((
             "accounting",
-            format!("nr_swap_pages is {} but the WRITEOK devices have {free_slots} free slots", w.nr_swap_pages),
+            format!("nr_swap_pages is {} but the WRITEOK devices have {free_slots} free slots", *w.nr_swap_pages),
         ));
     }
     for (&entry, &page) in &w.swap_cache {

@@ -38,6 +38,7 @@ pub mod page_alloc;
 pub mod shm;
 pub mod swap_state;
 pub mod swapfile;
+pub mod tracked;
 pub mod types;
 pub mod unuse_2_4_10;
 pub mod unuse_5_1;

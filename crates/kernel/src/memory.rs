@@ -79,8 +79,8 @@ fn mmu_access(k: &Kernel, t: &Task, mm: MmId, addr: u64, write: bool) -> KResult
         .find(|v| v.start <= addr && addr < v.end)
         .and_then(|v| v.shm.map(|(seg, pgoff)| (seg, pgoff + (addr - v.start) / PAGE_SIZE)));
     if write {
-        let version = w.next_data;
-        w.next_data += 1;
+        let version = *w.next_data;
+        *w.next_data += 1;
         w.pages[page].data = version;
         match shm_slot {
             Some((seg, idx)) => w.shm_segs[seg].expected.insert(idx, version),

@@ -16,7 +16,7 @@ pub async fn alloc_page(k: &Kernel, t: &Task, point: Point) -> KResult<Option<Pa
         return Ok(None);
     }
     for attempt in 0..8 {
-        let free = k.w().free_pages;
+        let free = *k.w().free_pages;
         if free > 0 {
             if free <= k.freepages_low() {
                 t.wake_up(k.kswapd_wait, "__alloc_pages:wakeup_kswapd");
@@ -24,7 +24,7 @@ pub async fn alloc_page(k: &Kernel, t: &Task, point: Point) -> KResult<Option<Pa
             return Ok(Some(take_free_page(k, t)));
         }
         crate::vmscan::do_try_to_free_pages(k, t).await?;
-        if attempt > 0 && k.w().free_pages == 0 {
+        if attempt > 0 && *k.w().free_pages == 0 {
             // Pages being written out free up when their I/O completes.
             t.sleep_io("__alloc_pages:wait_for_writeout", k.costs.disk_write).await;
         }
@@ -37,20 +37,20 @@ pub async fn alloc_page(k: &Kernel, t: &Task, point: Point) -> KResult<Option<Pa
 fn injected_failure(k: &Kernel, t: &Task) -> bool {
     let (armed, count) = {
         let mut w = k.w();
-        if !w.faults_armed {
+        if !*w.faults_armed {
             return false;
         }
-        w.allocations += 1;
-        (w.faults_armed, w.allocations)
+        *w.allocations += 1;
+        (*w.faults_armed, *w.allocations)
     };
     armed && (k.faults.alloc_fail_nth == Some(count) || t.inject("__alloc_pages:fail", k.faults.alloc_fail_ppm))
 }
 
 fn take_free_page(k: &Kernel, t: &Task) -> PageId {
     let mut w = k.w();
-    w.free_pages -= 1;
-    let number = w.next_page_number;
-    w.next_page_number += 1;
+    *w.free_pages -= 1;
+    let number = *w.next_page_number;
+    *w.next_page_number += 1;
     let lock = t.new_lock(LockKind::PageBit, "PG_locked", LockName::Numbered("page#", number.into(), ".PG_locked"));
     w.pages.insert(Page { number, count: 1, lock, swap_cache: false, index: None, swap_entry: false, data: 0 })
 }
@@ -81,7 +81,7 @@ pub fn free_page(k: &Kernel, t: &Task, page: PageId, point: Point) -> KResult<()
         }
         let mut w = k.w();
         w.pages.remove(page);
-        w.free_pages += 1;
+        *w.free_pages += 1;
         drop(w);
         k.sim.destroy_lock(lock);
     }

@@ -42,7 +42,7 @@ pub async fn shm_nopage(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KResult
             t.work(k.costs.page_zero);
             t.spin_lock(k.shm_lock, "shm_nopage_core:shm_lock_again").await;
             let mut w = k.w();
-            w.shm_rss += 1;
+            *w.shm_rss += 1;
             w.shm_segs[seg].entries[idx] = Pte::Present { page, write: true, dirty: true };
             page
         }
@@ -67,8 +67,8 @@ pub async fn shm_nopage(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KResult
             swap_free(k, t, entry, "shm_nopage_core:swap_free").await?;
             t.spin_lock(k.shm_lock, "shm_nopage_core:shm_lock_again").await;
             let mut w = k.w();
-            w.shm_swp -= 1;
-            w.shm_rss += 1;
+            *w.shm_swp -= 1;
+            *w.shm_rss += 1;
             w.shm_segs[seg].entries[idx] = Pte::Present { page, write: true, dirty: true };
             page
         }
@@ -137,8 +137,8 @@ async fn shmem_swapin_later(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KRe
         {
             let mut w = k.w();
             w.shm_segs[seg].entries[idx] = Pte::Present { page, write: true, dirty: true };
-            w.shm_swp -= 1;
-            w.shm_rss += 1;
+            *w.shm_swp -= 1;
+            *w.shm_rss += 1;
         }
         crate::swap_state::delete_from_swap_cache_nolock(k, t, page).await?;
         t.unlock_page(page_lock, "shmem_getpage:UnlockPage");
@@ -175,8 +175,8 @@ pub async fn shm_unuse(k: &Kernel, t: &Task, entry: SwpEntry, page: PageId) -> K
         get_page(k, t, page, "shm_unuse_page:get_page")?;
         {
             let mut w = k.w();
-            w.shm_rss += 1;
-            w.shm_swp -= 1;
+            *w.shm_rss += 1;
+            *w.shm_swp -= 1;
         }
         swap_free(k, t, entry, "shm_unuse_page:swap_free").await?;
     }
@@ -224,8 +224,8 @@ pub async fn shm_swap(k: &Kernel, t: &Task, only: Option<(ShmId, usize)>) -> KRe
     }
     {
         let mut w = k.w();
-        w.shm_swp += 1;
-        w.shm_rss -= 1;
+        *w.shm_swp += 1;
+        *w.shm_rss -= 1;
     }
     t.spin_unlock(k.shm_lock, "shm_swap:shm_unlockall");
     t.lock_kernel("shm_swap_postop:lock_kernel").await;

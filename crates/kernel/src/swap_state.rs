@@ -289,7 +289,7 @@ async fn rw_swap_page_read(k: &Kernel, t: &Task, page: PageId, entry: SwpEntry, 
     // An injected read error: 2.3.99-pre4-5 clears PG_uptodate before the
     // read and nothing checks it afterwards, so the page is used as if the
     // read had worked (later kernels check PageUptodate).
-    let failed = k.w().faults_armed && t.inject("rw_swap_page:read_error", k.faults.read_error_ppm);
+    let failed = *k.w().faults_armed && t.inject("rw_swap_page:read_error", k.faults.read_error_ppm);
     if failed {
         k.printk(t, "end_buffer_io_async", format!("I/O error reading swap entry {entry} (injected)"));
     }

@@ -26,7 +26,7 @@ enum MapCheck {
 /// the NULL dereference of the real code: an oops.
 fn check_entry(k: &Kernel, t: &Task, entry: SwpEntry, point: Point, need_used: bool) -> KResult<MapCheck> {
     let w = k.w();
-    if entry.type_ >= w.nr_swapfiles {
+    if entry.type_ >= *w.nr_swapfiles {
         return Ok(MapCheck::Refused(format!("Bad swap file entry {entry}")));
     }
     let p = &w.swap_info[entry.type_];
@@ -66,7 +66,7 @@ pub async fn swap_duplicate(k: &Kernel, t: &Task, entry: SwpEntry, point: Point)
     if let MapCheck::Refused(message) = check_entry(k, t, entry, point, false)? {
         // 2.4.10's swap_duplicate fails a free or out-of-range slot quietly
         // (readahead meets them all the time); only a bad type is printed.
-        if !k.fixes.era.is_later() || entry.type_ >= k.w().nr_swapfiles {
+        if !k.fixes.era.is_later() || entry.type_ >= *k.w().nr_swapfiles {
             k.printk(t, point, message);
         }
         return Ok(false);
@@ -135,7 +135,7 @@ pub async fn swap_free_count(k: &Kernel, t: &Task, entry: SwpEntry, count: u16, 
                             p.inuse_pages -= 1;
                             p.lowest_bit = p.lowest_bit.min(entry.offset);
                             p.highest_bit = p.highest_bit.max(entry.offset);
-                            *nr_swap_pages += 1;
+                            **nr_swap_pages += 1;
                         }
                     }
                     None
@@ -167,7 +167,7 @@ pub async fn get_swap_page(k: &Kernel, t: &Task) -> Option<SwpEntry> {
 pub async fn get_swap_page_count(k: &Kernel, t: &Task, count: u16) -> Option<SwpEntry> {
     t.spin_lock(k.swaplock, "get_swap_page:swap_list_lock").await;
     let mut found = None;
-    let mut type_ = k.w().swap_list_head;
+    let mut type_ = *k.w().swap_list_head;
     while type_ >= 0 && found.is_none() {
         let (flags, sdev_lock, next) = {
             let w = k.w();
@@ -200,7 +200,7 @@ fn scan_swap_map(w: &mut World, type_: usize, count: u16) -> Option<SwpEntry> {
         p.highest_bit = p.highest_bit.saturating_sub(1);
     }
     p.cluster_next = offset + 1;
-    *nr_swap_pages -= 1;
+    **nr_swap_pages -= 1;
     Some(SwpEntry { type_, offset })
 }
 
@@ -209,15 +209,15 @@ fn scan_swap_map(w: &mut World, type_: usize, count: u16) -> Option<SwpEntry> {
 /// sys_swapoff's error path both do.
 fn swap_list_insert(w: &mut World, type_: usize) {
     let prio = w.swap_info[type_].prio;
-    let (mut prev, mut i) = (-1i32, w.swap_list_head);
+    let (mut prev, mut i) = (-1i32, *w.swap_list_head);
     while i >= 0 && prio < w.swap_info[i as usize].prio {
         prev = i;
         i = w.swap_info[i as usize].next;
     }
     w.swap_info[type_].next = i;
     if prev < 0 {
-        w.swap_list_head = type_ as i32;
-        w.swap_list_next = type_ as i32;
+        *w.swap_list_head = type_ as i32;
+        *w.swap_list_next = type_ as i32;
     } else {
         w.swap_info[prev as usize].next = type_ as i32;
     }
@@ -274,7 +274,7 @@ pub async fn sys_swapon(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
     {
         let mut w = k.w();
         let pages = w.swap_info[type_].pages as i64;
-        w.nr_swap_pages += pages;
+        *w.nr_swap_pages += pages;
         swap_list_insert(&mut w, type_);
         w.stats.swapons += 1;
     }
@@ -332,7 +332,7 @@ pub async fn sys_swapoff(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
 /// Take the device off the swap list and its pages out of nr_swap_pages
 /// (swap_list_lock held); false if it is not a WRITEOK listed device.
 fn unlink_from_swap_list(w: &mut World, type_: usize) -> bool {
-    let (mut prev, mut i) = (-1i32, w.swap_list_head);
+    let (mut prev, mut i) = (-1i32, *w.swap_list_head);
     while i >= 0 && i as usize != type_ {
         prev = i;
         i = w.swap_info[i as usize].next;
@@ -342,15 +342,15 @@ fn unlink_from_swap_list(w: &mut World, type_: usize) -> bool {
     }
     let next = w.swap_info[type_].next;
     if prev < 0 {
-        w.swap_list_head = next;
+        *w.swap_list_head = next;
     } else {
         w.swap_info[prev as usize].next = next;
     }
-    if w.swap_list_next == type_ as i32 {
-        w.swap_list_next = w.swap_list_head;
+    if *w.swap_list_next == type_ as i32 {
+        *w.swap_list_next = *w.swap_list_head;
     }
     let pages = w.swap_info[type_].pages as i64;
-    w.nr_swap_pages -= pages;
+    *w.nr_swap_pages -= pages;
     true
 }
 
@@ -361,7 +361,7 @@ async fn reinsert_swap_info(k: &Kernel, t: &Task, type_: usize) {
         let mut w = k.w();
         swap_list_insert(&mut w, type_);
         let pages = w.swap_info[type_].pages as i64;
-        w.nr_swap_pages += pages;
+        *w.nr_swap_pages += pages;
     }
     t.spin_unlock(k.swaplock, "sys_swapoff:reinsert_swap_list_unlock");
     k.w().swap_info[type_].flags = SWP_WRITEOK;
@@ -529,7 +529,7 @@ pub async fn try_to_unuse(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
             let map = p.swap_map.as_mut().expect("swapoff holds the device");
             let count = map[i];
             if count > 0 {
-                *nr_swap_pages += 1;
+                **nr_swap_pages += 1;
                 map[i] = 0;
                 p.inuse_pages -= 1;
                 if count != SWAP_MAP_MAX {

@@ -103,7 +103,7 @@ fn fork_duplicates_swap_entries_and_exit_frees_them() {
     }
     assert_eq!(swap_count(&k, entry), 0);
     assert!(k.w().mms.is_empty(), "both mm_structs were freed");
-    assert_eq!(k.w().free_pages, 64);
+    assert_eq!(*k.w().free_pages, 64);
     assert_eq!(invariants::check_quiescent(&k), None);
 }
 
@@ -129,7 +129,7 @@ fn swapoff_without_a_race_brings_every_page_back_in_both_kernels() {
         });
         assert_eq!(outcome, Outcome::Finished);
         assert_eq!(invariants::check_quiescent(&k), None);
-        assert_eq!(k.w().nr_swap_pages, 0, "the device is off");
+        assert_eq!(*k.w().nr_swap_pages, 0, "the device is off");
     }
 }
 
@@ -199,7 +199,7 @@ fn patched_exit_marks_the_mm_gone_and_unlinks_it_from_the_mm_list() {
     let (sim, k) = boot(Variant::Patched);
     let pid = swapped_process(&sim, &k, 1);
     let mm = k.w().procs[&pid].mm.unwrap();
-    assert_eq!(k.w().mmlist, vec![mm]);
+    assert_eq!(*k.w().mmlist, vec![mm]);
     let outcome = run_as(&sim, &k, pid, |k, t| async move { exit::do_exit(&k, &t).await.unwrap() });
     assert_eq!(outcome, Outcome::Finished);
     assert!(k.w().mmlist.is_empty(), "__mmdrop unlinked it");
@@ -254,7 +254,7 @@ fn shm_pages_go_out_through_shm_swap_and_come_back_through_shm_nopage() {
     assert!(matches!(k.w().shm_segs[seg].entries[0], Pte::Swap(_)), "the segment holds a swap entry");
     let counts = {
         let w = k.w();
-        (w.shm_rss, w.shm_swp)
+        (*w.shm_rss, *w.shm_swp)
     };
     assert_eq!(counts, (0, 1));
     assert_eq!(invariants::check_quiescent(&k), None);
@@ -267,7 +267,7 @@ fn shm_pages_go_out_through_shm_swap_and_come_back_through_shm_nopage() {
     assert!(k.w().swap_cache.is_empty(), "shm_nopage deletes the page from the swap cache");
     let counts = {
         let w = k.w();
-        (w.shm_rss, w.shm_swp)
+        (*w.shm_rss, *w.shm_swp)
     };
     assert_eq!(counts, (1, 0));
     assert_eq!(invariants::check_quiescent(&k), None);
@@ -303,7 +303,7 @@ fn exec_with_one_user_empties_the_mm_in_place_and_keeps_it_holdable() {
     assert_eq!(w.procs[&pid].mm, Some(mm), "the same mm");
     assert!(w.mms[mm].mmap.is_empty());
     assert!(!w.mms[mm].mm_gone, "\"Execing mm's are still holdable\"");
-    assert_eq!(w.mmlist, vec![mm]);
+    assert_eq!(*w.mmlist, vec![mm]);
     drop(w);
     assert_eq!(invariants::check_quiescent(&k), None);
 }

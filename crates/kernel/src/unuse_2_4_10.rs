@@ -221,7 +221,7 @@ async fn reset_swap_map_max(k: &Kernel, t: &Task, entry: SwpEntry) {
     t.spin_lock(sdev_lock, "try_to_unuse:swap_device_lock").await;
     {
         let mut w = k.w();
-        w.nr_swap_pages += 1;
+        *w.nr_swap_pages += 1;
         if let Some(map) = w.swap_info[entry.type_].swap_map.as_mut() {
             map[entry.offset as usize] = 1;
         }

@@ -138,7 +138,7 @@ async fn shrink_mmap(k: &Kernel, t: &Task) -> KResult<bool> {
 pub async fn do_try_to_free_pages(k: &Kernel, t: &Task) -> KResult<()> {
     t.lock_kernel("do_try_to_free_pages:lock_kernel").await;
     for _ in 0..SWAP_CLUSTER_MAX {
-        if k.w().free_pages >= k.freepages_high() {
+        if *k.w().free_pages >= k.freepages_high() {
             break;
         }
         if shrink_mmap(k, t).await? || crate::shm::shm_swap(k, t, None).await? || swap_out(k, t).await? {
@@ -160,14 +160,14 @@ const SWAP_CLUSTER_MAX: usize = 32;
 /// only kswapd is left.
 pub async fn kswapd(k: &Kernel, t: &Task) -> KResult<()> {
     loop {
-        if k.w().free_pages < k.freepages_high() {
+        if *k.w().free_pages < k.freepages_high() {
             // kswapd is inside the kernel while it reclaims: the quiescent
             // invariants must not look at its transient references.
             k.enter_kernel();
             do_try_to_free_pages(k, t).await?;
             k.leave_kernel();
         }
-        t.wait_event(k.kswapd_wait, "kswapd:interruptible_sleep_on", || k.w().free_pages <= k.freepages_low()).await;
+        t.wait_event(k.kswapd_wait, "kswapd:interruptible_sleep_on", || *k.w().free_pages <= k.freepages_low()).await;
     }
 }
 
@@ -326,7 +326,7 @@ async fn acquire_swap_entry(k: &Kernel, t: &Task, page: PageId) -> Option<SwpEnt
                     Some(map) if map[entry.offset as usize] == 0 => {
                         map[entry.offset as usize] = 1;
                         p.inuse_pages += 1;
-                        *nr_swap_pages -= 1;
+                        **nr_swap_pages -= 1;
                         true
                     }
                     _ => false,

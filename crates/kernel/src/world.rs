@@ -4,9 +4,9 @@ use std::cell::{Cell, RefCell, RefMut};
 use std::rc::{Rc, Weak};
 
 use engine::{LockId, LockKind, LockName, Sim, Task, TaskId};
-use slotmap::SlotMap;
 
 use crate::fixes::Fixes;
+use crate::tracked::{self, Arena, Map, Table, Whole};
 use crate::types::*;
 use crate::{KResult, Oops};
 
@@ -76,48 +76,49 @@ impl Default for KernelCosts {
     }
 }
 
-/// Every kernel object, in arenas.
+/// Every kernel object, in arenas. Every field but the report's (`printk`,
+/// `stats`) records its accesses for the step's footprint (`tracked.rs`).
 pub struct World {
-    pub mms: SlotMap<MmId, MmStruct>,
-    pub vmas: SlotMap<VmaId, Vma>,
-    pub page_tables: SlotMap<PgdId, PageTable>,
-    pub pages: SlotMap<PageId, Page>,
+    pub mms: Arena<MmId, MmStruct, { tracked::MM }>,
+    pub vmas: Arena<VmaId, Vma, { tracked::VMA }>,
+    pub page_tables: Arena<PgdId, PageTable, { tracked::PAGE_TABLE }>,
+    pub pages: Arena<PageId, Page, { tracked::PAGE }>,
     /// The swap cache: `(swapper_space, entry)` → page.
-    pub swap_cache: FastMap<SwpEntry, PageId>,
-    pub swap_info: Vec<SwapInfo>,
+    pub swap_cache: Map<SwpEntry, PageId, { tracked::SWAP_CACHE }>,
+    pub swap_info: Table<SwapInfo, { tracked::SWAP_INFO }>,
     /// `nr_swapfiles`: never decremented.
-    pub nr_swapfiles: usize,
+    pub nr_swapfiles: Whole<usize, { tracked::SWAP_LIST }, 0>,
     /// `swap_list.head` and `swap_list.next` (-1: empty).
-    pub swap_list_head: i32,
-    pub swap_list_next: i32,
+    pub swap_list_head: Whole<i32, { tracked::SWAP_LIST }, 1>,
+    pub swap_list_next: Whole<i32, { tracked::SWAP_LIST }, 2>,
     /// `nr_swap_pages`: free slots on WRITEOK devices.
-    pub nr_swap_pages: i64,
+    pub nr_swap_pages: Whole<i64, { tracked::SWAP_LIST }, 3>,
     /// `init_mm.mmlist`, in list order after init_mm: the patch's mm list,
     /// or a later kernel's mmlist (2.4.10: every mm; 5.1: mms that may
     /// hold swap entries).
-    pub mmlist: Vec<MmId>,
+    pub mmlist: Whole<Vec<MmId>, { tracked::MMLIST }>,
     /// Every task the kernel knows, by pid; `linked` says whether it is on
     /// the task list that `for_each_task` walks.
-    pub procs: Procs,
+    pub procs: Map<Pid, Proc, { tracked::PROCS }>,
     /// The order of the task list (SET_LINKS appends).
-    pub task_list: Vec<Pid>,
-    pub by_task: FastMap<TaskId, Pid>,
-    pub free_pages: u32,
-    pub next_pid: Pid,
-    pub next_mm_number: u32,
-    pub next_page_number: u32,
+    pub task_list: Whole<Vec<Pid>, { tracked::TASK_LIST }>,
+    pub by_task: Map<TaskId, Pid, { tracked::BY_TASK }>,
+    pub free_pages: Whole<u32, { tracked::MEMORY }, 0>,
+    pub next_pid: Whole<Pid, { tracked::IDS }, 0>,
+    pub next_mm_number: Whole<u32, { tracked::IDS }, 1>,
+    pub next_page_number: Whole<u32, { tracked::IDS }, 2>,
     /// Contents versions: every user write makes a new one.
-    pub next_data: u64,
+    pub next_data: Whole<u64, { tracked::IDS }, 3>,
     /// Page allocations so far (for `Faults::alloc_fail_nth`).
-    pub allocations: u64,
+    pub allocations: Whole<u64, { tracked::MEMORY }, 1>,
     /// Whether faults are injected yet (not during boot and set-up).
-    pub faults_armed: bool,
+    pub faults_armed: Whole<bool, { tracked::MEMORY }, 2>,
     /// SysV shm segments, by id.
-    pub shm_segs: Vec<ShmSegment>,
+    pub shm_segs: Table<ShmSegment, { tracked::SHM }>,
     /// `shm_rss`, `shm_swp`, `shm_tot` (ipc/shm.c).
-    pub shm_rss: i64,
-    pub shm_swp: i64,
-    pub shm_tot: i64,
+    pub shm_rss: Whole<i64, { tracked::SHM }, { tracked::SHAPE - 1 }>,
+    pub shm_swp: Whole<i64, { tracked::SHM }, { tracked::SHAPE - 2 }>,
+    pub shm_tot: Whole<i64, { tracked::SHM }, { tracked::SHAPE - 3 }>,
     /// Kernel messages (printk), in order.
     pub printk: Vec<String>,
     pub stats: Stats,
@@ -197,31 +198,31 @@ impl Kernel {
             })
             .collect::<Vec<_>>();
         let world = World {
-            mms: SlotMap::with_key(),
-            vmas: SlotMap::with_key(),
-            page_tables: SlotMap::with_key(),
-            pages: SlotMap::with_key(),
-            swap_cache: FastMap::default(),
-            nr_swapfiles: swap_info.len(),
-            swap_info,
-            swap_list_head: -1,
-            swap_list_next: -1,
-            nr_swap_pages: 0,
-            mmlist: Vec::new(),
-            procs: FastMap::default(),
-            task_list: Vec::new(),
-            by_task: FastMap::default(),
-            free_pages: machine.memory_pages,
-            next_pid: 1,
-            next_mm_number: 1,
-            next_page_number: 1,
-            next_data: 1,
-            allocations: 0,
-            faults_armed: false,
-            shm_segs: Vec::new(),
-            shm_rss: 0,
-            shm_swp: 0,
-            shm_tot: 0,
+            mms: Arena::new(),
+            vmas: Arena::new(),
+            page_tables: Arena::new(),
+            pages: Arena::new(),
+            swap_cache: Map::new(),
+            nr_swapfiles: Whole::new(swap_info.len()),
+            swap_info: Table::new(swap_info),
+            swap_list_head: Whole::new(-1),
+            swap_list_next: Whole::new(-1),
+            nr_swap_pages: Whole::new(0),
+            mmlist: Whole::new(Vec::new()),
+            procs: Map::new(),
+            task_list: Whole::new(Vec::new()),
+            by_task: Map::new(),
+            free_pages: Whole::new(machine.memory_pages),
+            next_pid: Whole::new(1),
+            next_mm_number: Whole::new(1),
+            next_page_number: Whole::new(1),
+            next_data: Whole::new(1),
+            allocations: Whole::new(0),
+            faults_armed: Whole::new(false),
+            shm_segs: Table::new(Vec::new()),
+            shm_rss: Whole::new(0),
+            shm_swp: Whole::new(0),
+            shm_tot: Whole::new(0),
             printk: Vec::new(),
             stats: Stats::default(),
         };
@@ -283,11 +284,13 @@ impl Kernel {
     }
 
     pub fn enter_kernel(&self) {
+        engine::footprint::touch(tracked::IN_KERNEL, 0, true);
         self.in_kernel.set(self.in_kernel.get() + 1);
     }
 
     /// Returns whether the kernel is now quiescent (no task inside it).
     pub fn leave_kernel(&self) -> bool {
+        engine::footprint::touch(tracked::IN_KERNEL, 0, true);
         let n = self.in_kernel.get() - 1;
         self.in_kernel.set(n);
         n == 0
@@ -302,7 +305,7 @@ impl Kernel {
     /// mm list when the patch is in): what exec leaves behind. Boot-time
     /// construction, not an interleaved routine.
     pub fn create_process(&self, name: &str) -> Pid {
-        let mm = self.new_mm(format!("pid {} ({name})", self.w().next_pid));
+        let mm = self.new_mm(format!("pid {} ({name})", *self.w().next_pid));
         if self.fixes.era == crate::Era::Linux2_4_10 {
             // 2.4.10's exec_mmap: list_add(&mm->mmlist, &init_mm.mmlist).
             self.w().mmlist.insert(0, mm);
@@ -313,8 +316,8 @@ impl Kernel {
     /// A task with the next pid, linked on the task list.
     fn link_new_proc(&self, name: &str, mm: Option<MmId>) -> Pid {
         let mut w = self.w();
-        let pid = w.next_pid;
-        w.next_pid += 1;
+        let pid = *w.next_pid;
+        *w.next_pid += 1;
         let exit_wait = self.sim.new_lock(
             LockKind::WaitQueue,
             "wait_chldexit",
@@ -343,8 +346,8 @@ impl Kernel {
     /// the mm list; the caller does that under mm_lock.
     pub(crate) fn new_mm(&self, origin: String) -> MmId {
         let mut w = self.w();
-        let number = w.next_mm_number;
-        w.next_mm_number += 1;
+        let number = *w.next_mm_number;
+        *w.next_mm_number += 1;
         let mmap_sem =
             self.sim.new_lock(LockKind::Semaphore, "mmap_sem", LockName::Numbered("mm#", number.into(), ".mmap_sem"));
         let page_table_lock = self.sim.new_lock(
@@ -408,7 +411,7 @@ impl Kernel {
         let id = w.shm_segs.len();
         let i_sem = self.sim.new_lock(LockKind::Semaphore, "i_sem", LockName::Numbered("shm", id as u64, ".i_sem"));
         w.shm_segs.push(ShmSegment { entries: vec![Pte::None; pages], i_sem, nattch: 0, expected: Default::default() });
-        w.shm_tot += pages as i64;
+        *w.shm_tot += pages as i64;
         id
     }
 
@@ -425,7 +428,7 @@ impl Kernel {
     /// A disk I/O's latency: `base_ns`, or ten times that when an injected
     /// delay hits.
     pub fn io_latency(&self, t: &engine::Task, point: engine::Point, base_ns: u64) -> u64 {
-        if self.w().faults_armed && t.inject(point, self.faults.io_delay_ppm) {
+        if *self.w().faults_armed && t.inject(point, self.faults.io_delay_ppm) {
             base_ns * 10
         } else {
             base_ns

@@ -71,7 +71,15 @@ pub(crate) fn start(ctx: Rc<Ctx>, program: Option<Function>) -> kernel::fork::Ch
     Box::new(move |t: Task| -> Pin<Box<dyn Future<Output = ()>>> { Box::pin(run_program(ctx, t, program)) })
 }
 
+/// The step runs scenario code, or makes Lua values: the Lua state (its
+/// globals, its random stream, its instruction and memory budget) is one
+/// object of the step's footprint.
+fn touch_lua() {
+    engine::footprint::touch(kernel::tracked::LUA, 0, true);
+}
+
 async fn run_program(ctx: Rc<Ctx>, t: Task, program: Option<Function>) {
+    touch_lua();
     let thread = match program.map(|f| ctx.lua.create_thread(f)).transpose() {
         Ok(thread) => thread,
         Err(e) => return ctx.fail(&t, scenario_error(&e, &ctx.path)),
@@ -79,6 +87,7 @@ async fn run_program(ctx: Rc<Ctx>, t: Task, program: Option<Function>) {
     if let Some(thread) = thread {
         let mut reply = MultiValue::new();
         loop {
+            touch_lua();
             let yielded: MultiValue = match thread.resume(reply) {
                 Ok(values) => values,
                 Err(e) => return ctx.fail(&t, scenario_error(&e, &ctx.path)),
@@ -262,6 +271,7 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
             Next::Resume(MultiValue::new())
         }
     };
+    touch_lua();
     if matches!(name, "read" | "write") && k.w().stats.faults > faults_before {
         name = "fault";
     }

@@ -49,9 +49,8 @@ pub struct RunOptions {
     /// Values for the scenario's `param(name)` (a point of its `sweep{}`);
     /// parameters not given take the first value of their list.
     pub params: Vec<(String, i64)>,
-    /// A bounded depth-first search's next schedule: the ranks to follow,
-    /// and where to record the decisions (overrides `strategy`).
-    pub dfs: Option<(Vec<u32>, engine::DecisionLog)>,
+    /// A bounded depth-first search's next schedule (overrides `strategy`).
+    pub dfs: Option<engine::DfsPlan>,
     /// Record the lock-class order graph (for explore's lockdep check).
     pub lock_order: bool,
     /// Record interleaved point pairs (for explore's coverage line).
@@ -254,6 +253,7 @@ impl Runner {
             count_points: options.count_points,
             lock_order: options.lock_order,
             point_pairs: options.point_pairs,
+            record_footprints: options.dfs.as_ref().is_some_and(|plan| plan.sleep_sets),
             ..SimConfig::default()
         };
         // Boot and set-up are deterministic: always the first option, no
@@ -413,7 +413,7 @@ fn boot_and_run(
 
     // The interleaved phase.
     k.w().stats = Stats::default();
-    k.w().faults_armed = true;
+    *k.w().faults_armed = true;
     let first_run_task = sim.task_count();
     match (&options.schedule, options.strategy) {
         _ if options.semantic.is_some() => {
@@ -421,8 +421,8 @@ fn boot_and_run(
             sim.set_chooser(Box::new(engine::SemanticReplayChooser::new(events, values, log)))
         }
         _ if options.dfs.is_some() => {
-            let (prefix, records) = options.dfs.clone().expect("checked");
-            sim.set_chooser(Box::new(engine::DfsChooser::new(prefix, records)))
+            let plan = options.dfs.as_ref().expect("checked");
+            sim.set_chooser(Box::new(plan.chooser()))
         }
         (Some(choices), _) if options.perturb.is_some() => {
             let (p, seed) = options.perturb.unwrap_or_default();

@@ -1,0 +1,420 @@
+//! The world's containers, recording every access for the step's
+//! footprint (`engine::footprint`): the dfs search's sleep sets skip
+//! schedules that only reorder steps with disjoint footprints, so an access
+//! that escaped these types would make the search unsound. They offer only
+//! the operations the kernel uses, each recorded: one object by its key, or
+//! the whole space for whatever looks at every object (iteration, length)
+//! or at the container's shape (inserting and removing move the order in
+//! which later iterations see the objects, and which keys new objects get).
+//!
+//! Recording costs a thread-local flag test per access when off.
+
+use std::hash::Hash;
+use std::ops::{Deref, DerefMut, Index, IndexMut};
+
+use engine::footprint::{touch, Space, ALL, FIRST_USER_SPACE};
+use indexmap::map::Entry;
+use slotmap::{Key, SlotMap};
+
+use crate::types::{FastMap, SwpEntry};
+
+/// `mm_struct`s, by key.
+pub const MM: Space = FIRST_USER_SPACE;
+/// `vm_area_struct`s.
+pub const VMA: Space = FIRST_USER_SPACE + 1;
+/// Page tables, one per mm.
+pub const PAGE_TABLE: Space = FIRST_USER_SPACE + 2;
+/// `struct page`s.
+pub const PAGE: Space = FIRST_USER_SPACE + 3;
+/// The swap cache, by swap entry.
+pub const SWAP_CACHE: Space = FIRST_USER_SPACE + 4;
+/// `swap_info[type]`, with its swap_map and disk.
+pub const SWAP_INFO: Space = FIRST_USER_SPACE + 5;
+/// The mm list (the patch's, or a later kernel's mmlist).
+pub const MMLIST: Space = FIRST_USER_SPACE + 6;
+/// Processes (`task_struct`), by pid.
+pub const PROCS: Space = FIRST_USER_SPACE + 7;
+/// The task list's order.
+pub const TASK_LIST: Space = FIRST_USER_SPACE + 8;
+/// Which process each engine task runs as.
+pub const BY_TASK: Space = FIRST_USER_SPACE + 9;
+/// Free memory and the allocation counters.
+pub const MEMORY: Space = FIRST_USER_SPACE + 10;
+/// `swap_list`, `nr_swapfiles`, `nr_swap_pages`.
+pub const SWAP_LIST: Space = FIRST_USER_SPACE + 11;
+/// The counters that name new objects: pids, mm numbers, contents versions.
+pub const IDS: Space = FIRST_USER_SPACE + 12;
+/// SysV shm segments, by id, and the shm counters (key [`ALL`]'s neighbour
+/// [`SHAPE`]).
+pub const SHM: Space = FIRST_USER_SPACE + 13;
+/// How many tasks are inside the kernel (the quiescent-check trigger).
+pub const IN_KERNEL: Space = FIRST_USER_SPACE + 14;
+/// The scenario's Lua state (a process program running between calls).
+pub const LUA: Space = FIRST_USER_SPACE + 15;
+
+/// The key that stands for a container's shape: which keys it holds and
+/// in what order.
+pub const SHAPE: u64 = ALL - 1;
+
+fn read(space: Space, key: u64) {
+    touch(space, key, false);
+}
+
+fn write(space: Space, key: u64) {
+    touch(space, key, true);
+}
+
+/// A key as a footprint key.
+pub trait TrackKey {
+    fn track(&self) -> u64;
+}
+
+impl TrackKey for u32 {
+    fn track(&self) -> u64 {
+        (*self).into()
+    }
+}
+
+impl TrackKey for SwpEntry {
+    fn track(&self) -> u64 {
+        ((self.type_ as u64) << 32) | u64::from(self.offset)
+    }
+}
+
+impl TrackKey for engine::TaskId {
+    fn track(&self) -> u64 {
+        self.0.into()
+    }
+}
+
+/// A slotmap arena.
+pub struct Arena<K: Key, V, const S: Space>(SlotMap<K, V>);
+
+impl<K: Key, V, const S: Space> Arena<K, V, S> {
+    pub fn new() -> Self {
+        Arena(SlotMap::with_key())
+    }
+
+    pub fn get(&self, key: K) -> Option<&V> {
+        read(S, key.data().as_ffi());
+        self.0.get(key)
+    }
+
+    pub fn get_mut(&mut self, key: K) -> Option<&mut V> {
+        write(S, key.data().as_ffi());
+        self.0.get_mut(key)
+    }
+
+    pub fn contains_key(&self, key: K) -> bool {
+        read(S, key.data().as_ffi());
+        self.0.contains_key(key)
+    }
+
+    pub fn insert(&mut self, value: V) -> K {
+        write(S, SHAPE);
+        let key = self.0.insert(value);
+        write(S, key.data().as_ffi());
+        key
+    }
+
+    pub fn remove(&mut self, key: K) -> Option<V> {
+        write(S, SHAPE);
+        write(S, key.data().as_ffi());
+        self.0.remove(key)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        read(S, ALL);
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        read(S, ALL);
+        self.0.len()
+    }
+
+    pub fn iter(&self) -> slotmap::basic::Iter<'_, K, V> {
+        read(S, ALL);
+        self.0.iter()
+    }
+
+    pub fn values(&self) -> slotmap::basic::Values<'_, K, V> {
+        read(S, ALL);
+        self.0.values()
+    }
+
+    pub fn keys(&self) -> slotmap::basic::Keys<'_, K, V> {
+        read(S, ALL);
+        self.0.keys()
+    }
+}
+
+impl<K: Key, V, const S: Space> Default for Arena<K, V, S> {
+    fn default() -> Self {
+        Arena::new()
+    }
+}
+
+impl<'a, K: Key, V, const S: Space> IntoIterator for &'a Arena<K, V, S> {
+    type Item = (K, &'a V);
+    type IntoIter = slotmap::basic::Iter<'a, K, V>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<K: Key, V, const S: Space> Index<K> for Arena<K, V, S> {
+    type Output = V;
+    fn index(&self, key: K) -> &V {
+        read(S, key.data().as_ffi());
+        &self.0[key]
+    }
+}
+
+impl<K: Key, V, const S: Space> IndexMut<K> for Arena<K, V, S> {
+    fn index_mut(&mut self, key: K) -> &mut V {
+        write(S, key.data().as_ffi());
+        &mut self.0[key]
+    }
+}
+
+/// An insertion-ordered map.
+pub struct Map<K, V, const S: Space>(FastMap<K, V>);
+
+impl<K: Hash + Eq + TrackKey, V, const S: Space> Map<K, V, S> {
+    pub fn new() -> Self {
+        Map(FastMap::default())
+    }
+
+    pub fn get(&self, key: &K) -> Option<&V> {
+        read(S, key.track());
+        self.0.get(key)
+    }
+
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        write(S, key.track());
+        self.0.get_mut(key)
+    }
+
+    pub fn contains_key(&self, key: &K) -> bool {
+        read(S, key.track());
+        self.0.contains_key(key)
+    }
+
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        write(S, SHAPE);
+        write(S, key.track());
+        self.0.insert(key, value)
+    }
+
+    pub fn entry(&mut self, key: K) -> Entry<'_, K, V> {
+        write(S, SHAPE);
+        write(S, key.track());
+        self.0.entry(key)
+    }
+
+    pub fn shift_remove(&mut self, key: &K) -> Option<V> {
+        write(S, SHAPE);
+        write(S, key.track());
+        self.0.shift_remove(key)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        read(S, ALL);
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        read(S, ALL);
+        self.0.len()
+    }
+
+    pub fn iter(&self) -> indexmap::map::Iter<'_, K, V> {
+        read(S, ALL);
+        self.0.iter()
+    }
+
+    pub fn keys(&self) -> indexmap::map::Keys<'_, K, V> {
+        read(S, ALL);
+        self.0.keys()
+    }
+
+    pub fn values(&self) -> indexmap::map::Values<'_, K, V> {
+        read(S, ALL);
+        self.0.values()
+    }
+}
+
+impl<K: Hash + Eq + TrackKey, V, const S: Space> Default for Map<K, V, S> {
+    fn default() -> Self {
+        Map::new()
+    }
+}
+
+impl<K: Hash + Eq + TrackKey, V, const S: Space> Index<&K> for Map<K, V, S> {
+    type Output = V;
+    fn index(&self, key: &K) -> &V {
+        read(S, key.track());
+        &self.0[key]
+    }
+}
+
+impl<K: Hash + Eq + TrackKey, V, const S: Space> IndexMut<&K> for Map<K, V, S> {
+    fn index_mut(&mut self, key: &K) -> &mut V {
+        write(S, key.track());
+        &mut self.0[key]
+    }
+}
+
+impl<'a, K: Hash + Eq + TrackKey, V, const S: Space> IntoIterator for &'a Map<K, V, S> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = indexmap::map::Iter<'a, K, V>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// A vector indexed by small numbers (swap types, shm ids).
+pub struct Table<T, const S: Space>(Vec<T>);
+
+impl<T, const S: Space> Table<T, S> {
+    pub fn new(items: Vec<T>) -> Self {
+        Table(items)
+    }
+
+    pub fn get(&self, index: usize) -> Option<&T> {
+        read(S, index as u64);
+        self.0.get(index)
+    }
+
+    pub fn get_mut(&mut self, index: usize) -> Option<&mut T> {
+        write(S, index as u64);
+        self.0.get_mut(index)
+    }
+
+    pub fn push(&mut self, item: T) {
+        write(S, SHAPE);
+        write(S, self.0.len() as u64);
+        self.0.push(item);
+    }
+
+    pub fn len(&self) -> usize {
+        read(S, SHAPE);
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        read(S, SHAPE);
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, T> {
+        read(S, ALL);
+        self.0.iter()
+    }
+}
+
+impl<'a, T, const S: Space> IntoIterator for &'a Table<T, S> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<T, const S: Space> Index<usize> for Table<T, S> {
+    type Output = T;
+    fn index(&self, index: usize) -> &T {
+        read(S, index as u64);
+        &self.0[index]
+    }
+}
+
+impl<T, const S: Space> IndexMut<usize> for Table<T, S> {
+    fn index_mut(&mut self, index: usize) -> &mut T {
+        write(S, index as u64);
+        &mut self.0[index]
+    }
+}
+
+/// A value read and written whole (a list, a counter), as object `K` of
+/// space `S`.
+pub struct Whole<T, const S: Space, const K: u64 = 0>(T);
+
+impl<T, const S: Space, const K: u64> Whole<T, S, K> {
+    pub fn new(value: T) -> Self {
+        Whole(value)
+    }
+}
+
+impl<T, const S: Space, const K: u64> Deref for Whole<T, S, K> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        read(S, K);
+        &self.0
+    }
+}
+
+impl<T, const S: Space, const K: u64> DerefMut for Whole<T, S, K> {
+    fn deref_mut(&mut self) -> &mut T {
+        write(S, K);
+        &mut self.0
+    }
+}
+
+impl<'a, T, const S: Space, const K: u64> IntoIterator for &'a Whole<T, S, K>
+where
+    &'a T: IntoIterator,
+{
+    type Item = <&'a T as IntoIterator>::Item;
+    type IntoIter = <&'a T as IntoIterator>::IntoIter;
+    fn into_iter(self) -> Self::IntoIter {
+        read(S, K);
+        self.0.into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::footprint::Footprint;
+
+    slotmap::new_key_type! { struct Id; }
+
+    /// The footprint of `f`, recorded by a dfs-like run of a tiny sim.
+    fn footprint_of(f: impl FnOnce()) -> Footprint {
+        engine::footprint::record(f)
+    }
+
+    #[test]
+    fn an_arena_records_each_object_and_iteration_records_them_all() {
+        let mut arena: Arena<Id, u32, MM> = Arena::new();
+        let (a, b) = (arena.insert(1), arena.insert(2));
+        let read_a = footprint_of(|| assert_eq!(arena[a], 1));
+        let write_b = footprint_of(|| arena[b] += 1);
+        let sum = footprint_of(|| assert_eq!(arena.values().sum::<u32>(), 4));
+        let add = footprint_of(|| {
+            arena.insert(9);
+        });
+        assert!(!read_a.conflicts(&write_b));
+        assert!(sum.conflicts(&write_b) && sum.conflicts(&add));
+        assert!(!add.conflicts(&read_a), "a new object changes no other");
+        assert!(add.conflicts(&add), "two inserts in either order hand out different keys");
+    }
+
+    #[test]
+    fn a_whole_value_is_one_object() {
+        let mut list: Whole<Vec<u32>, MMLIST> = Whole::new(Vec::new());
+        let push = footprint_of(|| list.push(1));
+        let look = footprint_of(|| assert_eq!(list.len(), 1));
+        assert!(push.conflicts(&look));
+        assert!(!look.conflicts(&look));
+    }
+
+    #[test]
+    fn nothing_is_recorded_outside_a_recording() {
+        let mut table: Table<u32, SWAP_INFO> = Table::new(vec![0]);
+        table[0] += 1;
+        assert_eq!(footprint_of(|| ()), Footprint::default());
+    }
+}
