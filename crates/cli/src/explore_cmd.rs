@@ -85,9 +85,10 @@ pub struct ReplayArgs {
     /// how often the same invariant breaks.
     #[arg(long, value_name = "N")]
     pub rate: Option<u64>,
-    /// With --rate: the probability of drawing a default choice at random.
-    #[arg(long, default_value_t = 0.1, value_name = "P")]
-    pub perturb: f64,
+    /// With --rate: the probability of drawing a default choice at random
+    /// (from 0 to 1).
+    #[arg(long, default_value = "0.1", value_name = "P")]
+    pub perturb: String,
     /// Replay by the recorded events (task, named point, occurrence) rather
     /// than by index, even though the scenario changed since the schedule
     /// was recorded; say where the replay diverged if it could not follow.
@@ -694,6 +695,13 @@ fn task_name(schedule: &ScheduleFile, report: &RunReport, key: &str) -> String {
 }
 
 pub fn replay(args: &ReplayArgs) -> ExitCode {
+    let perturb = match crate::run_cmd::parse_probability("--perturb", &args.perturb) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let (schedule, source, same_scenario) = match load_schedule(&args.file) {
         Ok(x) => x,
         Err(code) => return code,
@@ -754,20 +762,16 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
         ReplayMode::Semantic => print!("{}", semantic_summary(&schedule, &report, &log.borrow(), &names)),
     }
     if let Some(n) = args.rate {
-        if !(0.0..=1.0).contains(&args.perturb) {
-            eprintln!("error: --perturb is a probability in [0, 1], got {}", args.perturb);
-            return ExitCode::from(2);
-        }
         // Semantically, around the choices the replay made in this scenario.
         let around = match mode {
             ReplayMode::Index => schedule.clone(),
             ReplayMode::Semantic => ScheduleFile { choices: trimmed(&report.choices), ..schedule.clone() },
         };
-        match reproduction_rate(&around, &source, n, args.perturb) {
+        match reproduction_rate(&around, &source, n, perturb) {
             Ok((same, other)) => println!(
                 "rate:     {same} of {n} runs around the schedule (p = {}) break {} again ({:.1}%); {other} break \
                  something else",
-                args.perturb,
+                args.perturb.trim(),
                 schedule.violation,
                 100.0 * same as f64 / n.max(1) as f64
             ),
