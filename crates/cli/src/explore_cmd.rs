@@ -98,7 +98,7 @@ pub struct ReplayArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  swapsim shrink output/race1_fork-pre4-3.schedule\n  swapsim shrink output/race1_fork-pre4-3.schedule --semantic   # the scenario was edited since\n\nA schedule is shrunk by index (delta debugging of its choices) in the scenario it was recorded in. With\n--semantic, or by itself when the tool version differs, it is first replayed by its recorded events in the\nscenario as it is now and, if the same invariant breaks, re-recorded from that run. Exit status: 0 shrunk\nand written back, 1 the replay by events did not break the recorded invariant (the file is left as it\nwas), 2 a bad schedule file or scenario."
+    after_help = "Examples:\n  swapsim shrink output/race1_fork-pre4-3.schedule\n  swapsim shrink output/race1_fork-pre4-3.schedule --semantic   # the scenario was edited since\n\nA schedule is shrunk by index (delta debugging of its choices) in the scenario it was recorded in. With\n--semantic, or by itself when the tool version differs, it is first replayed by its recorded events in the\nscenario as it is now and, if the same invariant breaks, re-recorded from that run. Exit status: 0 shrunk\nand written back, 1 the replay (by events or by index) did not break the recorded invariant (the file is\nleft as it was), 2 a bad schedule file or scenario."
 )]
 pub struct ShrinkArgs {
     /// A schedule file; the shrunk schedule replaces it.
@@ -283,7 +283,7 @@ fn save_schedule(
     let before = ScheduleFile::size(&schedule.choices);
     let mut note = String::new();
     if !args.no_shrink {
-        let (shrunk, replays) = shrink(path, source, &schedule);
+        let (shrunk, replays, _) = shrink(path, source, &schedule);
         schedule = shrunk;
         let after = ScheduleFile::size(&schedule.choices);
         note = format!(
@@ -455,12 +455,14 @@ fn trimmed(choices: &[u32]) -> Vec<u32> {
 /// Delta-debug a schedule's choices (Zeller's ddmin over the choices that
 /// are not the default): set chunks of them back to the default while the
 /// same invariant still breaks, then cut the tail. Returns the shrunk
-/// schedule (its choices and step re-recorded from a final replay) and the
-/// number of replays it took.
-pub fn shrink(path: &str, source: &str, schedule: &ScheduleFile) -> (ScheduleFile, u64) {
+/// schedule (its choices and step re-recorded from a final replay), the
+/// number of replays it took, and whether that final replay broke the
+/// invariant (if not, the schedule given did not break it either, and is
+/// returned as it was).
+pub fn shrink(path: &str, source: &str, schedule: &ScheduleFile) -> (ScheduleFile, u64, bool) {
     let mut replays = 0u64;
     let Ok(runner) = script::run::Runner::new(path, source, Default::default()) else {
-        return (schedule.clone(), 0);
+        return (schedule.clone(), 0, false);
     };
     let mut breaks = |choices: &[u32]| -> Option<RunReport> {
         replays += 1;
@@ -504,13 +506,17 @@ pub fn shrink(path: &str, source: &str, schedule: &ScheduleFile) -> (ScheduleFil
     }
     // Re-record: the run of the shrunk choices is the schedule.
     let mut shrunk = schedule.clone();
-    if let Some(report) = breaks(&current) {
-        shrunk.choices = trimmed(&report.choices);
-        if let Some((_, step)) = violation(&report) {
-            shrunk.step = step;
+    let reproduced = match breaks(&current) {
+        Some(report) => {
+            shrunk.choices = trimmed(&report.choices);
+            if let Some((_, step)) = violation(&report) {
+                shrunk.step = step;
+            }
+            true
         }
-    }
-    (shrunk, replays)
+        None => false,
+    };
+    (shrunk, replays, reproduced)
 }
 
 /// Record the semantic events of the schedule (a replay by index with
@@ -900,7 +906,16 @@ pub fn shrink_cmd(args: &ShrinkArgs) -> ExitCode {
         }
     };
     let before = ScheduleFile::size(&schedule.choices);
-    let (mut shrunk, replays) = shrink(&schedule.scenario, &source, &schedule);
+    let (mut shrunk, replays, reproduced) = shrink(&schedule.scenario, &source, &schedule);
+    if !reproduced {
+        println!(
+            "not shrunk: {} is left as it was (a replay by index did not break {}; `swapsim replay {}` shows the run)",
+            args.file.display(),
+            schedule.violation,
+            args.file.display()
+        );
+        return ExitCode::from(1);
+    }
     with_events(&schedule.scenario, &source, &mut shrunk);
     let after = ScheduleFile::size(&shrunk.choices);
     if let Err(e) = write_whole(&args.file, shrunk.render().as_bytes()) {

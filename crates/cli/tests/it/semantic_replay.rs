@@ -378,3 +378,29 @@ fn shrink_of_a_schedule_from_another_tool_version_follows_its_events_as_replay_d
     assert_eq!(replay.code, 1);
     assert!(line(&replay.stdout, "replayed:").ends_with(", as recorded"), "{}", replay.stdout);
 }
+
+#[test]
+fn shrink_by_index_of_a_schedule_that_does_not_break_leaves_it_as_it_was() {
+    let out = dir("shrink-no-break");
+    let schedule = race1_schedule(&out);
+    // The same scenario (its hash matches) under the patched kernel: by
+    // index the run holds, so there is nothing to shrink.
+    let file = out.join("patched.schedule");
+    let text = schedule.replacen("kernel pre4", "kernel patched", 1).replacen(
+        "scenario scenarios/",
+        &format!("scenario {}/scenarios/", root().display()),
+        1,
+    );
+    std::fs::write(&file, &text).unwrap();
+    let file = file.to_str().unwrap();
+    let shrink = swapsim(&["shrink", file]);
+    assert_eq!(shrink.code, 1, "{}{}", shrink.stdout, shrink.stderr);
+    assert_eq!(
+        shrink.stdout,
+        format!(
+            "not shrunk: {file} is left as it was (a replay by index did not break swapoff-completeness; `swapsim \
+             replay {file}` shows the run)\n"
+        )
+    );
+    assert_eq!(std::fs::read_to_string(file).unwrap(), text);
+}
