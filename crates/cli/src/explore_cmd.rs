@@ -89,9 +89,10 @@ pub struct ReplayArgs {
     /// how often the same invariant breaks.
     #[arg(long, value_name = "N")]
     pub rate: Option<u64>,
-    /// With --rate: the probability of drawing a default choice at random.
-    #[arg(long, default_value_t = 0.1, value_name = "P")]
-    pub perturb: f64,
+    /// With --rate: the probability of drawing a default choice at random
+    /// (from 0 to 1).
+    #[arg(long, default_value = "0.1", value_name = "P")]
+    pub perturb: String,
     /// Replay by the recorded events (task, named point, occurrence) rather
     /// than by index, even though the scenario changed since the schedule
     /// was recorded; say where the replay diverged if it could not follow.
@@ -100,10 +101,17 @@ pub struct ReplayArgs {
 }
 
 #[derive(Args)]
-#[command(after_help = "Example:\n  swapsim shrink output/race1_fork-pre4-3.schedule")]
+#[command(
+    after_help = "Examples:\n  swapsim shrink output/race1_fork-pre4-3.schedule\n  swapsim shrink output/race1_fork-pre4-3.schedule --semantic   # the scenario was edited since\n\nA schedule is shrunk by index (delta debugging of its choices) in the scenario it was recorded in. With\n--semantic, or by itself when the tool version differs, it is first replayed by its recorded events in the\nscenario as it is now and, if the same invariant breaks, re-recorded from that run. Exit status: 0 shrunk\nand written back, 1 the replay (by events or by index) did not break the recorded invariant (the file is\nleft as it was), 2 a bad schedule file or scenario."
+)]
 pub struct ShrinkArgs {
     /// A schedule file; the shrunk schedule replaces it.
     pub file: PathBuf,
+    /// Replay by the recorded events (task, named point, occurrence) in the
+    /// scenario as it is now, even though it changed since the schedule was
+    /// recorded; re-record the schedule from that run, then shrink it.
+    #[arg(long)]
+    pub semantic: bool,
 }
 
 fn options(fixes: kernel::Fixes, seed: u64, strategy: Strategy, schedule: Option<Vec<u32>>) -> RunOptions {
@@ -279,7 +287,7 @@ fn save_schedule(
     let before = ScheduleFile::size(&schedule.choices);
     let mut note = String::new();
     if !args.no_shrink {
-        let (shrunk, replays) = shrink(path, source, &schedule);
+        let (shrunk, replays, _) = shrink(path, source, &schedule);
         schedule = shrunk;
         let after = ScheduleFile::size(&schedule.choices);
         note = format!(
@@ -445,12 +453,14 @@ fn trimmed(choices: &[u32]) -> Vec<u32> {
 /// Delta-debug a schedule's choices (Zeller's ddmin over the choices that
 /// are not the default): set chunks of them back to the default while the
 /// same invariant still breaks, then cut the tail. Returns the shrunk
-/// schedule (its choices and step re-recorded from a final replay) and the
-/// number of replays it took.
-pub fn shrink(path: &str, source: &str, schedule: &ScheduleFile) -> (ScheduleFile, u64) {
+/// schedule (its choices and step re-recorded from a final replay), the
+/// number of replays it took, and whether that final replay broke the
+/// invariant (if not, the schedule given did not break it either, and is
+/// returned as it was).
+pub fn shrink(path: &str, source: &str, schedule: &ScheduleFile) -> (ScheduleFile, u64, bool) {
     let mut replays = 0u64;
     let Ok(runner) = script::run::Runner::new(path, source, Default::default()) else {
-        return (schedule.clone(), 0);
+        return (schedule.clone(), 0, false);
     };
     let mut breaks = |choices: &[u32]| -> Option<RunReport> {
         replays += 1;
@@ -494,13 +504,17 @@ pub fn shrink(path: &str, source: &str, schedule: &ScheduleFile) -> (ScheduleFil
     }
     // Re-record: the run of the shrunk choices is the schedule.
     let mut shrunk = schedule.clone();
-    if let Some(report) = breaks(&current) {
-        shrunk.choices = trimmed(&report.choices);
-        if let Some((_, step)) = violation(&report) {
-            shrunk.step = step;
+    let reproduced = match breaks(&current) {
+        Some(report) => {
+            shrunk.choices = trimmed(&report.choices);
+            if let Some((_, step)) = violation(&report) {
+                shrunk.step = step;
+            }
+            true
         }
-    }
-    (shrunk, replays)
+        None => false,
+    };
+    (shrunk, replays, reproduced)
 }
 
 /// Record the semantic events of the schedule (a replay by index with
@@ -572,7 +586,7 @@ fn refuse_changed(file: &Path, schedule: &ScheduleFile, source: &str, hint: &str
     ExitCode::from(2)
 }
 
-/// How `replay` follows a schedule.
+/// How `replay` and `shrink` follow a schedule.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ReplayMode {
     /// The option index at each decision: exact in the recorded scenario.
@@ -593,30 +607,36 @@ fn describe_event(e: &engine::SemanticEvent, names: &dyn Fn(&str) -> String) -> 
     }
 }
 
-pub fn replay(args: &ReplayArgs) -> ExitCode {
-    let (schedule, source, same_scenario) = match load_schedule(&args.file) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+/// How a schedule is followed, by `replay` and `shrink` alike: by index
+/// when its scenario and the tool are the recorded ones; by its events with
+/// --semantic, or by itself when only the tool differs. A changed scenario
+/// without --semantic, and --semantic on a format-1 file, are refused
+/// (exit 2); `command` names the command in the refusal's hint.
+fn follow_mode(
+    command: &str,
+    file: &Path,
+    schedule: &ScheduleFile,
+    source: &str,
+    same_scenario: bool,
+    semantic: bool,
+) -> Result<ReplayMode, ExitCode> {
     let tool = env!("CARGO_PKG_VERSION");
     let same_tool = schedule.tool == tool;
-    let mode = match &schedule.semantic {
-        None if args.semantic => {
+    match &schedule.semantic {
+        None if semantic => {
             eprintln!(
                 "error: {}: a format-1 schedule has no recorded events to replay by (--semantic needs format 2: \
                  explore or shrink records it)",
-                args.file.display()
+                file.display()
             );
-            return ExitCode::from(2);
+            Err(ExitCode::from(2))
         }
-        None if !same_scenario => {
-            return refuse_changed(
-                &args.file,
-                &schedule,
-                &source,
-                " (a format-1 schedule replays by index only; explore the new scenario again)",
-            )
-        }
+        None if !same_scenario => Err(refuse_changed(
+            file,
+            schedule,
+            source,
+            " (a format-1 schedule replays by index only; explore the new scenario again)",
+        )),
         None => {
             if !same_tool {
                 println!(
@@ -624,23 +644,33 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
                     schedule.tool
                 );
             }
-            ReplayMode::Index
+            Ok(ReplayMode::Index)
         }
-        Some(_) if args.semantic => ReplayMode::Semantic,
+        Some(_) if semantic => Ok(ReplayMode::Semantic),
         Some(_) if !same_scenario => {
-            let hint =
-                format!("; `swapsim replay {} --semantic` replays it by its recorded events", args.file.display());
-            return refuse_changed(&args.file, &schedule, &source, &hint);
+            let what = if command == "shrink" { "re-records it from a replay by" } else { "replays it by" };
+            let hint = format!("; `swapsim {command} {} --semantic` {what} its recorded events", file.display());
+            Err(refuse_changed(file, schedule, source, &hint))
         }
         Some(_) if !same_tool => {
             println!(
                 "note:     recorded by swapsim {} (this is {tool}): replaying by the recorded events",
                 schedule.tool
             );
-            ReplayMode::Semantic
+            Ok(ReplayMode::Semantic)
         }
-        Some(_) => ReplayMode::Index,
-    };
+        Some(_) => Ok(ReplayMode::Index),
+    }
+}
+
+/// One run of a schedule in `source`: by index (with labels on for a
+/// format-2 file, to check its events), or by its recorded events, with
+/// how the semantic replay went.
+fn follow(
+    schedule: &ScheduleFile,
+    source: &str,
+    mode: ReplayMode,
+) -> Result<(RunReport, engine::SemanticLog), script::sandbox::ScenarioError> {
     let log = engine::SemanticLog::default();
     let base = options(schedule.fixes, schedule.seed, Strategy::Random, Some(schedule.choices.clone()));
     let opts = match (mode, &schedule.semantic) {
@@ -650,8 +680,42 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
         },
         _ => RunOptions { record_labels: schedule.semantic.is_some(), ..base },
     };
-    let report = match script::run::run(&schedule.scenario, &source, &opts) {
-        Ok(report) => report,
+    let report = script::run::run(&schedule.scenario, source, &opts)?;
+    Ok((report, log))
+}
+
+/// Task names for messages: the recording's for its tasks, this run's for
+/// new ones, as "name (key)" when they differ.
+fn task_name(schedule: &ScheduleFile, report: &RunReport, key: &str) -> String {
+    let name = match &schedule.semantic {
+        Some(semantic) if semantic.tasks.iter().any(|(k, _)| k == key) => semantic.name(key).to_string(),
+        _ => report.task_keys.iter().find(|(k, _)| k == key).map(|(_, n)| n.clone()).unwrap_or_default(),
+    };
+    if name.is_empty() || name == key {
+        key.to_string()
+    } else {
+        format!("{name} ({key})")
+    }
+}
+
+pub fn replay(args: &ReplayArgs) -> ExitCode {
+    let perturb = match crate::run_cmd::parse_probability("--perturb", &args.perturb) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (schedule, source, same_scenario) = match load_schedule(&args.file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let mode = match follow_mode("replay", &args.file, &schedule, &source, same_scenario, args.semantic) {
+        Ok(mode) => mode,
+        Err(code) => return code,
+    };
+    let (report, log) = match follow(&schedule, &source, mode) {
+        Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
@@ -663,18 +727,7 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
         print!("{}", side_by_side(&report));
     }
     print!("{}", render_one(schedule.seed, &kernel, &schedule.scenario, &source, &report, None));
-    // Names: the recording's for its tasks, this run's for new ones.
-    let names = |key: &str| -> String {
-        let name = match &schedule.semantic {
-            Some(semantic) if semantic.tasks.iter().any(|(k, _)| k == key) => semantic.name(key).to_string(),
-            _ => report.task_keys.iter().find(|(k, _)| k == key).map(|(_, n)| n.clone()).unwrap_or_default(),
-        };
-        if name.is_empty() || name == key {
-            key.to_string()
-        } else {
-            format!("{name} ({key})")
-        }
-    };
+    let names = |key: &str| task_name(&schedule, &report, key);
     match mode {
         ReplayMode::Index => {
             match violation(&report) {
@@ -713,20 +766,16 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
         ReplayMode::Semantic => print!("{}", semantic_summary(&schedule, &report, &log.borrow(), &names)),
     }
     if let Some(n) = args.rate {
-        if !(0.0..=1.0).contains(&args.perturb) {
-            eprintln!("error: --perturb is a probability in [0, 1], got {}", args.perturb);
-            return ExitCode::from(2);
-        }
         // Semantically, around the choices the replay made in this scenario.
         let around = match mode {
             ReplayMode::Index => schedule.clone(),
             ReplayMode::Semantic => ScheduleFile { choices: trimmed(&report.choices), ..schedule.clone() },
         };
-        match reproduction_rate(&around, &source, n, args.perturb) {
+        match reproduction_rate(&around, &source, n, perturb) {
             Ok((same, other)) => println!(
                 "rate:     {same} of {n} runs around the schedule (p = {}) break {} again ({:.1}%); {other} break \
                  something else",
-                args.perturb,
+                args.perturb.trim(),
                 schedule.violation,
                 100.0 * same as f64 / n.max(1) as f64
             ),
@@ -818,11 +867,53 @@ pub fn shrink_cmd(args: &ShrinkArgs) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
-    if !same_scenario {
-        return refuse_changed(&args.file, &schedule, &source, " (shrinking works on the recorded scenario only)");
-    }
+    let mode = match follow_mode("shrink", &args.file, &schedule, &source, same_scenario, args.semantic) {
+        Ok(mode) => mode,
+        Err(code) => return code,
+    };
+    // By its events: replay the schedule in the scenario as it is now and,
+    // if the same invariant breaks, take that run as the schedule to shrink.
+    let schedule = match mode {
+        ReplayMode::Index => schedule,
+        ReplayMode::Semantic => {
+            let (report, log) = match follow(&schedule, &source, mode) {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let names = |key: &str| task_name(&schedule, &report, key);
+            print!("{}", semantic_summary(&schedule, &report, &log.borrow(), &names));
+            let Some((_, step)) = violation(&report).filter(|(invariant, _)| *invariant == schedule.violation) else {
+                println!(
+                    "not shrunk: {} is left as it was (the replay by its events did not break {})",
+                    args.file.display(),
+                    schedule.violation
+                );
+                return ExitCode::from(1);
+            };
+            ScheduleFile {
+                tool: env!("CARGO_PKG_VERSION").to_string(),
+                content_hash: content_hash(source.as_bytes()),
+                step,
+                choices: trimmed(&report.choices),
+                semantic: None,
+                ..schedule
+            }
+        }
+    };
     let before = ScheduleFile::size(&schedule.choices);
-    let (mut shrunk, replays) = shrink(&schedule.scenario, &source, &schedule);
+    let (mut shrunk, replays, reproduced) = shrink(&schedule.scenario, &source, &schedule);
+    if !reproduced {
+        println!(
+            "not shrunk: {} is left as it was (a replay by index did not break {}; `swapsim replay {}` shows the run)",
+            args.file.display(),
+            schedule.violation,
+            args.file.display()
+        );
+        return ExitCode::from(1);
+    }
     with_events(&schedule.scenario, &source, &mut shrunk);
     let after = ScheduleFile::size(&shrunk.choices);
     if let Err(e) = write_whole(&args.file, shrunk.render().as_bytes()) {

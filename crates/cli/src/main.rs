@@ -33,7 +33,7 @@ enum Command {
     Explore(explore_cmd::ExploreArgs),
     /// Reproduce a saved schedule exactly (or, with --semantic, by its recorded events after an edit).
     Replay(explore_cmd::ReplayArgs),
-    /// Shrink a saved schedule (fewer choices that are not the default).
+    /// Shrink a saved schedule (fewer choices that are not the default; with --semantic, after an edit).
     Shrink(explore_cmd::ShrinkArgs),
     /// Delete lines of a scenario while it still breaks an invariant; write the smaller scenario.
     Reduce(reduce_cmd::ReduceArgs),

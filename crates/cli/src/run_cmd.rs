@@ -62,7 +62,8 @@ pub struct RunArgs {
     pub list_points: bool,
     /// Inject faults, overriding the scenario's machine{ faults }:
     /// alloc-fail=RATE, alloc-fail-nth=N, io-delay=RATE, read-error=RATE
-    /// (repeatable or comma-separated; RATE is a probability in [0, 1]).
+    /// (repeatable or comma-separated; RATE is a probability from 0 to 1, in
+    /// millionths: 0.000001 is the smallest above 0).
     #[arg(long, value_name = "FAULT=VALUE", value_delimiter = ',')]
     pub inject: Vec<String>,
     #[command(flatten)]
@@ -106,6 +107,19 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// A probability given on the command line (`--perturb 0.1`); the error
+/// shows the text as typed.
+pub fn parse_probability(flag: &str, text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(not_a_probability(flag, text)),
+    }
+}
+
+fn not_a_probability(flag: &str, text: &str) -> String {
+    format!("{flag} is a probability from 0 to 1, got {text:?}")
+}
+
 /// Parse --inject values into the faults to inject.
 pub fn parse_faults(specs: &[String]) -> Result<Option<kernel::Faults>, String> {
     if specs.is_empty() {
@@ -117,9 +131,13 @@ pub fn parse_faults(specs: &[String]) -> Result<Option<kernel::Faults>, String> 
             format!("--inject takes FAULT=VALUE (alloc-fail=0.01, alloc-fail-nth=100, io-delay=0.1, read-error=0.01), got {spec:?}")
         })?;
         let rate = || -> Result<u32, String> {
-            match value.parse::<f64>() {
-                Ok(p) if (0.0..=1.0).contains(&p) => Ok((p * 1e6).round() as u32),
-                _ => Err(format!("--inject {name}: expected a probability in [0, 1], got {value:?}")),
+            let flag = format!("--inject {name}");
+            match script::spec::rate_ppm(parse_probability(&flag, value)?) {
+                Ok(ppm) => Ok(ppm),
+                Err(script::spec::BadRate::OutOfRange) => Err(not_a_probability(&flag, value)),
+                Err(script::spec::BadRate::BelowOnePpm) => {
+                    Err(format!("{flag} is {value:?}, below the smallest rate, 0.000001 (one in a million); 0 is none"))
+                }
             }
         };
         match name {

@@ -4,8 +4,8 @@ use engine::Task;
 
 use crate::page_alloc::{alloc_page, free_page, get_page};
 use crate::swap_state::{
-    delete_from_swap_cache_nolock, free_page_and_swap_cache, is_page_shared, lookup_swap_cache, read_swap_cache,
-    read_swap_cache_async,
+    delete_from_swap_cache_nolock, free_page_and_swap_cache, is_page_shared, lookup_swap_cache, read_swap_cache_async,
+    read_swap_cache_why,
 };
 use crate::swapfile::{swap_duplicate, swap_free};
 use crate::types::*;
@@ -19,8 +19,34 @@ pub enum Access {
     Segv,
     /// The fault handler failed (`handle_mm_fault` < 0): i386
     /// `do_page_fault` prints "VM: killing process" and the task dies.
-    Killed,
+    Killed(FaultFailure),
 }
+
+/// Why a fault failed. The kernel returns -1 for both, and i386
+/// `do_page_fault` treats both as out of memory; the model keeps which.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultFailure {
+    /// A page allocation failed (`__alloc_pages` returned NULL), at this point.
+    OutOfMemory(engine::Point),
+    /// The swap entry is no longer in use: `swap_duplicate` refused it
+    /// (swapoff freed its slot, or the device is gone).
+    DeadSwapEntry(SwpEntry),
+}
+
+impl std::fmt::Display for FaultFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FaultFailure::OutOfMemory(point) => write!(f, "out of memory, the page allocation at {point} failed"),
+            FaultFailure::DeadSwapEntry(entry) => {
+                write!(f, "swap entry {entry} is no longer in use, swap_duplicate refused it")
+            }
+        }
+    }
+}
+
+/// What `handle_mm_fault` returned: 1 (handled: the access is retried), or
+/// -1 and why.
+pub type Handled = Result<(), FaultFailure>;
 
 /// A user-space load or store at `addr`. The MMU walks the page table; a
 /// missing or read-only pte traps into `do_page_fault`
@@ -46,9 +72,9 @@ pub async fn user_access(k: &Kernel, t: &Task, addr: u64, write: bool) -> KResul
         k.w().stats.faults += 1;
         let ret = handle_mm_fault(k, t, mm, vma, addr, write).await?;
         t.up(mmap_sem, "do_page_fault:up_mmap_sem");
-        if ret < 0 {
+        if let Err(failure) = ret {
             k.printk(t, "do_page_fault:out_of_memory", format!("VM: killing process {pid}"));
-            return Ok(Access::Killed);
+            return Ok(Access::Killed(failure));
         }
     }
 }
@@ -140,7 +166,7 @@ pub(crate) fn set_pte(k: &Kernel, mm: MmId, addr: u64, pte: Pte) {
 /// `handle_mm_fault` → `handle_pte_fault` (mm/memory.c): read the pte with
 /// no lock; not present goes to do_no_page or do_swap_page; present takes
 /// page_table_lock, rechecks, and breaks COW in do_wp_page for a write.
-pub async fn handle_mm_fault(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, addr: u64, write: bool) -> KResult<i32> {
+pub async fn handle_mm_fault(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, addr: u64, write: bool) -> KResult<Handled> {
     let entry = read_pte(k, mm, addr);
     match entry {
         Pte::None => return do_no_page(k, t, mm, vma, addr, write).await,
@@ -159,37 +185,38 @@ pub async fn handle_mm_fault(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, addr: u
         }
     }
     t.spin_unlock(ptl, "handle_pte_fault:page_table_unlock");
-    Ok(1)
+    Ok(Ok(()))
 }
 
 /// `do_no_page` (mm/memory.c): a VMA with a `nopage` operation (a shm
 /// attach: `shm_nopage`) supplies the page; an anonymous one goes to
 /// do_anonymous_page. NOPAGE_OOM fails the fault.
-async fn do_no_page(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, addr: u64, write: bool) -> KResult<i32> {
+async fn do_no_page(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, addr: u64, write: bool) -> KResult<Handled> {
     let shm = k.w().vmas.get(vma).and_then(|v| v.shm.map(|(seg, pgoff)| (seg, pgoff + (addr - v.start) / PAGE_SIZE)));
     let Some((seg, idx)) = shm else { return do_anonymous_page(k, t, mm, addr, write).await };
     let page = match crate::shm::shm_nopage(k, t, seg, idx as usize).await? {
         crate::shm::NoPage::Page(page) => page,
-        crate::shm::NoPage::Oom => return Ok(-1),
+        crate::shm::NoPage::Oom(failure) => return Ok(Err(failure)),
     };
     k.check_mm(t, mm, "do_no_page")?;
     k.w().mms[mm].rss += 1;
     // A shared mapping: the pte is writable (PAGE_SHARED), dirty on a write.
     set_pte(k, mm, addr, Pte::Present { page, write: true, dirty: write });
-    Ok(1)
+    Ok(Ok(()))
 }
 
 /// `do_anonymous_page` (mm/memory.c), reached through `do_no_page` for an
 /// anonymous VMA. A write gets a new zeroed page, writable and dirty.
 /// ZERO_PAGE is not modelled: a read gets its own zeroed page, read-only
 /// and clean, so a later write goes through do_wp_page as it would.
-async fn do_anonymous_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, write: bool) -> KResult<i32> {
-    let Some(page) = alloc_page(k, t, "do_anonymous_page:alloc_page").await? else { return Ok(-1) };
+async fn do_anonymous_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, write: bool) -> KResult<Handled> {
+    let point = "do_anonymous_page:alloc_page";
+    let Some(page) = alloc_page(k, t, point).await? else { return Ok(Err(FaultFailure::OutOfMemory(point))) };
     t.work(k.costs.page_zero);
     k.check_mm(t, mm, "do_anonymous_page")?;
     k.w().mms[mm].rss += 1;
     set_pte(k, mm, addr, Pte::Present { page, write, dirty: write });
-    Ok(1)
+    Ok(Ok(()))
 }
 
 /// `swapin_readahead` (mm/memory.c), BKL held: `valid_swaphandles` takes
@@ -306,33 +333,39 @@ async fn do_swap_page(
     addr: u64,
     entry: SwpEntry,
     write: bool,
-) -> KResult<i32> {
+) -> KResult<Handled> {
     if k.fixes.era.is_later() {
         return do_swap_page_later(k, t, mm, addr, entry, write).await;
     }
-    let mut page = lookup_swap_cache(k, t, entry).await?;
-    if page.is_none() {
-        t.lock_kernel("do_swap_page:lock_kernel").await;
-        swapin_readahead(k, t, entry).await?;
-        page = read_swap_cache(k, t, entry).await?;
-        t.unlock_kernel("do_swap_page:unlock_kernel");
-    }
-    let Some(page) = page else {
-        // Race 3: the fault fails although swapoff may have replaced the
-        // entry with a page meanwhile.
-        let now = read_pte(k, mm, addr);
-        if now != Pte::Swap(entry) {
-            return Err(k.oops(
-                t,
-                "fault-result",
-                format!(
-                    "do_swap_page({entry}) at {addr:#x} returned -1 (the task is killed) although the pte no \
-                     longer holds that entry: it is now {}",
-                    describe_pte(k, now)
-                ),
-            ));
+    let page = match lookup_swap_cache(k, t, entry).await? {
+        Some(page) => Ok(page),
+        None => {
+            t.lock_kernel("do_swap_page:lock_kernel").await;
+            swapin_readahead(k, t, entry).await?;
+            let read = read_swap_cache_why(k, t, entry).await?;
+            t.unlock_kernel("do_swap_page:unlock_kernel");
+            read
         }
-        return Ok(-1);
+    };
+    let page = match page {
+        Ok(page) => page,
+        Err(failure) => {
+            // Race 3: the fault fails although swapoff may have replaced the
+            // entry with a page meanwhile.
+            let now = read_pte(k, mm, addr);
+            if now != Pte::Swap(entry) {
+                return Err(k.oops(
+                    t,
+                    "fault-result",
+                    format!(
+                        "do_swap_page({entry}) at {addr:#x} returned -1 (the task is killed) although the pte no \
+                     longer holds that entry: it is now {}",
+                        describe_pte(k, now)
+                    ),
+                ));
+            }
+            return Ok(Err(failure));
+        }
     };
     k.check_mm(t, mm, "do_swap_page")?;
     k.w().mms[mm].rss += 1;
@@ -361,7 +394,7 @@ async fn do_swap_page(
         ));
     }
     set_pte(k, mm, addr, pte);
-    Ok(1)
+    Ok(Ok(()))
 }
 
 /// Later kernels' `do_swap_page` (2.4.10; 5.1 likewise): no BKL; when the
@@ -369,19 +402,31 @@ async fn do_swap_page(
 /// if somebody else faulted in this pte"); with the page locked, take
 /// page_table_lock and give up quietly if the pte changed (`pte_same`),
 /// else free the entry and map the page under the lock.
-async fn do_swap_page_later(k: &Kernel, t: &Task, mm: MmId, addr: u64, entry: SwpEntry, write: bool) -> KResult<i32> {
-    let mut page = lookup_swap_cache(k, t, entry).await?;
-    if page.is_none() {
-        swapin_readahead(k, t, entry).await?;
-        page = read_swap_cache(k, t, entry).await?;
-    }
+async fn do_swap_page_later(
+    k: &Kernel,
+    t: &Task,
+    mm: MmId,
+    addr: u64,
+    entry: SwpEntry,
+    write: bool,
+) -> KResult<Handled> {
+    let page = match lookup_swap_cache(k, t, entry).await? {
+        Some(page) => Ok(page),
+        None => {
+            swapin_readahead(k, t, entry).await?;
+            read_swap_cache_why(k, t, entry).await?
+        }
+    };
     k.check_mm(t, mm, "do_swap_page")?;
     let ptl = k.w().mms[mm].page_table_lock;
-    let Some(page) = page else {
-        t.spin_lock(ptl, "do_swap_page:page_table_lock_backout").await;
-        let same = read_pte(k, mm, addr) == Pte::Swap(entry);
-        t.spin_unlock(ptl, "do_swap_page:page_table_unlock_backout");
-        return Ok(if same { -1 } else { 1 });
+    let page = match page {
+        Ok(page) => page,
+        Err(failure) => {
+            t.spin_lock(ptl, "do_swap_page:page_table_lock_backout").await;
+            let same = read_pte(k, mm, addr) == Pte::Swap(entry);
+            t.spin_unlock(ptl, "do_swap_page:page_table_unlock_backout");
+            return Ok(if same { Err(failure) } else { Ok(()) });
+        }
     };
     let page_lock = k.w().pages[page].lock;
     t.lock_page(page_lock, "do_swap_page:lock_page").await;
@@ -391,7 +436,7 @@ async fn do_swap_page_later(k: &Kernel, t: &Task, mm: MmId, addr: u64, entry: Sw
         t.spin_unlock(ptl, "do_swap_page:page_table_unlock_not_same");
         t.unlock_page(page_lock, "do_swap_page:UnlockPage_not_same");
         free_page(k, t, page, "do_swap_page:page_cache_release")?;
-        return Ok(1);
+        return Ok(Ok(()));
     }
     swap_free(k, t, entry, "do_swap_page:swap_free").await?;
     k.w().mms[mm].rss += 1;
@@ -403,13 +448,13 @@ async fn do_swap_page_later(k: &Kernel, t: &Task, mm: MmId, addr: u64, entry: Sw
     t.unlock_page(page_lock, "do_swap_page:UnlockPage");
     set_pte(k, mm, addr, pte);
     t.spin_unlock(ptl, "do_swap_page:page_table_unlock");
-    Ok(1)
+    Ok(Ok(()))
 }
 
 /// `do_wp_page` (mm/memory.c), entered with page_table_lock held: reuse
 /// the page when this pte is its only user (taking a private swap-cache
 /// page out of the cache), else copy it.
-async fn do_wp_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, pte: Pte) -> KResult<i32> {
+async fn do_wp_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, pte: Pte) -> KResult<Handled> {
     let Pte::Present { page: old_page, .. } = pte else { unreachable!("do_wp_page on a present pte") };
     let ptl = k.w().mms[mm].page_table_lock;
     k.check_page(t, old_page, "do_wp_page")?;
@@ -431,12 +476,13 @@ async fn do_wp_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, pte: Pte) -> KRes
     if reuse {
         set_pte(k, mm, addr, Pte::Present { page: old_page, write: true, dirty: true });
         t.spin_unlock(ptl, "do_wp_page:page_table_unlock");
-        return Ok(1);
+        return Ok(Ok(()));
     }
 
     // Copy.
     t.spin_unlock(ptl, "do_wp_page:page_table_unlock_copy");
-    let Some(new_page) = alloc_page(k, t, "do_wp_page:alloc_page").await? else { return Ok(-1) };
+    let point = "do_wp_page:alloc_page";
+    let Some(new_page) = alloc_page(k, t, point).await? else { return Ok(Err(FaultFailure::OutOfMemory(point))) };
     t.spin_lock(ptl, "do_wp_page:page_table_lock_recheck").await;
     let mut to_free = new_page;
     if read_pte(k, mm, addr) == pte {
@@ -450,7 +496,7 @@ async fn do_wp_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, pte: Pte) -> KRes
     }
     t.spin_unlock(ptl, "do_wp_page:page_table_unlock_done");
     free_page(k, t, to_free, "do_wp_page:__free_page")?;
-    Ok(1)
+    Ok(Ok(()))
 }
 
 /// `copy_page_range` (mm/memory.c), for one VMA, without the parent's

@@ -4,9 +4,9 @@
 
 use engine::Task;
 
-use crate::memory::swapin_readahead;
+use crate::memory::{swapin_readahead, FaultFailure};
 use crate::page_alloc::{alloc_page, free_page, get_page};
-use crate::swap_state::{delete_from_swap_cache, lookup_swap_cache, read_swap_cache, rw_swap_page_write_async};
+use crate::swap_state::{delete_from_swap_cache, lookup_swap_cache, read_swap_cache_why, rw_swap_page_write_async};
 use crate::swapfile::{get_swap_page_count, swap_free, swap_free_count};
 use crate::types::*;
 use crate::{KResult, Kernel};
@@ -16,8 +16,9 @@ use crate::{KResult, Kernel};
 pub enum NoPage {
     /// The page, with a reference for the caller's pte.
     Page(PageId),
-    /// NOPAGE_OOM: the fault fails and the task is killed.
-    Oom,
+    /// NOPAGE_OOM: the fault fails and the task is killed (and what
+    /// failed, which the kernel does not tell).
+    Oom(FaultFailure),
 }
 
 /// `shm_nopage` → `shm_nopage_core` (ipc/shm.c), from do_no_page with the
@@ -36,8 +37,9 @@ pub async fn shm_nopage(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KResult
         Pte::Present { page, .. } => page,
         Pte::None => {
             t.spin_unlock(k.shm_lock, "shm_nopage_core:shm_unlock");
-            let Some(page) = alloc_page(k, t, "shm_nopage_core:alloc_page").await? else {
-                return oom(k, t, i_sem).await;
+            let point = "shm_nopage_core:alloc_page";
+            let Some(page) = alloc_page(k, t, point).await? else {
+                return oom(k, t, i_sem, FaultFailure::OutOfMemory(point)).await;
             };
             t.work(k.costs.page_zero);
             t.spin_lock(k.shm_lock, "shm_nopage_core:shm_lock_again").await;
@@ -47,22 +49,28 @@ pub async fn shm_nopage(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KResult
             page
         }
         Pte::Swap(_) if k.fixes.era.is_later() => match shmem_swapin_later(k, t, seg, idx).await? {
-            Some(page) => page,
-            None => {
+            Ok(page) => page,
+            Err(failure) => {
                 t.spin_unlock(k.shm_lock, "shmem_getpage:enomem_unlock");
-                return oom(k, t, i_sem).await;
+                return oom(k, t, i_sem, failure).await;
             }
         },
         Pte::Swap(entry) => {
             t.spin_unlock(k.shm_lock, "shm_nopage_core:shm_unlock");
-            let mut page = lookup_swap_cache(k, t, entry).await?;
-            if page.is_none() {
-                t.lock_kernel("shm_nopage_core:lock_kernel").await;
-                swapin_readahead(k, t, entry).await?;
-                page = read_swap_cache(k, t, entry).await?;
-                t.unlock_kernel("shm_nopage_core:unlock_kernel");
-            }
-            let Some(page) = page else { return oom(k, t, i_sem).await };
+            let page = match lookup_swap_cache(k, t, entry).await? {
+                Some(page) => Ok(page),
+                None => {
+                    t.lock_kernel("shm_nopage_core:lock_kernel").await;
+                    swapin_readahead(k, t, entry).await?;
+                    let read = read_swap_cache_why(k, t, entry).await?;
+                    t.unlock_kernel("shm_nopage_core:unlock_kernel");
+                    read
+                }
+            };
+            let page = match page {
+                Ok(page) => page,
+                Err(failure) => return oom(k, t, i_sem, failure).await,
+            };
             delete_from_swap_cache(k, t, page).await?;
             swap_free(k, t, entry, "shm_nopage_core:swap_free").await?;
             t.spin_lock(k.shm_lock, "shm_nopage_core:shm_lock_again").await;
@@ -87,15 +95,15 @@ pub async fn shm_nopage(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KResult
 /// the page with TryLockPage (else wait and start again); then, with the
 /// page locked and the entry still current under the lock, free the
 /// segment's swap reference, take the page out of the swap cache and
-/// install it. None means -ENOMEM.
-async fn shmem_swapin_later(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KResult<Option<PageId>> {
+/// install it. An error is -ENOMEM (and what failed).
+async fn shmem_swapin_later(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KResult<Result<PageId, FaultFailure>> {
     loop {
         // repeat:
         let Pte::Swap(entry) = k.w().shm_segs[seg].entries[idx] else {
             let Pte::Present { page, .. } = k.w().shm_segs[seg].entries[idx] else {
                 unreachable!("a swapped shm page never becomes none")
             };
-            return Ok(Some(page));
+            return Ok(Ok(page));
         };
         t.spin_lock(k.pagecache_lock, "shmem_getpage:lookup_swap_cache").await;
         let found = k.w().swap_cache.get(&entry).copied();
@@ -106,12 +114,12 @@ async fn shmem_swapin_later(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KRe
         let Some(page) = found else {
             t.spin_unlock(k.shm_lock, "shmem_getpage:info_unlock");
             swapin_readahead(k, t, entry).await?;
-            let read = read_swap_cache(k, t, entry).await?;
+            let read = read_swap_cache_why(k, t, entry).await?;
             t.spin_lock(k.shm_lock, "shmem_getpage:info_lock_again").await;
             match read {
-                Some(page) => free_page(k, t, page, "shmem_getpage:page_cache_release")?,
-                None if k.w().shm_segs[seg].entries[idx] == Pte::Swap(entry) => return Ok(None),
-                None => {}
+                Ok(page) => free_page(k, t, page, "shmem_getpage:page_cache_release")?,
+                Err(failure) if k.w().shm_segs[seg].entries[idx] == Pte::Swap(entry) => return Ok(Err(failure)),
+                Err(_) => {}
             }
             continue;
         };
@@ -142,15 +150,15 @@ async fn shmem_swapin_later(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KRe
         }
         crate::swap_state::delete_from_swap_cache_nolock(k, t, page).await?;
         t.unlock_page(page_lock, "shmem_getpage:UnlockPage");
-        return Ok(Some(page));
+        return Ok(Ok(page));
     }
 }
 
-async fn oom(k: &Kernel, t: &Task, i_sem: engine::LockId) -> KResult<NoPage> {
+async fn oom(k: &Kernel, t: &Task, i_sem: engine::LockId, failure: FaultFailure) -> KResult<NoPage> {
     t.spin_lock(k.shm_lock, "shm_nopage_core:oom_shm_lock").await;
     t.spin_unlock(k.shm_lock, "shm_nopage:shm_unlock");
     t.up(i_sem, "shm_nopage:up_i_sem");
-    Ok(NoPage::Oom)
+    Ok(NoPage::Oom(failure))
 }
 
 /// `shm_unuse` → `shm_unuse_core` → `shm_unuse_page` (ipc/shm.c), BKL

@@ -3,6 +3,7 @@
 
 use engine::{Point, Task};
 
+use crate::memory::FaultFailure;
 use crate::page_alloc::{alloc_page, free_page, get_page, page_number};
 use crate::swapfile::{swap_duplicate, swap_free};
 use crate::types::*;
@@ -171,28 +172,40 @@ pub async fn lookup_swap_cache(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult
 /// page (sleeps), look again, add it to the swap cache (locked) and read it
 /// from disk — waiting for the read when `wait`.
 pub async fn read_swap_cache_async(k: &Kernel, t: &Task, entry: SwpEntry, wait: bool) -> KResult<Option<PageId>> {
+    Ok(read_swap_cache_async_why(k, t, entry, wait).await?.ok())
+}
+
+/// `read_swap_cache_async`, with why it returned NULL: the kernel's
+/// callers cannot tell, the model's messages can.
+async fn read_swap_cache_async_why(
+    k: &Kernel,
+    t: &Task,
+    entry: SwpEntry,
+    wait: bool,
+) -> KResult<Result<PageId, FaultFailure>> {
     if k.fixes.era.is_later() {
         return read_swap_cache_async_later(k, t, entry, wait).await;
     }
     if !swap_duplicate(k, t, entry, "read_swap_cache_async:swap_duplicate").await? {
-        return Ok(None);
+        return Ok(Err(FaultFailure::DeadSwapEntry(entry)));
     }
     if let Some(found) = lookup_swap_cache(k, t, entry).await? {
         swap_free(k, t, entry, "read_swap_cache_async:out_free_swap").await?;
-        return Ok(Some(found));
+        return Ok(Ok(found));
     }
-    let Some(new_page) = alloc_page(k, t, "read_swap_cache_async:__get_free_page").await? else {
+    let point = "read_swap_cache_async:__get_free_page";
+    let Some(new_page) = alloc_page(k, t, point).await? else {
         swap_free(k, t, entry, "read_swap_cache_async:out_of_memory").await?;
-        return Ok(None);
+        return Ok(Err(FaultFailure::OutOfMemory(point)));
     };
     if let Some(found) = lookup_swap_cache(k, t, entry).await? {
         free_page(k, t, new_page, "read_swap_cache_async:out_free_page")?;
         swap_free(k, t, entry, "read_swap_cache_async:out_free_swap").await?;
-        return Ok(Some(found));
+        return Ok(Ok(found));
     }
     add_to_swap_cache(k, t, new_page, entry).await?;
     rw_swap_page_read(k, t, new_page, entry, wait).await?;
-    Ok(Some(new_page))
+    Ok(Ok(new_page))
 }
 
 /// Later kernels' `read_swap_cache_async` (2.4.10): with no BKL to
@@ -201,7 +214,12 @@ pub async fn read_swap_cache_async(k: &Kernel, t: &Task, entry: SwpEntry, wait: 
 /// (`swap_duplicate`, -ENOENT if the slot was freed) and adds the page only
 /// if no other page got there first (`add_to_page_cache_unique`, -EEXIST:
 /// look again).
-async fn read_swap_cache_async_later(k: &Kernel, t: &Task, entry: SwpEntry, wait: bool) -> KResult<Option<PageId>> {
+async fn read_swap_cache_async_later(
+    k: &Kernel,
+    t: &Task,
+    entry: SwpEntry,
+    wait: bool,
+) -> KResult<Result<PageId, FaultFailure>> {
     let mut new_page: Option<PageId> = None;
     loop {
         t.spin_lock(k.pagecache_lock, "find_get_page:pagecache_lock").await;
@@ -214,23 +232,26 @@ async fn read_swap_cache_async_later(k: &Kernel, t: &Task, entry: SwpEntry, wait
             if let Some(page) = new_page {
                 free_page(k, t, page, "read_swap_cache_async:page_cache_release")?;
             }
-            return Ok(Some(found));
+            return Ok(Ok(found));
         }
         let page = match new_page {
             Some(page) => page,
             None => {
-                let Some(page) = alloc_page(k, t, "read_swap_cache_async:alloc_page").await? else { return Ok(None) };
+                let point = "read_swap_cache_async:alloc_page";
+                let Some(page) = alloc_page(k, t, point).await? else {
+                    return Ok(Err(FaultFailure::OutOfMemory(point)));
+                };
                 new_page = Some(page);
                 page
             }
         };
         if !swap_duplicate(k, t, entry, "add_to_swap_cache:swap_duplicate").await? {
             free_page(k, t, page, "read_swap_cache_async:page_cache_release_enoent")?;
-            return Ok(None);
+            return Ok(Err(FaultFailure::DeadSwapEntry(entry)));
         }
         if add_to_swap_cache_unique(k, t, page, entry).await? {
             rw_swap_page_read(k, t, page, entry, wait).await?;
-            return Ok(Some(page));
+            return Ok(Ok(page));
         }
         swap_free(k, t, entry, "add_to_swap_cache:swap_free_eexist").await?;
     }
@@ -279,6 +300,11 @@ async fn add_to_swap_cache_unique(k: &Kernel, t: &Task, page: PageId, entry: Swp
 /// `read_swap_cache` = `read_swap_cache_async(entry, 1)`.
 pub async fn read_swap_cache(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<Option<PageId>> {
     read_swap_cache_async(k, t, entry, true).await
+}
+
+/// `read_swap_cache`, with why it returned NULL (for a fault's message).
+pub async fn read_swap_cache_why(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<Result<PageId, FaultFailure>> {
+    read_swap_cache_async_why(k, t, entry, true).await
 }
 
 /// `rw_swap_page(READ, page, wait)` (mm/page_io.c): the page is locked;

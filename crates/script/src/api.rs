@@ -231,6 +231,16 @@ fn shown(value: &Value) -> String {
     }
 }
 
+/// A Lua number, and how messages show it.
+fn raw_number(value: &Value) -> crate::spec::RawNumber {
+    let value_f64 = match value {
+        Value::Integer(n) => *n as f64,
+        Value::Number(x) => *x,
+        _ => f64::NAN,
+    };
+    crate::spec::RawNumber { value: value_f64, shown: shown(value) }
+}
+
 const MACHINE_FIELDS: &[&str] =
     &["cpus", "memory_pages", "swap_devices", "alloc_sleep", "step_budget", "kswapd", "max_threads", "costs", "faults"];
 const FAULT_FIELDS: &[&str] = &["alloc_fail", "alloc_fail_nth", "io_delay", "read_error"];
@@ -284,8 +294,7 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
     };
     let alloc_sleep = match field("alloc_sleep")? {
         Value::Nil => None,
-        Value::Integer(n) => Some(n as f64),
-        Value::Number(x) => Some(x),
+        value @ (Value::Integer(_) | Value::Number(_)) => Some(raw_number(&value)),
         other => {
             return Err(mlua::Error::runtime(format!("machine: alloc_sleep must be a number, got {}", shown(&other))))
         }
@@ -416,11 +425,10 @@ fn parse_faults(t: Table) -> mlua::Result<crate::spec::RawFaults> {
             FAULT_FIELDS.join(", ")
         )));
     }
-    let number = |name: &str| -> mlua::Result<Option<f64>> {
+    let number = |name: &str| -> mlua::Result<Option<crate::spec::RawNumber>> {
         match t.get::<Value>(name)? {
             Value::Nil => Ok(None),
-            Value::Integer(n) => Ok(Some(n as f64)),
-            Value::Number(x) => Ok(Some(x)),
+            value @ (Value::Integer(_) | Value::Number(_)) => Ok(Some(raw_number(&value))),
             other => {
                 Err(mlua::Error::runtime(format!("machine: faults.{name} must be a number, got {}", shown(&other))))
             }

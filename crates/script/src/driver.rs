@@ -216,17 +216,14 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
         }
         Request::Access { addr, write } => match user_access(k, t, addr, write).await? {
             Access::Done => Next::Resume(MultiValue::new()),
-            access @ (Access::Segv | Access::Killed) => {
+            access @ (Access::Segv | Access::Killed(_)) => {
                 let pid = k.current(t);
                 let why = if write { "write" } else { "read" };
                 let message = match access {
-                    Access::Segv => format!("pid {pid}: segmentation fault: {why} at {addr:#x}, which no VMA maps"),
-                    // memory.rs only reports that handle_mm_fault returned -1; an
-                    // allocation or a swap read may have failed.
-                    _ => format!(
-                        "pid {pid} killed: its {why} fault at {addr:#x} failed (handle_mm_fault returned -1: \
-                         a page allocation or a swap read failed)"
+                    Access::Killed(failure) => format!(
+                        "pid {pid} killed: its {why} fault at {addr:#x} failed: {failure} (handle_mm_fault returned -1)"
                     ),
+                    _ => format!("pid {pid}: segmentation fault: {why} at {addr:#x}, which no VMA maps"),
                 };
                 k.printk(t, "do_page_fault:signal", message);
                 exit::do_exit(k, t).await?;

@@ -383,7 +383,10 @@ fn boot_and_run(
                     let write = matches!(op, SetupOp::Write(_));
                     match user_access(&kk, &t, addr, write).await {
                         Ok(Access::Done) => None,
-                        Ok(_) => Some(format!("the access at {addr:#x} failed (out of memory?)")),
+                        Ok(Access::Killed(failure)) => {
+                            Some(format!("the access at {addr:#x} failed: {failure} (handle_mm_fault returned -1)"))
+                        }
+                        Ok(Access::Segv) => Some(format!("the access at {addr:#x} failed: no VMA maps it")),
                         Err(_) => None,
                     }
                 }

@@ -92,7 +92,7 @@ pub struct RawMachine {
     pub cpus: Option<i64>,
     pub memory_pages: Option<i64>,
     pub swap_devices: Option<Vec<i64>>,
-    pub alloc_sleep: Option<f64>,
+    pub alloc_sleep: Option<RawNumber>,
     pub step_budget: Option<i64>,
     pub kswapd: Option<bool>,
     pub max_threads: Option<i64>,
@@ -104,10 +104,40 @@ pub struct RawMachine {
 
 #[derive(Clone, Debug, Default)]
 pub struct RawFaults {
-    pub alloc_fail: Option<f64>,
+    pub alloc_fail: Option<RawNumber>,
     pub alloc_fail_nth: Option<i64>,
-    pub io_delay: Option<f64>,
-    pub read_error: Option<f64>,
+    pub io_delay: Option<RawNumber>,
+    pub read_error: Option<RawNumber>,
+}
+
+/// A number of the scenario, and how its messages show it: as Lua writes
+/// it (`2`, `1.5`, `-1e-07`), not as Rust would (`-0.0000001`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawNumber {
+    pub value: f64,
+    pub shown: String,
+}
+
+/// Why a fault rate is not one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadRate {
+    /// Not a probability: below 0, above 1, or NaN.
+    OutOfRange,
+    /// Above 0 but below half a millionth: it would round to no faults.
+    BelowOnePpm,
+}
+
+/// A fault rate (a probability) in parts per million, as `kernel::Faults`
+/// keeps it.
+pub fn rate_ppm(p: f64) -> Result<u32, BadRate> {
+    if !(0.0..=1.0).contains(&p) {
+        return Err(BadRate::OutOfRange);
+    }
+    let ppm = (p * 1e6).round() as u32;
+    if ppm == 0 && p > 0.0 {
+        return Err(BadRate::BelowOnePpm);
+    }
+    Ok(ppm)
 }
 
 /// A validated scenario.
@@ -166,10 +196,13 @@ impl RawSpec {
                 ));
             }
         }
-        let alloc_sleep = raw.alloc_sleep.unwrap_or(DEFAULT_ALLOC_SLEEP);
-        if !(0.0..=1.0).contains(&alloc_sleep) {
-            return Err(at(line, format!("machine: alloc_sleep is a probability in [0, 1], got {alloc_sleep}")));
-        }
+        let alloc_sleep = match &raw.alloc_sleep {
+            None => DEFAULT_ALLOC_SLEEP,
+            Some(p) if (0.0..=1.0).contains(&p.value) => p.value,
+            Some(p) => {
+                return Err(at(line, format!("machine: alloc_sleep is a probability from 0 to 1, got {}", p.shown)))
+            }
+        };
         let step_budget = raw.step_budget.unwrap_or(DEFAULT_STEP_BUDGET as i64);
         if step_budget < 1 {
             return Err(at(line, format!("machine: step_budget must be positive, got {step_budget}")));
@@ -207,15 +240,26 @@ impl RawSpec {
             }
         }
         let raw_faults = raw.faults.clone().unwrap_or_default();
-        let rate = |name: &str, value: Option<f64>| -> Result<u32, ScenarioError> {
-            match value {
-                None => Ok(0),
-                Some(p) if (0.0..=1.0).contains(&p) => Ok((p * 1e6).round() as u32),
-                Some(p) => Err(at(line, format!("machine: faults.{name} is a probability in [0, 1], got {p}"))),
-            }
+        let rate = |name: &str, value: &Option<RawNumber>| -> Result<u32, ScenarioError> {
+            let Some(p) = value else { return Ok(0) };
+            rate_ppm(p.value).map_err(|bad| {
+                at(
+                    line,
+                    match bad {
+                        BadRate::OutOfRange => {
+                            format!("machine: faults.{name} is a probability from 0 to 1, got {}", p.shown)
+                        }
+                        BadRate::BelowOnePpm => format!(
+                            "machine: faults.{name} is {}, below the smallest rate, 0.000001 (one in a million); \
+                             0 is none",
+                            p.shown
+                        ),
+                    },
+                )
+            })
         };
         let faults = kernel::Faults {
-            alloc_fail_ppm: rate("alloc_fail", raw_faults.alloc_fail)?,
+            alloc_fail_ppm: rate("alloc_fail", &raw_faults.alloc_fail)?,
             alloc_fail_nth: match raw_faults.alloc_fail_nth {
                 None => None,
                 Some(n) if n >= 1 => Some(n as u64),
@@ -223,8 +267,8 @@ impl RawSpec {
                     return Err(at(line, format!("machine: faults.alloc_fail_nth counts from 1, got {n}")));
                 }
             },
-            io_delay_ppm: rate("io_delay", raw_faults.io_delay)?,
-            read_error_ppm: rate("read_error", raw_faults.read_error)?,
+            io_delay_ppm: rate("io_delay", &raw_faults.io_delay)?,
+            read_error_ppm: rate("read_error", &raw_faults.read_error)?,
         };
         let limit = memory_pages as u64 * 16;
         let mut total = 0;

@@ -1,7 +1,9 @@
 //! The corpus of broken inputs in `tests/bad_inputs/`: every scenario
-//! (`NN_name.lua`, run with `swapsim run FILE --seed 1`) and every schedule
-//! (`NN_name.schedule`, run with `swapsim replay FILE`) must exit 2, print
-//! nothing on stdout, and print exactly the one-line error recorded in
+//! (`NN_name.lua`, run with `swapsim run FILE --seed 1`), every schedule
+//! (`NN_name.schedule`, run with `swapsim replay FILE`) and every command
+//! line (`NN_name.args`: the arguments after `swapsim`, split at white
+//! space, run from the repository root) must exit 2, print nothing on
+//! stdout, and print exactly the one-line error recorded in
 //! `tests/bad_inputs/expected/NN_name.txt`.
 //!
 //! `UPDATE_GOLDEN=1 cargo test -p cli --test it bad_inputs` rewrites the
@@ -21,7 +23,7 @@ fn cases() -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(root().join(DIR))
         .expect("tests/bad_inputs exists")
         .map(|entry| entry.expect("readable directory entry").file_name().to_string_lossy().into_owned())
-        .filter(|name| name.ends_with(".lua") || name.ends_with(".schedule"))
+        .filter(|name| name.ends_with(".lua") || name.ends_with(".schedule") || name.ends_with(".args"))
         .collect();
     names.sort();
     names.into_iter().map(|name| format!("{DIR}/{name}")).collect()
@@ -40,8 +42,14 @@ fn bad_inputs_exit_2_with_the_recorded_error() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut failures: Vec<String> = Vec::new();
     for case in &cases {
-        let run =
-            if case.ends_with(".lua") { swapsim(&["run", case, "--seed", "1"]) } else { swapsim(&["replay", case]) };
+        let run = if case.ends_with(".lua") {
+            swapsim(&["run", case, "--seed", "1"])
+        } else if case.ends_with(".args") {
+            let line = fs::read_to_string(root().join(case)).expect("read the command line");
+            swapsim(&line.split_whitespace().collect::<Vec<_>>())
+        } else {
+            swapsim(&["replay", case])
+        };
         let mut problems: Vec<String> = Vec::new();
         if run.code != 2 {
             problems.push(format!("exit code {} (expected 2)", run.code));

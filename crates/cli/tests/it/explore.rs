@@ -61,7 +61,8 @@ fn explore_finds_race1_saves_a_schedule_that_replays_as_recorded() {
     assert!(rate("0").contains("200 of 200 runs around the schedule (p = 0) break swapoff-completeness"));
     let bad = swapsim(&["replay", &file, "--rate", "10", "--perturb", "1.5"]);
     assert_eq!(bad.code, 2);
-    assert!(bad.stderr.contains("--perturb is a probability in [0, 1], got 1.5"), "{}", bad.stderr);
+    assert_eq!(bad.stderr, "error: --perturb is a probability from 0 to 1, got \"1.5\"\n");
+    assert_eq!(bad.stdout, "", "refused before anything runs");
 }
 
 #[test]

@@ -172,3 +172,38 @@ fn injected_faults_take_the_kernels_error_paths() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("the faults are alloc-fail, alloc-fail-nth, io-delay, read-error"), "{}", run.stderr);
 }
+
+#[test]
+fn a_failed_fault_names_what_failed() {
+    // handle_mm_fault returns -1 for both; the model's message says which.
+    // An injected allocation failure in the child's swap-in:
+    let run = swapsim(&[
+        "run",
+        "scenarios/race1_fork.lua",
+        "--kernel",
+        "patched",
+        "--inject",
+        "alloc-fail=0.3",
+        "--seed",
+        "11",
+    ]);
+    assert!(
+        run.stdout.contains(
+            "pid 3 killed: its read fault at 0x10000 failed: out of memory, the page allocation at \
+             read_swap_cache_async:__get_free_page failed (handle_mm_fault returned -1)"
+        ),
+        "{}",
+        run.stdout
+    );
+    // Race 1: the child faults on the entry that swapoff freed behind it.
+    let run = swapsim(&["run", "scenarios/race1_fork.lua", "--kernel", "pre4", "--seed", "15"]);
+    assert!(
+        run.stdout.contains(
+            "pid 3 killed: its read fault at 0x10000 failed: swap entry 1:1 is no longer in use, swap_duplicate \
+             refused it (handle_mm_fault returned -1)"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("out of memory"), "{}", run.stdout);
+}

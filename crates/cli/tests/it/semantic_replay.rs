@@ -261,3 +261,146 @@ fn under_the_fixed_kernel_the_replay_diverges_where_swapoff_can_no_longer_follow
     assert!(diverged.contains("expected swapoff at sys_swapoff:before_clear_writeok #1; on offer: "), "{diverged}");
     assert!(semantic.stdout.contains("  first left the recording at decision 8 (step 6)"), "{}", semantic.stdout);
 }
+
+#[test]
+fn shrink_semantic_re_records_a_schedule_in_the_edited_scenario_and_shrinks_it() {
+    let out = dir("shrink-bystander");
+    let schedule = race1_schedule(&out);
+    let file = edited(&out, "race1_bystander.lua", &schedule, add_bystander);
+    // Plain shrink refuses the changed scenario, and says what to do.
+    let refused = swapsim(&["shrink", &file]);
+    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!(
+            "`swapsim shrink {file} --semantic` re-records it from a replay by its recorded events"
+        )),
+        "{}",
+        refused.stderr
+    );
+    let shrink = swapsim(&["shrink", &file, "--semantic"]);
+    assert_eq!(shrink.code, 0, "{}{}", shrink.stdout, shrink.stderr);
+    let events: usize = line(&schedule, "events ")["events ".len()..].parse().unwrap();
+    assert_eq!(
+        line(&shrink.stdout, "replayed semantically:"),
+        format!(
+            "replayed semantically: {events} of {events} recorded events matched, violation swapoff-completeness \
+             reproduced at step 45"
+        )
+    );
+    // The sizes are those of the run in the edited scenario: the bystander's
+    // steps shift the options, and none of the choices is needed there.
+    assert_eq!(
+        line(&shrink.stdout, "shrunk:"),
+        format!(
+            "shrunk:   36 choices (8 not the default) -> 0 choices (0 not the default), 6 replays; {file} still \
+             breaks swapoff-completeness at step 74"
+        )
+    );
+    // Re-recorded in the edited scenario: its hash, this tool, the new step.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let run = swapsim(&["run", &out.join("race1_bystander.lua").to_string_lossy(), "--kernel", "pre4"]);
+    let hash = line(&run.stdout, "scenario:").split("fnv1a ").nth(1).unwrap().trim_end_matches(')').to_string();
+    assert_eq!(line(&text, "content-fnv1a "), format!("content-fnv1a {hash}"));
+    assert_eq!(line(&text, "tool "), format!("tool {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(line(&text, "step "), "step 74");
+    assert!(text.contains("\nbystander bystander\n"), "the events name the new task: {text}");
+    // A plain replay, by index, reproduces it exactly and its events agree.
+    let replay = swapsim(&["replay", &file]);
+    assert_eq!(replay.code, 1, "{}{}", replay.stdout, replay.stderr);
+    assert_eq!(line(&replay.stdout, "replayed:"), "replayed: swapoff-completeness at step 74, as recorded");
+    assert!(line(&replay.stdout, "events:").ends_with("recorded events agree with the replay"), "{}", replay.stdout);
+    // Shrinking again (now by index) keeps it as it is.
+    let again = swapsim(&["shrink", &file]);
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+}
+
+#[test]
+fn shrink_semantic_that_does_not_reproduce_leaves_the_file_as_it_was() {
+    let out = dir("shrink-nofork");
+    let schedule = race1_schedule(&out);
+    let file = edited(&out, "race1_nofork.lua", &schedule, |s| {
+        s.replace("  fork(function()\n    read(0x10000)\n    exit()\n  end)\n", "")
+    });
+    let before = std::fs::read(&file).unwrap();
+    let shrink = swapsim(&["shrink", &file, "--semantic"]);
+    assert_eq!(shrink.code, 1, "{}{}", shrink.stdout, shrink.stderr);
+    assert_eq!(std::fs::read(&file).unwrap(), before, "the file is byte-identical");
+    assert_eq!(
+        line(&shrink.stdout, "not shrunk:"),
+        format!("not shrunk: {file} is left as it was (the replay by its events did not break swapoff-completeness)")
+    );
+    // The divergence report is replay --semantic's, line for line.
+    let replay = swapsim(&["replay", &file, "--semantic"]);
+    let report: Vec<&str> = replay.stdout.lines().skip_while(|l| !l.starts_with("replayed semantically:")).collect();
+    let report = &report[..report.len() - 1]; // without the replay: line
+    assert!(report.len() >= 3, "{}", replay.stdout);
+    let shrunk: Vec<&str> = shrink.stdout.lines().collect();
+    assert_eq!(&shrunk[..shrunk.len() - 1], report, "{}", shrink.stdout);
+    assert!(shrink.stdout.contains("\n  first left the recording at decision 1 (step 2): expected parent at "));
+    // A format-1 file has no events to follow.
+    let v1 = out.join("v1.schedule");
+    std::fs::write(&v1, as_format_1(&schedule)).unwrap();
+    let refused = swapsim(&["shrink", v1.to_str().unwrap(), "--semantic"]);
+    assert_eq!(refused.code, 2);
+    assert!(refused.stderr.contains("a format-1 schedule has no recorded events to replay by"), "{}", refused.stderr);
+    assert_eq!(std::fs::read_to_string(&v1).unwrap(), as_format_1(&schedule));
+}
+
+#[test]
+fn shrink_of_a_schedule_from_another_tool_version_follows_its_events_as_replay_does() {
+    let out = dir("shrink-old-tool");
+    let schedule = race1_schedule(&out);
+    let old = out.join("old-tool.schedule");
+    std::fs::write(
+        &old,
+        schedule.replacen(&format!("tool {}", env!("CARGO_PKG_VERSION")), "tool 0.0.1", 1).replacen(
+            "scenario scenarios/",
+            &format!("scenario {}/scenarios/", root().display()),
+            1,
+        ),
+    )
+    .unwrap();
+    let shrink = swapsim(&["shrink", old.to_str().unwrap()]);
+    assert_eq!(shrink.code, 0, "{}{}", shrink.stdout, shrink.stderr);
+    assert_eq!(
+        line(&shrink.stdout, "note:"),
+        format!(
+            "note:     recorded by swapsim 0.0.1 (this is {}): replaying by the recorded events",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    assert!(line(&shrink.stdout, "replayed semantically:").ends_with("reproduced at step 44"), "{}", shrink.stdout);
+    assert!(line(&shrink.stdout, "shrunk:").contains("still breaks swapoff-completeness at step "));
+    let text = std::fs::read_to_string(&old).unwrap();
+    assert_eq!(line(&text, "tool "), format!("tool {}", env!("CARGO_PKG_VERSION")), "re-recorded by this tool");
+    let replay = swapsim(&["replay", old.to_str().unwrap()]);
+    assert_eq!(replay.code, 1);
+    assert!(line(&replay.stdout, "replayed:").ends_with(", as recorded"), "{}", replay.stdout);
+}
+
+#[test]
+fn shrink_by_index_of_a_schedule_that_does_not_break_leaves_it_as_it_was() {
+    let out = dir("shrink-no-break");
+    let schedule = race1_schedule(&out);
+    // The same scenario (its hash matches) under the patched kernel: by
+    // index the run holds, so there is nothing to shrink.
+    let file = out.join("patched.schedule");
+    let text = schedule.replacen("kernel pre4", "kernel patched", 1).replacen(
+        "scenario scenarios/",
+        &format!("scenario {}/scenarios/", root().display()),
+        1,
+    );
+    std::fs::write(&file, &text).unwrap();
+    let file = file.to_str().unwrap();
+    let shrink = swapsim(&["shrink", file]);
+    assert_eq!(shrink.code, 1, "{}{}", shrink.stdout, shrink.stderr);
+    assert_eq!(
+        shrink.stdout,
+        format!(
+            "not shrunk: {file} is left as it was (a replay by index did not break swapoff-completeness; `swapsim \
+             replay {file}` shows the run)\n"
+        )
+    );
+    assert_eq!(std::fs::read_to_string(file).unwrap(), text);
+}
