@@ -56,9 +56,13 @@ pub const LUA: Space = FIRST_USER_SPACE + 15;
 /// in what order.
 pub const SHAPE: u64 = ALL - 1;
 
+#[inline]
+
 fn read(space: Space, key: u64) {
     touch(space, key, false);
 }
+
+#[inline]
 
 fn write(space: Space, key: u64) {
     touch(space, key, true);
@@ -70,18 +74,21 @@ pub trait TrackKey {
 }
 
 impl TrackKey for u32 {
+    #[inline]
     fn track(&self) -> u64 {
         (*self).into()
     }
 }
 
 impl TrackKey for SwpEntry {
+    #[inline]
     fn track(&self) -> u64 {
         ((self.type_ as u64) << 32) | u64::from(self.offset)
     }
 }
 
 impl TrackKey for engine::TaskId {
+    #[inline]
     fn track(&self) -> u64 {
         self.0.into()
     }
@@ -91,24 +98,33 @@ impl TrackKey for engine::TaskId {
 pub struct Arena<K: Key, V, const S: Space>(SlotMap<K, V>);
 
 impl<K: Key, V, const S: Space> Arena<K, V, S> {
+    #[inline]
     pub fn new() -> Self {
         Arena(SlotMap::with_key())
     }
+
+    #[inline]
 
     pub fn get(&self, key: K) -> Option<&V> {
         read(S, key.data().as_ffi());
         self.0.get(key)
     }
 
+    #[inline]
+
     pub fn get_mut(&mut self, key: K) -> Option<&mut V> {
         write(S, key.data().as_ffi());
         self.0.get_mut(key)
     }
 
+    #[inline]
+
     pub fn contains_key(&self, key: K) -> bool {
         read(S, key.data().as_ffi());
         self.0.contains_key(key)
     }
+
+    #[inline]
 
     pub fn insert(&mut self, value: V) -> K {
         write(S, SHAPE);
@@ -117,31 +133,43 @@ impl<K: Key, V, const S: Space> Arena<K, V, S> {
         key
     }
 
+    #[inline]
+
     pub fn remove(&mut self, key: K) -> Option<V> {
         write(S, SHAPE);
         write(S, key.data().as_ffi());
         self.0.remove(key)
     }
 
+    #[inline]
+
     pub fn is_empty(&self) -> bool {
         read(S, ALL);
         self.0.is_empty()
     }
+
+    #[inline]
 
     pub fn len(&self) -> usize {
         read(S, ALL);
         self.0.len()
     }
 
+    #[inline]
+
     pub fn iter(&self) -> slotmap::basic::Iter<'_, K, V> {
         read(S, ALL);
         self.0.iter()
     }
 
+    #[inline]
+
     pub fn values(&self) -> slotmap::basic::Values<'_, K, V> {
         read(S, ALL);
         self.0.values()
     }
+
+    #[inline]
 
     pub fn keys(&self) -> slotmap::basic::Keys<'_, K, V> {
         read(S, ALL);
@@ -150,6 +178,7 @@ impl<K: Key, V, const S: Space> Arena<K, V, S> {
 }
 
 impl<K: Key, V, const S: Space> Default for Arena<K, V, S> {
+    #[inline]
     fn default() -> Self {
         Arena::new()
     }
@@ -158,6 +187,7 @@ impl<K: Key, V, const S: Space> Default for Arena<K, V, S> {
 impl<'a, K: Key, V, const S: Space> IntoIterator for &'a Arena<K, V, S> {
     type Item = (K, &'a V);
     type IntoIter = slotmap::basic::Iter<'a, K, V>;
+    #[inline]
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }
@@ -165,6 +195,7 @@ impl<'a, K: Key, V, const S: Space> IntoIterator for &'a Arena<K, V, S> {
 
 impl<K: Key, V, const S: Space> Index<K> for Arena<K, V, S> {
     type Output = V;
+    #[inline]
     fn index(&self, key: K) -> &V {
         read(S, key.data().as_ffi());
         &self.0[key]
@@ -172,6 +203,7 @@ impl<K: Key, V, const S: Space> Index<K> for Arena<K, V, S> {
 }
 
 impl<K: Key, V, const S: Space> IndexMut<K> for Arena<K, V, S> {
+    #[inline]
     fn index_mut(&mut self, key: K) -> &mut V {
         write(S, key.data().as_ffi());
         &mut self.0[key]
@@ -182,24 +214,33 @@ impl<K: Key, V, const S: Space> IndexMut<K> for Arena<K, V, S> {
 pub struct Map<K, V, const S: Space>(FastMap<K, V>);
 
 impl<K: Hash + Eq + TrackKey, V, const S: Space> Map<K, V, S> {
+    #[inline]
     pub fn new() -> Self {
         Map(FastMap::default())
     }
+
+    #[inline]
 
     pub fn get(&self, key: &K) -> Option<&V> {
         read(S, key.track());
         self.0.get(key)
     }
 
+    #[inline]
+
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         write(S, key.track());
         self.0.get_mut(key)
     }
 
+    #[inline]
+
     pub fn contains_key(&self, key: &K) -> bool {
         read(S, key.track());
         self.0.contains_key(key)
     }
+
+    #[inline]
 
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         write(S, SHAPE);
@@ -207,11 +248,15 @@ impl<K: Hash + Eq + TrackKey, V, const S: Space> Map<K, V, S> {
         self.0.insert(key, value)
     }
 
+    #[inline]
+
     pub fn entry(&mut self, key: K) -> Entry<'_, K, V> {
         write(S, SHAPE);
         write(S, key.track());
         self.0.entry(key)
     }
+
+    #[inline]
 
     pub fn shift_remove(&mut self, key: &K) -> Option<V> {
         write(S, SHAPE);
@@ -219,25 +264,35 @@ impl<K: Hash + Eq + TrackKey, V, const S: Space> Map<K, V, S> {
         self.0.shift_remove(key)
     }
 
+    #[inline]
+
     pub fn is_empty(&self) -> bool {
         read(S, ALL);
         self.0.is_empty()
     }
+
+    #[inline]
 
     pub fn len(&self) -> usize {
         read(S, ALL);
         self.0.len()
     }
 
+    #[inline]
+
     pub fn iter(&self) -> indexmap::map::Iter<'_, K, V> {
         read(S, ALL);
         self.0.iter()
     }
 
+    #[inline]
+
     pub fn keys(&self) -> indexmap::map::Keys<'_, K, V> {
         read(S, ALL);
         self.0.keys()
     }
+
+    #[inline]
 
     pub fn values(&self) -> indexmap::map::Values<'_, K, V> {
         read(S, ALL);
@@ -246,6 +301,7 @@ impl<K: Hash + Eq + TrackKey, V, const S: Space> Map<K, V, S> {
 }
 
 impl<K: Hash + Eq + TrackKey, V, const S: Space> Default for Map<K, V, S> {
+    #[inline]
     fn default() -> Self {
         Map::new()
     }
@@ -253,6 +309,7 @@ impl<K: Hash + Eq + TrackKey, V, const S: Space> Default for Map<K, V, S> {
 
 impl<K: Hash + Eq + TrackKey, V, const S: Space> Index<&K> for Map<K, V, S> {
     type Output = V;
+    #[inline]
     fn index(&self, key: &K) -> &V {
         read(S, key.track());
         &self.0[key]
@@ -260,6 +317,7 @@ impl<K: Hash + Eq + TrackKey, V, const S: Space> Index<&K> for Map<K, V, S> {
 }
 
 impl<K: Hash + Eq + TrackKey, V, const S: Space> IndexMut<&K> for Map<K, V, S> {
+    #[inline]
     fn index_mut(&mut self, key: &K) -> &mut V {
         write(S, key.track());
         &mut self.0[key]
@@ -269,6 +327,7 @@ impl<K: Hash + Eq + TrackKey, V, const S: Space> IndexMut<&K> for Map<K, V, S> {
 impl<'a, K: Hash + Eq + TrackKey, V, const S: Space> IntoIterator for &'a Map<K, V, S> {
     type Item = (&'a K, &'a V);
     type IntoIter = indexmap::map::Iter<'a, K, V>;
+    #[inline]
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }
@@ -278,19 +337,26 @@ impl<'a, K: Hash + Eq + TrackKey, V, const S: Space> IntoIterator for &'a Map<K,
 pub struct Table<T, const S: Space>(Vec<T>);
 
 impl<T, const S: Space> Table<T, S> {
+    #[inline]
     pub fn new(items: Vec<T>) -> Self {
         Table(items)
     }
+
+    #[inline]
 
     pub fn get(&self, index: usize) -> Option<&T> {
         read(S, index as u64);
         self.0.get(index)
     }
 
+    #[inline]
+
     pub fn get_mut(&mut self, index: usize) -> Option<&mut T> {
         write(S, index as u64);
         self.0.get_mut(index)
     }
+
+    #[inline]
 
     pub fn push(&mut self, item: T) {
         write(S, SHAPE);
@@ -298,15 +364,21 @@ impl<T, const S: Space> Table<T, S> {
         self.0.push(item);
     }
 
+    #[inline]
+
     pub fn len(&self) -> usize {
         read(S, SHAPE);
         self.0.len()
     }
 
+    #[inline]
+
     pub fn is_empty(&self) -> bool {
         read(S, SHAPE);
         self.0.is_empty()
     }
+
+    #[inline]
 
     pub fn iter(&self) -> std::slice::Iter<'_, T> {
         read(S, ALL);
@@ -317,6 +389,7 @@ impl<T, const S: Space> Table<T, S> {
 impl<'a, T, const S: Space> IntoIterator for &'a Table<T, S> {
     type Item = &'a T;
     type IntoIter = std::slice::Iter<'a, T>;
+    #[inline]
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }
@@ -324,6 +397,7 @@ impl<'a, T, const S: Space> IntoIterator for &'a Table<T, S> {
 
 impl<T, const S: Space> Index<usize> for Table<T, S> {
     type Output = T;
+    #[inline]
     fn index(&self, index: usize) -> &T {
         read(S, index as u64);
         &self.0[index]
@@ -331,6 +405,7 @@ impl<T, const S: Space> Index<usize> for Table<T, S> {
 }
 
 impl<T, const S: Space> IndexMut<usize> for Table<T, S> {
+    #[inline]
     fn index_mut(&mut self, index: usize) -> &mut T {
         write(S, index as u64);
         &mut self.0[index]
@@ -342,6 +417,7 @@ impl<T, const S: Space> IndexMut<usize> for Table<T, S> {
 pub struct Whole<T, const S: Space, const K: u64 = 0>(T);
 
 impl<T, const S: Space, const K: u64> Whole<T, S, K> {
+    #[inline]
     pub fn new(value: T) -> Self {
         Whole(value)
     }
@@ -349,6 +425,7 @@ impl<T, const S: Space, const K: u64> Whole<T, S, K> {
 
 impl<T, const S: Space, const K: u64> Deref for Whole<T, S, K> {
     type Target = T;
+    #[inline]
     fn deref(&self) -> &T {
         read(S, K);
         &self.0
@@ -356,6 +433,7 @@ impl<T, const S: Space, const K: u64> Deref for Whole<T, S, K> {
 }
 
 impl<T, const S: Space, const K: u64> DerefMut for Whole<T, S, K> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut T {
         write(S, K);
         &mut self.0
@@ -368,6 +446,7 @@ where
 {
     type Item = <&'a T as IntoIterator>::Item;
     type IntoIter = <&'a T as IntoIterator>::IntoIter;
+    #[inline]
     fn into_iter(self) -> Self::IntoIter {
         read(S, K);
         self.0.into_iter()
