@@ -56,14 +56,12 @@ pub const LUA: Space = FIRST_USER_SPACE + 15;
 /// in what order.
 pub const SHAPE: u64 = ALL - 1;
 
-#[inline]
-
+#[inline(always)]
 fn read(space: Space, key: u64) {
     touch(space, key, false);
 }
 
-#[inline]
-
+#[inline(always)]
 fn write(space: Space, key: u64) {
     touch(space, key, true);
 }
