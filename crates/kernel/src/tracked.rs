@@ -102,28 +102,24 @@ impl<K: Key, V, const S: Space> Arena<K, V, S> {
     }
 
     #[inline]
-
     pub fn get(&self, key: K) -> Option<&V> {
         read(S, key.data().as_ffi());
         self.0.get(key)
     }
 
     #[inline]
-
     pub fn get_mut(&mut self, key: K) -> Option<&mut V> {
         write(S, key.data().as_ffi());
         self.0.get_mut(key)
     }
 
     #[inline]
-
     pub fn contains_key(&self, key: K) -> bool {
         read(S, key.data().as_ffi());
         self.0.contains_key(key)
     }
 
     #[inline]
-
     pub fn insert(&mut self, value: V) -> K {
         write(S, SHAPE);
         let key = self.0.insert(value);
@@ -132,7 +128,6 @@ impl<K: Key, V, const S: Space> Arena<K, V, S> {
     }
 
     #[inline]
-
     pub fn remove(&mut self, key: K) -> Option<V> {
         write(S, SHAPE);
         write(S, key.data().as_ffi());
@@ -140,35 +135,30 @@ impl<K: Key, V, const S: Space> Arena<K, V, S> {
     }
 
     #[inline]
-
     pub fn is_empty(&self) -> bool {
         read(S, ALL);
         self.0.is_empty()
     }
 
     #[inline]
-
     pub fn len(&self) -> usize {
         read(S, ALL);
         self.0.len()
     }
 
     #[inline]
-
     pub fn iter(&self) -> slotmap::basic::Iter<'_, K, V> {
         read(S, ALL);
         self.0.iter()
     }
 
     #[inline]
-
     pub fn values(&self) -> slotmap::basic::Values<'_, K, V> {
         read(S, ALL);
         self.0.values()
     }
 
     #[inline]
-
     pub fn keys(&self) -> slotmap::basic::Keys<'_, K, V> {
         read(S, ALL);
         self.0.keys()
@@ -218,28 +208,24 @@ impl<K: Hash + Eq + TrackKey, V, const S: Space> Map<K, V, S> {
     }
 
     #[inline]
-
     pub fn get(&self, key: &K) -> Option<&V> {
         read(S, key.track());
         self.0.get(key)
     }
 
     #[inline]
-
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         write(S, key.track());
         self.0.get_mut(key)
     }
 
     #[inline]
-
     pub fn contains_key(&self, key: &K) -> bool {
         read(S, key.track());
         self.0.contains_key(key)
     }
 
     #[inline]
-
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         write(S, SHAPE);
         write(S, key.track());
@@ -247,7 +233,6 @@ impl<K: Hash + Eq + TrackKey, V, const S: Space> Map<K, V, S> {
     }
 
     #[inline]
-
     pub fn entry(&mut self, key: K) -> Entry<'_, K, V> {
         write(S, SHAPE);
         write(S, key.track());
@@ -255,7 +240,6 @@ impl<K: Hash + Eq + TrackKey, V, const S: Space> Map<K, V, S> {
     }
 
     #[inline]
-
     pub fn shift_remove(&mut self, key: &K) -> Option<V> {
         write(S, SHAPE);
         write(S, key.track());
@@ -263,35 +247,30 @@ impl<K: Hash + Eq + TrackKey, V, const S: Space> Map<K, V, S> {
     }
 
     #[inline]
-
     pub fn is_empty(&self) -> bool {
         read(S, ALL);
         self.0.is_empty()
     }
 
     #[inline]
-
     pub fn len(&self) -> usize {
         read(S, ALL);
         self.0.len()
     }
 
     #[inline]
-
     pub fn iter(&self) -> indexmap::map::Iter<'_, K, V> {
         read(S, ALL);
         self.0.iter()
     }
 
     #[inline]
-
     pub fn keys(&self) -> indexmap::map::Keys<'_, K, V> {
         read(S, ALL);
         self.0.keys()
     }
 
     #[inline]
-
     pub fn values(&self) -> indexmap::map::Values<'_, K, V> {
         read(S, ALL);
         self.0.values()
@@ -341,21 +320,18 @@ impl<T, const S: Space> Table<T, S> {
     }
 
     #[inline]
-
     pub fn get(&self, index: usize) -> Option<&T> {
         read(S, index as u64);
         self.0.get(index)
     }
 
     #[inline]
-
     pub fn get_mut(&mut self, index: usize) -> Option<&mut T> {
         write(S, index as u64);
         self.0.get_mut(index)
     }
 
     #[inline]
-
     pub fn push(&mut self, item: T) {
         write(S, SHAPE);
         write(S, self.0.len() as u64);
@@ -363,21 +339,18 @@ impl<T, const S: Space> Table<T, S> {
     }
 
     #[inline]
-
     pub fn len(&self) -> usize {
         read(S, SHAPE);
         self.0.len()
     }
 
     #[inline]
-
     pub fn is_empty(&self) -> bool {
         read(S, SHAPE);
         self.0.is_empty()
     }
 
     #[inline]
-
     pub fn iter(&self) -> std::slice::Iter<'_, T> {
         read(S, ALL);
         self.0.iter()
