@@ -321,7 +321,8 @@ mod tests {
                         match op {
                             Op::Read(c) => {
                                 footprint::touch(footprint::FIRST_USER_SPACE, c as u64, false);
-                                h = h.wrapping_mul(31).wrapping_add(cells.borrow()[c] + 1);
+                                // The task's own clock too: timing is state.
+                                h = h.wrapping_mul(31).wrapping_add(cells.borrow()[c] + 1) ^ t.now();
                             }
                             Op::Write(c) => {
                                 footprint::touch(footprint::FIRST_USER_SPACE, c as u64, true);
@@ -343,7 +344,7 @@ mod tests {
             let run = std::mem::take(&mut *plan.log.borrow_mut());
             if !run.pruned {
                 complete += 1;
-                seen.insert(format!("{outcome:?} {:?} {:?}", cells.borrow(), locals.borrow()));
+                seen.insert(format!("{outcome:?} at {} {:?} {:?}", sim.now(), cells.borrow(), locals.borrow()));
             }
             match plan.next(&run, bound) {
                 Some(next) => plan = next,

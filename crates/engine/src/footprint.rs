@@ -25,11 +25,12 @@ pub type Space = u32;
 pub const LOCK: Space = 1;
 /// The lock table itself: creating a lock.
 pub const LOCK_TABLE: Space = 2;
-/// The timer queue (I/O completions and timed sleeps).
+/// The timer queue (I/O completions and timed sleeps), by due time.
 pub const TIMERS: Space = 3;
-/// The run queue and which CPUs are idle.
-pub const SCHEDULER: Space = 4;
-/// A task's scheduling state (key: its id): its own steps, wake-ups.
+/// Which CPUs are idle, and their clocks.
+pub const CPUS: Space = 4;
+/// A task's scheduling state (key: its id): its own steps, wake-ups, its
+/// place in the run queue.
 pub const TASK: Space = 5;
 /// The task table: spawning a task.
 pub const TASK_TABLE: Space = 6;

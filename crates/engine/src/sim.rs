@@ -295,7 +295,6 @@ impl Sim {
         Fut: Future<Output = ()> + 'static,
     {
         footprint::touch(footprint::TASK_TABLE, 0, true);
-        footprint::touch(footprint::SCHEDULER, 0, true);
         let id = {
             let mut st = self.st.borrow_mut();
             let id = TaskId(st.tasks.len() as u32);
@@ -634,7 +633,8 @@ impl Sim {
     }
 
     fn fire_timer(&self) {
-        footprint::touch(footprint::TIMERS, 0, true);
+        // Which timer is the earliest depends on them all.
+        footprint::touch(footprint::TIMERS, footprint::ALL, true);
         let (due, action) = {
             let mut st = self.st.borrow_mut();
             let ((due, _), action) = st.timers.pop_first().expect("timer option without a timer");
@@ -658,9 +658,9 @@ impl Sim {
     /// asynchronous I/O completing). It may release page locks with
     /// [`Sim::irq_unlock_page`].
     pub fn after(&self, from: TaskId, delay_ns: u64, callback: impl FnOnce() + 'static) {
-        footprint::touch(footprint::TIMERS, 0, true);
         let mut st = self.st.borrow_mut();
         let due = st.task_now(from) + delay_ns;
+        touch_timer(due);
         let seq = st.timer_seq;
         st.timer_seq += 1;
         let at = st.tasks[from.0 as usize].at;
@@ -845,7 +845,7 @@ impl Sim {
     /// cond_resched loop cannot stall another CPU's task, but a search that
     /// keeps running the same task could.)
     pub(crate) fn need_resched(&self, task: TaskId) -> bool {
-        footprint::touch(footprint::SCHEDULER, 0, false);
+        footprint::touch(footprint::CPUS, 0, false);
         footprint::touch(footprint::TASK, footprint::ALL, false);
         let st = self.st.borrow();
         !st.runqueue.is_empty()
@@ -874,7 +874,6 @@ impl Sim {
     }
 
     pub(crate) fn preempt(&self, task: TaskId, point: Point) {
-        footprint::touch(footprint::SCHEDULER, 0, true);
         let mut st = self.st.borrow_mut();
         st.log(Some(task), EventKind::Preempt, None, point);
         st.tasks[task.0 as usize].at = point;
@@ -1118,7 +1117,7 @@ impl SimState {
     }
 
     fn dispatch(&mut self, task: TaskId) {
-        footprint::touch(footprint::SCHEDULER, 0, true);
+        footprint::touch(footprint::CPUS, 0, true);
         // The idle CPU that has been idle longest (earliest clock), as the
         // option's time in `option_time` assumes: a CPU whose clock ran
         // ahead must not delay a task another idle CPU could run now.
@@ -1139,7 +1138,7 @@ impl SimState {
     }
 
     fn leave_cpu(&mut self, task: TaskId) {
-        footprint::touch(footprint::SCHEDULER, 0, true);
+        footprint::touch(footprint::CPUS, 0, true);
         let now = self.task_now(task);
         let info = &mut self.tasks[task.0 as usize];
         if let Some(cpu) = info.cpu.take() {
@@ -1302,7 +1301,7 @@ impl SimState {
     fn go_to_sleep(&mut self, task: TaskId, on: SleepOn, point: Point) {
         match on {
             SleepOn::Lock(lock) => touch_lock(lock, true),
-            SleepOn::Timer(_) => footprint::touch(footprint::TIMERS, 0, true),
+            SleepOn::Timer(ns) => touch_timer(self.task_now(task) + ns),
         }
         let atomic: Vec<String> = self.tasks[task.0 as usize]
             .held
@@ -1358,8 +1357,9 @@ impl SimState {
     }
 
     fn wake(&mut self, task: TaskId, time: u64, point: Point) {
+        // The run queue's order only numbers the options: joining it is a
+        // change of the woken task's own state.
         footprint::touch(footprint::TASK, task.0.into(), true);
-        footprint::touch(footprint::SCHEDULER, 0, true);
         let info = &mut self.tasks[task.0 as usize];
         if info.state != TaskState::Sleeping {
             return;
@@ -1396,6 +1396,13 @@ impl SimState {
             })
             .collect()
     }
+}
+
+/// Note a timer added for the step's footprint: two timers commute unless
+/// they are due at the same time (then the order they were added in
+/// decides which fires first).
+fn touch_timer(due: u64) {
+    footprint::touch(footprint::TIMERS, due, true);
 }
 
 /// Note an access to a lock's state for the step's footprint.
