@@ -48,7 +48,7 @@ pub trait Chooser {
 
     /// What the step just taken touched (only called when the run records
     /// footprints, `SimConfig::record_footprints`).
-    fn stepped(&mut self, _footprint: &Footprint) {}
+    fn stepped(&mut self, _footprint: Footprint) {}
 }
 
 /// What [`Chooser::choose`] returns for a step decision to end the run

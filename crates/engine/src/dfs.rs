@@ -4,6 +4,7 @@
 use crate::choice::{Chooser, Decision, StepKind, PRUNE};
 use crate::footprint::Footprint;
 use crate::task::TaskId;
+use std::rc::Rc;
 
 /// What a [`DfsChooser`] saw at one decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +36,7 @@ pub struct DfsRun {
     pub records: Vec<DecisionRecord>,
     /// Per decision: the step taken there, if a later sibling schedule may
     /// put it to sleep (see [`DfsChooser`]).
-    pub sleepers: Vec<Option<Sleeper>>,
+    pub sleepers: Vec<Option<Rc<Sleeper>>>,
     /// The run stopped early: the step it was to take is asleep, so every
     /// schedule going on from there is equivalent to one explored before.
     pub pruned: bool,
@@ -62,13 +63,13 @@ pub struct DfsChooser {
     prefix: Vec<u32>,
     /// Per decision of the prefix: the step explored at it before, which
     /// sleeps from there on.
-    asleep: Vec<Option<Sleeper>>,
+    asleep: Vec<Option<Rc<Sleeper>>>,
     sleep_sets: bool,
     next: usize,
     running: Option<TaskId>,
     log: DecisionLog,
     /// The sleep set now.
-    sleep: Vec<Sleeper>,
+    sleep: Vec<Rc<Sleeper>>,
     /// The last step decision: its index, what it took, and whether it
     /// may be put to sleep (so far: no allocation or fault decision yet).
     pending: Option<(usize, StepKind, bool)>,
@@ -84,7 +85,7 @@ impl DfsChooser {
     /// (`SimConfig::record_footprints`).
     pub fn with_sleep_sets(
         prefix: Vec<u32>,
-        asleep: Vec<Option<Sleeper>>,
+        asleep: Vec<Option<Rc<Sleeper>>>,
         sleep_sets: bool,
         log: DecisionLog,
     ) -> DfsChooser {
@@ -130,7 +131,7 @@ impl Chooser for DfsChooser {
                 let kind = options[index];
                 if self.sleep_sets {
                     if let Some(Some(explored)) = self.asleep.get(at) {
-                        self.sleep.push(explored.clone());
+                        self.sleep.push(Rc::clone(explored));
                     }
                     if self.sleep.iter().any(|s| s.kind == kind) {
                         log.pruned = true;
@@ -154,11 +155,11 @@ impl Chooser for DfsChooser {
         index
     }
 
-    fn stepped(&mut self, footprint: &Footprint) {
+    fn stepped(&mut self, footprint: Footprint) {
         // A sleeping step wakes when a step it does not commute with runs.
-        self.sleep.retain(|s| !s.footprint.conflicts(footprint));
+        self.sleep.retain(|s| !s.footprint.conflicts(&footprint));
         if let Some((at, kind, true)) = self.pending.take() {
-            self.log.borrow_mut().sleepers[at] = Some(Sleeper { kind, footprint: footprint.clone() });
+            self.log.borrow_mut().sleepers[at] = Some(Rc::new(Sleeper { kind, footprint }));
         }
     }
 }
@@ -169,7 +170,7 @@ impl Chooser for DfsChooser {
 #[derive(Clone, Debug, Default)]
 pub struct DfsPlan {
     pub prefix: Vec<u32>,
-    pub asleep: Vec<Option<Sleeper>>,
+    pub asleep: Vec<Option<Rc<Sleeper>>>,
     pub sleep_sets: bool,
     pub log: DecisionLog,
 }
@@ -200,7 +201,7 @@ impl DfsPlan {
         })?;
         let mut prefix: Vec<u32> = records[..i].iter().map(|r| r.rank).collect();
         prefix.push(records[i].rank + 1);
-        let mut asleep: Vec<Option<Sleeper>> = self.asleep.iter().take(i).cloned().collect();
+        let mut asleep: Vec<Option<Rc<Sleeper>>> = self.asleep.iter().take(i).cloned().collect();
         asleep.resize(i, None);
         asleep.push(if records[i].rank == 0 { run.sleepers[i].clone() } else { self.asleep.get(i).cloned().flatten() });
         Some(DfsPlan { prefix, asleep, sleep_sets: self.sleep_sets, log: self.log.clone() })

@@ -137,12 +137,19 @@ thread_local! {
 #[inline(always)]
 pub fn touch(space: Space, key: u64, write: bool) {
     if RECORDING_THREADS.load(Ordering::Relaxed) != 0 && RECORDING.with(Cell::get) {
-        CURRENT.with(|f| f.borrow_mut().accesses.push(Access { space, key, write }));
+        CURRENT.with(|f| {
+            let mut f = f.borrow_mut();
+            // After a read of everything, reads add nothing.
+            if write || !f.reads_everything {
+                f.accesses.push(Access { space, key, write });
+            }
+        });
     }
 }
 
 /// Note that the current step read everything (`write`: or may have
-/// written anything).
+/// written anything). A check of the whole state says so first: its
+/// reads of each object are then not recorded one by one.
 pub fn touch_everything(write: bool) {
     if RECORDING_THREADS.load(Ordering::Relaxed) != 0 && RECORDING.with(Cell::get) {
         CURRENT.with(|f| {

@@ -604,7 +604,7 @@ impl Sim {
             }
             if record_footprints {
                 let footprint = footprint::take();
-                self.st.borrow_mut().chooser.stepped(&footprint);
+                self.st.borrow_mut().chooser.stepped(footprint);
             }
         }
     }
