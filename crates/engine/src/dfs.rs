@@ -89,7 +89,11 @@ impl DfsChooser {
         sleep_sets: bool,
         log: DecisionLog,
     ) -> DfsChooser {
-        *log.borrow_mut() = DfsRun::default();
+        // Room for the prefix and a tail as long again (runs of one search
+        // are about as long as each other).
+        let room = 2 * prefix.len() + 16;
+        *log.borrow_mut() =
+            DfsRun { records: Vec::with_capacity(room), sleepers: Vec::with_capacity(room), pruned: false };
         DfsChooser { prefix, asleep, sleep_sets, next: 0, running: None, log, sleep: Vec::new(), pending: None }
     }
 }

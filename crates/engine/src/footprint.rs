@@ -180,8 +180,13 @@ pub(crate) fn set_recording(on: bool) {
 /// starts afresh.
 pub(crate) fn take() -> Footprint {
     CURRENT.with(|f| {
-        let mut taken = std::mem::take(&mut *f.borrow_mut());
-        taken.normalize();
+        let mut f = f.borrow_mut();
+        f.normalize();
+        // One allocation of the right size; the buffer stays for the next step.
+        let taken = f.clone();
+        f.accesses.clear();
+        f.reads_everything = false;
+        f.writes_everything = false;
         taken
     })
 }
