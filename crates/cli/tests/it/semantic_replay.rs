@@ -8,6 +8,16 @@ use std::path::{Path, PathBuf};
 use crate::{root, swapsim};
 
 /// A fresh folder for one test.
+/// The schedule as swapsim 0.0.1 would have written it (its scenario path
+/// made absolute, so that it replays from anywhere).
+fn as_if_from_an_old_tool(schedule: &str) -> String {
+    schedule.replacen(&format!("tool {}", env!("CARGO_PKG_VERSION")), "tool 0.0.1", 1).replacen(
+        "scenario scenarios/",
+        &format!("scenario {}/scenarios/", root().display()),
+        1,
+    )
+}
+
 fn dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("swapsim-semantic-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -102,15 +112,7 @@ fn explore_saves_format_2_and_an_exact_replay_checks_the_events() {
     );
     // A newer tool replays by events by itself, and says so.
     let old = out.join("old-tool.schedule");
-    std::fs::write(
-        &old,
-        schedule.replacen(&format!("tool {}", env!("CARGO_PKG_VERSION")), "tool 0.0.1", 1).replacen(
-            "scenario scenarios/",
-            &format!("scenario {}/scenarios/", root().display()),
-            1,
-        ),
-    )
-    .unwrap();
+    std::fs::write(&old, as_if_from_an_old_tool(&schedule)).unwrap();
     let replay = swapsim(&["replay", old.to_str().unwrap()]);
     assert_eq!(replay.code, 1, "{}{}", replay.stdout, replay.stderr);
     assert!(
@@ -352,15 +354,7 @@ fn shrink_of_a_schedule_from_another_tool_version_follows_its_events_as_replay_d
     let out = dir("shrink-old-tool");
     let schedule = race1_schedule(&out);
     let old = out.join("old-tool.schedule");
-    std::fs::write(
-        &old,
-        schedule.replacen(&format!("tool {}", env!("CARGO_PKG_VERSION")), "tool 0.0.1", 1).replacen(
-            "scenario scenarios/",
-            &format!("scenario {}/scenarios/", root().display()),
-            1,
-        ),
-    )
-    .unwrap();
+    std::fs::write(&old, as_if_from_an_old_tool(&schedule)).unwrap();
     let shrink = swapsim(&["shrink", old.to_str().unwrap()]);
     assert_eq!(shrink.code, 0, "{}{}", shrink.stdout, shrink.stderr);
     assert_eq!(
