@@ -382,6 +382,9 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
         }
     };
     let started = std::time::Instant::now();
+    // Progress on a terminal only (wall-clock time is shown, never fed into a run).
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut shown = started;
     let mut plan = engine::DfsPlan { sleep_sets, ..Default::default() };
     let mut explored = 0u64;
     let mut pruned = 0u64;
@@ -398,6 +401,11 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
             }
         };
         let run = std::mem::take(&mut *plan.log.borrow_mut());
+        if progress && shown.elapsed().as_millis() >= 250 {
+            shown = std::time::Instant::now();
+            let rate = (explored + pruned) as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            eprint!("\r{explored} schedules, {pruned} cut short, {rate:.0} runs/s (at most {} runs)   ", args.runs);
+        }
         if run.pruned {
             pruned += 1;
         } else {
@@ -419,6 +427,9 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
                 break;
             }
         }
+    }
+    if progress {
+        eprint!("\r\x1b[K");
     }
     let secs = started.elapsed().as_secs_f64();
     let runs = explored + pruned;
