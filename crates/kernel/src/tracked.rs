@@ -93,6 +93,7 @@ impl TrackKey for engine::TaskId {
 }
 
 /// A slotmap arena.
+#[derive(Clone)]
 pub struct Arena<K: Key, V, const S: Space>(SlotMap<K, V>);
 
 impl<K: Key, V, const S: Space> Arena<K, V, S> {
@@ -199,6 +200,7 @@ impl<K: Key, V, const S: Space> IndexMut<K> for Arena<K, V, S> {
 }
 
 /// An insertion-ordered map.
+#[derive(Clone)]
 pub struct Map<K, V, const S: Space>(FastMap<K, V>);
 
 impl<K: Hash + Eq + TrackKey, V, const S: Space> Map<K, V, S> {
@@ -311,6 +313,7 @@ impl<'a, K: Hash + Eq + TrackKey, V, const S: Space> IntoIterator for &'a Map<K,
 }
 
 /// A vector indexed by small numbers (swap types, shm ids).
+#[derive(Clone)]
 pub struct Table<T, const S: Space>(Vec<T>);
 
 impl<T, const S: Space> Table<T, S> {
@@ -385,6 +388,7 @@ impl<T, const S: Space> IndexMut<usize> for Table<T, S> {
 
 /// A value read and written whole (a list, a counter), as object `K` of
 /// space `S`.
+#[derive(Clone)]
 pub struct Whole<T, const S: Space, const K: u64 = 0>(T);
 
 impl<T, const S: Space, const K: u64> Whole<T, S, K> {
