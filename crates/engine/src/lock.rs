@@ -73,6 +73,7 @@ impl From<String> for LockName {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct LockState {
     pub kind: LockKind,
     /// Index of the lock's name in the simulator's name table.
