@@ -982,10 +982,17 @@ impl SimState {
         }
     }
 
+    /// Log an event, if the run keeps the log. Inlined, so that a run
+    /// without a log pays a test per event, not a call.
+    #[inline]
     fn log(&mut self, task: Option<TaskId>, kind: EventKind, lock: Option<LockId>, point: Point) {
-        if !self.cfg.record_events {
-            return;
+        if self.cfg.record_events {
+            self.push_event(task, kind, lock, point);
         }
+    }
+
+    #[inline(never)]
+    fn push_event(&mut self, task: Option<TaskId>, kind: EventKind, lock: Option<LockId>, point: Point) {
         let (cpu, time) = match task {
             Some(t) => (self.tasks[t.0 as usize].cpu, self.task_now(t)),
             None => (None, self.irq_time.unwrap_or(0)),
