@@ -32,16 +32,13 @@ pub const PROCESS_METHODS: &[&str] = &["map", "shmat", "write", "read", "swap_ou
 const PRELUDE: &str = r#"
 local yield, isyieldable, mtype, type, error, tostring = coroutine.yield, coroutine.isyieldable, math.type, type, error, tostring
 local format = string.format
--- Each call's number (driver.rs, SYSCALLS), by name: the driver gets the
--- number, an integer, rather than the name, a string.
-local number = ...
 
 local function syscall(name, ...)
   if not isyieldable() then
     error(format("%s() is a system call of a simulated process: call it inside a process program, "
       .. "e.g. process(\"p\", function() %s(...) end)", name, name), 3)
   end
-  return yield(number[name], ...)
+  return yield(name, ...)
 end
 
 -- What a value is, for messages: the value itself for numbers and
@@ -153,11 +150,7 @@ pub fn register(lua: &Lua, spec: SharedSpec) -> mlua::Result<()> {
     globals.set("shmget", lua.create_function(shmget)?)?;
     globals.set("sweep", lua.create_function(sweep)?)?;
     globals.set("param", lua.create_function(param)?)?;
-    let numbers = lua.create_table()?;
-    for (i, name) in crate::driver::SYSCALLS.iter().enumerate() {
-        numbers.raw_set(*name, i as i64 + 1)?;
-    }
-    lua.load(PRELUDE).set_name("=swapsim").call::<()>(numbers)?;
+    lua.load(PRELUDE).set_name("=swapsim").exec()?;
     globals.set("coroutine", Value::Nil)?;
     Ok(())
 }
