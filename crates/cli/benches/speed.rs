@@ -12,6 +12,10 @@
 
 use std::time::Instant;
 
+/// As the swapsim binary (src/main.rs).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use kernel::Variant;
 use script::RunOptions;
 

@@ -44,7 +44,7 @@ pub use event::{Event, EventKind};
 pub use footprint::Footprint;
 pub use lock::{LockId, LockKind, LockName};
 pub use outcome::{Outcome, Violation};
-pub use sim::{format_ns, Costs, Sim, SimConfig};
+pub use sim::{format_ns, Costs, Sim, SimConfig, SimSnapshot};
 pub use task::{Task, TaskId, TaskState};
 
 /// A named interleaving point: `"function:where"`, e.g.

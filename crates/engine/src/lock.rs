@@ -92,6 +92,23 @@ pub(crate) struct LockState {
     pub taken_at: crate::Point,
 }
 
+/// Cloned for simulator snapshots, where almost every lock is free and
+/// unawaited: empty holder and sleeper lists are made, not copied.
+impl Clone for LockState {
+    fn clone(&self) -> LockState {
+        LockState {
+            kind: self.kind,
+            number: self.number,
+            owner: self.owner,
+            readers: if self.readers.is_empty() { Vec::new() } else { self.readers.clone() },
+            locked: self.locked,
+            sleepers: if self.sleepers.is_empty() { VecDeque::new() } else { self.sleepers.clone() },
+            released_at: self.released_at,
+            taken_at: self.taken_at,
+        }
+    }
+}
+
 impl LockState {
     pub fn new(kind: LockKind) -> LockState {
         LockState {

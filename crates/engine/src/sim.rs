@@ -25,7 +25,7 @@ use crate::task::{Task, TaskId, TaskState};
 use crate::Point;
 
 /// Simulated costs of the engine's own operations, in ns.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Costs {
     /// Every step (the code between two interleaving points).
     pub step: u64,
@@ -42,7 +42,7 @@ impl Default for Costs {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimConfig {
     pub cpus: usize,
     /// A run that takes more steps than this ends as [`Outcome::StepLimit`].
@@ -104,6 +104,7 @@ enum TimerAction {
     Call(Box<dyn FnOnce()>, TaskId, Point),
 }
 
+#[derive(Clone)]
 struct Cpu {
     current: Option<TaskId>,
     clock: u64,
@@ -126,6 +127,7 @@ impl Waiting {
     }
 }
 
+#[derive(Clone)]
 struct TaskInfo {
     name: String,
     /// The named point of the primitive the task is parked in (where its
@@ -214,6 +216,9 @@ struct SimState {
 }
 
 type TaskFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// A simulator's state between phases (see [`Sim::snapshot`]).
+pub struct SimSnapshot(SimState);
 
 /// Initial capacity of the lock table and the task list.
 const INITIAL_LOCKS: usize = 64;
@@ -325,6 +330,25 @@ impl Sim {
         let future = body(Task { sim: Rc::clone(self), id });
         self.futures.borrow_mut().push(Some(Box::pin(future)));
         id
+    }
+
+    /// The state at the end of a phase that ran to completion — every task
+    /// done, no timer pending, not stopped — for starting other runs from
+    /// it ([`Sim::from_snapshot`]) instead of running that phase again.
+    /// None if anything is still pending.
+    pub fn snapshot(&self) -> Option<SimSnapshot> {
+        let st = self.st.borrow();
+        let settled = st.timers.is_empty() && st.stop.is_none() && self.futures.borrow().iter().all(Option::is_none);
+        settled.then(|| SimSnapshot(st.copy_settled(Box::new(crate::ReplayChooser::new(Vec::new())))))
+    }
+
+    /// A simulator in the state of `snapshot` (a copy: the snapshot stays
+    /// as it is), choosing with `chooser`.
+    pub fn from_snapshot(snapshot: &SimSnapshot, chooser: Box<dyn Chooser>) -> Rc<Sim> {
+        let st = snapshot.0.copy_settled(chooser);
+        let mut futures = Vec::with_capacity(st.tasks.len().max(INITIAL_TASKS));
+        futures.resize_with(st.tasks.len(), || None);
+        Rc::new(Sim { st: RefCell::new(st), futures: RefCell::new(futures) })
     }
 
     /// Mark a task as a daemon (a kernel thread like kswapd).
@@ -889,6 +913,77 @@ pub fn format_ns(ns: u64) -> String {
 }
 
 impl SimState {
+    /// A copy of a settled state (no timer pending, so nothing that cannot
+    /// be copied) that chooses with `chooser`. Every field is named, so that
+    /// a new one cannot be left out of snapshots.
+    fn copy_settled(&self, chooser: Box<dyn Chooser>) -> SimState {
+        let SimState {
+            cfg,
+            tasks,
+            cpus,
+            runqueue,
+            locks,
+            lock_names,
+            timers,
+            timer_seq,
+            chooser: _,
+            choices,
+            tags,
+            labels,
+            occurrences,
+            step,
+            events,
+            events_dropped,
+            point_counts,
+            lock_order,
+            point_pairs,
+            last_point,
+            bkl,
+            stop,
+            irq_time,
+            last_timer,
+            scratch_options: _,
+            scratch_kinds: _,
+            scratch_times: _,
+            settled_prefix,
+            daemons,
+            io_timers,
+        } = self;
+        assert!(timers.is_empty(), "a settled simulator has no timer pending");
+        SimState {
+            cfg: cfg.clone(),
+            tasks: tasks.clone(),
+            cpus: cpus.clone(),
+            runqueue: runqueue.clone(),
+            locks: locks.clone(),
+            lock_names: lock_names.clone(),
+            timers: BTreeMap::new(),
+            timer_seq: *timer_seq,
+            chooser,
+            choices: choices.clone(),
+            tags: tags.clone(),
+            labels: labels.clone(),
+            occurrences: occurrences.clone(),
+            step: *step,
+            events: events.clone(),
+            events_dropped: *events_dropped,
+            point_counts: point_counts.clone(),
+            lock_order: lock_order.clone(),
+            point_pairs: point_pairs.clone(),
+            last_point: *last_point,
+            bkl: *bkl,
+            stop: stop.clone(),
+            irq_time: *irq_time,
+            last_timer: *last_timer,
+            scratch_options: Vec::new(),
+            scratch_kinds: Vec::new(),
+            scratch_times: Vec::new(),
+            settled_prefix: *settled_prefix,
+            daemons: daemons.clone(),
+            io_timers: *io_timers,
+        }
+    }
+
     /// "spins on NAME", "sleeps on NAME", "sleeps N ns at POINT": by lock
     /// number, so a lock freed since still has its name.
     fn describe_waiting(&self, waiting: &Waiting) -> String {
@@ -924,10 +1019,17 @@ impl SimState {
         }
     }
 
+    /// Log an event, if the run keeps the log. Inlined, so that a run
+    /// without a log pays a test per event, not a call.
+    #[inline]
     fn log(&mut self, task: Option<TaskId>, kind: EventKind, lock: Option<LockId>, point: Point) {
-        if !self.cfg.record_events {
-            return;
+        if self.cfg.record_events {
+            self.push_event(task, kind, lock, point);
         }
+    }
+
+    #[inline(never)]
+    fn push_event(&mut self, task: Option<TaskId>, kind: EventKind, lock: Option<LockId>, point: Point) {
         let (cpu, time) = match task {
             Some(t) => (self.tasks[t.0 as usize].cpu, self.task_now(t)),
             None => (None, self.irq_time.unwrap_or(0)),

@@ -190,7 +190,12 @@ fn scan_swap_map(w: &mut World, type_: usize, count: u16) -> Option<SwpEntry> {
     let World { swap_info, nr_swap_pages, .. } = w;
     let p = &mut swap_info[type_];
     let map = p.swap_map.as_mut()?;
-    let offset = (p.lowest_bit..=p.highest_bit).find(|&o| o > 0 && (o as usize) < map.len() && map[o as usize] == 0)?;
+    // for (offset = si->lowest_bit; offset <= si->highest_bit; offset++)
+    //         if (!si->swap_map[offset]) ...: the first free slot in
+    // [lowest_bit, highest_bit], slot 0 (the header) and slots past the
+    // map excluded, searched as a slice.
+    let (lo, hi) = (p.lowest_bit.max(1) as usize, (p.highest_bit as usize).min(map.len().saturating_sub(1)));
+    let offset = (lo + map.get(lo..=hi)?.iter().position(|&c| c == 0)?) as u32;
     map[offset as usize] = count;
     p.inuse_pages += 1;
     if offset == p.lowest_bit {

@@ -53,6 +53,7 @@ pub enum Pte {
 }
 
 /// `struct mm_struct`.
+#[derive(Clone)]
 pub struct MmStruct {
     /// Small number for messages: mm#3.
     pub number: u32,
@@ -76,6 +77,7 @@ pub struct MmStruct {
 
 /// `struct vm_area_struct`: an anonymous private mapping, or a shared
 /// attach of a SysV shm segment (`vm_ops = shm_vm_ops`, a `vm_file`).
+#[derive(Clone)]
 pub struct Vma {
     pub mm: MmId,
     pub start: u64,
@@ -91,6 +93,7 @@ pub type ShmId = usize;
 /// `struct shmid_kernel`: the segment's own array of pte-like entries
 /// (`SHM_ENTRY`): none, a present page (one page reference), or a swap
 /// entry (one swap_map reference).
+#[derive(Clone)]
 pub struct ShmSegment {
     pub entries: Vec<Pte>,
     /// The segment inode's `i_sem`, which shm_nopage holds.
@@ -101,12 +104,13 @@ pub struct ShmSegment {
 }
 
 /// One mm's page tables (pgd, pmd and pte levels folded into one map).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct PageTable {
     pub ptes: BTreeMap<u64, Pte>,
 }
 
 /// `struct page`.
+#[derive(Clone)]
 pub struct Page {
     pub number: u32,
     /// `page->count`.
@@ -125,6 +129,7 @@ pub struct Page {
 }
 
 /// `struct swap_info_struct`.
+#[derive(Clone)]
 pub struct SwapInfo {
     pub flags: u8,
     /// `swap_map`: None after swapoff's vfree (and before swapon).
@@ -151,6 +156,7 @@ pub struct SwapInfo {
 }
 
 /// A task as the kernel sees it (`struct task_struct`, the parts that matter).
+#[derive(Clone)]
 pub struct Proc {
     pub pid: Pid,
     pub name: String,

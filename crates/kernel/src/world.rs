@@ -78,6 +78,7 @@ impl Default for KernelCosts {
 
 /// Every kernel object, in arenas. Every field but the report's (`printk`,
 /// `stats`) records its accesses for the step's footprint (`tracked.rs`).
+#[derive(Clone)]
 pub struct World {
     pub mms: Arena<MmId, MmStruct, { tracked::MM }>,
     pub vmas: Arena<VmaId, Vma, { tracked::VMA }>,
@@ -243,6 +244,51 @@ impl Kernel {
             costs: machine.costs,
             world: RefCell::new(world),
             in_kernel: Cell::new(0),
+        })
+    }
+
+    /// A copy of this kernel on `sim`, a simulator restored from a snapshot
+    /// of this kernel's own ([`Sim::snapshot`]), so that every lock id
+    /// names the same lock: for starting runs after a set-up phase without
+    /// running it again. Every field is named, so that a new one cannot be
+    /// left out.
+    pub fn copy_onto(&self, sim: Rc<Sim>) -> Rc<Kernel> {
+        let Kernel {
+            sim: _,
+            fixes,
+            costs,
+            world,
+            tasklist_lock,
+            swaplock,
+            pagecache_lock,
+            mm_lock,
+            mmlist_lock,
+            shm_lock,
+            kswapd_wait,
+            in_kernel,
+            me: _,
+            memory_pages,
+            faults,
+            max_threads,
+        } = self;
+        let world = world.borrow().clone();
+        Rc::new_cyclic(|me| Kernel {
+            sim,
+            fixes: *fixes,
+            costs: *costs,
+            world: RefCell::new(world),
+            tasklist_lock: *tasklist_lock,
+            swaplock: *swaplock,
+            pagecache_lock: *pagecache_lock,
+            mm_lock: *mm_lock,
+            mmlist_lock: *mmlist_lock,
+            shm_lock: *shm_lock,
+            kswapd_wait: *kswapd_wait,
+            in_kernel: in_kernel.clone(),
+            me: me.clone(),
+            memory_pages: *memory_pages,
+            faults: *faults,
+            max_threads: *max_threads,
         })
     }
 

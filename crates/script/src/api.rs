@@ -258,20 +258,22 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
     let direct = !fields.has_metatable();
     let mut found: [Value; MACHINE_FIELDS.len()] = std::array::from_fn(|_| Value::Nil);
     let mut unknown: Vec<String> = Vec::new();
-    for pair in fields.pairs::<Value, Value>() {
-        let (key, value) = pair?;
+    // `for_each` walks the table in one protected call (`pairs` makes one
+    // per entry), in the same order.
+    fields.for_each::<Value, Value>(|key, value| {
         if let Value::String(s) = &key {
             let bytes = s.as_bytes();
             if let Some(i) = MACHINE_FIELDS.iter().position(|f| f.as_bytes() == &*bytes) {
                 found[i] = value;
-                continue;
+                return Ok(());
             }
         }
         let name = key_name(&key, "machine");
         if !MACHINE_FIELDS.contains(&name.as_str()) {
             unknown.push(name);
         }
-    }
+        Ok(())
+    })?;
     unknown.sort();
     if let Some(name) = unknown.first() {
         return Err(mlua::Error::runtime(format!(
@@ -305,21 +307,20 @@ fn machine(lua: &Lua, fields: Table) -> mlua::Result<()> {
             // Every key must be 1..n: `{64, nil, 3}` has a hole, and a
             // named key is not a device.
             let mut entries: Vec<(i64, Value)> = Vec::new();
-            for pair in list.pairs::<Value, Value>() {
-                match pair? {
-                    (Value::Integer(i), value) if i >= 1 => entries.push((i, value)),
-                    (key, _) => {
-                        return Err(mlua::Error::runtime(format!(
-                            "machine: swap_devices must be a list of sizes in pages, e.g. {{64, 64}}, got a table with \
-                             the key {}",
-                            match key {
-                                Value::Integer(n) => format!("[{n}]"),
-                                other => key_name(&other, "machine"),
-                            }
-                        )))
-                    }
+            list.for_each::<Value, Value>(|key, value| match (key, value) {
+                (Value::Integer(i), value) if i >= 1 => {
+                    entries.push((i, value));
+                    Ok(())
                 }
-            }
+                (key, _) => Err(mlua::Error::runtime(format!(
+                    "machine: swap_devices must be a list of sizes in pages, e.g. {{64, 64}}, got a table with the \
+                     key {}",
+                    match key {
+                        Value::Integer(n) => format!("[{n}]"),
+                        other => key_name(&other, "machine"),
+                    }
+                ))),
+            })?;
             entries.sort_by_key(|&(i, _)| i);
             let mut sizes = Vec::new();
             for (i, value) in entries {

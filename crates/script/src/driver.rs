@@ -88,7 +88,9 @@ async fn run_program(ctx: Rc<Ctx>, t: Task, program: Option<Function>) {
         let mut reply = MultiValue::new();
         loop {
             touch_lua();
-            let yielded: MultiValue = match thread.resume(reply) {
+            // A call yields its name and at most two arguments: read as a
+            // tuple (missing values are nil), straight off the Lua stack.
+            let yielded: Yielded = match thread.resume(reply) {
                 Ok(values) => values,
                 Err(e) => return ctx.fail(&t, scenario_error(&e, &ctx.path)),
             };
@@ -129,8 +131,11 @@ impl Request {
     }
 }
 
-fn parse_request(values: MultiValue) -> Result<Request, String> {
-    let mut values = values.into_iter();
+/// What a program's system call yields: the call's name and its arguments.
+type Yielded = (Value, Value, Value);
+
+fn parse_request((name, first, second): Yielded) -> Result<Request, String> {
+    let mut values = [name, first, second].into_iter();
     // The name as one of ours, compared as bytes (no String per call).
     const NAMES: &[&str] = &[
         "fork", "exit", "read", "write", "swapoff", "swapon", "swap_out", "mmap", "munmap", "exec", "waitpid", "sleep",

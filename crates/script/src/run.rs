@@ -191,6 +191,8 @@ pub struct Runner {
     /// scenario's reach (`getmetatable` gives `false`, `setmetatable`
     /// refuses), so one is made for all runs.
     env_meta: mlua::Table,
+    /// The set-ups of earlier runs (see [`SetupKey`]), oldest first.
+    setups: RefCell<Vec<Setup>>,
 }
 
 impl Runner {
@@ -207,6 +209,7 @@ impl Runner {
             reset,
             chunk: Default::default(),
             env_meta,
+            setups: RefCell::new(Vec::new()),
         })
     }
 
@@ -256,13 +259,90 @@ impl Runner {
             record_footprints: options.dfs.as_ref().is_some_and(|plan| plan.sleep_sets),
             ..SimConfig::default()
         };
-        // Boot and set-up are deterministic: always the first option, no
-        // allocation sleeps.
-        let sim = Sim::new(config, Box::new(ReplayChooser::new(Vec::new())));
-        let k = Kernel::new(Rc::clone(&sim), &scenario.machine, options.fixes);
-        let result = boot_and_run(&sim, &k, self.lua.clone(), Rc::clone(&self.prints), &scenario, &self.path, options);
+        // Boot and set-up are deterministic (always the first option, no
+        // allocation sleeps), so a run whose set-up is the same as an
+        // earlier run's starts from a copy of the state that one left.
+        let key = SetupKey::new(&scenario, options.fixes, &config);
+        let cached = self.setups.borrow().iter().find(|s| s.key == key).map(|s| {
+            let sim = Sim::from_snapshot(&s.sim, Box::new(ReplayChooser::new(Vec::new())));
+            let k = s.kernel.copy_onto(Rc::clone(&sim));
+            (sim, k, s.pids.clone())
+        });
+        let (sim, k, pids) = match cached {
+            Some(state) => state,
+            None => {
+                let sim = Sim::new(config, Box::new(ReplayChooser::new(Vec::new())));
+                let k = Kernel::new(Rc::clone(&sim), &scenario.machine, options.fixes);
+                let pids = match set_up(&sim, &k, &scenario, &self.path) {
+                    Ok(pids) => pids,
+                    Err(e) => {
+                        sim.shutdown();
+                        return Err(e);
+                    }
+                };
+                if let Some(snapshot) = sim.snapshot() {
+                    // The kept kernel lives on a simulator of its own that
+                    // never runs: runs copy both.
+                    let idle = Sim::from_snapshot(&snapshot, Box::new(ReplayChooser::new(Vec::new())));
+                    let kernel = k.copy_onto(idle);
+                    let mut setups = self.setups.borrow_mut();
+                    if setups.len() >= MAX_SETUPS {
+                        setups.remove(0);
+                    }
+                    setups.push(Setup { key, sim: snapshot, kernel, pids: pids.clone() });
+                }
+                (sim, k, pids)
+            }
+        };
+        let result =
+            interleave(&sim, &k, &pids, self.lua.clone(), Rc::clone(&self.prints), &scenario, &self.path, options);
         sim.shutdown();
         result
+    }
+}
+
+/// How many set-ups a runner keeps (a sweep alternates a few kernels).
+const MAX_SETUPS: usize = 8;
+
+/// A set-up's result, kept for later runs with the same [`SetupKey`].
+struct Setup {
+    key: SetupKey,
+    sim: engine::SimSnapshot,
+    kernel: Rc<Kernel>,
+    pids: Vec<Pid>,
+}
+
+/// Everything boot and set-up depend on: the machine (with the run's
+/// faults), the fixes, the simulator's configuration, and the segments,
+/// processes (names, mappings, attaches) and set-up steps of the scenario.
+/// The scenario's programs and its Lua state play no part in them.
+#[derive(PartialEq)]
+struct SetupKey {
+    machine: kernel::Machine,
+    fixes: Fixes,
+    config: SimConfig,
+    segments: Vec<u64>,
+    processes: Vec<ProcessLayout>,
+    setup: Vec<crate::spec::SetupStep>,
+}
+
+/// A process as set-up sees it: its name, mappings, attaches and line.
+type ProcessLayout = (String, Vec<(u64, u64)>, Vec<(usize, u64)>, usize);
+
+impl SetupKey {
+    fn new(scenario: &Scenario, fixes: Fixes, config: &SimConfig) -> SetupKey {
+        SetupKey {
+            machine: scenario.machine.clone(),
+            fixes,
+            config: config.clone(),
+            segments: scenario.segments.clone(),
+            processes: scenario
+                .processes
+                .iter()
+                .map(|p| (p.name.clone(), p.maps.clone(), p.attaches.clone(), p.line))
+                .collect(),
+            setup: scenario.setup.clone(),
+        }
     }
 }
 
@@ -327,15 +407,11 @@ pub fn run(path: &str, source: &str, options: &RunOptions) -> Result<RunReport, 
     Runner::new(path, source, options.limits)?.run(options)
 }
 
-fn boot_and_run(
-    sim: &Rc<Sim>,
-    k: &Rc<Kernel>,
-    lua: mlua::Lua,
-    prints: crate::sandbox::PrintLog,
-    scenario: &Scenario,
-    path: &str,
-    options: &RunOptions,
-) -> Result<RunReport, ScenarioError> {
+/// Boot and set-up: the shm segments, the processes (pids 1, 2, ... in
+/// order), swapon of every device, and the set-up steps. Deterministic
+/// (always the first option, no allocation sleeps): everything in
+/// [`SetupKey`] decides it. Returns the processes' pids.
+fn set_up(sim: &Rc<Sim>, k: &Rc<Kernel>, scenario: &Scenario, path: &str) -> Result<Vec<Pid>, ScenarioError> {
     let at = |line: usize, message: String| ScenarioError { location: Some(format!("{path}:{line}")), message };
 
     // Shm segments, then the processes with their mappings and attaches
@@ -413,8 +489,21 @@ fn boot_and_run(
             message: format!("the state after set-up breaks {invariant}: {message}"),
         });
     }
+    Ok(pids)
+}
 
-    // The interleaved phase.
+/// The interleaved phase, from the state [`set_up`] left, and the report.
+#[allow(clippy::too_many_arguments)]
+fn interleave(
+    sim: &Rc<Sim>,
+    k: &Rc<Kernel>,
+    pids: &[Pid],
+    lua: mlua::Lua,
+    prints: crate::sandbox::PrintLog,
+    scenario: &Scenario,
+    path: &str,
+    options: &RunOptions,
+) -> Result<RunReport, ScenarioError> {
     k.w().stats = Stats::default();
     *k.w().faults_armed = true;
     let first_run_task = sim.task_count();
@@ -445,7 +534,7 @@ fn boot_and_run(
         error: RefCell::new(None),
         calls: RefCell::new(Vec::new()),
     });
-    for (process, &pid) in scenario.processes.iter().zip(&pids) {
+    for (process, &pid) in scenario.processes.iter().zip(pids) {
         let Some(program) = process.program.clone() else { continue };
         let task = sim.spawn(process.name.clone(), driver::start(Rc::clone(&ctx), Some(program)));
         k.bind(task, pid);

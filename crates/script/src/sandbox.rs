@@ -269,6 +269,12 @@ fn build_sandbox(seed: u64, limits: SandboxLimits) -> mlua::Result<(Lua, PrintLo
     let rng = install_random(&lua, Rc::clone(&current_seed))?;
     let used = Rc::new(Cell::new(0u64));
     install_instruction_limit(&lua, limits.max_instructions, Rc::clone(&tripped), Rc::clone(&used))?;
+    // Most of what a run allocates (its environment, closures, coroutines,
+    // strings) dies with the run: the generational collector frees young
+    // objects without traversing the rest (GC cost ~7% of a small run
+    // under the incremental one). Collections are invisible to scenarios
+    // (`collectgarbage` is removed).
+    lua.gc_set_mode(mlua::state::GcMode::Generational(mlua::state::GcGenParams::default()));
     // Last, so that building the sandbox itself is never what runs out.
     lua.set_memory_limit(limits.max_memory_bytes)?;
     let reset = SandboxReset { used, tripped, rng, seed: current_seed, log: Rc::clone(&log) };

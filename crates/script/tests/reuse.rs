@@ -49,3 +49,34 @@ fn a_reused_runner_gives_what_a_fresh_run_gives() {
         }
     }
 }
+
+/// A runner keeps the state boot and set-up leave and starts later runs with
+/// the same set-up from a copy of it: a run must not change that copy, and
+/// a copy must give everything a fresh set-up gives, whatever ran between.
+#[test]
+fn runs_from_a_kept_set_up_give_what_a_fresh_set_up_gives() {
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/race1_fork.lua")).unwrap();
+    let runner = Runner::new("race1_fork.lua", &source, Default::default()).unwrap();
+    for round in 0..3 {
+        for seed in 1..25 {
+            for variant in Variant::ALL {
+                let options =
+                    RunOptions { record_events: (seed + round) % 2 == 0, ..RunOptions::new(variant.fixes(), seed) };
+                let reused = runner.run(&options).unwrap();
+                let fresh = run("race1_fork.lua", &source, &options).unwrap();
+                let what = format!("round {round} seed {seed} {variant}");
+                assert_eq!(reused.outcome, fresh.outcome, "{what}");
+                assert_eq!(reused.steps, fresh.steps, "{what}");
+                assert_eq!(reused.time_ns, fresh.time_ns, "{what}");
+                assert_eq!(reused.stats, fresh.stats, "{what}");
+                assert_eq!(reused.printk, fresh.printk, "{what}");
+                assert_eq!(reused.events, fresh.events, "{what}");
+                assert_eq!(reused.choices, fresh.choices, "{what}");
+                assert_eq!(reused.tasks, fresh.tasks, "{what}");
+                assert_eq!(reused.run_tasks, fresh.run_tasks, "{what}");
+                assert_eq!(reused.calls, fresh.calls, "{what}");
+            }
+        }
+    }
+}
