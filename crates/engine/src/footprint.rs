@@ -148,8 +148,8 @@ pub fn touch(space: Space, key: u64, write: bool) {
 }
 
 /// Note that the current step read everything (`write`: or may have
-/// written anything). A check of the whole state says so first: its
-/// reads of each object are then not recorded one by one.
+/// written anything), engine state included: later reads of the step are
+/// then not recorded one by one.
 pub fn touch_everything(write: bool) {
     if RECORDING_THREADS.load(Ordering::Relaxed) != 0 && RECORDING.with(Cell::get) {
         CURRENT.with(|f| {

@@ -17,7 +17,7 @@ pub type Broken = (&'static str, String);
 /// still hold a snapshot of an entry it is about to replace, so the shm
 /// entries are checked at the next quiescent point instead.
 pub fn check_swapoff_complete(k: &Kernel, type_: usize, shm: bool) -> Option<Broken> {
-    engine::footprint::touch_everything(false);
+    crate::tracked::read_the_whole_world();
     let w = k.w();
     for (mm_id, mm) in &w.mms {
         let Some(pgd) = mm.pgd else { continue };
@@ -76,7 +76,7 @@ pub fn check_swapoff_complete(k: &Kernel, type_: usize, shm: bool) -> Option<Bro
 /// swap-cache page; each page's count equals the ptes mapping it plus one
 /// for the swap cache.
 pub fn check_quiescent(k: &Kernel) -> Option<Broken> {
-    engine::footprint::touch_everything(false);
+    crate::tracked::read_the_whole_world();
     let devices_off: Vec<usize> = {
         let w = k.w();
         (0..w.swap_info.len()).filter(|&i| w.swap_info[i].swap_map.is_none()).collect()

@@ -52,6 +52,14 @@ pub const IN_KERNEL: Space = FIRST_USER_SPACE + 14;
 /// The scenario's Lua state (a process program running between calls).
 pub const LUA: Space = FIRST_USER_SPACE + 15;
 
+/// Note that the step reads every object of the kernel world (a check of
+/// the whole state), as one access per space.
+pub fn read_the_whole_world() {
+    for space in MM..=SHM {
+        touch(space, ALL, false);
+    }
+}
+
 /// The key that stands for a container's shape: which keys it holds and
 /// in what order.
 pub const SHAPE: u64 = ALL - 1;
