@@ -5,7 +5,7 @@
 //! run.
 //!
 //! `cargo bench -p cli -- SECTION...` runs only the named sections
-//! (`race1`, `toy`, `long`, `stress`); `quick` (alone or with sections)
+//! (`race1`, `toy`, `long`, `stress`, `dfs`); `quick` (alone or with sections)
 //! runs race 1 only on the patched kernel with events off and the Lua state
 //! reused, stress only on the patched kernel, and no long run: a short run
 //! for comparing builds.
@@ -81,6 +81,49 @@ fn main() {
     if on("stress") {
         let variants: &[Variant] = if quick { &[Variant::Patched] } else { &Variant::ALL };
         stress_bench(root, variants);
+    }
+    if on("dfs") && !quick {
+        for file in ["race2_exit.lua", "race6_readahead.lua"] {
+            dfs_bench(root, file);
+        }
+    }
+}
+
+/// A whole bounded dfs (2 preemptions) of a scenario under the patch, with
+/// sleep sets and without: what the footprints cost per run against what
+/// the schedules they cut save.
+fn dfs_bench(root: &str, file: &str) {
+    let path = format!("scenarios/{file}");
+    let source = std::fs::read_to_string(format!("{root}/{path}")).expect("the scenario");
+    let runner = script::run::Runner::new(&path, &source, Default::default()).expect("the scenario loads");
+    for sleep_sets in [true, false] {
+        let start = Instant::now();
+        let (mut complete, mut cut) = (0u64, 0u64);
+        let mut plan = engine::DfsPlan { sleep_sets, ..Default::default() };
+        loop {
+            let options = RunOptions {
+                record_events: false,
+                dfs: Some(plan.clone()),
+                ..RunOptions::new(Variant::Patched.fixes(), 1)
+            };
+            runner.run(&options).expect("the scenario runs");
+            let run = std::mem::take(&mut *plan.log.borrow_mut());
+            if run.pruned {
+                cut += 1;
+            } else {
+                complete += 1;
+            }
+            match plan.next(&run, 2) {
+                Some(next) => plan = next,
+                None => break,
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "dfs {file} (patched, 2 preemptions, sleep sets {}): {complete} schedules, {cut} cut short, {secs:.2} s, {:.0} runs/s",
+            if sleep_sets { "on" } else { "off" },
+            (complete + cut) as f64 / secs
+        );
     }
 }
 
