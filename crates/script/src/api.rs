@@ -233,12 +233,11 @@ fn shown(value: &Value) -> String {
 
 /// A Lua number, and how messages show it.
 fn raw_number(value: &Value) -> crate::spec::RawNumber {
-    let value_f64 = match value {
-        Value::Integer(n) => *n as f64,
-        Value::Number(x) => *x,
-        _ => f64::NAN,
-    };
-    crate::spec::RawNumber { value: value_f64, shown: shown(value) }
+    match value {
+        Value::Integer(n) => crate::spec::RawNumber { value: *n as f64, integer: Some(*n) },
+        Value::Number(x) => crate::spec::RawNumber { value: *x, integer: None },
+        _ => crate::spec::RawNumber { value: f64::NAN, integer: None },
+    }
 }
 
 const MACHINE_FIELDS: &[&str] =

@@ -115,7 +115,19 @@ pub struct RawFaults {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RawNumber {
     pub value: f64,
-    pub shown: String,
+    /// The Lua integer it was, if it was one (messages show it as Lua does).
+    pub integer: Option<i64>,
+}
+
+impl RawNumber {
+    /// The number as Lua's `tostring` shows it: made only for a message,
+    /// never for a run that goes well.
+    pub fn shown(&self) -> String {
+        match self.integer {
+            Some(n) => n.to_string(),
+            None => crate::api::lua_float(self.value),
+        }
+    }
 }
 
 /// Why a fault rate is not one.
@@ -200,7 +212,7 @@ impl RawSpec {
             None => DEFAULT_ALLOC_SLEEP,
             Some(p) if (0.0..=1.0).contains(&p.value) => p.value,
             Some(p) => {
-                return Err(at(line, format!("machine: alloc_sleep is a probability from 0 to 1, got {}", p.shown)))
+                return Err(at(line, format!("machine: alloc_sleep is a probability from 0 to 1, got {}", p.shown())))
             }
         };
         let step_budget = raw.step_budget.unwrap_or(DEFAULT_STEP_BUDGET as i64);
@@ -247,12 +259,12 @@ impl RawSpec {
                     line,
                     match bad {
                         BadRate::OutOfRange => {
-                            format!("machine: faults.{name} is a probability from 0 to 1, got {}", p.shown)
+                            format!("machine: faults.{name} is a probability from 0 to 1, got {}", p.shown())
                         }
                         BadRate::BelowOnePpm => format!(
                             "machine: faults.{name} is {}, below the smallest rate, 0.000001 (one in a million); \
                              0 is none",
-                            p.shown
+                            p.shown()
                         ),
                     },
                 )
