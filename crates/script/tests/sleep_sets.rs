@@ -42,9 +42,21 @@ fn outcomes(file: &str, variant: Variant, bound: u32, sleep_sets: bool) -> (BTre
     panic!("{file}: the search did not finish in 100 000 runs");
 }
 
+/// For each (scenario, kernel, bound): the searches with and without sleep
+/// sets reach the same outcomes, and sleep sets run fewer schedules.
+fn compare(searches: &[(&str, Variant, u32)]) {
+    for &(file, variant, bound) in searches {
+        let (full, n_full) = outcomes(file, variant, bound, false);
+        let (reduced, n_reduced) = outcomes(file, variant, bound, true);
+        assert_eq!(full, reduced, "{file} {variant:?} bound {bound}");
+        assert!(n_reduced < n_full, "{file} {variant:?}: {n_reduced} of {n_full} schedules");
+        eprintln!("{file} {variant:?} bound {bound}: {} outcomes, {n_full} -> {n_reduced} schedules", full.len());
+    }
+}
+
 #[test]
 fn sleep_sets_reach_every_outcome_of_the_full_search() {
-    for (file, variant, bound) in [
+    compare(&[
         ("race2_exit.lua", Variant::Pre4, 2),
         ("race2_exit.lua", Variant::Patched, 2),
         ("race3_fault.lua", Variant::Pre4, 1),
@@ -54,13 +66,7 @@ fn sleep_sets_reach_every_outcome_of_the_full_search() {
         ("race7_shm_nopage.lua", Variant::Pre4, 1),
         ("race2_exit.lua", Variant::Linux2_4_10, 1),
         ("race4_shm.lua", Variant::Linux5_1, 1),
-    ] {
-        let (full, n_full) = outcomes(file, variant, bound, false);
-        let (reduced, n_reduced) = outcomes(file, variant, bound, true);
-        assert_eq!(full, reduced, "{file} {variant:?} bound {bound}");
-        assert!(n_reduced < n_full, "{file} {variant:?}: {n_reduced} of {n_full} schedules");
-        eprintln!("{file} {variant:?} bound {bound}: {} outcomes, {n_full} -> {n_reduced} schedules", full.len());
-    }
+    ]);
 }
 
 /// The same on the larger searches (about 10 s in release, minutes in
@@ -68,17 +74,12 @@ fn sleep_sets_reach_every_outcome_of_the_full_search() {
 #[test]
 #[ignore]
 fn sleep_sets_reach_every_outcome_of_the_larger_searches() {
-    for (file, variant, bound) in [
+    compare(&[
         ("race1_fork.lua", Variant::Patched, 2),
         ("race1_fork.lua", Variant::Pre4, 1),
         ("race6_readahead.lua", Variant::Patched, 2),
         ("race3_fault.lua", Variant::Patched, 2),
         ("race7_shm_nopage.lua", Variant::Patched, 2),
         ("race4_shm.lua", Variant::Linux2_4_10, 2),
-    ] {
-        let (full, n_full) = outcomes(file, variant, bound, false);
-        let (reduced, n_reduced) = outcomes(file, variant, bound, true);
-        assert_eq!(full, reduced, "{file} {variant:?} bound {bound}");
-        eprintln!("{file} {variant:?} bound {bound}: {} outcomes, {n_full} -> {n_reduced} schedules", full.len());
-    }
+    ]);
 }
