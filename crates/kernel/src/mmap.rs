@@ -88,9 +88,12 @@ pub async fn sys_munmap(k: &Kernel, t: &Task, addr: u64, pages: u64) -> KResult<
     Ok(0)
 }
 
-/// `sys_mmap2`/`do_mmap` (mm/mmap.c) of an anonymous private writable
-/// mapping at a fixed, free address, under mmap_sem: allocate the VMA
-/// (may sleep) and link it in under the vmlist lock.
+/// `sys_mmap2` → `do_mmap2` (arch/i386/kernel/sys_i386.c) → `do_mmap_pgoff`
+/// (mm/mmap.c) of an anonymous private writable mapping at a fixed, free
+/// address: under mmap_sem and the BKL (do_mmap2 takes both), allocate the
+/// VMA (may sleep, dropping the BKL) and link it in under the vmlist lock.
+/// Where the C's MAP_FIXED would first do_munmap an overlapped range, the
+/// model refuses the call with -EINVAL.
 pub async fn sys_mmap(k: &Kernel, t: &Task, addr: u64, pages: u64) -> KResult<i64> {
     if !addr.is_multiple_of(PAGE_SIZE) || pages == 0 {
         return Ok(-EINVAL);
@@ -104,12 +107,14 @@ pub async fn sys_mmap(k: &Kernel, t: &Task, addr: u64, pages: u64) -> KResult<i6
         (w.mms[mm].mmap_sem, w.mms[mm].page_table_lock)
     };
     t.down(mmap_sem, "sys_mmap:down_mmap_sem").await;
+    t.lock_kernel("do_mmap2:lock_kernel").await;
     t.may_sleep("do_mmap:kmem_cache_alloc", k.costs.alloc_sleep).await;
     let overlaps = {
         let w = k.w();
         w.mms[mm].mmap.iter().any(|&v| w.vmas[v].start < end && addr < w.vmas[v].end)
     };
     if overlaps {
+        t.unlock_kernel("do_mmap2:unlock_kernel");
         t.up(mmap_sem, "sys_mmap:up_mmap_sem");
         return Ok(-EINVAL);
     }
@@ -123,6 +128,7 @@ pub async fn sys_mmap(k: &Kernel, t: &Task, addr: u64, pages: u64) -> KResult<i6
         chain.insert(at, vma);
     }
     t.spin_unlock(ptl, "do_mmap:vmlist_modify_unlock");
+    t.unlock_kernel("do_mmap2:unlock_kernel");
     t.up(mmap_sem, "sys_mmap:up_mmap_sem");
     Ok(0)
 }

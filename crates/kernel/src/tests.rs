@@ -340,3 +340,50 @@ fn direct_reclaim_swaps_out_when_memory_runs_out_and_keeps_the_data() {
     assert!(k.w().stats.swap_ins >= 24, "{:?}", k.w().stats);
     assert_eq!(invariants::check_quiescent(&k), None);
 }
+
+/// The named points of the run's events (reached, locked, unlocked), in
+/// order, each once where events repeat it.
+fn points_reached(sim: &Sim) -> Vec<&'static str> {
+    let mut points: Vec<&'static str> = sim.events().into_iter().map(|e| e.point).filter(|p| !p.is_empty()).collect();
+    points.dedup();
+    points
+}
+
+#[test]
+fn swap_out_holds_the_chosen_mm_only_after_dropping_tasklist_lock() {
+    // mm/vmscan.c:372 read_unlock(&tasklist_lock), then 384
+    // atomic_inc(&best->mm_count): a point of its own between them, where
+    // code without the BKL may drop the mm.
+    let (sim, k) = boot(Variant::Pre4);
+    let pid = k.create_process("p");
+    k.map_anonymous(pid, 0x10000, 1).unwrap();
+    let outcome = run_as(&sim, &k, pid, move |k, t| async move {
+        assert_eq!(user_access(&k, &t, 0x10000, true).await, Ok(Access::Done));
+        assert!(matches!(vmscan::swap_out_pte(&k, &t, pid, 0x10000).await, Ok(vmscan::SwapOut::Done(_))));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    let points = points_reached(&sim);
+    let unlock = points.iter().position(|&p| p == "swap_out:read_unlock_tasklist").expect("read_unlock");
+    let hold = points.iter().position(|&p| p == "swap_out:atomic_inc_mm_count").expect("the mm_count point");
+    assert!(unlock < hold, "mm_count is raised after the task list is unlocked: {points:?}");
+}
+
+#[test]
+fn mmap_takes_the_big_kernel_lock_inside_mmap_sem() {
+    // do_mmap2 (arch/i386/kernel/sys_i386.c:60-66): down(mmap_sem),
+    // lock_kernel(), do_mmap_pgoff, unlock_kernel(), up(mmap_sem).
+    let (sim, k) = boot(Variant::Pre4);
+    let pid = k.create_process("p");
+    let outcome = run_as(&sim, &k, pid, move |k, t| async move {
+        assert_eq!(mmap::sys_mmap(&k, &t, 0x40000, 2).await, Ok(0));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    let points = points_reached(&sim);
+    let order: Vec<&str> =
+        points.iter().copied().filter(|p| p.starts_with("sys_mmap:") || p.starts_with("do_mmap2:")).collect();
+    assert_eq!(
+        order,
+        ["sys_mmap:down_mmap_sem", "do_mmap2:lock_kernel", "do_mmap2:unlock_kernel", "sys_mmap:up_mmap_sem"],
+        "{points:?}"
+    );
+}

@@ -30,14 +30,12 @@ pub async fn swap_out_pte(k: &Kernel, t: &Task, victim: Pid, addr: u64) -> KResu
     t.lock_kernel("swap_out:lock_kernel").await;
     t.read_lock(k.tasklist_lock, "swap_out:read_lock_tasklist").await;
     let mm = k.w().procs.get(&victim).filter(|p| p.linked).and_then(|p| p.mm);
-    if let Some(mm) = mm {
-        k.w().mms[mm].mm_count += 1;
-    }
     t.read_unlock(k.tasklist_lock, "swap_out:read_unlock_tasklist");
     let Some(mm) = mm else {
         t.unlock_kernel("swap_out:unlock_kernel");
         return Ok(SwapOut::Failed);
     };
+    hold_best_mm(k, t, mm).await?;
     let result = swap_out_mm(k, t, mm, &[addr]).await?;
     mmdrop(k, t, mm).await?;
     t.unlock_kernel("swap_out:unlock_kernel");
@@ -82,11 +80,9 @@ async fn swap_out(k: &Kernel, t: &Task) -> KResult<bool> {
         }
         best.map(|(_, mm)| mm)
     };
-    if let Some(mm) = victim {
-        k.w().mms[mm].mm_count += 1;
-    }
     t.read_unlock(k.tasklist_lock, "swap_out:read_unlock_tasklist");
     let Some(mm) = victim else { return Ok(false) };
+    hold_best_mm(k, t, mm).await?;
     let addrs: Vec<u64> = {
         let w = k.w();
         let m = &w.mms[mm];
@@ -110,6 +106,17 @@ async fn swap_out(k: &Kernel, t: &Task) -> KResult<bool> {
     }
     mmdrop(k, t, mm).await?;
     Ok(result != SwapOut::Failed)
+}
+
+/// `atomic_inc(&best->mm_count)` in `swap_out` (mm/vmscan.c:384): after
+/// `read_unlock(&tasklist_lock)` (372), so only the BKL keeps the chosen mm
+/// alive in between; code that runs without it (exec_mmap's mmput) can drop
+/// the mm there, and the increment is then a use-after-free.
+async fn hold_best_mm(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
+    t.point("swap_out:atomic_inc_mm_count").await;
+    k.check_mm(t, mm, "swap_out")?;
+    k.w().mms[mm].mm_count += 1;
+    Ok(())
 }
 
 /// `shrink_mmap` (mm/filemap.c) over the swap cache, oldest first: reclaim

@@ -96,7 +96,7 @@ fn race6_readahead() {
 
 #[test]
 fn race6_kswapd() {
-    breaks("scenarios/race6_kswapd.lua", PRE4, 10, "swapoff-completeness");
+    breaks("scenarios/race6_kswapd.lua", PRE4, 43, "swapoff-completeness");
     clean_range("scenarios/race6_kswapd.lua", PATCHED, "1..500");
 }
 
