@@ -5,6 +5,7 @@ use std::process::ExitCode;
 mod coverage;
 mod explore_cmd;
 mod lockdep;
+mod progress;
 mod reduce_cmd;
 mod run_cmd;
 mod schedule;
@@ -102,6 +103,7 @@ fn main() -> ExitCode {
         Command::Shrink(args) => explore_cmd::shrink_cmd(&args),
         Command::Sweep(args) => sweep_cmd::sweep(&args),
         Command::Reduce(args) => reduce_cmd::reduce(&args),
+        Command::Merge { out, inputs } if sweep_cmd::is_sweep(&inputs) => sweep_cmd::merge(&out, &inputs),
         Command::Merge { out, inputs } => {
             let inputs: Vec<&std::path::Path> = inputs.iter().map(|p| p.as_path()).collect();
             match seed_search::merge(&inputs) {

@@ -40,8 +40,9 @@
 //! let dir = std::env::temp_dir().join(format!("report-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir).unwrap();
 //! let points = run.calls.iter().enumerate().map(|(i, c)| (i as f64, (c.end_ns - c.start_ns) as f64 / 1e3));
-//! let series = [report::Series { label: "calls".to_string(), points: points.collect() }];
-//! report::line_plot(&dir.join("calls"), "Call latency", "call (#)", "latency (µs)", &series).unwrap();
+//! let series = [report::Series { label: "calls".to_string(), points: points.collect(), spread: vec![] }];
+//! let chart = report::Chart { title: "Call latency", x_label: "call (#)", y_label: "latency (µs)", series: &series, notes: &[] };
+//! report::line_plot(&dir.join("calls"), &chart).unwrap();
 //! assert!(dir.join("calls.png").exists() && dir.join("calls.svg").exists());
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```
@@ -57,7 +58,7 @@ mod trace;
 pub use events::{events_csv, kind_name, EVENTS_CSV_HEADER};
 pub use latency::{latencies, nearest_rank, render_latencies, Latency};
 pub use locks::{lock_stat, render_lock_stat, LockStat, Stat};
-pub use plot::{line_plot, Series};
+pub use plot::{line_plot, Chart, Series, Spread, SVG_FONT};
 pub use trace::{chrome_trace, TASKS_PID};
 
 #[cfg(test)]
