@@ -30,6 +30,12 @@ impl Progress {
         self.bar.inc(1);
     }
 
+    /// Runs `f` (which prints to stdout) with the line cleared, then draws
+    /// it again, so the two do not mix on one terminal.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.bar.suspend(f)
+    }
+
     /// Clears the line.
     pub fn finish(&self) {
         self.bar.finish_and_clear();

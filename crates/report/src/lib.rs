@@ -25,7 +25,7 @@
 //!
 //! // One CSV row per event.
 //! let csv = report::events_csv(&run);
-//! assert!(csv.starts_with("step,time_ns,cpu,task,event,lock,lock_class,point,text\n"));
+//! assert!(csv.starts_with("step,time_ns,cpu,task,event,lock,lock_class,point,sleep_ns,text\n"));
 //! assert_eq!(csv.lines().count(), run.events.len() + 1);
 //!
 //! // /proc/lock_stat per lock class, and call latencies.
