@@ -882,3 +882,94 @@ fn csv_error(e: &csv::Error) -> String {
         _ => e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A clean run with this swapoff duration and these fault latencies.
+    fn record(run: usize, seed: u64, swapoff_ns: u64, faults: &[(u64, u64)]) -> Record {
+        let n: u64 = faults.iter().map(|(_, c)| c).sum();
+        let mut sorted: Vec<u64> = faults.iter().flat_map(|&(ns, c)| std::iter::repeat_n(ns, c as usize)).collect();
+        sorted.sort_unstable();
+        Record {
+            run,
+            point: vec![("pages".into(), 1024)],
+            kernel: "patched".into(),
+            seed,
+            shard: "1/1".into(),
+            row: Row {
+                outcome: "clean".into(),
+                swapoffs: 1,
+                swapoff_ns_mean: Some(swapoff_ns),
+                swapoff_ns_max: Some(swapoff_ns),
+                faults_during_swapoff: n,
+                fault_ns_p99: (n > 0).then(|| report::nearest_rank(&sorted, 99)),
+                fault_samples: faults.to_vec(),
+                ..Row::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_p99_is_over_the_merged_samples_not_a_mean_of_p99s() {
+        // The V of docs/results at 1 024 pages: one seed's p99 0.205 ms,
+        // the other's 20.005 ms. The mean of the two (10.1 ms) is no
+        // latency any fault had.
+        let a = record(0, 1, 0, &[(2_280, 7_900), (205_380, 100)]);
+        let b = record(1, 2, 0, &[(2_280, 7_900), (20_005_380, 100)]);
+        assert_eq!((a.row.fault_ns_p99, b.row.fault_ns_p99), (Some(205_380), Some(20_005_380)));
+        let (y, spread) = Statistic::MergedFaultP99.of(&[&a, &b]).unwrap();
+        // 16 000 faults: the 99th percentile is rank 15 840, among the
+        // 205 380 ns ones (ranks 15 801 to 15 900).
+        assert_eq!(y, 0.20538);
+        assert_eq!((spread.low, spread.high), (0.20538, 20.00538));
+        assert_eq!(spread.values, vec![0.20538, 20.00538], "each seed's own p99, as markers");
+        let many = record(1, 2, 0, &[(2_280, 100), (20_005_380, 100)]);
+        assert_eq!(Statistic::MergedFaultP99.of(&[&a, &many]).unwrap().0, 20.00538);
+    }
+
+    #[test]
+    fn the_line_is_the_median_of_the_runs_done() {
+        // Ctrl-C after one of two seeds: the point is that seed's value,
+        // not half of it.
+        let a = record(0, 1, 40_000_000_000, &[]);
+        let (y, spread) = Statistic::MedianSwapoff.of(&[&a]).unwrap();
+        assert_eq!(y, 40_000.0);
+        assert_eq!((spread.low, spread.high), (40_000.0, 40_000.0));
+        let b = record(1, 2, 20_000_000_000, &[]);
+        let c = record(2, 3, 90_000_000_000, &[]);
+        assert_eq!(Statistic::MedianSwapoff.of(&[&a, &b, &c]).unwrap().0, 40_000.0, "the median, not the mean");
+        assert_eq!(Statistic::MedianSwapoff.of(&[&a, &b]).unwrap().0, 30_000.0);
+    }
+
+    #[test]
+    fn broken_runs_and_missing_values_are_left_out() {
+        let a = record(0, 1, 2_000_000, &[(2_280, 10)]);
+        let mut broken = record(1, 2, 900_000_000_000, &[(99_000_000, 10)]);
+        broken.row.outcome = "violation".into();
+        broken.row.invariant = "swapoff-completeness".into();
+        let (y, spread) = Statistic::MedianSwapoff.of(&[&a, &broken]).unwrap();
+        assert_eq!((y, spread.values.len()), (2.0, 1));
+        assert_eq!(Statistic::MergedFaultP99.of(&[&a, &broken]).unwrap().0, 0.00228);
+        // No sample at all: no point (not a 0).
+        let none = record(2, 3, 2_000_000, &[]);
+        assert!(Statistic::MergedFaultP99.of(&[&none]).is_none());
+        assert!(Statistic::MedianSwapoff.of(&[&broken]).is_none());
+    }
+
+    #[test]
+    fn histogram_ranks_match_the_sorted_samples() {
+        let samples = [5u64, 1, 1, 9, 3, 3, 3, 7];
+        let mut sorted = samples.to_vec();
+        sorted.sort_unstable();
+        let mut histogram = BTreeMap::new();
+        for s in samples {
+            *histogram.entry(s).or_insert(0) += 1;
+        }
+        for p in [1, 25, 50, 90, 99, 100] {
+            assert_eq!(histogram_rank(&histogram, p), Some(report::nearest_rank(&sorted, p as u32)), "p{p}");
+        }
+        assert_eq!(histogram_rank(&BTreeMap::new(), 99), None);
+    }
+}
