@@ -332,6 +332,13 @@ impl Whole {
         let samples = dir.join("samples.csv");
         write_whole(&samples, &self.samples_csv()).map_err(|e| format!("cannot write {}: {e}", samples.display()))?;
         println!("results:  {} ({} rows), {}", results.display(), self.records.len(), samples.display());
+        if let Some(table) = self.summary() {
+            let file = dir.join("summary.md");
+            write_whole(&file, table.render_markdown().as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+            print!("{}", table.render());
+            println!("summary:  {}", file.display());
+        }
         let broken: Vec<&Record> = self.records.iter().filter(|r| !r.row.clean()).collect();
         for plot in self.plots(broken.len()) {
             let file = dir.join(plot.stem);
@@ -471,9 +478,9 @@ impl Whole {
         ]
     }
 
-    /// One series per kernel and value of the parameters other than x, in
-    /// grid order; each point from the clean runs that have the value.
-    fn series(&self, x_index: usize, statistic: Statistic) -> Vec<report::Series> {
+    /// The runs by series (kernel and value of the parameters other than
+    /// x, in grid order), then by x.
+    fn groups(&self, x_index: usize) -> Vec<(String, BTreeMap<i64, Vec<&Record>>)> {
         let mut groups: Vec<(String, BTreeMap<i64, Vec<&Record>>)> = Vec::new();
         for r in &self.records {
             let others: Vec<String> = (0..r.point.len())
@@ -491,6 +498,12 @@ impl Whole {
             groups[at].1.entry(r.point[x_index].1).or_default().push(r);
         }
         groups
+    }
+
+    /// One series per group; each point from the clean runs that have a
+    /// value.
+    fn series(&self, x_index: usize, statistic: Statistic) -> Vec<report::Series> {
+        self.groups(x_index)
             .into_iter()
             .map(|(label, by_x)| {
                 let mut series = report::Series { label, ..Default::default() };
@@ -503,6 +516,51 @@ impl Whole {
                 series
             })
             .collect()
+    }
+
+    /// What the plots show, as a table: per series and x, the clean runs,
+    /// the median swapoff duration and its range, the p99 of the merged
+    /// faults and the range of the runs' own p99s (ms; "-" for none).
+    fn summary(&self) -> Option<report::Table> {
+        let x_index =
+            (0..self.names.len()).rev().max_by_key(|&i| distinct(self.records.iter().map(|r| r.point[i].1)))?;
+        let x_name = self.names[x_index].as_str();
+        let mut table = report::Table::new(&[
+            "series",
+            x_name,
+            "clean runs",
+            "swapoff ms, median",
+            "seeds' min",
+            "seeds' max",
+            "fault p99 ms, all faults",
+            "seeds' p99 min",
+            "seeds' p99 max",
+        ]);
+        for (label, by_x) in self.groups(x_index) {
+            for (x, runs) in by_x {
+                let clean = runs.iter().filter(|r| r.row.clean()).count();
+                let mut row = vec![label.clone(), x.to_string(), format!("{clean} of {}", runs.len())];
+                for statistic in [Statistic::MedianSwapoff, Statistic::MergedFaultP99] {
+                    match statistic.of(&runs) {
+                        Some((y, spread)) => row.extend([ms(y), ms(spread.low), ms(spread.high)]),
+                        None => row.extend(["-".to_string(), "-".to_string(), "-".to_string()]),
+                    }
+                }
+                table.row(row);
+            }
+        }
+        Some(table)
+    }
+}
+
+/// Milliseconds with about four significant digits.
+fn ms(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
     }
 }
 
@@ -793,6 +851,7 @@ fn read_results(file: &Path, samples: &Path) -> Result<ShardResults, String> {
             hash: field("scenario_fnv1a").to_string(),
             runs: number("runs")? as usize,
         };
+        let runs = this.runs;
         match &identity {
             None => identity = Some(this),
             Some(first) if *first != this => {
@@ -806,8 +865,8 @@ fn read_results(file: &Path, samples: &Path) -> Result<ShardResults, String> {
         let run = number("run")? as usize;
         let shard_text = field("shard");
         let shard = crate::seed_search::parse_shard(shard_text).map_err(|e| bad(e.replace("--shard", "shard")))?;
-        if run >= this_runs(&identity) || run as u64 % shard.count != shard.index - 1 {
-            return Err(bad(format!("run {run} is not a run of shard {shard_text} of a grid of {} runs", this_runs(&identity))));
+        if run >= runs || run as u64 % shard.count != shard.index - 1 {
+            return Err(bad(format!("run {run} is not a run of shard {shard_text} of a grid of {runs} runs")));
         }
         if !shards.contains(&(shard.index, shard.count)) {
             shards.push((shard.index, shard.count));
@@ -842,10 +901,6 @@ fn read_results(file: &Path, samples: &Path) -> Result<ShardResults, String> {
     Ok(ShardResults { whole, shards })
 }
 
-fn this_runs(identity: &Option<Identity>) -> usize {
-    identity.as_ref().map_or(0, |i| i.runs)
-}
-
 /// samples.csv beside a results.csv: each run's fault latencies.
 fn read_samples(file: &Path, records: &mut [Record]) -> Result<(), String> {
     let name = file.display().to_string();
@@ -857,17 +912,18 @@ fn read_samples(file: &Path, records: &mut [Record]) -> Result<(), String> {
     if header != SAMPLE_COLUMNS {
         return Err(format!("{name}: not a samples.csv (its header must be {})", SAMPLE_COLUMNS.join(",")));
     }
+    let by_run: BTreeMap<usize, usize> = records.iter().enumerate().map(|(i, r)| (r.run, i)).collect();
     for (i, record) in reader.records().enumerate() {
         let bad = |what: String| format!("{name}:{}: {what}", i + 2);
         let record = record.map_err(|e| bad(csv_error(&e)))?;
         let numbers: Vec<u64> = record.iter().map(|f| f.parse::<u64>()).collect::<Result<_, _>>().map_err(|_| {
             bad(format!("run, fault_ns and count are counts: {:?}", record.iter().collect::<Vec<_>>()))
         })?;
-        let run = numbers[0] as usize;
-        let Some(r) = records.iter_mut().find(|r| r.run == run) else {
+        let run = numbers.first().copied().unwrap_or(0) as usize;
+        let Some(&at) = by_run.get(&run) else {
             return Err(bad(format!("run {run} is not in the results.csv beside it")));
         };
-        r.row.fault_samples.push((numbers[1], numbers[2]));
+        records[at].row.fault_samples.push((numbers[1], numbers[2]));
     }
     Ok(())
 }

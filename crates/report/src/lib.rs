@@ -59,6 +59,7 @@ pub use events::{events_csv, kind_name, EVENTS_CSV_HEADER};
 pub use latency::{latencies, nearest_rank, render_latencies, Latency};
 pub use locks::{lock_stat, render_lock_stat, LockStat, Stat};
 pub use plot::{line_plot, Chart, Series, Spread, SVG_FONT};
+pub use table::Table;
 pub use trace::{chrome_trace, TASKS_PID};
 
 #[cfg(test)]

@@ -312,8 +312,11 @@ impl Layout {
         // 26 px fits about 70 characters across 1024 px; a longer title
         // gets a smaller font rather than running off both edges.
         let caption_size = (1800 / chart.title.chars().count().max(1)).clamp(14, 26) as u32;
-        let root = root.titled(chart.title, (FAMILY, caption_size))?;
-        let (plot_area, legend_area) = root.split_horizontally(SIZE.0 - self.legend_width);
+        // The lines and markers are drawn on `root` itself, in the backend's
+        // pixels (what `backend_coord` gives); the areas below the title
+        // are offset from it.
+        let below_title = root.titled(chart.title, (FAMILY, caption_size))?;
+        let (plot_area, legend_area) = below_title.split_horizontally(SIZE.0 - self.legend_width);
         let (x, y) = (&self.x, &self.y);
         let mut cartesian = ChartBuilder::on(&plot_area)
             .margin(16)
