@@ -44,10 +44,8 @@ mod tests {
     #[test]
     fn the_invariants_are_those_docs_invariants_md_describes() {
         let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/invariants.md")).unwrap();
-        let documented: Vec<&str> = doc
-            .lines()
-            .filter_map(|l| l.strip_prefix("## `").and_then(|rest| rest.strip_suffix('`')))
-            .collect();
+        let documented: Vec<&str> =
+            doc.lines().filter_map(|l| l.strip_prefix("## `").and_then(|rest| rest.strip_suffix('`'))).collect();
         assert_eq!(documented, INVARIANTS);
     }
 

@@ -245,8 +245,7 @@ pub fn merge(inputs: &[&Path]) -> Result<String, String> {
     let mut shards: std::collections::BTreeMap<u64, String> = std::collections::BTreeMap::new();
     for input in inputs {
         let name = input.display().to_string();
-        let mut reader =
-            csv::ReaderBuilder::new().from_path(input).map_err(|e| format!("cannot read {name}: {e}"))?;
+        let mut reader = csv::ReaderBuilder::new().from_path(input).map_err(|e| format!("cannot read {name}: {e}"))?;
         let header = reader.headers().map_err(|e| format!("{name}: {e}"))?.clone();
         if header.iter().ne(CSV_COLUMNS) {
             return Err(format!("{name}: not an explore CSV (its header must be {})", CSV_COLUMNS.join(",")));
@@ -260,7 +259,8 @@ pub fn merge(inputs: &[&Path]) -> Result<String, String> {
                 }
                 _ => format!("{name}:{line}: {e}"),
             })?;
-            let row = read_row(&record).map_err(|what| format!("{name}:{line}: not a row of an explore CSV: {what}"))?;
+            let row =
+                read_row(&record).map_err(|what| format!("{name}:{line}: not a row of an explore CSV: {what}"))?;
             match &first {
                 None => first = Some((row.identity.clone(), row.shard.count, name.clone())),
                 Some((identity, _, other)) if *identity != row.identity => {

@@ -317,11 +317,9 @@ impl Whole {
         let marker = dir.join("PARTIAL");
         match self.partial {
             Some((n, of)) => {
-                let text = format!(
-                    "partial: {n} of {of} runs; results.csv, samples.csv and the plots cover only those\n"
-                );
-                write_whole(&marker, text.as_bytes())
-                    .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+                let text =
+                    format!("partial: {n} of {of} runs; results.csv, samples.csv and the plots cover only those\n");
+                write_whole(&marker, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
             }
             None => {
                 let _ = std::fs::remove_file(&marker);
@@ -445,9 +443,8 @@ impl Whole {
             }
         }
         let partial = if self.partial.is_some() { " (partial)" } else { "" };
-        let title = |what: &str| {
-            format!("{what} vs {x_name}: {} ({}){partial}", kernels.join(", "), self.identity.scenario)
-        };
+        let title =
+            |what: &str| format!("{what} vs {x_name}: {} ({}){partial}", kernels.join(", "), self.identity.scenario);
         let spec = |stem, what: &str, y_label, statistic: Statistic, line: &str| {
             let mut notes = vec![line.to_string(), "bar: min–max of the seeds".into(), "hollow: each seed".into()];
             notes.extend(notes_of(broken, self.partial));
@@ -649,11 +646,13 @@ fn histogram_rank(histogram: &BTreeMap<u64, u64>, percent: u64) -> Option<u64> {
     }
     let rank = (percent * n).div_ceil(100).clamp(1, n);
     let mut seen = 0;
-    histogram.iter().find(|(_, count)| {
-        seen += **count;
-        seen >= rank
-    })
-    .map(|(ns, _)| *ns)
+    histogram
+        .iter()
+        .find(|(_, count)| {
+            seen += **count;
+            seen >= rank
+        })
+        .map(|(ns, _)| *ns)
 }
 
 fn distinct(values: impl Iterator<Item = i64>) -> usize {
@@ -797,13 +796,13 @@ struct ShardResults {
 
 fn read_results(file: &Path, samples: &Path) -> Result<ShardResults, String> {
     let name = file.display().to_string();
-    let mut reader = csv::ReaderBuilder::new()
-        .from_path(file)
-        .map_err(|e| format!("cannot read {name}: {}", csv_error(&e)))?;
+    let mut reader =
+        csv::ReaderBuilder::new().from_path(file).map_err(|e| format!("cannot read {name}: {}", csv_error(&e)))?;
     let header: Vec<String> =
         reader.headers().map_err(|e| format!("{name}: {}", csv_error(&e)))?.iter().map(String::from).collect();
     let params = header.len().saturating_sub(1 + COLUMNS.len());
-    let names: Vec<String> = header.iter().skip(1).take(params).filter_map(|h| h.strip_prefix(PARAM)).map(String::from).collect();
+    let names: Vec<String> =
+        header.iter().skip(1).take(params).filter_map(|h| h.strip_prefix(PARAM)).map(String::from).collect();
     if header.first().map(String::as_str) != Some("run") || names.len() != params || header[1 + params..] != *COLUMNS {
         return Err(format!(
             "{name}: not the results.csv of a sweep (its header must be run, param.NAME..., {})",
@@ -905,7 +904,10 @@ fn read_results(file: &Path, samples: &Path) -> Result<ShardResults, String> {
 fn read_samples(file: &Path, records: &mut [Record]) -> Result<(), String> {
     let name = file.display().to_string();
     let mut reader = csv::ReaderBuilder::new().from_path(file).map_err(|e| {
-        format!("cannot read {name} (the fault samples beside results.csv, for the p99 of merged runs): {}", csv_error(&e))
+        format!(
+            "cannot read {name} (the fault samples beside results.csv, for the p99 of merged runs): {}",
+            csv_error(&e)
+        )
     })?;
     let header: Vec<String> =
         reader.headers().map_err(|e| format!("{name}: {}", csv_error(&e)))?.iter().map(String::from).collect();
@@ -916,9 +918,10 @@ fn read_samples(file: &Path, records: &mut [Record]) -> Result<(), String> {
     for (i, record) in reader.records().enumerate() {
         let bad = |what: String| format!("{name}:{}: {what}", i + 2);
         let record = record.map_err(|e| bad(csv_error(&e)))?;
-        let numbers: Vec<u64> = record.iter().map(|f| f.parse::<u64>()).collect::<Result<_, _>>().map_err(|_| {
-            bad(format!("run, fault_ns and count are counts: {:?}", record.iter().collect::<Vec<_>>()))
-        })?;
+        let numbers: Vec<u64> =
+            record.iter().map(|f| f.parse::<u64>()).collect::<Result<_, _>>().map_err(|_| {
+                bad(format!("run, fault_ns and count are counts: {:?}", record.iter().collect::<Vec<_>>()))
+            })?;
         let run = numbers.first().copied().unwrap_or(0) as usize;
         let Some(&at) = by_run.get(&run) else {
             return Err(bad(format!("run {run} is not in the results.csv beside it")));
@@ -931,10 +934,9 @@ fn read_samples(file: &Path, records: &mut [Record]) -> Result<(), String> {
 /// A csv crate error in words, with its line when it has one.
 fn csv_error(e: &csv::Error) -> String {
     match e.kind() {
-        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => format!(
-            "line {}: {len} fields where the header has {expected_len}",
-            pos.as_ref().map_or(0, |p| p.line())
-        ),
+        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => {
+            format!("line {}: {len} fields where the header has {expected_len}", pos.as_ref().map_or(0, |p| p.line()))
+        }
         _ => e.to_string(),
     }
 }

@@ -50,7 +50,18 @@ pub fn events_csv(report: &RunReport) -> String {
             EventKind::Sleep(text) => timed_sleep_ns(text).unwrap_or(""),
             _ => "",
         };
-        write(&[&step, &time, cpu.as_deref().unwrap_or(""), task, kind_name(&e.kind), lock, class, e.point, sleep_ns, text]);
+        write(&[
+            &step,
+            &time,
+            cpu.as_deref().unwrap_or(""),
+            task,
+            kind_name(&e.kind),
+            lock,
+            class,
+            e.point,
+            sleep_ns,
+            text,
+        ]);
     }
     let bytes = writer.into_inner().expect("flushing CSV into memory cannot fail");
     String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8")

@@ -171,11 +171,7 @@ impl Axis {
         let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, hi + 0.5) };
         let pad = (hi - lo) * 0.05;
         let range = (if from_zero && lo == 0.0 { 0.0 } else { lo - pad }, hi + pad);
-        let ticks = if integer && distinct.len() <= 12 && !from_zero {
-            distinct
-        } else {
-            linear_ticks(range, integer)
-        };
+        let ticks = if integer && distinct.len() <= 12 && !from_zero { distinct } else { linear_ticks(range, integer) };
         Axis { log, integer, range, ticks }
     }
 
@@ -318,11 +314,8 @@ impl Layout {
         let below_title = root.titled(chart.title, (FAMILY, caption_size))?;
         let (plot_area, legend_area) = below_title.split_horizontally(SIZE.0 - self.legend_width);
         let (x, y) = (&self.x, &self.y);
-        let mut cartesian = ChartBuilder::on(&plot_area)
-            .margin(16)
-            .x_label_area_size(56)
-            .y_label_area_size(88)
-            .build_cartesian_2d(
+        let mut cartesian =
+            ChartBuilder::on(&plot_area).margin(16).x_label_area_size(56).y_label_area_size(88).build_cartesian_2d(
                 Ticked { range: x.range, ticks: x.ticks.clone() },
                 Ticked { range: y.range, ticks: y.ticks.clone() },
             )?;
@@ -658,6 +651,40 @@ mod tests {
         assert!(small.ticks.iter().all(|t| t.fract() == 0.0), "{:?}", small.ticks);
     }
 
+    /// The PNG's RGB pixels.
+    fn pixels(file: &Path) -> Vec<u8> {
+        let decoder = png::Decoder::new(std::io::BufReader::new(fs::File::open(file).unwrap()));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        reader.next_frame(&mut buf).unwrap();
+        buf
+    }
+
+    #[test]
+    fn a_point_is_drawn_at_its_tick() {
+        // (10, 10) on linear axes with a tick at 10: the filled marker
+        // (radius 5) is centred on the grid line of y = 10, not offset by
+        // the title above the plot.
+        let dir = temp_dir("at");
+        let series = [Series { label: "s".into(), points: vec![(0.0, 0.0), (10.0, 10.0)], spread: vec![] }];
+        line_plot(&dir.join("p"), &chart("A title that takes room", &series, &[])).unwrap();
+        let buf = pixels(&dir.join("p.png"));
+        let (w, h) = (SIZE.0 as usize, SIZE.1 as usize);
+        let at = |x: usize, y: usize| -> [u8; 3] { buf[(y * w + x) * 3..][..3].try_into().unwrap() };
+        let RGBColor(r, g, b) = COLORS[0];
+        let plot_width = (SIZE.0 - Layout::of(&chart("", &series, &[])).legend_width) as usize;
+        let blue: Vec<(usize, usize)> =
+            (0..h).flat_map(|y| (0..plot_width).map(move |x| (x, y))).filter(|&(x, y)| at(x, y) == [r, g, b]).collect();
+        let top = blue.iter().map(|p| p.1).min().unwrap();
+        let right = blue.iter().map(|p| p.0).max().unwrap();
+        // The grid line of y = 10: the topmost grey row in the column just
+        // left of the marker.
+        let column = right - 12;
+        let grid = (0..h).find(|&y| at(column, y) == [225, 225, 225]).expect("a grid line");
+        assert!((top + 5).abs_diff(grid) <= 1, "marker top {top}, grid line of y = 10 at {grid}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn each_series_has_its_own_dash_and_marker() {
         let styles: Vec<((u32, u32), Marker)> = (0..4).map(|i| (Style::of(i).dash, Style::of(i).marker)).collect();
@@ -683,10 +710,7 @@ mod tests {
         // the rows below the legend's entries and notes.
         let dir = temp_dir("legend");
         line_plot(&dir.join("l"), &chart("t", &series, &[])).unwrap();
-        let decoder = png::Decoder::new(std::io::BufReader::new(fs::File::open(dir.join("l.png")).unwrap()));
-        let mut reader = decoder.read_info().unwrap();
-        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-        reader.next_frame(&mut buf).unwrap();
+        let buf = pixels(&dir.join("l.png"));
         let left = (SIZE.0 - layout.legend_width) as usize;
         let white = (200..SIZE.1 as usize)
             .all(|y| (left..SIZE.0 as usize).all(|x| buf[(y * SIZE.0 as usize + x) * 3..][..3] == [255, 255, 255]));

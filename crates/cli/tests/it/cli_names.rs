@@ -39,18 +39,7 @@ fn an_unknown_name_is_a_usage_error() {
 
 #[test]
 fn every_subcommand_says_its_exit_status() {
-    let all = [
-        "run",
-        "explore",
-        "replay",
-        "shrink",
-        "reduce",
-        "merge",
-        "sweep",
-        "kernels",
-        "completions",
-        "man",
-    ];
+    let all = ["run", "explore", "replay", "shrink", "reduce", "merge", "sweep", "kernels", "completions", "man"];
     let top = swapsim(&["--help"]);
     assert!(top.stdout.contains("Exit status"), "{}", top.stdout);
     for sub in all {

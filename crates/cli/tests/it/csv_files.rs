@@ -127,7 +127,8 @@ fn runs_that_break_an_invariant_are_flagged_reported_left_out_and_exit_1() {
 #[test]
 fn grid_order_is_as_docs_sweep_md_says_the_seed_fastest() {
     let dir = out_dir("order");
-    let run = swapsim(&["sweep", "crates/cli/tests/fixtures/small_sweep.lua", "--out", dir.join("o").to_str().unwrap()]);
+    let run =
+        swapsim(&["sweep", "crates/cli/tests/fixtures/small_sweep.lua", "--out", dir.join("o").to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let (header, rows) = read(&dir.join("o/results.csv"));
     let key = |r: &csv::StringRecord| {
@@ -194,7 +195,11 @@ fn sweep_shards_merge_into_the_whole_sweep_and_other_sweeps_are_refused() {
     std::fs::write(dir.join("s2/results.csv"), lines.join("\n") + "\n").unwrap();
     let bad = swapsim(&["merge", "--out", &d("bad"), &d("s1"), &d("s2"), &d("s3")]);
     assert_eq!(bad.code, 2);
-    assert!(bad.stderr.contains("results.csv:3:") && bad.stderr.contains("fields where the header has"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("results.csv:3:") && bad.stderr.contains("fields where the header has"),
+        "{}",
+        bad.stderr
+    );
     std::fs::write(dir.join("s2/results.csv"), results.replacen(",clean,", ",sunny,", 1)).unwrap();
     let bad = swapsim(&["merge", "--out", &d("bad"), &d("s1"), &d("s2"), &d("s3")]);
     assert_eq!(bad.code, 2);

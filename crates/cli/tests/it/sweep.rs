@@ -25,7 +25,8 @@ fn a_sweep_writes_every_run_with_stable_columns_and_plots_whatever_the_jobs() {
     );
     assert_eq!(csv.lines().count(), 17);
     assert!(csv.lines().skip(1).all(|l| l.split(',').nth(5) == Some("clean")), "{csv}");
-    let files = ["samples.csv", "swapoff_time.png", "swapoff_time.svg", "fault_latency_p99.png", "fault_latency_p99.svg"];
+    let files =
+        ["samples.csv", "swapoff_time.png", "swapoff_time.svg", "fault_latency_p99.png", "fault_latency_p99.svg"];
     for plot in files {
         assert!(one.join(plot).exists(), "{plot}");
     }
