@@ -105,8 +105,8 @@ fn one_progress_line_on_a_terminal() {
     let out = std::env::temp_dir().join(format!("swapsim-tty-{}", std::process::id()));
     let out = out.to_str().unwrap();
     for command in [
-        format!("{bin} run scenarios/race1_fork.lua --seeds 1..3000"),
-        format!("{bin} explore scenarios/race1_fork.lua --runs 3000 --no-shrink --out {out}"),
+        format!("{bin} run scenarios/race1_fork.lua --seeds 1..300"),
+        format!("{bin} explore scenarios/race1_fork.lua --runs 300 --no-shrink --out {out}"),
         format!("{bin} sweep crates/cli/tests/fixtures/small_sweep.lua --out {out}/sweep --force --jobs 1"),
     ] {
         let run = std::process::Command::new("script")
