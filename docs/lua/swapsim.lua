@@ -45,10 +45,13 @@
 ---@field io_delay? number Probability in [0, 1] that a disk I/O takes ten times its usual latency (default 0).
 ---@field read_error? number Probability in [0, 1] that a swap read fails; pre4-5 uses the page as if read (default 0).
 
+---A kernel variant a sweep runs (`swapsim kernels` describes each).
+---@alias SweepKernel "pre4"|"patched"|"2.4.10"|"5.1"
+
 ---`sweep{...}`: the parameter grid that `swapsim sweep` runs (every point x kernel x seed, in timed mode).
 ---@class SweepOptions
 ---@field params table<string, integer[]> Each parameter's values, by name (required; at least one parameter, each list at least one value). Read them with `param(name)`.
----@field kernels? ("pre4"|"patched")[] Kernel variants to run every point under, at least one, each once (default { "pre4", "patched" }).
+---@field kernels? SweepKernel[] Kernel variants to run every point under, at least one, each once (default { "pre4", "patched" }).
 ---@field seeds? integer Runs per point and kernel, seeds 1 to N; 1 to 1000 (default 3).
 
 ---A process handle, from `process(name [, program])`.

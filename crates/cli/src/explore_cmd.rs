@@ -70,7 +70,7 @@ pub struct ExploreArgs {
     pub no_shrink: bool,
     /// Save the first run that breaks this invariant (e.g. swap-cache),
     /// rather than the first run that breaks any.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = crate::names::invariant())]
     pub invariant: Option<String>,
 }
 
@@ -186,7 +186,6 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         ),
         None => println!("runs:     {} (seeds {}..{})", args.runs, args.seed, args.seed + args.runs.saturating_sub(1)),
     }
-    let started = std::time::Instant::now();
     let fixes = kernel.fixes;
     let per_seed = move |seed| RunOptions { record_events: false, ..options(fixes, seed, strategy, None) };
     let searched = move |seed| RunOptions { lock_order: true, point_pairs: true, ..per_seed(seed) };
@@ -202,10 +201,23 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     if crate::run_cmd::interrupted() {
         println!("interrupted: stopped after {runs_done} runs; the results cover those");
     }
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!("({runs_done} runs in {secs:.2} s: {:.0} runs/s)", runs_done as f64 / secs.max(1e-9));
     if let Some(csv) = &args.csv {
-        let text = crate::seed_search::render_csv(&rows);
+        let (pct_depth, pct_steps) = match strategy {
+            Strategy::Pct { depth, steps } => (depth.to_string(), steps.to_string()),
+            _ => (String::new(), String::new()),
+        };
+        let identity = crate::seed_search::SearchIdentity {
+            tool: env!("CARGO_PKG_VERSION").to_string(),
+            scenario_fnv1a: format!("{:016x}", content_hash(source.as_bytes())),
+            kernel: kernel.variant.to_string(),
+            fixes: kernel.fixes.diff(&kernel.variant.fixes()).join(" "),
+            strategy: if pct_depth.is_empty() { "random" } else { "pct" }.to_string(),
+            pct_depth,
+            pct_steps,
+            first_seed: args.seed,
+            runs: args.runs,
+        };
+        let text = crate::seed_search::render_csv(&identity, args.shard, &rows);
         if let Err(e) = write_whole(csv, text.as_bytes()) {
             eprintln!("error: cannot write {}: {e}", csv.display());
             return ExitCode::from(2);
@@ -381,10 +393,7 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
             return ExitCode::from(2);
         }
     };
-    let started = std::time::Instant::now();
-    // Progress on a terminal only (wall-clock time is shown, never fed into a run).
-    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let mut shown = started;
+    let progress = crate::progress::Progress::new(args.runs);
     let mut plan = engine::DfsPlan { sleep_sets, ..Default::default() };
     let mut explored = 0u64;
     let mut pruned = 0u64;
@@ -401,11 +410,7 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
             }
         };
         let run = std::mem::take(&mut *plan.log.borrow_mut());
-        if progress && shown.elapsed().as_millis() >= 250 {
-            shown = std::time::Instant::now();
-            let rate = (explored + pruned) as f64 / started.elapsed().as_secs_f64().max(1e-3);
-            eprint!("\r{explored} schedules, {pruned} cut short, {rate:.0} runs/s (at most {} runs)   ", args.runs);
-        }
+        progress.inc(!run.pruned && report.outcome.is_failure());
         if run.pruned {
             pruned += 1;
         } else {
@@ -428,12 +433,7 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
             }
         }
     }
-    if progress {
-        eprint!("\r\x1b[K");
-    }
-    let secs = started.elapsed().as_secs_f64();
-    let runs = explored + pruned;
-    eprintln!("({runs} runs in {secs:.2} s: {:.0} runs/s)", runs as f64 / secs.max(1e-9));
+    progress.finish();
     if sleep_sets {
         println!("sleep sets: {pruned} more schedules cut short (they only reorder independent steps of one explored)");
     }

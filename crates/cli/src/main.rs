@@ -5,6 +5,8 @@ use std::process::ExitCode;
 mod coverage;
 mod explore_cmd;
 mod lockdep;
+mod names;
+mod progress;
 mod reduce_cmd;
 mod run_cmd;
 mod schedule;
@@ -19,12 +21,18 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `swapsim --version`: the version, the commit it was built from
+/// ("unknown" outside a git checkout) and the schedule-file format it
+/// writes (`schedule::FORMAT`).
+const VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("SWAPSIM_COMMIT"), "; schedule files: swapsim-schedule 2)");
+
 /// swapsim reproduces the Linux 2.3.99 swapoff races of the "swapdeletion
 /// race fixes" patch (linux-mm, April 2000) in a deterministic simulator.
 #[derive(Parser)]
-#[command(name = "swapsim", version, about, long_about = None)]
+#[command(name = "swapsim", version = VERSION, about, long_about = None)]
 #[command(
-    after_help = "Examples:\n  swapsim run scenarios/race1_fork.lua --kernel pre4 --seed 3\n  swapsim run scenarios/race1_fork.lua --kernel patched --seeds 1..1000\n  swapsim run scenarios/race6_kswapd.lua --kernel patched --no-fix no-new-refs --seed 2\n  swapsim kernels\n\nDocs: README.md, docs/tutorial.md, docs/scenario-api.md, docs/races.md"
+    after_help = "Examples:\n  swapsim run scenarios/race1_fork.lua --kernel pre4 --seed 3\n  swapsim run scenarios/race1_fork.lua --kernel patched --seeds 1..1000\n  swapsim run scenarios/race6_kswapd.lua --kernel patched --no-fix no-new-refs --seed 2\n  swapsim kernels\n\nDocs: README.md, docs/tutorial.md, docs/scenario-api.md, docs/races.md; `swapsim man` prints a man page.\n\nExit status: 0 clean, 1 a violation, deadlock or step limit was found, 2 bad usage or a bad scenario,\n130 interrupted (each command's --help says what its codes mean)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -44,27 +52,38 @@ enum Command {
     /// Delete lines of a scenario while it still breaks an invariant; write the smaller scenario.
     Reduce(reduce_cmd::ReduceArgs),
     /// Combine the CSVs of the shards of one explore search, in seed order.
-    #[command(after_help = "Example:\n  swapsim merge --out output/all.csv output/shard-*.csv")]
+    /// Or of one sweep: their results.csv joined in grid order, and the plots drawn again.
+    #[command(
+        after_help = "Examples:\n  swapsim merge --out output/all.csv output/shard-*.csv\n  swapsim merge --out output/sweep output/sweep-part*/results.csv\n\nShards of different searches or sweeps, the same shard twice and malformed rows are refused. Exit status:\n0 merged (for sweeps: every run held every invariant), 1 a merged sweep run broke one, 2 refused or\nunreadable inputs, or an output that cannot be written."
+    )]
     Merge {
-        /// The combined CSV (written whole or not at all).
+        /// The combined CSV of explore shards (written whole or not at all), or the directory of a merged sweep.
         #[arg(long)]
         out: std::path::PathBuf,
-        /// The shards' CSVs (`explore --shard K/N --csv FILE`).
+        /// The shards' CSVs (`explore --shard K/N --csv FILE`), or their sweeps' results.csv (or directories).
         #[arg(required = true)]
         inputs: Vec<std::path::PathBuf>,
     },
     /// Run a scenario's parameter grid and write what each run cost (CSV, plots).
     Sweep(sweep_cmd::SweepArgs),
     /// List the kernel variants and the fixes that can be switched alone.
-    #[command(after_help = "Example:\n  swapsim kernels")]
+    #[command(after_help = "Example:\n  swapsim kernels\n\nExit status: 0.")]
     Kernels,
     /// Print a shell completion script.
     #[command(
-        after_help = "Examples:\n  swapsim completions bash > ~/.local/share/bash-completion/completions/swapsim\n  swapsim completions zsh > ~/.zfunc/_swapsim\n  swapsim completions fish > ~/.config/fish/completions/swapsim.fish"
+        after_help = "Examples:\n  swapsim completions bash > ~/.local/share/bash-completion/completions/swapsim\n  swapsim completions zsh > ~/.zfunc/_swapsim\n  swapsim completions fish > ~/.config/fish/completions/swapsim.fish\n\nExit status: 0, or 2 for a shell it does not know."
     )]
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+    /// Print a man page (roff): swapsim's, or a subcommand's.
+    #[command(
+        after_help = "Examples:\n  swapsim man > swapsim.1 && man ./swapsim.1\n  swapsim man sweep | man -l -\n\nExit status: 0, or 2 for a subcommand it does not know."
+    )]
+    Man {
+        /// The subcommand (default: swapsim itself).
+        subcommand: Option<String>,
     },
 }
 
@@ -102,6 +121,7 @@ fn main() -> ExitCode {
         Command::Shrink(args) => explore_cmd::shrink_cmd(&args),
         Command::Sweep(args) => sweep_cmd::sweep(&args),
         Command::Reduce(args) => reduce_cmd::reduce(&args),
+        Command::Merge { out, inputs } if sweep_cmd::is_sweep(&inputs) => sweep_cmd::merge(&out, &inputs),
         Command::Merge { out, inputs } => {
             let inputs: Vec<&std::path::Path> = inputs.iter().map(|p| p.as_path()).collect();
             match seed_search::merge(&inputs) {
@@ -131,11 +151,38 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "swapsim", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
+        Command::Man { subcommand } => man_page(subcommand.as_deref()),
         Command::Kernels => {
             print!("{}", kernels_text());
             ExitCode::SUCCESS
         }
     }
+}
+
+/// `swapsim man [SUBCOMMAND]`: the page in roff on stdout.
+fn man_page(subcommand: Option<&str>) -> ExitCode {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    command.build();
+    let page = match subcommand {
+        None => clap_mangen::Man::new(command),
+        Some(name) => match command.find_subcommand(name) {
+            Some(sub) => clap_mangen::Man::new(sub.clone()).title(format!("swapsim-{name}")),
+            None => {
+                let names: Vec<&str> = command.get_subcommands().map(|c| c.get_name()).collect();
+                eprintln!("error: no subcommand {name:?}; the subcommands are {}", names.join(", "));
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let mut out = Vec::new();
+    if let Err(e) = page.render(&mut out) {
+        eprintln!("error: cannot render the man page: {e}");
+        return ExitCode::from(2);
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_all(&out);
+    ExitCode::SUCCESS
 }
 
 /// `swapsim kernels`: the variants, then each fix with what it changes and
@@ -151,4 +198,13 @@ fn kernels_text() -> String {
         out += &format!("  {:<13} {}\n  {:<13} closes race {}\n", fix.name, fix.change, "", fix.closes);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_version_names_the_schedule_format_it_writes() {
+        assert!(super::VERSION.contains(&format!("schedule files: {}", crate::schedule::FORMAT)), "{}", super::VERSION);
+        assert!(super::VERSION.contains("(commit "));
+    }
 }

@@ -15,7 +15,7 @@ use crate::run_cmd::write_whole;
 
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  swapsim reduce scenarios/race2_exit.lua --kernel pre4 --invariant swapoff-completeness --out output/race2_small.lua"
+    after_help = "Example:\n  swapsim reduce scenarios/race2_exit.lua --kernel pre4 --invariant swapoff-completeness --out output/race2_small.lua\n\nExit status: 0 the smaller scenario was written (it still breaks the invariant), 2 bad usage, a bad\nscenario, a scenario that does not break the invariant within --runs seeds, or an output that cannot be written."
 )]
 pub struct ReduceArgs {
     /// The scenario (a Lua file).
@@ -23,7 +23,7 @@ pub struct ReduceArgs {
     #[command(flatten)]
     pub kernel: crate::run_cmd::KernelArgs,
     /// The invariant that must still break.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = crate::names::invariant())]
     pub invariant: String,
     /// Seeds searched (random walk, seeds 1..=N) for each candidate.
     #[arg(long, default_value_t = 200)]

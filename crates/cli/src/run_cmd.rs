@@ -15,13 +15,13 @@ use script::{RunOptions, RunReport};
 #[derive(Args)]
 pub struct KernelArgs {
     /// Kernel variant: pre4 (2.3.99-pre4/5), patched (with the seed's fixes), 2.4.10 or 5.1 (later swapoff designs).
-    #[arg(long, default_value = "pre4", value_parser = parse_variant)]
+    #[arg(long, default_value = "pre4", value_parser = crate::names::kernel())]
     pub kernel: Variant,
     /// Switch one fix of the seed's patch on, on top of the kernel variant (repeatable).
-    #[arg(long = "fix", value_name = "NAME")]
+    #[arg(long = "fix", value_name = "NAME", value_parser = crate::names::fix())]
     pub fix: Vec<String>,
     /// Switch one fix off (repeatable). `swapsim kernels` lists the fixes.
-    #[arg(long = "no-fix", value_name = "NAME")]
+    #[arg(long = "no-fix", value_name = "NAME", value_parser = crate::names::fix())]
     pub no_fix: Vec<String>,
 }
 
@@ -71,7 +71,7 @@ pub struct RunArgs {
     /// Write a Chrome trace-event JSON timeline (open it in Perfetto UI or chrome://tracing).
     #[arg(long, value_name = "FILE", conflicts_with = "seeds")]
     pub trace: Option<PathBuf>,
-    /// Write the event log as CSV (step, time_ns, cpu, task, event, lock, lock_class, point, text).
+    /// Write the event log as CSV (step, time_ns, cpu, task, event, lock, lock_class, point, sleep_ns, text).
     #[arg(long, value_name = "FILE", conflicts_with = "seeds")]
     pub csv: Option<PathBuf>,
     /// Print lock statistics per lock class (like /proc/lock_stat) and
@@ -160,13 +160,6 @@ pub fn parse_faults(specs: &[String]) -> Result<Option<kernel::Faults>, String> 
         }
     }
     Ok(Some(faults))
-}
-
-pub fn parse_variant(s: &str) -> Result<Variant, String> {
-    Variant::from_name(s).ok_or_else(|| {
-        let names: Vec<_> = Variant::ALL.iter().map(|v| v.name()).collect();
-        format!("unknown kernel {s:?}; the kernels are {} (see `swapsim kernels`)", names.join(", "))
-    })
 }
 
 pub fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -443,6 +436,7 @@ fn run_seeds(_args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, f
     let mut by_kind: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     const LISTED: usize = 20;
     let mut last_done = first.saturating_sub(1);
+    let progress = crate::progress::Progress::new(last - first + 1);
     for seed in first..=last {
         if interrupted() {
             println!("interrupted: stopped after seed {last_done}; the summary covers seeds {first}..{last_done}");
@@ -456,15 +450,17 @@ fn run_seeds(_args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, f
                 return ExitCode::from(2);
             }
         };
+        progress.inc(report.outcome.is_failure());
         if report.outcome.is_failure() {
             let key = outcome_key(&report.outcome);
             *by_kind.entry(key.clone()).or_default() += 1;
             if broken.len() < LISTED {
-                println!("seed {seed}: {}", headline(&report.outcome));
+                progress.suspend(|| println!("seed {seed}: {}", headline(&report.outcome)));
             }
             broken.push((seed, key));
         }
     }
+    progress.finish();
     let total = last_done + 1 - first;
     if broken.len() > LISTED {
         println!("... and {} more", broken.len() - LISTED);

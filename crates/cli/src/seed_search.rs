@@ -5,9 +5,7 @@
 //! state, and the rows are put back in seed order, so the summary, the CSV
 //! and the schedule saved do not depend on `--jobs`.
 
-use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use engine::Outcome;
 use script::RunOptions;
@@ -21,31 +19,109 @@ pub struct RunRow {
     /// The invariant a violation broke (the outcome's name otherwise, empty
     /// when the run finished): what the summary counts.
     pub kind: String,
-    pub step: u64,
+    /// Steps the run took (it stops at a violation).
     pub steps: u64,
     pub time_ns: u64,
 }
 
-pub const CSV_HEADER: &str = "seed,outcome,invariant,step,steps,simulated_ns";
+/// The columns of the explore CSV: the search's identity (the same in
+/// every row of a search and of each of its shards), then the run's.
+pub const CSV_COLUMNS: [&str; 15] = [
+    "tool",
+    "scenario_fnv1a",
+    "kernel",
+    "fixes",
+    "strategy",
+    "pct_depth",
+    "pct_steps",
+    "first_seed",
+    "runs",
+    "shard",
+    "seed",
+    "outcome",
+    "invariant",
+    "steps",
+    "simulated_ns",
+];
+
+/// The outcomes a row may have.
+const OUTCOMES: [&str; 5] = ["finished", "violation", "deadlock", "step-limit", "aborted"];
+
+/// Which search rows come from: everything that decides its runs but the
+/// seed (the shard only says which of them this file holds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchIdentity {
+    /// swapsim's version.
+    pub tool: String,
+    /// The scenario's content hash (fnv1a, 16 hex digits).
+    pub scenario_fnv1a: String,
+    pub kernel: String,
+    /// The fixes switched on top of the kernel ("+page-lock -mmlist"), or empty.
+    pub fixes: String,
+    /// `random` or `pct`.
+    pub strategy: String,
+    /// PCT's depth d and measured run length k (empty for random).
+    pub pct_depth: String,
+    pub pct_steps: String,
+    pub first_seed: u64,
+    pub runs: u64,
+}
+
+impl SearchIdentity {
+    fn fields(&self) -> [String; 9] {
+        [
+            self.tool.clone(),
+            self.scenario_fnv1a.clone(),
+            self.kernel.clone(),
+            self.fixes.clone(),
+            self.strategy.clone(),
+            self.pct_depth.clone(),
+            self.pct_steps.clone(),
+            self.first_seed.to_string(),
+            self.runs.to_string(),
+        ]
+    }
+
+    fn describe(&self) -> String {
+        let pct = if self.pct_depth.is_empty() {
+            String::new()
+        } else {
+            format!(" depth {} k {}", self.pct_depth, self.pct_steps)
+        };
+        let fixes = if self.fixes.is_empty() { String::new() } else { format!(" {}", self.fixes) };
+        format!(
+            "swapsim {}, scenario {}, kernel {}{fixes}, {}{pct}, seeds {}..{}",
+            self.tool,
+            self.scenario_fnv1a,
+            self.kernel,
+            self.strategy,
+            self.first_seed,
+            self.first_seed + self.runs.saturating_sub(1)
+        )
+    }
+}
 
 impl RunRow {
     fn of(seed: u64, report: &script::RunReport) -> RunRow {
-        let (outcome, kind, step) = match &report.outcome {
-            Outcome::Finished => ("finished", String::new(), report.steps),
-            Outcome::Violation(v) => ("violation", v.invariant.to_string(), v.step),
-            Outcome::Deadlock(_) => ("deadlock", "deadlock".into(), report.steps),
-            Outcome::StepLimit(_) => ("step-limit", "step-limit".into(), report.steps),
-            Outcome::Aborted => ("aborted", "aborted".into(), report.steps),
+        let (outcome, kind) = match &report.outcome {
+            Outcome::Finished => ("finished", String::new()),
+            Outcome::Violation(v) => ("violation", v.invariant.to_string()),
+            Outcome::Deadlock(_) => ("deadlock", "deadlock".into()),
+            Outcome::StepLimit(_) => ("step-limit", "step-limit".into()),
+            Outcome::Aborted => ("aborted", "aborted".into()),
         };
-        RunRow { seed, outcome, kind, step, steps: report.steps, time_ns: report.time_ns }
+        RunRow { seed, outcome, kind, steps: report.steps, time_ns: report.time_ns }
     }
 
     pub fn failed(&self) -> bool {
         self.outcome != "finished"
     }
 
-    pub fn csv_line(&self) -> String {
-        format!("{},{},{},{},{},{}", self.seed, self.outcome, self.kind, self.step, self.steps, self.time_ns)
+    /// The run's fields of a CSV row: seed, outcome, invariant (empty
+    /// unless a violation), steps, simulated ns.
+    fn fields(&self) -> [String; 5] {
+        let invariant = if self.outcome == "violation" { self.kind.clone() } else { String::new() };
+        [self.seed.to_string(), self.outcome.to_string(), invariant, self.steps.to_string(), self.time_ns.to_string()]
     }
 }
 
@@ -92,9 +168,8 @@ pub fn run_all(
     options: &(dyn Fn(u64) -> RunOptions + Sync),
 ) -> Result<SearchResult, String> {
     let jobs = jobs.clamp(1, seeds.len().max(1));
-    let done = AtomicU64::new(0);
-    let found = AtomicU64::new(0);
-    let (done, found) = (&done, &found);
+    let progress = crate::progress::Progress::new(seeds.len() as u64);
+    let progress = &progress;
     type Part = (Vec<RunRow>, crate::lockdep::LockOrder, crate::coverage::Coverage);
     let results: Vec<Result<Part, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..jobs)
@@ -111,8 +186,7 @@ pub fn run_all(
                         }
                         let report = runner.run(&options(seed)).map_err(|e| e.to_string())?;
                         let row = RunRow::of(seed, &report);
-                        found.fetch_add(u64::from(row.failed()), Ordering::Relaxed);
-                        done.fetch_add(1, Ordering::Relaxed);
+                        progress.inc(row.failed());
                         rows.push(row);
                         order.add_run(seed, &report.lock_order);
                         coverage.add_run(seed, &report.point_pairs);
@@ -121,11 +195,9 @@ pub fn run_all(
                 })
             })
             .collect();
-        if std::io::stderr().is_terminal() {
-            show_progress(&handles, done, found, seeds.len() as u64);
-        }
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a search thread panicked".into()))).collect()
     });
+    progress.finish();
     let mut rows = Vec::with_capacity(seeds.len());
     let mut lock_order = crate::lockdep::LockOrder::default();
     let mut coverage = crate::coverage::Coverage::default();
@@ -139,69 +211,135 @@ pub fn run_all(
     Ok(SearchResult { rows, lock_order, coverage })
 }
 
-/// Runs, finds, runs/s and ETA on one stderr line, while the threads run
-/// (a terminal only: wall-clock time is shown, never fed into a run).
-fn show_progress<T>(handles: &[std::thread::ScopedJoinHandle<'_, T>], done: &AtomicU64, found: &AtomicU64, total: u64) {
-    let started = std::time::Instant::now();
-    while !handles.iter().all(|h| h.is_finished()) {
-        std::thread::sleep(std::time::Duration::from_millis(250));
-        let (n, f) = (done.load(Ordering::Relaxed), found.load(Ordering::Relaxed));
-        let rate = n as f64 / started.elapsed().as_secs_f64().max(1e-3);
-        let eta = total.saturating_sub(n) as f64 / rate.max(1e-3);
-        eprint!("\r{n}/{total} runs, {f} found something, {rate:.0} runs/s, ETA {eta:.0} s   ");
-    }
-    eprint!("\r\x1b[K");
-}
-
-pub fn render_csv(rows: &[RunRow]) -> String {
-    let mut text = String::from(CSV_HEADER);
-    text.push('\n');
+/// The explore CSV (RFC 4180, written by the csv crate): the header, then
+/// one row per run in the given order, each with the search's identity and
+/// `shard` ("K/N"; "1/1" for a whole search).
+pub fn render_csv(identity: &SearchIdentity, shard: Option<Shard>, rows: &[RunRow]) -> String {
+    let shard = shard.map_or_else(|| "1/1".to_string(), |s| format!("{}/{}", s.index, s.count));
+    let mut csv = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+    csv.write_record(CSV_COLUMNS).expect("CSV into memory");
+    let id = identity.fields();
     for row in rows {
-        text.push_str(&row.csv_line());
-        text.push('\n');
+        let fields = id.iter().cloned().chain([shard.clone()]).chain(row.fields());
+        csv.write_record(fields).expect("CSV into memory");
     }
-    text
+    String::from_utf8(csv.into_inner().expect("CSV into memory")).expect("UTF-8 fields")
 }
 
-/// Combine the CSVs of the shards of one search into one, in seed order.
-/// Refuses files that are not explore CSVs, and a seed that two files
-/// report differently (shards of different searches).
+/// One row read back: the search's identity, its shard, the run.
+struct ReadRow {
+    identity: SearchIdentity,
+    shard: Shard,
+    fields: Vec<String>,
+    seed: u64,
+}
+
+/// Combine the CSVs of the shards of one search into one, in seed order;
+/// when every shard is there, the result is the CSV of the whole search
+/// (its rows' shard "1/1"). Refuses files that are not explore CSVs,
+/// malformed rows, shards of different searches, shards of different
+/// splits, the same shard twice, and the same seed twice.
 pub fn merge(inputs: &[&Path]) -> Result<String, String> {
-    let mut lines: std::collections::BTreeMap<u64, String> = std::collections::BTreeMap::new();
+    let mut rows: std::collections::BTreeMap<u64, ReadRow> = std::collections::BTreeMap::new();
+    let mut first: Option<(SearchIdentity, u64, String)> = None;
+    let mut shards: std::collections::BTreeMap<u64, String> = std::collections::BTreeMap::new();
     for input in inputs {
-        let text = std::fs::read_to_string(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
-        let mut body = text.lines();
-        if body.next() != Some(CSV_HEADER) {
-            return Err(format!("{}: not an explore CSV (the first line must be {CSV_HEADER})", input.display()));
+        let name = input.display().to_string();
+        let mut reader = csv::ReaderBuilder::new().from_path(input).map_err(|e| format!("cannot read {name}: {e}"))?;
+        let header = reader.headers().map_err(|e| format!("{name}: {e}"))?.clone();
+        if header.iter().ne(CSV_COLUMNS) {
+            return Err(format!("{name}: not an explore CSV (its header must be {})", CSV_COLUMNS.join(",")));
         }
-        for (n, line) in body.enumerate() {
-            let fields: Vec<&str> = line.split(',').collect();
-            let seed = match (fields.len(), fields[0].parse::<u64>()) {
-                (6, Ok(seed)) => seed,
-                _ => return Err(format!("{}:{}: not a row of an explore CSV: {line:?}", input.display(), n + 2)),
-            };
-            match lines.get(&seed) {
-                Some(seen) if seen != line => {
+        let mut in_file: Vec<u64> = Vec::new();
+        for (i, record) in reader.records().enumerate() {
+            let line = i + 2;
+            let record = record.map_err(|e| match e.kind() {
+                csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                    format!("{name}:{line}: {len} fields where the header has {expected_len}")
+                }
+                _ => format!("{name}:{line}: {e}"),
+            })?;
+            let row =
+                read_row(&record).map_err(|what| format!("{name}:{line}: not a row of an explore CSV: {what}"))?;
+            match &first {
+                None => first = Some((row.identity.clone(), row.shard.count, name.clone())),
+                Some((identity, _, other)) if *identity != row.identity => {
                     return Err(format!(
-                        "{}:{}: seed {seed} is reported differently in another file ({seen:?}): \
-                         shards of different searches?",
-                        input.display(),
-                        n + 2
+                        "{name}:{line}: a row of another search ({}) than {other}'s ({}): shards of different \
+                         searches are not merged",
+                        row.identity.describe(),
+                        identity.describe()
                     ))
                 }
-                _ => {
-                    lines.insert(seed, line.to_string());
+                Some((_, count, other)) if *count != row.shard.count => {
+                    return Err(format!(
+                        "{name}:{line}: shard {}/{} of a split into {}, but {other} was split into {count}",
+                        row.shard.index, row.shard.count, row.shard.count
+                    ))
+                }
+                Some(_) => {}
+            }
+            if !in_file.contains(&row.shard.index) {
+                in_file.push(row.shard.index);
+                if let Some(other) = shards.insert(row.shard.index, name.clone()) {
+                    return Err(format!(
+                        "{name}: shard {}/{} is also in {other}: the same shard twice",
+                        row.shard.index, row.shard.count
+                    ));
                 }
             }
+            if rows.contains_key(&row.seed) {
+                return Err(format!("{name}:{line}: seed {} is in the merge twice", row.seed));
+            }
+            rows.insert(row.seed, row);
         }
     }
-    let mut text = String::from(CSV_HEADER);
-    text.push('\n');
-    for line in lines.values() {
-        text.push_str(line);
-        text.push('\n');
+    let Some((identity, count, _)) = first else { return Err("the inputs hold no rows".into()) };
+    let whole = shards.len() as u64 == count && rows.len() as u64 == identity.runs;
+    let mut csv = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+    csv.write_record(CSV_COLUMNS).expect("CSV into memory");
+    for row in rows.values() {
+        let shard = if whole { "1/1".to_string() } else { format!("{}/{}", row.shard.index, row.shard.count) };
+        let fields = row.identity.fields().into_iter().chain([shard]).chain(row.fields.iter().cloned());
+        csv.write_record(fields).expect("CSV into memory");
     }
-    Ok(text)
+    Ok(String::from_utf8(csv.into_inner().expect("CSV into memory")).expect("UTF-8 fields"))
+}
+
+/// A row's fields, checked: what is wrong with it otherwise.
+fn read_row(record: &csv::StringRecord) -> Result<ReadRow, String> {
+    let f = |i: usize| record.get(i).unwrap_or("");
+    let count = |i: usize| f(i).parse::<u64>().map_err(|_| format!("{} is not a count: {:?}", CSV_COLUMNS[i], f(i)));
+    let identity = SearchIdentity {
+        tool: f(0).to_string(),
+        scenario_fnv1a: f(1).to_string(),
+        kernel: f(2).to_string(),
+        fixes: f(3).to_string(),
+        strategy: f(4).to_string(),
+        pct_depth: f(5).to_string(),
+        pct_steps: f(6).to_string(),
+        first_seed: count(7)?,
+        runs: count(8)?,
+    };
+    if identity.scenario_fnv1a.len() != 16 || !identity.scenario_fnv1a.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("scenario_fnv1a is not 16 hex digits: {:?}", identity.scenario_fnv1a));
+    }
+    if !["random", "pct"].contains(&identity.strategy.as_str()) {
+        return Err(format!("strategy {:?} is not random or pct", identity.strategy));
+    }
+    let shard = parse_shard(f(9)).map_err(|_| format!("shard is not K/N: {:?}", f(9)))?;
+    let seed = count(10)?;
+    let index = seed.checked_sub(identity.first_seed).filter(|i| *i < identity.runs);
+    if index.is_none_or(|i| i % shard.count != shard.index - 1) {
+        return Err(format!("seed {seed} is not a run of shard {}/{} of this search", shard.index, shard.count));
+    }
+    if !OUTCOMES.contains(&f(11)) {
+        return Err(format!("outcome {:?} is none of {}", f(11), OUTCOMES.join(", ")));
+    }
+    count(13)?;
+    count(14)?;
+    let fields = (10..15).map(|i| f(i).to_string()).collect();
+    Ok(ReadRow { identity, shard, fields, seed })
 }
 
 #[cfg(test)]

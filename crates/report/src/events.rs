@@ -4,8 +4,8 @@ use engine::EventKind;
 use script::RunReport;
 
 /// The columns of [`events_csv`].
-pub const EVENTS_CSV_HEADER: [&str; 9] =
-    ["step", "time_ns", "cpu", "task", "event", "lock", "lock_class", "point", "text"];
+pub const EVENTS_CSV_HEADER: [&str; 10] =
+    ["step", "time_ns", "cpu", "task", "event", "lock", "lock_class", "point", "sleep_ns", "text"];
 
 /// The short lowercase name of an event kind, as in the event log: point,
 /// dispatch, preempt, try, contended, acquired, released, bkl-dropped, sleep,
@@ -29,10 +29,11 @@ pub fn kind_name(kind: &EventKind) -> &'static str {
 
 /// The event log as CSV (RFC 4180 quoting, `\n` line ends), one row per
 /// event in log order, with the columns
-/// `step,time_ns,cpu,task,event,lock,lock_class,point,text`: `cpu` is empty
-/// when the event had none, `task` is "-" for an interrupt, `lock` and
-/// `lock_class` are the lock instance and class (empty when none), `text` is
-/// a note's text or what a sleep was on (empty otherwise).
+/// `step,time_ns,cpu,task,event,lock,lock_class,point,sleep_ns,text`. A
+/// missing value is always an empty field: `cpu` when the event had none,
+/// `task` for an interrupt, `lock` and `lock_class` (the lock instance and
+/// class) when none, `sleep_ns` (a timed sleep's length) for every other
+/// event, `text` (a note's text, or what a sleep was on) otherwise.
 pub fn events_csv(report: &RunReport) -> String {
     let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
     let mut write = |record: &[&str]| writer.write_record(record).expect("writing CSV into memory cannot fail");
@@ -44,10 +45,33 @@ pub fn events_csv(report: &RunReport) -> String {
             EventKind::Note(text) | EventKind::Sleep(text) => text.as_str(),
             _ => "",
         };
-        write(&[&step, &time, cpu.as_deref().unwrap_or(""), &e.task, kind_name(&e.kind), lock, class, e.point, text]);
+        let task = if e.task == "-" { "" } else { e.task.as_str() };
+        let sleep_ns = match &e.kind {
+            EventKind::Sleep(text) => timed_sleep_ns(text).unwrap_or(""),
+            _ => "",
+        };
+        write(&[
+            &step,
+            &time,
+            cpu.as_deref().unwrap_or(""),
+            task,
+            kind_name(&e.kind),
+            lock,
+            class,
+            e.point,
+            sleep_ns,
+            text,
+        ]);
     }
     let bytes = writer.into_inner().expect("flushing CSV into memory cannot fail");
     String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8")
+}
+
+/// The length of a timed sleep from the engine's description of it
+/// ("sleeps 8000000 ns at POINT"); None for a sleep on a lock or queue.
+fn timed_sleep_ns(text: &str) -> Option<&str> {
+    let (ns, _) = text.strip_prefix("sleeps ")?.split_once(" ns at ")?;
+    ns.bytes().all(|b| b.is_ascii_digit()).then_some(ns)
 }
 
 #[cfg(test)]
@@ -65,16 +89,20 @@ mod tests {
                 ev(4, 2_000, None, "-", EventKind::Note("VM: Undead swap entry, \"x\"".into()), None),
                 ev(5, 2_100, Some(1), "parent", EventKind::Sleep("sleeps on page#2.PG_locked".into()), None),
                 ev(6, 2_200, Some(1), "parent", EventKind::BklDropped, Some(("kernel_flag", "kernel_flag"))),
+                ev(7, 2_300, Some(0), "parent", EventKind::Sleep("sleeps 8000000 ns at test:point".into()), None),
             ],
         );
         let csv = events_csv(&report);
         let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], "step,time_ns,cpu,task,event,lock,lock_class,point,text");
-        assert_eq!(lines[1], "3,1500,0,parent,acquired,mm#1.mmap_sem,mmap_sem,test:point,");
-        assert_eq!(lines[2], "4,2000,,-,note,,,test:point,\"VM: Undead swap entry, \"\"x\"\"\"");
-        assert_eq!(lines[3], "5,2100,1,parent,sleep,,,test:point,sleeps on page#2.PG_locked");
-        assert_eq!(lines[4], "6,2200,1,parent,bkl-dropped,kernel_flag,kernel_flag,test:point,");
-        assert_eq!(lines.len(), 5);
+        assert_eq!(lines[0], "step,time_ns,cpu,task,event,lock,lock_class,point,sleep_ns,text");
+        assert_eq!(lines[1], "3,1500,0,parent,acquired,mm#1.mmap_sem,mmap_sem,test:point,,");
+        // An interrupt: no cpu and no task, both empty (not "-").
+        assert_eq!(lines[2], "4,2000,,,note,,,test:point,,\"VM: Undead swap entry, \"\"x\"\"\"");
+        assert_eq!(lines[3], "5,2100,1,parent,sleep,,,test:point,,sleeps on page#2.PG_locked");
+        assert_eq!(lines[4], "6,2200,1,parent,bkl-dropped,kernel_flag,kernel_flag,test:point,,");
+        // A timed sleep's length in its own column.
+        assert_eq!(lines[5], "7,2300,0,parent,sleep,,,test:point,8000000,sleeps 8000000 ns at test:point");
+        assert_eq!(lines.len(), 6);
         assert!(csv.ends_with('\n') && !csv.contains('\r'));
     }
 

@@ -25,7 +25,7 @@
 //!
 //! // One CSV row per event.
 //! let csv = report::events_csv(&run);
-//! assert!(csv.starts_with("step,time_ns,cpu,task,event,lock,lock_class,point,text\n"));
+//! assert!(csv.starts_with("step,time_ns,cpu,task,event,lock,lock_class,point,sleep_ns,text\n"));
 //! assert_eq!(csv.lines().count(), run.events.len() + 1);
 //!
 //! // /proc/lock_stat per lock class, and call latencies.
@@ -40,8 +40,9 @@
 //! let dir = std::env::temp_dir().join(format!("report-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir).unwrap();
 //! let points = run.calls.iter().enumerate().map(|(i, c)| (i as f64, (c.end_ns - c.start_ns) as f64 / 1e3));
-//! let series = [report::Series { label: "calls".to_string(), points: points.collect() }];
-//! report::line_plot(&dir.join("calls"), "Call latency", "call (#)", "latency (µs)", &series).unwrap();
+//! let series = [report::Series { label: "calls".to_string(), points: points.collect(), spread: vec![] }];
+//! let chart = report::Chart { title: "Call latency", x_label: "call (#)", y_label: "latency (µs)", series: &series, notes: &[] };
+//! report::line_plot(&dir.join("calls"), &chart).unwrap();
 //! assert!(dir.join("calls.png").exists() && dir.join("calls.svg").exists());
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```
@@ -57,7 +58,8 @@ mod trace;
 pub use events::{events_csv, kind_name, EVENTS_CSV_HEADER};
 pub use latency::{latencies, nearest_rank, render_latencies, Latency};
 pub use locks::{lock_stat, render_lock_stat, LockStat, Stat};
-pub use plot::{line_plot, Series};
+pub use plot::{line_plot, Chart, Series, Spread, SVG_FONT};
+pub use table::Table;
 pub use trace::{chrome_trace, TASKS_PID};
 
 #[cfg(test)]

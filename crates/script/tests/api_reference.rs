@@ -228,3 +228,36 @@ fn the_luals_annotations_declare_every_global_and_method_and_nothing_else() {
     }
     assert!(problems.is_empty(), "{path} and the scenario API disagree:{problems}");
 }
+
+/// The editor set-up: `.luarc.json` points LuaLS at the annotations and
+/// disables what the sandbox lacks; `SweepOptions.kernels` takes every
+/// kernel there is, so every sweep scenario satisfies it.
+#[test]
+fn the_editor_configuration_matches_the_sandbox_and_the_kernels() {
+    let (_, luarc) = repo_file(".luarc.json");
+    let compact: String = luarc.split_whitespace().collect();
+    assert!(compact.contains(r#""workspace.library":["docs/lua"]"#), "{luarc}");
+    assert!(compact.contains(r#""runtime.version":"Lua5.4""#), "{luarc}");
+    for library in ["io", "os", "package", "debug"] {
+        assert!(compact.contains(&format!(r#""{library}":"disable""#)), "{library}: {luarc}");
+    }
+    let (_, annotations) = repo_file("docs/lua/swapsim.lua");
+    assert!(annotations.contains("---@field kernels? SweepKernel[]"), "SweepOptions.kernels is typed");
+    let alias = annotations.lines().find_map(|l| l.strip_prefix("---@alias SweepKernel ")).expect("the alias");
+    let typed: Vec<&str> = alias.split('|').map(|k| k.trim_matches('"')).collect();
+    let kernels: Vec<&str> = kernel::Variant::ALL.iter().map(|v| v.name()).collect();
+    assert_eq!(typed, kernels);
+    // Every sweep scenario's kernels are among them.
+    let scenarios = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    for entry in std::fs::read_dir(scenarios).unwrap() {
+        let path = entry.unwrap().path();
+        let source = std::fs::read_to_string(&path).unwrap();
+        if let Some(at) = source.find("kernels = {") {
+            let list = &source[at + "kernels = {".len()..];
+            let list = &list[..list.find('}').unwrap()];
+            for name in list.split(',').map(|k| k.trim().trim_matches('"')).filter(|k| !k.is_empty()) {
+                assert!(typed.contains(&name), "{}: kernel {name} is not a SweepKernel", path.display());
+            }
+        }
+    }
+}

@@ -73,7 +73,8 @@ fn missing_file_and_bad_usage() {
     assert!(run.stderr.contains("cannot read scenario no/such/file.lua"), "{}", run.stderr);
     let run = swapsim(&["run", "scenarios/race1_fork.lua", "--kernel", "pre5"]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("unknown kernel \"pre5\""), "{}", run.stderr);
+    assert!(run.stderr.contains("invalid value 'pre5' for '--kernel <KERNEL>'"), "{}", run.stderr);
+    assert!(run.stderr.contains("[possible values: pre4, patched, 2.4.10, 5.1]"), "{}", run.stderr);
     let run = swapsim(&["run", "scenarios/race1_fork.lua", "--seeds", "9..3"]);
     assert_eq!(run.code, 2);
 }

@@ -2,6 +2,8 @@
 
 mod bad_inputs;
 mod bad_scenarios;
+mod cli_names;
+mod csv_files;
 mod determinism;
 mod explore;
 mod race1;

@@ -131,8 +131,14 @@ fn trace_csv_and_stats_outputs() {
     assert!(json.starts_with("{\"traceEvents\":["), "{}", &json[..80]);
     assert!(json.contains("\"ph\":\"X\"") && json.contains("\"name\":\"cpu0\""), "spans and CPU tracks");
     let csv = std::fs::read_to_string(&csv).unwrap();
-    assert_eq!(csv.lines().next().unwrap(), "step,time_ns,cpu,task,event,lock,lock_class,point,text");
+    assert_eq!(csv.lines().next().unwrap(), "step,time_ns,cpu,task,event,lock,lock_class,point,sleep_ns,text");
     assert!(csv.lines().count() > 1000);
+    // One missing-value convention (empty), and timed sleeps' lengths in a column.
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(csv.as_bytes()).records().map(|r| r.unwrap()).collect();
+    assert!(rows.iter().all(|r| r.iter().all(|field| field != "-")), "no \"-\" for a missing value");
+    let timed: Vec<&csv::StringRecord> = rows.iter().filter(|r| !r[8].is_empty()).collect();
+    assert!(!timed.is_empty(), "the loop's sleeps have lengths");
+    assert!(timed.iter().all(|r| &r[4] == "sleep" && r[9].contains(&format!("sleeps {} ns", &r[8]))));
 }
 
 #[test]

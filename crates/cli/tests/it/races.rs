@@ -179,7 +179,9 @@ fn unknown_fix_names_list_the_valid_ones() {
     let run = swapsim(&["run", "scenarios/race1_fork.lua", "--no-fix", "mmap_sem"]);
     assert_eq!(run.code, 2);
     assert!(
-        run.stderr.contains("unknown fix \"mmap_sem\"; the fixes are mmlist, mmap-sem, page-lock"),
+        run.stderr.contains("invalid value 'mmap_sem' for '--no-fix <NAME>'")
+            && run.stderr.contains("[possible values: mmlist, mmap-sem, page-lock")
+            && run.stderr.contains("a similar value exists: 'mmap-sem'"),
         "{}",
         run.stderr
     );

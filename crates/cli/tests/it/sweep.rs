@@ -19,12 +19,15 @@ fn a_sweep_writes_every_run_with_stable_columns_and_plots_whatever_the_jobs() {
     let csv = std::fs::read_to_string(one.join("results.csv")).unwrap();
     assert_eq!(
         csv.lines().next().unwrap(),
-        "pages,processes,kernel,seed,outcome,steps,time_ns,swapoffs,swapoff_ns_mean,swapoff_ns_max,faults,\
-         faults_during_swapoff,fault_ns_p50,fault_ns_p99,swap_ins,swap_outs"
+        "run,param.pages,param.processes,kernel,seed,outcome,invariant,steps,time_ns,swapoffs,swapoff_ns_mean,\
+         swapoff_ns_max,faults,faults_during_swapoff,fault_ns_p50,fault_ns_p99,swap_ins,swap_outs,tool,scenario,\
+         scenario_fnv1a,runs,shard"
     );
     assert_eq!(csv.lines().count(), 17);
-    assert!(csv.lines().skip(1).all(|l| l.split(',').nth(4) == Some("clean")), "{csv}");
-    for plot in ["swapoff_time.png", "swapoff_time.svg", "fault_latency_p99.png", "fault_latency_p99.svg"] {
+    assert!(csv.lines().skip(1).all(|l| l.split(',').nth(5) == Some("clean")), "{csv}");
+    let files =
+        ["samples.csv", "swapoff_time.png", "swapoff_time.svg", "fault_latency_p99.png", "fault_latency_p99.svg"];
+    for plot in files {
         assert!(one.join(plot).exists(), "{plot}");
     }
     let two = out("jobs2");
@@ -73,10 +76,10 @@ fn pre4_swapoff_is_quadratic_and_5_1_linear() {
         let row = csv
             .lines()
             .map(|l| l.split(',').collect::<Vec<_>>())
-            .find(|f| f[0] == pages.to_string() && f[2] == kernel)
+            .find(|f| f[1] == pages.to_string() && f[3] == kernel)
             .unwrap_or_else(|| panic!("no row for {pages} {kernel}:\n{csv}"));
-        assert_eq!(row[4], "clean", "{csv}");
-        row[8].parse::<f64>().unwrap() / pages as f64
+        assert_eq!(row[5], "clean", "{csv}");
+        row[10].parse::<f64>().unwrap() / pages as f64
     };
     let (pre4_small, pre4_large) = (per_slot(256, "pre4"), per_slot(2048, "pre4"));
     let (new_small, new_large) = (per_slot(256, "5.1"), per_slot(2048, "5.1"));

@@ -1,0 +1,43 @@
+//! One progress line on a terminal for every long command (`run --seeds`,
+//! `explore`, `sweep`): runs done, finds so far, rate and ETA. It is drawn
+//! on stderr only when stderr is a terminal (indicatif hides it otherwise),
+//! so no wall-clock time reaches stdout or a file.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub struct Progress {
+    bar: ProgressBar,
+    found: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    /// A line for `total` runs (None: an upper bound is not known).
+    pub fn new(total: u64) -> Progress {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template("{pos}/{len} runs, {msg} found something, {per_sec}, ETA {eta}")
+            .expect("a valid progress template");
+        bar.set_style(style);
+        bar.set_message("0");
+        Progress { bar, found: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    /// One more run done; `found`: it broke something.
+    pub fn inc(&self, found: bool) {
+        if found {
+            let n = self.found.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            self.bar.set_message(n.to_string());
+        }
+        self.bar.inc(1);
+    }
+
+    /// Runs `f` (which prints to stdout) with the line cleared, then draws
+    /// it again, so the two do not mix on one terminal.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.bar.suspend(f)
+    }
+
+    /// Clears the line.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
