@@ -15,7 +15,8 @@ use engine::Task;
 use crate::memory::{read_pte, swapin_readahead};
 use crate::mm::{mmget_not_zero, mmput};
 use crate::page_alloc::{free_page, get_page};
-use crate::swap_state::{delete_from_swap_cache_nolock, lookup_swap_cache, read_swap_cache};
+use crate::later_swap::try_to_free_swap;
+use crate::swap_state::{find_get_page, read_swap_cache};
 use crate::swapfile::{inuse_pages, swap_count, swap_free, ENOMEM};
 use crate::types::*;
 use crate::{KResult, Kernel};
@@ -129,12 +130,10 @@ async fn unuse_pte_range(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, type_: usiz
         if entry.type_ != type_ {
             continue;
         }
-        let mut page = lookup_swap_cache(k, t, entry).await?;
-        if page.is_none() {
-            swapin_readahead(k, t, entry).await?;
-            page = read_swap_cache(k, t, entry).await?;
-        }
-        let Some(page) = page else {
+        // swapin_readahead: the cluster around it, then the entry itself
+        // (read_swap_cache_async finds a cached page first).
+        swapin_readahead(k, t, entry).await?;
+        let Some(page) = read_swap_cache(k, t, entry).await? else {
             let count = swap_count(k, entry);
             if count == 0 || count == SWAP_MAP_BAD {
                 continue; // try_next
@@ -172,25 +171,6 @@ async fn unuse_pte(k: &Kernel, t: &Task, mm: MmId, addr: u64, entry: SwpEntry, p
     Ok(())
 }
 
-/// `try_to_free_swap` (mm/swapfile.c), page locked: a swap-cache page whose
-/// slot has no reference but the cache's leaves the cache.
-async fn try_to_free_swap(k: &Kernel, t: &Task, page: PageId) -> KResult<bool> {
-    k.check_page(t, page, "try_to_free_swap")?;
-    let (in_cache, index) = {
-        let w = k.w();
-        (w.pages[page].swap_cache, w.pages[page].index)
-    };
-    if !in_cache {
-        return Ok(false);
-    }
-    let entry = index.expect("a swap-cache page has an index");
-    if swap_count(k, entry) > 1 {
-        return Ok(false); // page_swapped
-    }
-    delete_from_swap_cache_nolock(k, t, page).await?;
-    Ok(true)
-}
-
 /// The pass over the slots (5.1): a swap-cache page still holding a slot
 /// nobody maps is freed (find_get_page, lock_page, try_to_free_swap).
 async fn free_leftover_swap_cache(k: &Kernel, t: &Task, type_: usize) -> KResult<()> {
@@ -201,13 +181,7 @@ async fn free_leftover_swap_cache(k: &Kernel, t: &Task, type_: usize) -> KResult
             break;
         }
         let entry = SwpEntry { type_, offset: i };
-        t.spin_lock(k.pagecache_lock, "find_get_page:pagecache_lock").await;
-        let found = k.w().swap_cache.get(&entry).copied();
-        if let Some(page) = found {
-            get_page(k, t, page, "find_get_page:get_page")?;
-        }
-        t.spin_unlock(k.pagecache_lock, "find_get_page:pagecache_unlock");
-        let Some(page) = found else { continue };
+        let Some(page) = find_get_page(k, t, entry).await? else { continue };
         let page_lock = k.w().pages[page].lock;
         t.lock_page(page_lock, "try_to_unuse:lock_page").await;
         try_to_free_swap(k, t, page).await?;
@@ -243,7 +217,7 @@ async fn shmem_unuse(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
             })
         };
         let Some(entry) = next else { return Ok(0) };
-        let mut page = lookup_swap_cache(k, t, entry).await?;
+        let mut page = find_get_page(k, t, entry).await?;
         if page.is_none() {
             page = read_swap_cache(k, t, entry).await?;
         }
