@@ -113,19 +113,16 @@ async fn unuse_pte_range(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, type_: usiz
         let Some(v) = w.vmas.get(vma) else { return Ok(0) };
         (v.start, v.end)
     };
+    // The ptes the range has now; each is read as the walk reaches it (the
+    // page stealer may have turned a present one into an entry meanwhile).
     let addrs: Vec<u64> = {
         let w = k.w();
         let Some(pgd) = w.mms[mm].pgd else { return Ok(0) };
-        w.page_tables[pgd]
-            .ptes
-            .range(start..end)
-            .filter(|(_, pte)| matches!(pte, Pte::Swap(e) if e.type_ == type_))
-            .map(|(&a, _)| a)
-            .collect()
+        w.page_tables[pgd].ptes.range(start..end).map(|(&a, _)| a).collect()
     };
     t.work((end - start) / PAGE_SIZE * k.costs.pte_scan);
     for addr in addrs {
-        // pte_offset_map: read the pte again, it may have changed.
+        // is_swap_pte(*pte), swp_type(entry) == type
         let Pte::Swap(entry) = read_pte(k, mm, addr) else { continue };
         if entry.type_ != type_ {
             continue;
@@ -152,8 +149,9 @@ async fn unuse_pte_range(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, type_: usiz
 }
 
 /// `unuse_pte` (5.1): under the page-table lock, if the pte still holds
-/// the entry (`pte_same`), map the page (read-only, old; dirty here,
-/// standing for the SetPageDirty of try_to_free_swap) and free the entry.
+/// the entry (`pte_same`), map the page (read-only, old, clean: the page
+/// is dirtied when it leaves the swap cache, try_to_free_swap's
+/// SetPageDirty) and free the entry.
 async fn unuse_pte(k: &Kernel, t: &Task, mm: MmId, addr: u64, entry: SwpEntry, page: PageId) -> KResult<()> {
     k.check_mm(t, mm, "unuse_pte")?;
     let ptl = k.w().mms[mm].page_table_lock;
@@ -163,7 +161,7 @@ async fn unuse_pte(k: &Kernel, t: &Task, mm: MmId, addr: u64, entry: SwpEntry, p
         return Ok(());
     }
     get_page(k, t, page, "unuse_pte:get_page")?;
-    crate::memory::set_pte(k, mm, addr, Pte::Present { page, write: false, dirty: true });
+    crate::memory::set_pte(k, mm, addr, Pte::Present { page, write: false, dirty: false });
     k.w().mms[mm].rss += 1;
     t.note("unuse_pte:set_pte_at", || format!("pte {addr:#x} of {}: swap entry {entry} -> page", k.describe_mm(mm)));
     swap_free(k, t, entry, "unuse_pte:swap_free").await?;

@@ -4,6 +4,7 @@ mod bad_inputs;
 mod bad_scenarios;
 mod determinism;
 mod explore;
+mod later;
 mod race1;
 mod races;
 mod semantic_replay;
