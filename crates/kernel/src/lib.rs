@@ -31,6 +31,7 @@ pub mod exit;
 pub mod fixes;
 pub mod fork;
 pub mod invariants;
+pub mod later_swap;
 pub mod memory;
 pub mod mm;
 pub mod mmap;

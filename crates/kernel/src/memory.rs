@@ -4,8 +4,8 @@ use engine::Task;
 
 use crate::page_alloc::{alloc_page, free_page, get_page};
 use crate::swap_state::{
-    delete_from_swap_cache_nolock, free_page_and_swap_cache, is_page_shared, lookup_swap_cache, read_swap_cache_async,
-    read_swap_cache_why,
+    delete_from_swap_cache_nolock, find_get_page, free_page_and_swap_cache, is_page_shared, lookup_swap_cache,
+    read_swap_cache_async, read_swap_cache_why,
 };
 use crate::swapfile::{swap_duplicate, swap_free};
 use crate::types::*;
@@ -31,6 +31,8 @@ pub enum FaultFailure {
     /// The swap entry is no longer in use: `swap_duplicate` refused it
     /// (swapoff freed its slot, or the device is gone).
     DeadSwapEntry(SwpEntry),
+    /// 5.1: the swap read failed (`!PageUptodate`): VM_FAULT_SIGBUS.
+    SigBus(SwpEntry),
 }
 
 impl std::fmt::Display for FaultFailure {
@@ -40,6 +42,7 @@ impl std::fmt::Display for FaultFailure {
             FaultFailure::DeadSwapEntry(entry) => {
                 write!(f, "swap entry {entry} is no longer in use, swap_duplicate refused it")
             }
+            FaultFailure::SigBus(entry) => write!(f, "the read of swap entry {entry} failed (SIGBUS)"),
         }
     }
 }
@@ -73,7 +76,9 @@ pub async fn user_access(k: &Kernel, t: &Task, addr: u64, write: bool) -> KResul
         let ret = handle_mm_fault(k, t, mm, vma, addr, write).await?;
         t.up(mmap_sem, "do_page_fault:up_mmap_sem");
         if let Err(failure) = ret {
-            k.printk(t, "do_page_fault:out_of_memory", format!("VM: killing process {pid}"));
+            if !matches!(failure, FaultFailure::SigBus(_)) {
+                k.printk(t, "do_page_fault:out_of_memory", format!("VM: killing process {pid}"));
+            }
             return Ok(Access::Killed(failure));
         }
     }
@@ -397,11 +402,19 @@ async fn do_swap_page(
     Ok(Ok(()))
 }
 
-/// Later kernels' `do_swap_page` (2.4.10; 5.1 likewise): no BKL; when the
-/// read fails, return -1 only if the pte still holds the entry ("Back out
-/// if somebody else faulted in this pte"); with the page locked, take
-/// page_table_lock and give up quietly if the pte changed (`pte_same`),
-/// else free the entry and map the page under the lock.
+/// Later kernels' `do_swap_page` (2.4.17 mm/memory.c lines 1087-1153,
+/// standing for 2.4.10; 5.1's likewise where not said): no BKL; the swap
+/// cache looked up with find_get_page; when the read fails, return -1 only
+/// if the pte still holds the entry ("Back out if somebody else faulted in
+/// this pte"); lock the page, take page_table_lock and give up quietly if
+/// the pte changed (`pte_same`), else free the entry and map the page. A
+/// write fault never takes the page out of the swap cache on its own
+/// count: 2.4 makes the pte writable if `can_share_swap_page`, and takes
+/// the page out only when swap is half full (`vm_swap_full` →
+/// `remove_exclusive_swap_page`, which rechecks under pagecache_lock).
+/// 5.1 first checks that the page is still the entry's swap-cache page and
+/// that the read worked (`PageUptodate`, else SIGBUS), and on a write
+/// `reuse_swap_page` decides.
 async fn do_swap_page_later(
     k: &Kernel,
     t: &Task,
@@ -410,7 +423,8 @@ async fn do_swap_page_later(
     entry: SwpEntry,
     write: bool,
 ) -> KResult<Handled> {
-    let page = match lookup_swap_cache(k, t, entry).await? {
+    let five_one = k.fixes.era == crate::Era::Linux5_1;
+    let page = match find_get_page(k, t, entry).await? {
         Some(page) => Ok(page),
         None => {
             swapin_readahead(k, t, entry).await?;
@@ -430,6 +444,19 @@ async fn do_swap_page_later(
     };
     let page_lock = k.w().pages[page].lock;
     t.lock_page(page_lock, "do_swap_page:lock_page").await;
+    if five_one {
+        // "Make sure try_to_free_swap or reuse_swap_page or swapoff did not
+        // release the swapcache from under us": else the fault is retried.
+        let still = {
+            let w = k.w();
+            w.pages[page].swap_cache && w.pages[page].index == Some(entry)
+        };
+        if !still {
+            t.unlock_page(page_lock, "do_swap_page:unlock_page_out_page");
+            free_page(k, t, page, "do_swap_page:put_page_out_page")?;
+            return Ok(Ok(()));
+        }
+    }
     t.spin_lock(ptl, "do_swap_page:page_table_lock").await;
     k.check_mm(t, mm, "do_swap_page")?;
     if read_pte(k, mm, addr) != Pte::Swap(entry) {
@@ -438,16 +465,58 @@ async fn do_swap_page_later(
         free_page(k, t, page, "do_swap_page:page_cache_release")?;
         return Ok(Ok(()));
     }
-    swap_free(k, t, entry, "do_swap_page:swap_free").await?;
-    k.w().mms[mm].rss += 1;
-    let mut pte = Pte::Present { page, write: false, dirty: false };
-    if write && !is_page_shared(k, t, page, "do_swap_page:can_share_swap_page")? {
-        delete_from_swap_cache_nolock(k, t, page).await?;
-        pte = Pte::Present { page, write: true, dirty: true };
+    if five_one && k.w().pages[page].data == crate::swap_state::READ_ERROR_GARBAGE {
+        // !PageUptodate: the read failed; VM_FAULT_SIGBUS.
+        t.spin_unlock(ptl, "do_swap_page:pte_unmap_unlock_sigbus");
+        t.unlock_page(page_lock, "do_swap_page:unlock_page_sigbus");
+        free_page(k, t, page, "do_swap_page:put_page_sigbus")?;
+        return Ok(Err(FaultFailure::SigBus(entry)));
     }
+    if five_one {
+        return map_swap_page_5_1(k, t, mm, addr, entry, page, write).await;
+    }
+    swap_free(k, t, entry, "do_swap_page:swap_free").await?;
+    if crate::later_swap::vm_swap_full(k) {
+        crate::later_swap::remove_exclusive_swap_page(k, t, page).await?;
+    }
+    k.w().mms[mm].rss += 1;
+    let writable = write && crate::later_swap::can_share_swap_page(k, t, page).await?;
     t.unlock_page(page_lock, "do_swap_page:UnlockPage");
-    set_pte(k, mm, addr, pte);
+    set_pte(k, mm, addr, Pte::Present { page, write: writable, dirty: writable });
     t.spin_unlock(ptl, "do_swap_page:page_table_unlock");
+    Ok(Ok(()))
+}
+
+/// The end of 5.1's `do_swap_page`, page locked, pte lock held and the pte
+/// the same: on a write `reuse_swap_page` (the page's only user takes it
+/// out of the swap cache and maps it writable), `set_pte_at`, then
+/// `swap_free`, `try_to_free_swap` when swap is half full
+/// (mem_cgroup_swap_full without memcg is vm_swap_full), unlock the page;
+/// a write that could not reuse goes on in `do_wp_page` under the pte lock.
+async fn map_swap_page_5_1(
+    k: &Kernel,
+    t: &Task,
+    mm: MmId,
+    addr: u64,
+    entry: SwpEntry,
+    page: PageId,
+    write: bool,
+) -> KResult<Handled> {
+    let page_lock = k.w().pages[page].lock;
+    k.w().mms[mm].rss += 1;
+    let reused = write && crate::later_swap::reuse_swap_page(k, t, page, 1).await?;
+    let pte = Pte::Present { page, write: reused, dirty: reused };
+    set_pte(k, mm, addr, pte);
+    swap_free(k, t, entry, "do_swap_page:swap_free").await?;
+    if crate::later_swap::vm_swap_full(k) {
+        crate::later_swap::try_to_free_swap(k, t, page).await?;
+    }
+    t.unlock_page(page_lock, "do_swap_page:unlock_page");
+    if write && !reused {
+        return do_wp_page(k, t, mm, addr, pte).await;
+    }
+    let ptl = k.w().mms[mm].page_table_lock;
+    t.spin_unlock(ptl, "do_swap_page:pte_unmap_unlock");
     Ok(Ok(()))
 }
 
@@ -464,7 +533,12 @@ async fn do_wp_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, pte: Pte) -> KRes
         (p.count, p.swap_cache, p.lock)
     };
     let mut reuse = count == 1;
-    if count == 2 && in_cache && t.try_lock_page(page_lock, "do_wp_page:TryLockPage") {
+    if k.fixes.era.is_later() {
+        match do_wp_page_reuse_later(k, t, mm, addr, pte, old_page).await? {
+            Some(later) => reuse = later,
+            None => return Ok(Ok(())),
+        }
+    } else if count == 2 && in_cache && t.try_lock_page(page_lock, "do_wp_page:TryLockPage") {
         if is_page_shared(k, t, old_page, "do_wp_page:is_page_shared")? {
             t.unlock_page(page_lock, "do_wp_page:UnlockPage");
         } else {
@@ -497,6 +571,49 @@ async fn do_wp_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, pte: Pte) -> KRes
     t.spin_unlock(ptl, "do_wp_page:page_table_unlock_done");
     free_page(k, t, to_free, "do_wp_page:__free_page")?;
     Ok(Ok(()))
+}
+
+/// Whether the later kernels' `do_wp_page` reuses the page (page_table_lock
+/// held), deleting nothing on its own count. 2.4.17 (mm/memory.c lines
+/// 919-935): `TryLockPage`, `can_share_swap_page`, `UnlockPage` (a page it
+/// cannot lock is copied). 5.1: `trylock_page`, else take a reference, drop
+/// the pte lock, `lock_page`, and give up (None: the fault is retried) if
+/// the pte changed meanwhile; then `reuse_swap_page`, `unlock_page`.
+async fn do_wp_page_reuse_later(
+    k: &Kernel,
+    t: &Task,
+    mm: MmId,
+    addr: u64,
+    pte: Pte,
+    page: PageId,
+) -> KResult<Option<bool>> {
+    let ptl = k.w().mms[mm].page_table_lock;
+    let page_lock = k.w().pages[page].lock;
+    if k.fixes.era == crate::Era::Linux2_4_10 {
+        if !t.try_lock_page(page_lock, "do_wp_page:TryLockPage") {
+            return Ok(Some(false));
+        }
+        let reuse = crate::later_swap::can_share_swap_page(k, t, page).await?;
+        t.unlock_page(page_lock, "do_wp_page:UnlockPage");
+        return Ok(Some(reuse));
+    }
+    if !t.try_lock_page(page_lock, "do_wp_page:trylock_page") {
+        get_page(k, t, page, "do_wp_page:get_page")?;
+        t.spin_unlock(ptl, "do_wp_page:pte_unmap_unlock_lock_page");
+        t.lock_page(page_lock, "do_wp_page:lock_page").await;
+        t.spin_lock(ptl, "do_wp_page:pte_offset_map_lock").await;
+        k.check_mm(t, mm, "do_wp_page")?;
+        if read_pte(k, mm, addr) != pte {
+            t.spin_unlock(ptl, "do_wp_page:pte_unmap_unlock_not_same");
+            t.unlock_page(page_lock, "do_wp_page:unlock_page_not_same");
+            free_page(k, t, page, "do_wp_page:put_page_not_same")?;
+            return Ok(None);
+        }
+        free_page(k, t, page, "do_wp_page:put_page")?;
+    }
+    let reuse = crate::later_swap::reuse_swap_page(k, t, page, 0).await?;
+    t.unlock_page(page_lock, "do_wp_page:unlock_page");
+    Ok(Some(reuse))
 }
 
 /// `copy_page_range` (mm/memory.c), for one VMA, without the parent's

@@ -222,13 +222,7 @@ async fn read_swap_cache_async_later(
 ) -> KResult<Result<PageId, FaultFailure>> {
     let mut new_page: Option<PageId> = None;
     loop {
-        t.spin_lock(k.pagecache_lock, "find_get_page:pagecache_lock").await;
-        let found = k.w().swap_cache.get(&entry).copied();
-        if let Some(page) = found {
-            get_page(k, t, page, "find_get_page:get_page")?;
-        }
-        t.spin_unlock(k.pagecache_lock, "find_get_page:pagecache_unlock");
-        if let Some(found) = found {
+        if let Some(found) = find_get_page(k, t, entry).await? {
             if let Some(page) = new_page {
                 free_page(k, t, page, "read_swap_cache_async:page_cache_release")?;
             }
@@ -249,12 +243,44 @@ async fn read_swap_cache_async_later(
             free_page(k, t, page, "read_swap_cache_async:page_cache_release_enoent")?;
             return Ok(Err(FaultFailure::DeadSwapEntry(entry)));
         }
-        if add_to_swap_cache_unique(k, t, page, entry).await? {
+        if add_to_swap_cache_unique(k, t, page, entry, false).await? {
             rw_swap_page_read(k, t, page, entry, wait).await?;
             return Ok(Ok(page));
         }
         swap_free(k, t, entry, "add_to_swap_cache:swap_free_eexist").await?;
     }
+}
+
+/// `find_get_page(&swapper_space, entry)` (mm/filemap.c): the page under
+/// pagecache_lock, with a reference, neither locked nor waited for. It is
+/// the later kernels' `lookup_swap_cache` (2.4.17 mm/swap_state.c: "we
+/// _have_ got the right page"; 5.1 likewise): the caller locks the page and
+/// rechecks what it needs.
+pub async fn find_get_page(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<Option<PageId>> {
+    t.spin_lock(k.pagecache_lock, "find_get_page:pagecache_lock").await;
+    let found = k.w().swap_cache.get(&entry).copied();
+    if let Some(page) = found {
+        get_page(k, t, page, "find_get_page:get_page")?;
+    }
+    t.spin_unlock(k.pagecache_lock, "find_get_page:pagecache_unlock");
+    Ok(found)
+}
+
+/// 2.4's `add_to_swap_cache` (mm/swap_state.c) of a page its caller has
+/// locked (try_to_swap_out; 5.1's add_to_swap under shrink_page_list's
+/// page lock): take the cache's swap reference (`swap_duplicate`, false on
+/// a freed slot: -ENOENT), then `add_to_page_cache_unique`, which finds an
+/// entry that already has a page (a speculative read_swap_cache_async got
+/// there first: -EEXIST) and gives the reference back.
+pub async fn add_to_swap_cache_locked(k: &Kernel, t: &Task, page: PageId, entry: SwpEntry) -> KResult<bool> {
+    if !swap_duplicate(k, t, entry, "add_to_swap_cache:swap_duplicate").await? {
+        return Ok(false);
+    }
+    if add_to_swap_cache_unique(k, t, page, entry, true).await? {
+        return Ok(true);
+    }
+    swap_free(k, t, entry, "add_to_swap_cache:swap_free_eexist").await?;
+    Ok(false)
 }
 
 /// Add a page that has a fresh slot to the swap cache: pre4-5 BUGs on an
@@ -263,7 +289,7 @@ async fn read_swap_cache_async_later(
 /// of a neighbouring slot) and the caller gives the slot back.
 pub async fn try_add_to_swap_cache(k: &Kernel, t: &Task, page: PageId, entry: SwpEntry) -> KResult<bool> {
     if k.fixes.era.is_later() {
-        add_to_swap_cache_unique(k, t, page, entry).await
+        add_to_swap_cache_unique(k, t, page, entry, false).await
     } else {
         add_to_swap_cache(k, t, page, entry).await?;
         Ok(true)
@@ -272,15 +298,18 @@ pub async fn try_add_to_swap_cache(k: &Kernel, t: &Task, page: PageId, entry: Sw
 
 /// `add_to_page_cache_unique` for the swap cache (2.4.10): like
 /// add_to_swap_cache, but an entry that already has a page is -EEXIST
-/// (false), not a BUG.
-async fn add_to_swap_cache_unique(k: &Kernel, t: &Task, page: PageId, entry: SwpEntry) -> KResult<bool> {
+/// (false), not a BUG. `__add_to_page_cache` sets PG_locked: on a new page
+/// nobody else holds (`locked` false) the model takes the lock and checks
+/// that nobody did; a page its caller has locked stays locked.
+async fn add_to_swap_cache_unique(k: &Kernel, t: &Task, page: PageId, entry: SwpEntry, locked: bool) -> KResult<bool> {
     t.spin_lock(k.pagecache_lock, "add_to_page_cache_unique:pagecache_lock").await;
     if k.w().swap_cache.contains_key(&entry) {
         t.spin_unlock(k.pagecache_lock, "add_to_page_cache_unique:pagecache_unlock_eexist");
         return Ok(false);
     }
     let page_lock = k.w().pages[page].lock;
-    if !t.try_lock_page(page_lock, "add_to_page_cache_unique:PG_locked") {
+    let ours = if locked { t.page_locked(page_lock) } else { t.try_lock_page(page_lock, "add_to_page_cache_unique:PG_locked") };
+    if !ours {
         t.spin_unlock(k.pagecache_lock, "add_to_page_cache_unique:pagecache_unlock");
         let what = page_number(k, page);
         return Err(k.oops(t, "swap-cache", format!("add_to_swap_cache: {what} was locked by someone else")));

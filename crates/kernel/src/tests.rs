@@ -386,4 +386,60 @@ fn mmap_takes_the_big_kernel_lock_inside_mmap_sem() {
         ["sys_mmap:down_mmap_sem", "do_mmap2:lock_kernel", "do_mmap2:unlock_kernel", "sys_mmap:up_mmap_sem"],
         "{points:?}"
     );
+/// The page's swap-cache state and the pte at 0x10000 after one access.
+fn fault_once(variant: Variant, pages: u64, write: bool) -> (Rc<Kernel>, Pid, SwpEntry, Pte) {
+    let (sim, k) = boot(variant);
+    let pid = swapped_process(&sim, &k, pages);
+    let Pte::Swap(entry) = pte(&k, pid, 0x10000) else { panic!("the page is not out") };
+    let outcome = run_as(&sim, &k, pid, move |k, t| async move {
+        assert_eq!(user_access(&k, &t, 0x10000, write).await, Ok(Access::Done));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert_eq!(invariants::check_quiescent(&k), None);
+    let after = pte(&k, pid, 0x10000);
+    (k, pid, entry, after)
+}
+
+#[test]
+fn a_2_4_write_fault_maps_the_page_writable_and_leaves_it_in_the_swap_cache() {
+    // 2.4.17 do_swap_page: can_share_swap_page only makes the pte writable;
+    // pre4's "write and !is_page_shared -> delete_from_swap_cache" is gone.
+    let (k, _, entry, after) = fault_once(Variant::Linux2_4_10, 1, true);
+    let Pte::Present { page, write: true, dirty: true } = after else { panic!("{after:?}") };
+    assert_eq!(k.w().swap_cache.get(&entry), Some(&page), "the page stays in the swap cache");
+    assert_eq!(swap_count(&k, entry), 1, "the cache's reference");
+}
+
+#[test]
+fn a_5_1_write_fault_reuses_the_page_and_takes_it_out_of_the_swap_cache() {
+    // 5.1 do_swap_page: reuse_swap_page on a page nobody else uses deletes it
+    // from the swap cache (SetPageDirty) and the pte is writable.
+    let (k, _, entry, after) = fault_once(Variant::Linux5_1, 1, true);
+    let Pte::Present { page, write: true, .. } = after else { panic!("{after:?}") };
+    assert!(!k.w().pages[page].swap_cache);
+    assert_eq!(swap_count(&k, entry), 0);
+}
+
+#[test]
+fn a_2_4_read_fault_with_swap_half_full_removes_the_exclusive_page_and_keeps_it_dirty() {
+    // 9 of the 15 slots in use: vm_swap_full(), so do_swap_page runs
+    // remove_exclusive_swap_page; the pte stays clean and read-only, and
+    // PG_dirty makes the page stealer write the page out, not drop it.
+    let (sim, k) = boot(Variant::Linux2_4_10);
+    let pid = swapped_process(&sim, &k, 9);
+    let Pte::Swap(entry) = pte(&k, pid, 0x10000) else { panic!("the page is not out") };
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        assert_eq!(user_access(&k, &t, 0x10000, false).await, Ok(Access::Done));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    let Pte::Present { page, write: false, dirty: false } = pte(&k, pid, 0x10000) else { panic!("not mapped clean") };
+    assert!(!k.w().pages[page].swap_cache && k.w().pages[page].dirty);
+    assert_eq!(swap_count(&k, entry), 0);
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        assert!(vmscan::page_out(&k, &t, 0x10000).await.unwrap().is_ok());
+        // Read back: the data written before must come from the new slot.
+        assert_eq!(user_access(&k, &t, 0x10000, false).await, Ok(Access::Done));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert_eq!(invariants::check_quiescent(&k), None);
 }

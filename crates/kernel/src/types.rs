@@ -126,6 +126,11 @@ pub struct Page {
     pub swap_entry: bool,
     /// The page's contents, as a version number.
     pub data: u64,
+    /// PG_dirty, kept for the later kernels only: set where they
+    /// SetPageDirty a page that leaves the swap cache while ptes map it
+    /// clean, so that their page stealer writes it out (the 2.3.99 world
+    /// goes by the pte's dirty bit).
+    pub dirty: bool,
 }
 
 /// `struct swap_info_struct`.

@@ -108,7 +108,9 @@ pub async fn try_to_unuse(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
         if k.w().pages[page].swap_cache {
             delete_from_swap_cache_nolock(k, t, page).await?;
         }
-        // SetPageDirty(page): the ptes unuse_pte made are dirty already.
+        // SetPageDirty(page), "so try_to_swap_out will preserve it": ptes
+        // that mapped it before may be clean.
+        crate::later_swap::set_page_dirty(k, page);
         t.unlock_page(page_lock, "try_to_unuse:UnlockPage");
         free_page(k, t, page, "try_to_unuse:page_cache_release")?;
 

@@ -15,7 +15,8 @@ use engine::Task;
 use crate::memory::{read_pte, swapin_readahead};
 use crate::mm::{mmget_not_zero, mmput};
 use crate::page_alloc::{free_page, get_page};
-use crate::swap_state::{delete_from_swap_cache_nolock, lookup_swap_cache, read_swap_cache};
+use crate::later_swap::try_to_free_swap;
+use crate::swap_state::{find_get_page, read_swap_cache};
 use crate::swapfile::{inuse_pages, swap_count, swap_free, ENOMEM};
 use crate::types::*;
 use crate::{KResult, Kernel};
@@ -112,29 +113,24 @@ async fn unuse_pte_range(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, type_: usiz
         let Some(v) = w.vmas.get(vma) else { return Ok(0) };
         (v.start, v.end)
     };
+    // The ptes the range has now; each is read as the walk reaches it (the
+    // page stealer may have turned a present one into an entry meanwhile).
     let addrs: Vec<u64> = {
         let w = k.w();
         let Some(pgd) = w.mms[mm].pgd else { return Ok(0) };
-        w.page_tables[pgd]
-            .ptes
-            .range(start..end)
-            .filter(|(_, pte)| matches!(pte, Pte::Swap(e) if e.type_ == type_))
-            .map(|(&a, _)| a)
-            .collect()
+        w.page_tables[pgd].ptes.range(start..end).map(|(&a, _)| a).collect()
     };
     t.work((end - start) / PAGE_SIZE * k.costs.pte_scan);
     for addr in addrs {
-        // pte_offset_map: read the pte again, it may have changed.
+        // is_swap_pte(*pte), swp_type(entry) == type
         let Pte::Swap(entry) = read_pte(k, mm, addr) else { continue };
         if entry.type_ != type_ {
             continue;
         }
-        let mut page = lookup_swap_cache(k, t, entry).await?;
-        if page.is_none() {
-            swapin_readahead(k, t, entry).await?;
-            page = read_swap_cache(k, t, entry).await?;
-        }
-        let Some(page) = page else {
+        // swapin_readahead: the cluster around it, then the entry itself
+        // (read_swap_cache_async finds a cached page first).
+        swapin_readahead(k, t, entry).await?;
+        let Some(page) = read_swap_cache(k, t, entry).await? else {
             let count = swap_count(k, entry);
             if count == 0 || count == SWAP_MAP_BAD {
                 continue; // try_next
@@ -153,8 +149,9 @@ async fn unuse_pte_range(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, type_: usiz
 }
 
 /// `unuse_pte` (5.1): under the page-table lock, if the pte still holds
-/// the entry (`pte_same`), map the page (read-only, old; dirty here,
-/// standing for the SetPageDirty of try_to_free_swap) and free the entry.
+/// the entry (`pte_same`), map the page (read-only, old, clean: the page
+/// is dirtied when it leaves the swap cache, try_to_free_swap's
+/// SetPageDirty) and free the entry.
 async fn unuse_pte(k: &Kernel, t: &Task, mm: MmId, addr: u64, entry: SwpEntry, page: PageId) -> KResult<()> {
     k.check_mm(t, mm, "unuse_pte")?;
     let ptl = k.w().mms[mm].page_table_lock;
@@ -164,31 +161,12 @@ async fn unuse_pte(k: &Kernel, t: &Task, mm: MmId, addr: u64, entry: SwpEntry, p
         return Ok(());
     }
     get_page(k, t, page, "unuse_pte:get_page")?;
-    crate::memory::set_pte(k, mm, addr, Pte::Present { page, write: false, dirty: true });
+    crate::memory::set_pte(k, mm, addr, Pte::Present { page, write: false, dirty: false });
     k.w().mms[mm].rss += 1;
     t.note("unuse_pte:set_pte_at", || format!("pte {addr:#x} of {}: swap entry {entry} -> page", k.describe_mm(mm)));
     swap_free(k, t, entry, "unuse_pte:swap_free").await?;
     t.spin_unlock(ptl, "unuse_pte:pte_unmap_unlock");
     Ok(())
-}
-
-/// `try_to_free_swap` (mm/swapfile.c), page locked: a swap-cache page whose
-/// slot has no reference but the cache's leaves the cache.
-async fn try_to_free_swap(k: &Kernel, t: &Task, page: PageId) -> KResult<bool> {
-    k.check_page(t, page, "try_to_free_swap")?;
-    let (in_cache, index) = {
-        let w = k.w();
-        (w.pages[page].swap_cache, w.pages[page].index)
-    };
-    if !in_cache {
-        return Ok(false);
-    }
-    let entry = index.expect("a swap-cache page has an index");
-    if swap_count(k, entry) > 1 {
-        return Ok(false); // page_swapped
-    }
-    delete_from_swap_cache_nolock(k, t, page).await?;
-    Ok(true)
 }
 
 /// The pass over the slots (5.1): a swap-cache page still holding a slot
@@ -201,13 +179,7 @@ async fn free_leftover_swap_cache(k: &Kernel, t: &Task, type_: usize) -> KResult
             break;
         }
         let entry = SwpEntry { type_, offset: i };
-        t.spin_lock(k.pagecache_lock, "find_get_page:pagecache_lock").await;
-        let found = k.w().swap_cache.get(&entry).copied();
-        if let Some(page) = found {
-            get_page(k, t, page, "find_get_page:get_page")?;
-        }
-        t.spin_unlock(k.pagecache_lock, "find_get_page:pagecache_unlock");
-        let Some(page) = found else { continue };
+        let Some(page) = find_get_page(k, t, entry).await? else { continue };
         let page_lock = k.w().pages[page].lock;
         t.lock_page(page_lock, "try_to_unuse:lock_page").await;
         try_to_free_swap(k, t, page).await?;
@@ -243,7 +215,7 @@ async fn shmem_unuse(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
             })
         };
         let Some(entry) = next else { return Ok(0) };
-        let mut page = lookup_swap_cache(k, t, entry).await?;
+        let mut page = find_get_page(k, t, entry).await?;
         if page.is_none() {
             page = read_swap_cache(k, t, entry).await?;
         }

@@ -5,8 +5,10 @@ use engine::Task;
 
 use crate::mm::mmdrop;
 use crate::page_alloc::{free_page, page_number};
-use crate::swap_state::{delete_from_swap_cache_core, rw_swap_page_write_async, try_add_to_swap_cache};
-use crate::swapfile::{get_swap_page, swap_duplicate, swap_free_count};
+use crate::swap_state::{
+    add_to_swap_cache_locked, delete_from_swap_cache_core, rw_swap_page_write_async, try_add_to_swap_cache,
+};
+use crate::swapfile::{get_swap_page, swap_duplicate, swap_free, swap_free_count};
 use crate::types::*;
 use crate::{KResult, Kernel};
 
@@ -189,15 +191,15 @@ async fn try_to_swap_out(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<(
     let pte = k.w().page_tables[pgd].ptes.get(&addr).copied().unwrap_or(Pte::None);
     let Pte::Present { page, dirty, .. } = pte else { return Ok((SwapOut::Failed, false)) };
     k.check_page(t, page, "try_to_swap_out")?;
+    if k.fixes.era.is_later() {
+        return try_to_swap_out_later(k, t, mm, pgd, addr, page, dirty).await;
+    }
     let (page_lock, in_cache, index) = {
         let w = k.w();
         (w.pages[page].lock, w.pages[page].swap_cache, w.pages[page].index)
     };
     if t.page_locked(page_lock) {
         return Ok((SwapOut::Failed, false));
-    }
-    if in_cache && k.fixes.era.is_later() {
-        return swap_out_cached_locked(k, t, mm, pgd, addr, page).await;
     }
     if in_cache {
         let entry = index.expect("a swap-cache page has an index");
@@ -235,12 +237,7 @@ async fn try_to_swap_out(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<(
         free_page(k, t, page, "try_to_swap_out:__free_page_swapout")?;
         return Ok((SwapOut::Unmapped, true));
     }
-    let slot = if k.fixes.era.is_later() {
-        get_swap_page(k, t).await // acquire_swap_entry went in 2.3.99-pre7-2
-    } else {
-        acquire_swap_entry(k, t, page).await
-    };
-    let Some(entry) = slot else { return Ok((SwapOut::Failed, false)) };
+    let Some(entry) = acquire_swap_entry(k, t, page).await else { return Ok((SwapOut::Failed, false)) };
     // One for the process, one for the swap cache.
     swap_duplicate(k, t, entry, "try_to_swap_out:swap_duplicate_new").await?;
     if !try_add_to_swap_cache(k, t, page, entry).await? {
@@ -257,39 +254,97 @@ async fn try_to_swap_out(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<(
     Ok((SwapOut::Done(entry), true))
 }
 
-/// Later kernels' try_to_swap_out of a swap-cache page (2.4.10): under
-/// the page lock (TryLockPage, else leave it), so swapoff cannot take the
-/// page out of the swap cache between the check and the new reference.
-async fn swap_out_cached_locked(
+/// 2.4's `try_to_swap_out` (mm/vmscan.c, 2.4.17 lines 45-152, standing
+/// for 2.4.10), page_table_lock held: `TryLockPage` at its top, else leave
+/// the page, and the page lock held to the end, so nobody (swapoff,
+/// do_swap_page) takes the page into or out of the swap cache meanwhile.
+/// A swap-cache page gets one more swap reference for the pte; a clean one
+/// is dropped; a dirty one gets a new slot (`get_swap_page`, no
+/// acquire_swap_entry since 2.3.99-pre7-2), joins the swap cache
+/// (`add_to_swap_cache`, trying another slot on -EEXIST) and is written.
+/// 5.1's page stealer holds the page lock the same way (shrink_page_list:
+/// trylock_page, add_to_swap, try_to_unmap, pageout). The model writes a
+/// dirty page here, under the lock, where 2.4 leaves it dirty in the swap
+/// cache for page_launder's writepage (which takes the lock again).
+async fn try_to_swap_out_later(
     k: &Kernel,
     t: &Task,
     mm: MmId,
     pgd: PgdId,
     addr: u64,
     page: PageId,
+    dirty: bool,
 ) -> KResult<(SwapOut, bool)> {
     let page_lock = k.w().pages[page].lock;
     if !t.try_lock_page(page_lock, "try_to_swap_out:TryLockPage") {
         return Ok((SwapOut::Failed, false));
     }
-    let index = {
+    let ptl = k.w().mms[mm].page_table_lock;
+    let cached = {
         let w = k.w();
         w.pages[page].index.filter(|_| w.pages[page].swap_cache)
     };
-    let Some(entry) = index else {
-        t.unlock_page(page_lock, "try_to_swap_out:UnlockPage_not_cached");
-        return Ok((SwapOut::Failed, false));
-    };
-    if !swap_duplicate(k, t, entry, "try_to_swap_out:swap_duplicate").await? {
-        t.unlock_page(page_lock, "try_to_swap_out:UnlockPage_dup_failed");
-        return Ok((SwapOut::Failed, false));
+    if let Some(entry) = cached {
+        // 2.4's swap_duplicate cannot fail here (the locked cache page holds
+        // the slot); 5.1's try_to_unmap_one puts the pte back if it does.
+        if !swap_duplicate(k, t, entry, "try_to_swap_out:swap_duplicate").await? {
+            t.unlock_page(page_lock, "try_to_swap_out:UnlockPage_dup_failed");
+            return Ok((SwapOut::Failed, false));
+        }
+        mmlist_add_on_first_entry(k, t, mm).await;
+        set_pte(k, pgd, addr, Pte::Swap(entry));
+        k.w().mms[mm].rss -= 1;
+        if dirty || page_differs_from_disk(k, page, entry) {
+            // set_page_dirty: the data reaches the slot before the page can
+            // leave the cache (2.4's page_launder would write it).
+            t.spin_unlock(ptl, "try_to_swap_out:vmlist_access_unlock_dirty");
+            rw_swap_page_write_async(k, t, page, entry);
+            free_page(k, t, page, "try_to_swap_out:page_cache_release_dirty")?;
+            return Ok((SwapOut::Done(entry), true));
+        }
+        t.unlock_page(page_lock, "try_to_swap_out:UnlockPage");
+        free_page(k, t, page, "try_to_swap_out:page_cache_release")?;
+        return Ok((SwapOut::Done(entry), false));
     }
+    let vma = crate::memory::find_vma(k, mm, addr);
+    let shm = vma.and_then(|v| k.w().vmas[v].shm);
+    let dirty = dirty || k.w().pages[page].dirty; // set_page_dirty, PageDirty
+    if !dirty || shm.is_some() {
+        // drop_pte: a clean anonymous page holds only zeroes; a shm page
+        // stays in its segment for shm_swap (page->mapping).
+        set_pte(k, pgd, addr, Pte::None);
+        k.w().mms[mm].rss -= 1;
+        t.unlock_page(page_lock, "try_to_swap_out:UnlockPage_drop_pte");
+        free_page(k, t, page, "try_to_swap_out:page_cache_release_drop_pte")?;
+        let result = if dirty { SwapOut::Unmapped } else { SwapOut::Failed };
+        return Ok((result, false));
+    }
+    let entry = loop {
+        let Some(entry) = get_swap_page(k, t).await else {
+            // No swap space left (preserve): the pte stays.
+            t.unlock_page(page_lock, "try_to_swap_out:UnlockPage_preserve");
+            return Ok((SwapOut::Failed, false));
+        };
+        if add_to_swap_cache_locked(k, t, page, entry).await? {
+            break entry;
+        }
+        // Raced with "speculative" read_swap_cache_async.
+        swap_free(k, t, entry, "try_to_swap_out:swap_free_eexist").await?;
+    };
     mmlist_add_on_first_entry(k, t, mm).await;
-    set_pte(k, pgd, addr, Pte::Swap(entry));
     k.w().mms[mm].rss -= 1;
-    t.unlock_page(page_lock, "try_to_swap_out:UnlockPage");
-    free_page(k, t, page, "try_to_swap_out:__free_page")?;
-    Ok((SwapOut::Done(entry), false))
+    k.w().pages[page].dirty = false; // written now
+    set_pte(k, pgd, addr, Pte::Swap(entry));
+    t.spin_unlock(ptl, "try_to_swap_out:vmlist_access_unlock");
+    rw_swap_page_write_async(k, t, page, entry);
+    free_page(k, t, page, "try_to_swap_out:page_cache_release_written")?;
+    Ok((SwapOut::Done(entry), true))
+}
+
+/// PageDirty, as this model keeps it: the page differs from its slot.
+fn page_differs_from_disk(k: &Kernel, page: PageId, entry: SwpEntry) -> bool {
+    let w = k.w();
+    w.pages[page].data != w.swap_info[entry.type_].disk[entry.offset as usize]
 }
 
 /// 5.1 (try_to_unmap_one): an mm that gets its first swap entry joins the

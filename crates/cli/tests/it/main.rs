@@ -6,6 +6,7 @@ mod cli_names;
 mod csv_files;
 mod determinism;
 mod explore;
+mod later;
 mod race1;
 mod races;
 mod semantic_replay;
