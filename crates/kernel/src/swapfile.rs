@@ -615,24 +615,19 @@ pub(crate) async fn unuse_vmas(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, 
     while let Some(vma) = cur {
         t.point("unuse_vma").await;
         k.check_mm(t, mm, "unuse_vma")?;
-        let (start, end, pgd) = {
+        let (start, end) = {
             let w = k.w();
             let Some(v) = w.vmas.get(vma) else {
                 drop(w);
                 return Err(k.oops(t, "use-after-free", "unuse_vma walked a vm_area_struct that was freed under it"));
             };
-            (v.start, v.end, w.mms[mm].pgd)
+            (v.start, v.end)
         };
-        if let Some(pgd) = pgd {
-            let hits: Vec<u64> = {
-                let w = k.w();
-                let ptes = &w.page_tables[pgd].ptes;
-                ptes.range(start..end).filter(|(_, &pte)| pte_refers_to(pte, entry, page)).map(|(&a, _)| a).collect()
-            };
-            t.work((end - start) / PAGE_SIZE * k.costs.pte_scan);
-            for addr in hits {
-                unuse_pte(k, t, mm, pgd, addr, entry, page).await?;
-            }
+        let hits: Vec<u64> =
+            k.w().ptes_in(mm, start, end).filter(|&(_, pte)| pte_refers_to(pte, entry, page)).map(|(a, _)| a).collect();
+        t.work((end - start) / PAGE_SIZE * k.costs.pte_scan);
+        for addr in hits {
+            unuse_pte(k, t, mm, addr, entry, page).await?;
         }
         // vma = vma->vm_next. A VMA unlinked meanwhile still points on into
         // the list it was on; that is approximated by the next VMA of the
@@ -659,30 +654,22 @@ fn pte_refers_to(pte: Pte, entry: SwpEntry, page: PageId) -> bool {
 }
 
 /// `unuse_pte` (mm/swapfile.c): a present pte of this page is marked
-/// dirty; a pte equal to the entry becomes the page (dirty, read-only),
-/// then `swap_free(entry)`, `get_page`, `rss++`.
-async fn unuse_pte(
-    k: &Kernel,
-    t: &Task,
-    mm: MmId,
-    pgd: PgdId,
-    addr: u64,
-    entry: SwpEntry,
-    page: PageId,
-) -> KResult<()> {
+/// dirty; a pte equal to the entry becomes the page (dirty, read-only, and
+/// young: `mk_pte(page, vma->vm_page_prot)`), then `swap_free(entry)`,
+/// `get_page`, `rss++`. A page table freed under the walk reads as
+/// pte_none (zap_page_range cleared its ptes first).
+async fn unuse_pte(k: &Kernel, t: &Task, mm: MmId, addr: u64, entry: SwpEntry, page: PageId) -> KResult<()> {
     let replaced = {
         let mut w = k.w();
-        let Some(table) = w.page_tables.get_mut(pgd) else { return Ok(()) };
-        let Some(pte) = table.ptes.get_mut(&addr) else { return Ok(()) };
-        match *pte {
+        match w.pte(mm, addr) {
             // Later kernels leave present ptes alone (try_to_unuse sets
             // the page dirty instead).
-            Pte::Present { page: p, write, .. } if p == page && !k.fixes.era.is_later() => {
-                *pte = Pte::Present { page, write, dirty: true };
+            Pte::Present { page: p, write, young, .. } if p == page && !k.fixes.era.is_later() => {
+                w.set_pte(mm, addr, Pte::Present { page, write, dirty: true, young });
                 false
             }
             Pte::Swap(e) if e == entry => {
-                *pte = Pte::Present { page, write: false, dirty: true };
+                w.set_pte(mm, addr, Pte::Present { page, write: false, dirty: true, young: true });
                 true
             }
             _ => false,

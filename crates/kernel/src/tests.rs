@@ -47,7 +47,7 @@ fn swap_count(k: &Kernel, entry: SwpEntry) -> u16 {
 fn pte(k: &Kernel, pid: Pid, addr: u64) -> Pte {
     let w = k.w();
     let mm = w.procs[&pid].mm.unwrap();
-    w.page_tables[w.mms[mm].pgd.unwrap()].ptes.get(&addr).copied().unwrap_or(Pte::None)
+    w.pte(mm, addr)
 }
 
 /// A process with `pages` pages at 0x10000, written and pushed out to swap.
@@ -135,16 +135,19 @@ fn swapoff_without_a_race_brings_every_page_back_in_both_kernels() {
 
 /// The state race 1 leaves: a child mm holding a copy of the swap pte
 /// whose task is not on the task list yet.
-fn unlisted_child_with_swap_pte(k: &Kernel, parent: Pid) -> (Pid, SwpEntry) {
+fn unlisted_child_with_swap_pte(sim: &Rc<Sim>, k: &Rc<Kernel>, parent: Pid) -> (Pid, SwpEntry) {
     let child = k.create_process("child");
     k.map_anonymous(child, 0x10000, 1).unwrap();
+    let mm = k.w().procs[&child].mm.unwrap();
+    let outcome = run_as(sim, k, child, move |k, t| async move {
+        assert_eq!(memory::pte_alloc(&k, &t, mm, 0x10000, "test:pte_alloc").await, Ok(true));
+    });
+    assert_eq!(outcome, Outcome::Finished);
     let Pte::Swap(entry) = pte(k, parent, 0x10000) else { panic!() };
     let mut w = k.w();
     w.procs[&child].linked = false;
     w.task_list.retain(|&p| p != child);
-    let mm = w.procs[&child].mm.unwrap();
-    let pgd = w.mms[mm].pgd.unwrap();
-    w.page_tables[pgd].ptes.insert(0x10000, Pte::Swap(entry));
+    w.set_pte(mm, 0x10000, Pte::Swap(entry));
     w.swap_info[0].swap_map.as_mut().unwrap()[entry.offset as usize] += 1;
     (child, entry)
 }
@@ -153,7 +156,7 @@ fn unlisted_child_with_swap_pte(k: &Kernel, parent: Pid) -> (Pid, SwpEntry) {
 fn pre4_swapoff_misses_an_mm_off_the_task_list_and_forces_the_count() {
     let (sim, k) = boot(Variant::Pre4);
     let parent = swapped_process(&sim, &k, 1);
-    let (_, entry) = unlisted_child_with_swap_pte(&k, parent);
+    let (_, entry) = unlisted_child_with_swap_pte(&sim, &k, parent);
     let outcome = run_as(&sim, &k, parent, |k, t| async move {
         assert_eq!(swapfile::sys_swapoff(&k, &t, 0).await, Ok(0));
     });
@@ -168,7 +171,7 @@ fn pre4_swapoff_misses_an_mm_off_the_task_list_and_forces_the_count() {
 fn patched_swapoff_crabs_the_mm_list_and_finds_that_mm() {
     let (sim, k) = boot(Variant::Patched);
     let parent = swapped_process(&sim, &k, 1);
-    let (child, _) = unlisted_child_with_swap_pte(&k, parent);
+    let (child, _) = unlisted_child_with_swap_pte(&sim, &k, parent);
     let outcome = run_as(&sim, &k, parent, |k, t| async move {
         assert_eq!(swapfile::sys_swapoff(&k, &t, 0).await, Ok(0));
     });

@@ -112,16 +112,12 @@ async fn unuse_pte_range(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, type_: usiz
         let Some(v) = w.vmas.get(vma) else { return Ok(0) };
         (v.start, v.end)
     };
-    let addrs: Vec<u64> = {
-        let w = k.w();
-        let Some(pgd) = w.mms[mm].pgd else { return Ok(0) };
-        w.page_tables[pgd]
-            .ptes
-            .range(start..end)
-            .filter(|(_, pte)| matches!(pte, Pte::Swap(e) if e.type_ == type_))
-            .map(|(&a, _)| a)
-            .collect()
-    };
+    let addrs: Vec<u64> = k
+        .w()
+        .ptes_in(mm, start, end)
+        .filter(|(_, pte)| matches!(pte, Pte::Swap(e) if e.type_ == type_))
+        .map(|(a, _)| a)
+        .collect();
     t.work((end - start) / PAGE_SIZE * k.costs.pte_scan);
     for addr in addrs {
         // pte_offset_map: read the pte again, it may have changed.
@@ -164,7 +160,7 @@ async fn unuse_pte(k: &Kernel, t: &Task, mm: MmId, addr: u64, entry: SwpEntry, p
         return Ok(());
     }
     get_page(k, t, page, "unuse_pte:get_page")?;
-    crate::memory::set_pte(k, mm, addr, Pte::Present { page, write: false, dirty: true });
+    crate::memory::set_pte(k, mm, addr, Pte::Present { page, write: false, dirty: true, young: true });
     k.w().mms[mm].rss += 1;
     t.note("unuse_pte:set_pte_at", || format!("pte {addr:#x} of {}: swap entry {entry} -> page", k.describe_mm(mm)));
     swap_free(k, t, entry, "unuse_pte:swap_free").await?;
