@@ -343,3 +343,130 @@ fn direct_reclaim_swaps_out_when_memory_runs_out_and_keeps_the_data() {
     assert!(k.w().stats.swap_ins >= 24, "{:?}", k.w().stats);
     assert_eq!(invariants::check_quiescent(&k), None);
 }
+
+/// A process with one mapping of `pages` pages at `start`, each written.
+fn written_process(sim: &Rc<Sim>, k: &Rc<Kernel>, start: u64, pages: u64) -> Pid {
+    let pid = k.create_process("p");
+    k.map_anonymous(pid, start, pages).unwrap();
+    let outcome = run_as(sim, k, pid, move |k, t| async move {
+        for i in 0..pages {
+            assert_eq!(user_access(&k, &t, start + i * PAGE_SIZE, true).await, Ok(Access::Done));
+        }
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    pid
+}
+
+fn page_tables_of(k: &Kernel, pid: Pid) -> Vec<u64> {
+    let w = k.w();
+    let mm = w.procs[&pid].mm.unwrap();
+    w.page_tables[w.mms[mm].pgd.unwrap()].tables.keys().copied().collect()
+}
+
+#[test]
+fn a_vma_across_4mb_has_two_page_tables_which_fork_copies_and_exit_frees() {
+    let (sim, k) = boot(Variant::Pre4);
+    // 0x3ff000 is the last page of page table 0, 0x400000 the first of 1.
+    let pid = written_process(&sim, &k, 0x3ff000, 2);
+    assert_eq!(page_tables_of(&k, pid), vec![0, 1]);
+    assert_eq!(*k.w().free_pages, 64 - 2 - 2, "two pages and two page tables");
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        assert_eq!(fork::do_fork(&k, &t, Box::new(|_t| Box::pin(async {}))).await, Ok(2));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert_eq!(page_tables_of(&k, 2), vec![0, 1], "pte_alloc for each table the parent has");
+    assert_eq!(*k.w().free_pages, 64 - 2 - 4, "the pages are shared, the tables are not");
+    // copy_page_range: set_pte(dst_pte, pte_mkold(pte)); the parent's stays young.
+    assert!(matches!(pte(&k, 2, 0x400000), Pte::Present { young: false, write: false, .. }));
+    assert!(matches!(pte(&k, pid, 0x400000), Pte::Present { young: true, write: false, .. }));
+    assert_eq!(invariants::check_quiescent(&k), None);
+    for p in [pid, 2] {
+        assert_eq!(run_as(&sim, &k, p, |k, t| async move { exit::do_exit(&k, &t).await.unwrap() }), Outcome::Finished);
+    }
+    assert_eq!(*k.w().free_pages, 64, "clear_page_tables freed every page table");
+    assert_eq!(invariants::check_quiescent(&k), None);
+}
+
+#[test]
+fn munmap_frees_the_page_tables_that_only_the_range_used() {
+    let (sim, k) = boot(Variant::Pre4);
+    let pid = written_process(&sim, &k, 0x3ff000, 2);
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        assert_eq!(mmap::sys_munmap(&k, &t, 0x400000, 1).await, Ok(0));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert_eq!(page_tables_of(&k, pid), vec![0], "free_pgtables: table 1 mapped only the hole");
+    assert_eq!(*k.w().free_pages, 64 - 2);
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        assert_eq!(mmap::sys_munmap(&k, &t, 0x3ff000, 1).await, Ok(0));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert!(page_tables_of(&k, pid).is_empty());
+    assert_eq!(*k.w().free_pages, 64);
+    assert_eq!(invariants::check_quiescent(&k), None);
+}
+
+/// try_to_swap_out: "Don't look at this pte if it's been accessed
+/// recently": the first visit of a young pte only makes it old, the second
+/// takes the page. (The model before took it at the first visit.)
+#[test]
+fn the_page_stealer_takes_a_young_page_only_at_its_second_visit() {
+    let (sim, k) = boot(Variant::Pre4);
+    let pid = written_process(&sim, &k, 0x10000, 1);
+    assert!(matches!(pte(&k, pid, 0x10000), Pte::Present { young: true, dirty: true, .. }), "mk_pte is young");
+    let outcome = run_as(&sim, &k, pid, move |k, t| async move {
+        assert_eq!(vmscan::swap_out_pte(&k, &t, pid, 0x10000).await, Ok(vmscan::SwapOut::Failed));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert!(matches!(pte(&k, pid, 0x10000), Pte::Present { young: false, dirty: true, .. }), "only aged");
+    let outcome = run_as(&sim, &k, pid, move |k, t| async move {
+        assert!(matches!(vmscan::swap_out_pte(&k, &t, pid, 0x10000).await, Ok(vmscan::SwapOut::Done(_))));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert!(matches!(pte(&k, pid, 0x10000), Pte::Swap(_)));
+}
+
+/// The ptes that unuse_pte and do_swap_page install are young (mk_pte with
+/// vm_page_prot), so the page stealer needs two visits behind swapoff too.
+#[test]
+fn swapoff_and_swap_in_install_young_ptes() {
+    for variant in [Variant::Pre4, Variant::Patched] {
+        let (sim, k) = boot(variant);
+        let pid = swapped_process(&sim, &k, 2);
+        let outcome = run_as(&sim, &k, pid, |k, t| async move {
+            assert_eq!(user_access(&k, &t, 0x11000, false).await, Ok(Access::Done));
+        });
+        assert_eq!(outcome, Outcome::Finished);
+        assert!(matches!(pte(&k, pid, 0x11000), Pte::Present { young: true, .. }), "do_swap_page");
+        let outcome = run_as(&sim, &k, pid, |k, t| async move {
+            assert_eq!(swapfile::sys_swapoff(&k, &t, 0).await, Ok(0));
+        });
+        assert_eq!(outcome, Outcome::Finished);
+        assert!(matches!(pte(&k, pid, 0x10000), Pte::Present { young: true, dirty: true, .. }), "unuse_pte");
+    }
+}
+
+/// scan_swap_map hands slots out in sequence from `cluster_next`: a slot
+/// freed behind the cursor is taken again only when the scan reaches
+/// `highest_bit` and starts a new cluster from `lowest_bit`. (The model
+/// before took the first free slot.)
+#[test]
+fn swap_slots_come_from_the_cluster_cursor_not_the_first_free_slot() {
+    let (sim, k) = boot(Variant::Pre4);
+    let pid = k.create_process("p");
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(swapfile::get_swap_page(&k, &t).await.unwrap().offset);
+        }
+        assert_eq!(got, [1, 2, 3]);
+        swapfile::swap_free(&k, &t, SwpEntry { type_: 0, offset: 2 }, "test:swap_free").await.unwrap();
+        assert_eq!(swapfile::get_swap_page(&k, &t).await.unwrap().offset, 4, "not the freed slot 2");
+        for offset in 5..16 {
+            assert_eq!(swapfile::get_swap_page(&k, &t).await.unwrap().offset, offset);
+        }
+        assert_eq!(swapfile::get_swap_page(&k, &t).await.unwrap().offset, 2, "a new cluster from lowest_bit");
+        assert_eq!(swapfile::get_swap_page(&k, &t).await, None, "the device is full");
+    });
+    assert_eq!(outcome, Outcome::Finished);
+}
