@@ -48,7 +48,7 @@ fn clean_range(file: &str, flags: &[&str], seeds: &str) {
 
 #[test]
 fn race1_fork() {
-    breaks("scenarios/race1_fork.lua", PRE4, 1, "swapoff-completeness");
+    breaks("scenarios/race1_fork.lua", PRE4, 3, "swapoff-completeness");
     clean_range("scenarios/race1_fork.lua", PATCHED, "1..500");
 }
 
@@ -141,7 +141,7 @@ fn race7_stays_open_under_the_patch() {
 #[test]
 fn without_mmlist_races_1_2_and_3_come_back() {
     let off = &["--kernel", "patched", "--no-fix", "mmlist"];
-    breaks("scenarios/race1_fork.lua", off, 1, "swapoff-completeness");
+    breaks("scenarios/race1_fork.lua", off, 3, "swapoff-completeness");
     breaks("scenarios/race2_exit.lua", off, 5, "swapoff-completeness");
     // Without the mm list swapoff walks the task list under tasklist_lock,
     // where it cannot take mmap_sem, so race 3 comes back too.
@@ -163,7 +163,7 @@ fn the_page_lock_is_half_a_fix_for_race_4_without_mmap_sem_ordering() {
 #[test]
 fn without_mmap_sem_races_1_2_and_3_come_back() {
     let off = &["--kernel", "patched", "--no-fix", "mmap-sem"];
-    breaks("scenarios/race1_fork.lua", off, 1, "swapoff-completeness");
+    breaks("scenarios/race1_fork.lua", off, 8, "swapoff-completeness");
     breaks("scenarios/race2_exit.lua", off, 5, "swapoff-completeness");
     breaks("scenarios/race3_fault.lua", off, 16, "fault-result");
 }
