@@ -98,7 +98,7 @@ fn free_pgtables(k: &Kernel, t: &Task, mm: MmId, start: u64, end: u64) -> KResul
     let (prev_end, next_start) = {
         let w = k.w();
         let chain = &w.mms[mm].mmap;
-        let prev = chain.iter().filter(|&&v| w.vmas[v].start < start).last().map(|&v| w.vmas[v].end);
+        let prev = chain.iter().rfind(|&&v| w.vmas[v].start < start).map(|&v| w.vmas[v].end);
         let next = chain.iter().find(|&&v| w.vmas[v].start >= start).map(|&v| w.vmas[v].start);
         (prev, next)
     };
