@@ -6,8 +6,10 @@
 --   1. swapoff (S) replaces the owner's pte 1:1 by the page Pg, which is
 --      still in the swap cache, then sleeps — here on the mmap_sem of the
 --      next mm, whose task is in a fault — dropping the big kernel lock.
---   2. The page stealer's try_to_swap_out finds Pg in the swap cache and
---      puts the owner's pte back to 1:1 with swap_duplicate.
+--   2. The page stealer visits the owner's pte twice: the pte unuse_pte
+--      made is young, so the first try_to_swap_out only clears the
+--      accessed bit; the second finds Pg in the swap cache and puts the
+--      pte back to 1:1 with swap_duplicate.
 --   3. S deletes Pg, forces the count to 0 and returns 0: the owner's pte
 --      holds an entry of the deleted device (invariant swapoff-completeness).
 --

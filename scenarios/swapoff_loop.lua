@@ -11,10 +11,13 @@
 --   swapsim run scenarios/swapoff_loop.lua --kernel patched --seeds 1..50
 
 machine { cpus = 2, memory_pages = 256, swap_devices = { 64 }, alloc_sleep = 0.1 }
--- p cycles 8 pages through memory and swap, 200 times.
+-- p cycles 8 pages through memory and swap, 200 times. The page stealer
+-- visits each page twice: the first visit only clears the accessed bit
+-- that the writes set.
 local p = process("p", function()
   for round = 1, 200 do
     for i = 0, 7 do write(0x100000 + i * 4096) end
+    for i = 0, 7 do swap_out(0x100000 + i * 4096) end
     for i = 0, 7 do swap_out(0x100000 + i * 4096) end
     for i = 0, 7 do read(0x100000 + i * 4096) end
   end

@@ -156,7 +156,7 @@ function swapoff(device) end
 ---@return integer ret
 function swapon(device) end
 
----The page stealer (try_to_swap_out) on the pte at `addr` of process `pid` (default: the caller); returns whether the pte was taken.
+---The page stealer (try_to_swap_out) on the pte at `addr` of process `pid` (default: the caller); returns whether the pte was taken. One call is one visit: a young (recently used) pte is only aged, so a page just written needs two calls.
 ---@param addr integer
 ---@param pid? integer
 ---@return boolean done

@@ -46,8 +46,9 @@ pub async fn do_exit(k: &Kernel, t: &Task) -> KResult<()> {
     Ok(())
 }
 
-/// `exit_mmap` (mm/mmap.c): detach the VMA chain under the vmlist lock
-/// (walkers now see nothing), then zap and free each VMA. The patch takes
+/// `exit_mmap` (mm/mmap.c:832-870): detach the VMA chain under the vmlist
+/// lock (walkers now see nothing), zap and free each VMA, then free the
+/// page tables (`clear_page_tables`). The patch takes
 /// mmap_sem around it (after reading `mm->mmap`, as the posted hunk does)
 /// and marks the mm MM_GONE when it has no users left.
 pub async fn exit_mmap(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
@@ -83,6 +84,10 @@ pub async fn exit_mmap(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
         k.w().vmas.remove(vma);
         t.point("exit_mmap:kmem_cache_free").await;
     }
+    // clear_page_tables(mm, FIRST_USER_PGD_NR, USER_PTRS_PER_PGD): every
+    // page table (the model's pgd has no kernel part).
+    k.check_mm(t, mm, "exit_mmap")?;
+    crate::memory::clear_page_tables(k, t, mm, 0, u64::MAX)?;
     if k.fixes.mmlist {
         // "Execing mm's are still holdable."
         k.check_mm(t, mm, "exit_mmap")?;

@@ -62,7 +62,13 @@ pub async fn do_fork(k: &Kernel, t: &Task, start: ChildStart) -> KResult<i64> {
         (pid, child_name)
     };
     t.may_sleep("do_fork:copy_files", k.costs.alloc_sleep).await;
-    copy_mm(k, t, parent, pid).await?;
+    let retval = copy_mm(k, t, parent, pid).await?;
+    if retval != 0 {
+        // bad_fork_cleanup: the child never reached the task list.
+        k.w().procs.shift_remove(&pid);
+        t.unlock_kernel("do_fork:unlock_kernel_fail");
+        return Ok(retval);
+    }
 
     // Make the child visible to the rest of the system.
     t.write_lock(k.tasklist_lock, "do_fork:write_lock_tasklist").await;
@@ -83,9 +89,10 @@ pub async fn do_fork(k: &Kernel, t: &Task, start: ChildStart) -> KResult<i64> {
 }
 
 /// `copy_mm` (kernel/fork.c): a new mm from mm_alloc (on the mm list's
-/// tail with the patch), then dup_mmap under the **parent's** mmap_sem.
-async fn copy_mm(k: &Kernel, t: &Task, parent: Pid, child: Pid) -> KResult<()> {
-    let Some(old_mm) = k.w().procs[&parent].mm else { return Ok(()) };
+/// tail with the patch), then dup_mmap under the **parent's** mmap_sem;
+/// if that fails, `mmput` tears the half-built child down (free_pt).
+async fn copy_mm(k: &Kernel, t: &Task, parent: Pid, child: Pid) -> KResult<i64> {
+    let Some(old_mm) = k.w().procs[&parent].mm else { return Ok(0) };
     let parent_name = k.w().procs[&parent].name.clone();
     let mm = mm_alloc(k, t, format!("pid {child}, forked from pid {parent} ({parent_name})")).await;
     {
@@ -97,15 +104,24 @@ async fn copy_mm(k: &Kernel, t: &Task, parent: Pid, child: Pid) -> KResult<()> {
     k.check_mm(t, old_mm, "copy_mm")?;
     let mmap_sem = k.w().mms[old_mm].mmap_sem;
     t.down(mmap_sem, "copy_mm:down_mmap_sem").await;
-    dup_mmap(k, t, mm, old_mm).await?;
+    let retval = dup_mmap(k, t, mm, old_mm).await?;
     t.up(mmap_sem, "copy_mm:up_mmap_sem");
-    Ok(())
+    if retval != 0 {
+        crate::mm::mmput(k, t, mm).await?;
+        let mut w = k.w();
+        let p = &mut w.procs[&child];
+        p.mm = None;
+        p.active_mm = None;
+    }
+    Ok(retval)
 }
 
-/// `dup_mmap` (kernel/fork.c): for each parent VMA, allocate a VMA (may
-/// sleep), copy its page range, and only then link it into the child.
-/// Later kernels differ (see [`dup_mmap_later`]).
-async fn dup_mmap(k: &Kernel, t: &Task, mm: MmId, old_mm: MmId) -> KResult<()> {
+/// `dup_mmap` (kernel/fork.c:231-295): for each parent VMA, allocate a VMA
+/// (may sleep), copy its page range (which may sleep in pte_alloc at each
+/// page table), and only then link it into the child — even when the copy
+/// failed, "so that exit_mmap() can clean up the mess" — then give up on
+/// the error. Later kernels differ (see [`dup_mmap_later`]).
+async fn dup_mmap(k: &Kernel, t: &Task, mm: MmId, old_mm: MmId) -> KResult<i64> {
     if k.fixes.era.is_later() {
         return dup_mmap_later(k, t, mm, old_mm).await;
     }
@@ -114,11 +130,14 @@ async fn dup_mmap(k: &Kernel, t: &Task, mm: MmId, old_mm: MmId) -> KResult<()> {
         t.may_sleep("dup_mmap:kmem_cache_alloc", k.costs.alloc_sleep).await;
         k.check_mm(t, mm, "dup_mmap")?;
         let tmp = new_vma_like(k, mm, mpnt);
-        copy_page_range(k, t, mm, old_mm, mpnt).await?;
+        let copied = copy_page_range(k, t, mm, old_mm, mpnt).await?;
         k.check_mm(t, mm, "dup_mmap")?;
         k.w().mms[mm].mmap.push(tmp);
+        if let Err(retval) = copied {
+            return Ok(retval);
+        }
     }
-    Ok(())
+    Ok(0)
 }
 
 /// `dup_mmap` of later kernels. 2.4.10 first lists the child right after
@@ -127,7 +146,7 @@ async fn dup_mmap(k: &Kernel, t: &Task, mm: MmId, old_mm: MmId) -> KResult<()> {
 /// page_table_lock. 5.1 holds the child's mmap_sem throughout (so
 /// swapoff's unuse_mm waits for the copy) and lists the child only when it
 /// copies a swap entry (copy_one_pte).
-async fn dup_mmap_later(k: &Kernel, t: &Task, mm: MmId, old_mm: MmId) -> KResult<()> {
+async fn dup_mmap_later(k: &Kernel, t: &Task, mm: MmId, old_mm: MmId) -> KResult<i64> {
     let era = k.fixes.era;
     let (child_sem, child_ptl) = {
         let w = k.w();
@@ -146,23 +165,50 @@ async fn dup_mmap_later(k: &Kernel, t: &Task, mm: MmId, old_mm: MmId) -> KResult
         }
         t.spin_unlock(k.mmlist_lock, "dup_mmap:mmlist_unlock");
     }
+    let mut retval = 0;
     for mpnt in parent_vmas {
         t.may_sleep("dup_mmap:kmem_cache_alloc", k.costs.alloc_sleep).await;
         k.check_mm(t, mm, "dup_mmap")?;
         let tmp = new_vma_like(k, mm, mpnt);
         // The page-table pages are allocated first: pte_alloc drops the
         // page_table_lock around its allocation.
-        t.may_sleep("copy_page_range:pte_alloc", k.costs.alloc_sleep).await;
+        let tables = alloc_page_tables(k, t, mm, old_mm, mpnt).await?;
         t.spin_lock(child_ptl, "dup_mmap:page_table_lock").await;
         k.check_mm(t, mm, "dup_mmap")?;
         k.w().mms[mm].mmap.push(tmp);
-        copy_page_range_locked(k, t, mm, old_mm, mpnt).await?;
+        if tables {
+            copy_page_range_locked(k, t, mm, old_mm, mpnt).await?;
+        }
         t.spin_unlock(child_ptl, "dup_mmap:page_table_unlock");
+        if !tables {
+            retval = -crate::swapfile::ENOMEM;
+            break;
+        }
     }
     if era == Era::Linux5_1 {
         t.up(child_sem, "dup_mmap:up_write_child_mmap_sem");
     }
-    Ok(())
+    Ok(retval)
+}
+
+/// The child's page tables for the parent's VMA `mpnt`: `pte_alloc` for
+/// each 4 MB the parent has a page table in (later kernels; the lock it
+/// drops around the allocation is taken after it here). False on -ENOMEM.
+async fn alloc_page_tables(k: &Kernel, t: &Task, mm: MmId, old_mm: MmId, mpnt: VmaId) -> KResult<bool> {
+    let (start, end) = {
+        let w = k.w();
+        (w.vmas[mpnt].start, w.vmas[mpnt].end)
+    };
+    let mut addr = start;
+    while addr < end {
+        if k.w().pmd_present(old_mm, addr)
+            && !crate::memory::pte_alloc(k, t, mm, addr, "copy_page_range:pte_alloc").await?
+        {
+            return Ok(false);
+        }
+        addr = ((pgd_index(addr) + 1) << PGDIR_SHIFT).min(end);
+    }
+    Ok(true)
 }
 
 /// The start of dup_mmap: "Kill me slowly. UGLY! FIXME!": the memcpy of

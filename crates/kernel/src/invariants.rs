@@ -20,10 +20,8 @@ pub fn check_swapoff_complete(k: &Kernel, type_: usize, shm: bool) -> Option<Bro
     crate::tracked::read_the_whole_world();
     let w = k.w();
     for (mm_id, mm) in &w.mms {
-        let Some(pgd) = mm.pgd else { continue };
-        let Some(table) = w.page_tables.get(pgd) else { continue };
-        for (&addr, pte) in &table.ptes {
-            let Pte::Swap(entry) = *pte else { continue };
+        for (addr, pte) in w.ptes_in(mm_id, 0, u64::MAX) {
+            let Pte::Swap(entry) = pte else { continue };
             if entry.type_ != type_ {
                 continue;
             }
@@ -89,14 +87,19 @@ pub fn check_quiescent(k: &Kernel) -> Option<Broken> {
     let w = k.w();
     let mut swap_refs: BTreeMap<SwpEntry, u32> = BTreeMap::new();
     let mut page_refs: BTreeMap<PageId, i32> = BTreeMap::new();
-    for mm in w.mms.values() {
-        let Some(table) = mm.pgd.and_then(|pgd| w.page_tables.get(pgd)) else { continue };
-        for pte in table.ptes.values() {
-            match *pte {
+    for mm in w.mms.keys() {
+        for (_, pte) in w.ptes_in(mm, 0, u64::MAX) {
+            match pte {
                 Pte::Swap(entry) => *swap_refs.entry(entry).or_default() += 1,
                 Pte::Present { page, .. } => *page_refs.entry(page).or_default() += 1,
                 Pte::None => {}
             }
+        }
+    }
+    // Each page table's page is held by its pgd entry.
+    for pgd in w.page_tables.values() {
+        for table in pgd.tables.values() {
+            *page_refs.entry(table.page).or_default() += 1;
         }
     }
     let (mut shm_present, mut shm_swapped) = (0i64, 0i64);
@@ -186,7 +189,7 @@ pub fn check_quiescent(k: &Kernel) -> Option<Broken> {
             return Some((
                 "page-count",
                 format!(
-                    "page#{} has count {} but {refs} references (ptes and swap cache) hold it",
+                    "page#{} has count {} but {refs} references (ptes, page tables and swap cache) hold it",
                     page.number, page.count
                 ),
             ));

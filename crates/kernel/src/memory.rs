@@ -88,12 +88,17 @@ pub async fn user_access(k: &Kernel, t: &Task, addr: u64, write: bool) -> KResul
 /// read must be the data last written (data integrity).
 fn mmu_access(k: &Kernel, t: &Task, mm: MmId, addr: u64, write: bool) -> KResult<bool> {
     let mut w = k.w();
-    let Some(pgd) = w.mms[mm].pgd else { return Ok(false) };
-    let Some(&Pte::Present { page, write: writable, .. }) = w.page_tables[pgd].ptes.get(&addr) else {
+    let Pte::Present { page, write: writable, dirty, young } = w.pte(mm, addr) else {
         return Ok(false);
     };
     if write && !writable {
         return Ok(false);
+    }
+    // The MMU sets the accessed bit on every access, and the dirty bit on
+    // a write. (TLBs are not modelled: a pte the page stealer aged is
+    // young again at the next access, as if its TLB entry was gone.)
+    if !young || (write && !dirty) {
+        w.set_pte(mm, addr, Pte::Present { page, write: writable, dirty: dirty || write, young: true });
     }
     let Some(p) = w.pages.get(page) else {
         drop(w);
@@ -117,9 +122,6 @@ fn mmu_access(k: &Kernel, t: &Task, mm: MmId, addr: u64, write: bool) -> KResult
             Some((seg, idx)) => w.shm_segs[seg].expected.insert(idx, version),
             None => w.mms[mm].expected.insert(addr, version),
         };
-        if let Some(Pte::Present { dirty, .. }) = w.page_tables[pgd].ptes.get_mut(&addr) {
-            *dirty = true;
-        }
     } else if let Some(&expected) = match shm_slot {
         Some((seg, idx)) => w.shm_segs[seg].expected.get(&idx),
         None => w.mms[mm].expected.get(&addr),
@@ -147,31 +149,62 @@ pub(crate) fn find_vma(k: &Kernel, mm: MmId, addr: u64) -> Option<VmaId> {
     w.mms[mm].mmap.iter().copied().find(|&v| w.vmas.get(v).is_some_and(|v| v.start <= addr && addr < v.end))
 }
 
+/// The pte at `addr` of `mm` ([`World::pte`](crate::World::pte)).
 pub(crate) fn read_pte(k: &Kernel, mm: MmId, addr: u64) -> Pte {
-    let w = k.w();
-    w.mms
-        .get(mm)
-        .and_then(|m| m.pgd)
-        .and_then(|pgd| w.page_tables.get(pgd)?.ptes.get(&addr).copied())
-        .unwrap_or(Pte::None)
+    k.w().pte(mm, addr)
 }
 
+/// `set_pte` ([`World::set_pte`](crate::World::set_pte)).
 pub(crate) fn set_pte(k: &Kernel, mm: MmId, addr: u64, pte: Pte) {
-    let mut w = k.w();
-    let Some(pgd) = w.mms.get(mm).and_then(|m| m.pgd) else { return };
-    if let Some(table) = w.page_tables.get_mut(pgd) {
-        if pte == Pte::None {
-            table.ptes.remove(&addr);
-        } else {
-            table.ptes.insert(addr, pte);
-        }
-    }
+    k.w().set_pte(mm, addr, pte)
 }
 
-/// `handle_mm_fault` → `handle_pte_fault` (mm/memory.c): read the pte with
-/// no lock; not present goes to do_no_page or do_swap_page; present takes
-/// page_table_lock, rechecks, and breaks COW in do_wp_page for a write.
+/// `pte_alloc` (include/asm-i386/pgalloc.h:120-139) for the page table
+/// that maps `addr`: nothing to do when the pgd entry is present. Else
+/// `get_pte_fast` finds the quicklist empty (pre4-5 i386 never fills it:
+/// `pte_free` is `free_pte_slow`), and `get_pte_slow` (arch/i386/mm/init.c:
+/// 136-156) allocates a page with `__get_free_page(GFP_KERNEL)`, which may
+/// sleep, then installs it unless the entry was filled meanwhile (then it
+/// frees its page). Returns false when the allocation failed (-ENOMEM; the
+/// C's "bad pte table" left in the entry then is not modelled).
+pub(crate) async fn pte_alloc(k: &Kernel, t: &Task, mm: MmId, addr: u64, point: engine::Point) -> KResult<bool> {
+    k.check_mm(t, mm, point)?;
+    if k.w().pmd_present(mm, addr) {
+        return Ok(true);
+    }
+    let Some(page) = alloc_page(k, t, point).await? else { return Ok(false) };
+    k.check_mm(t, mm, point)?;
+    if k.w().pmd_present(mm, addr) {
+        free_page(k, t, page, point)?;
+        return Ok(true);
+    }
+    k.w().pmd_populate(mm, addr, page);
+    Ok(true)
+}
+
+/// `clear_page_tables` (mm/memory.c:127-138): free the page tables of pgd
+/// entries `first..first + nr` (`free_one_pgd` → `free_one_pmd`: clear the
+/// entry, `pte_free` the page). The ptes were zapped before; nothing here
+/// sleeps or takes a lock.
+pub(crate) fn clear_page_tables(k: &Kernel, t: &Task, mm: MmId, first: u64, nr: u64) -> KResult<()> {
+    let pages = k.w().pmd_clear(mm, first, nr);
+    for page in pages {
+        free_page(k, t, page, "clear_page_tables:pte_free")?;
+    }
+    Ok(())
+}
+
+/// `handle_mm_fault` (mm/memory.c:1216-1231): `pmd_alloc` (nothing to do
+/// on i386 two-level) and `pte_alloc`, which may allocate the page table
+/// and fails the fault when it cannot; then `handle_pte_fault`: read the
+/// pte with no lock; not present goes to do_no_page or do_swap_page;
+/// present takes page_table_lock, rechecks, and breaks COW in do_wp_page
+/// for a write.
 pub async fn handle_mm_fault(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, addr: u64, write: bool) -> KResult<Handled> {
+    let point = "handle_mm_fault:pte_alloc";
+    if !pte_alloc(k, t, mm, addr, point).await? {
+        return Ok(Err(FaultFailure::OutOfMemory(point)));
+    }
     let entry = read_pte(k, mm, addr);
     match entry {
         Pte::None => return do_no_page(k, t, mm, vma, addr, write).await,
@@ -181,12 +214,12 @@ pub async fn handle_mm_fault(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, addr: u
     let ptl = k.w().mms[mm].page_table_lock;
     t.spin_lock(ptl, "handle_pte_fault:page_table_lock").await;
     if read_pte(k, mm, addr) == entry {
-        if let Pte::Present { page, write: writable, dirty } = entry {
+        if let Pte::Present { page, write: writable, dirty, .. } = entry {
             if write && !writable {
                 return do_wp_page(k, t, mm, addr, entry).await;
             }
             // pte_mkdirty on a write, pte_mkyoung always: never cleans.
-            set_pte(k, mm, addr, Pte::Present { page, write: writable, dirty: dirty || write });
+            set_pte(k, mm, addr, Pte::Present { page, write: writable, dirty: dirty || write, young: true });
         }
     }
     t.spin_unlock(ptl, "handle_pte_fault:page_table_unlock");
@@ -205,8 +238,9 @@ async fn do_no_page(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, addr: u64, write
     };
     k.check_mm(t, mm, "do_no_page")?;
     k.w().mms[mm].rss += 1;
-    // A shared mapping: the pte is writable (PAGE_SHARED), dirty on a write.
-    set_pte(k, mm, addr, Pte::Present { page, write: true, dirty: write });
+    // A shared mapping: the pte is writable (PAGE_SHARED), dirty on a
+    // write, young (mk_pte).
+    set_pte(k, mm, addr, Pte::Present { page, write: true, dirty: write, young: true });
     Ok(Ok(()))
 }
 
@@ -220,7 +254,7 @@ async fn do_anonymous_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, write: boo
     t.work(k.costs.page_zero);
     k.check_mm(t, mm, "do_anonymous_page")?;
     k.w().mms[mm].rss += 1;
-    set_pte(k, mm, addr, Pte::Present { page, write, dirty: write });
+    set_pte(k, mm, addr, Pte::Present { page, write, dirty: write, young: true });
     Ok(Ok(()))
 }
 
@@ -380,10 +414,11 @@ async fn do_swap_page(
     let page_lock = k.w().pages[page].lock;
     t.lock_page(page_lock, "do_swap_page:lock_page").await;
     swap_free(k, t, entry, "do_swap_page:swap_free").await?;
-    let mut pte = Pte::Present { page, write: false, dirty: false };
+    // mk_pte(page, vma->vm_page_prot): young.
+    let mut pte = Pte::Present { page, write: false, dirty: false, young: true };
     if write && !is_page_shared(k, t, page, "do_swap_page:is_page_shared")? {
         delete_from_swap_cache_nolock(k, t, page).await?;
-        pte = Pte::Present { page, write: true, dirty: true };
+        pte = Pte::Present { page, write: true, dirty: true, young: true };
     }
     t.unlock_page(page_lock, "do_swap_page:UnlockPage");
 
@@ -482,7 +517,7 @@ async fn do_swap_page_later(
     k.w().mms[mm].rss += 1;
     let writable = write && crate::later_swap::can_share_swap_page(k, t, page).await?;
     t.unlock_page(page_lock, "do_swap_page:UnlockPage");
-    set_pte(k, mm, addr, Pte::Present { page, write: writable, dirty: writable });
+    set_pte(k, mm, addr, Pte::Present { page, write: writable, dirty: writable, young: true });
     t.spin_unlock(ptl, "do_swap_page:page_table_unlock");
     Ok(Ok(()))
 }
@@ -505,7 +540,7 @@ async fn map_swap_page_5_1(
     let page_lock = k.w().pages[page].lock;
     k.w().mms[mm].rss += 1;
     let reused = write && crate::later_swap::reuse_swap_page(k, t, page, 1).await?;
-    let pte = Pte::Present { page, write: reused, dirty: reused };
+    let pte = Pte::Present { page, write: reused, dirty: reused, young: true };
     set_pte(k, mm, addr, pte);
     swap_free(k, t, entry, "do_swap_page:swap_free").await?;
     if crate::later_swap::vm_swap_full(k) {
@@ -548,7 +583,7 @@ async fn do_wp_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, pte: Pte) -> KRes
         }
     }
     if reuse {
-        set_pte(k, mm, addr, Pte::Present { page: old_page, write: true, dirty: true });
+        set_pte(k, mm, addr, Pte::Present { page: old_page, write: true, dirty: true, young: true });
         t.spin_unlock(ptl, "do_wp_page:page_table_unlock");
         return Ok(Ok(()));
     }
@@ -565,7 +600,7 @@ async fn do_wp_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, pte: Pte) -> KRes
         k.check_page(t, old_page, "break_cow")?;
         let data = k.w().pages[old_page].data;
         k.w().pages[new_page].data = data;
-        set_pte(k, mm, addr, Pte::Present { page: new_page, write: true, dirty: true });
+        set_pte(k, mm, addr, Pte::Present { page: new_page, write: true, dirty: true, young: true });
         to_free = old_page;
     }
     t.spin_unlock(ptl, "do_wp_page:page_table_unlock_done");
@@ -616,13 +651,31 @@ async fn do_wp_page_reuse_later(
     Ok(Some(reuse))
 }
 
-/// `copy_page_range` (mm/memory.c), for one VMA, without the parent's
-/// page_table_lock: a swap pte gets `swap_duplicate` and is copied; a
-/// present COW pte is write-protected in both and the page gets a
-/// reference. Allocating the child's page tables may sleep.
-pub async fn copy_page_range(k: &Kernel, t: &Task, dst: MmId, src: MmId, vma: VmaId) -> KResult<()> {
-    t.may_sleep("copy_page_range:pte_alloc", k.costs.alloc_sleep).await;
-    copy_ptes(k, t, dst, src, vma).await
+/// `copy_page_range` (mm/memory.c:152-259), for one VMA, without the
+/// parent's page_table_lock, one page table (4 MB) at a time: where the
+/// parent has no page table (`pmd_none(*src_pmd)`) there is nothing to
+/// copy; else the child's is allocated if it has none yet (`pte_alloc`,
+/// which may sleep: after the ptes of the tables before are copied, and
+/// before dup_mmap links the VMA), and each pte is copied (`copy_one_pte`).
+/// Returns -ENOMEM when a page table cannot be allocated.
+pub async fn copy_page_range(k: &Kernel, t: &Task, dst: MmId, src: MmId, vma: VmaId) -> KResult<Result<(), i64>> {
+    k.check_mm(t, src, "copy_page_range")?;
+    let (start, end) = {
+        let w = k.w();
+        (w.vmas[vma].start, w.vmas[vma].end)
+    };
+    let mut addr = start;
+    while addr < end {
+        let table_end = ((pgd_index(addr) + 1) << PGDIR_SHIFT).min(end);
+        if k.w().pmd_present(src, addr) {
+            if !pte_alloc(k, t, dst, addr, "copy_page_range:pte_alloc").await? {
+                return Ok(Err(-crate::swapfile::ENOMEM));
+            }
+            copy_ptes(k, t, dst, src, vma, addr, table_end).await?;
+        }
+        addr = table_end;
+    }
+    Ok(Ok(()))
 }
 
 /// Later kernels' `copy_page_range` (2.4.10, 5.1): the caller holds the
@@ -634,24 +687,22 @@ pub async fn copy_page_range_locked(k: &Kernel, t: &Task, dst: MmId, src: MmId, 
     k.check_mm(t, src, "copy_page_range")?;
     let src_ptl = k.w().mms[src].page_table_lock;
     t.spin_lock(src_ptl, "copy_page_range:src_page_table_lock").await;
-    copy_ptes(k, t, dst, src, vma).await?;
+    let (start, end) = {
+        let w = k.w();
+        (w.vmas[vma].start, w.vmas[vma].end)
+    };
+    copy_ptes(k, t, dst, src, vma, start, end).await?;
     t.spin_unlock(src_ptl, "copy_page_range:src_page_table_unlock");
     Ok(())
 }
 
-/// The pte loop of copy_page_range (copy_one_pte for each pte of the VMA).
-async fn copy_ptes(k: &Kernel, t: &Task, dst: MmId, src: MmId, vma: VmaId) -> KResult<()> {
+/// The pte loop of copy_page_range over `[start, end)` of the VMA, whose
+/// page tables the child has: `copy_one_pte` for each pte that is not none.
+async fn copy_ptes(k: &Kernel, t: &Task, dst: MmId, src: MmId, vma: VmaId, start: u64, end: u64) -> KResult<()> {
     k.check_mm(t, src, "copy_page_range")?;
     k.check_mm(t, dst, "copy_page_range")?;
-    let (start, end, shared) = {
-        let w = k.w();
-        (w.vmas[vma].start, w.vmas[vma].end, w.vmas[vma].shm.is_some())
-    };
-    let addrs: Vec<u64> = {
-        let w = k.w();
-        let pgd = w.mms[src].pgd.expect("a live mm has a pgd");
-        w.page_tables[pgd].ptes.range(start..end).map(|(&a, _)| a).collect()
-    };
+    let shared = k.w().vmas[vma].shm.is_some();
+    let addrs: Vec<u64> = k.w().ptes_in(src, start, end).map(|(a, _)| a).collect();
     for addr in addrs {
         t.work(k.costs.pte_scan);
         let pte = read_pte(k, src, addr);
@@ -677,16 +728,16 @@ async fn copy_ptes(k: &Kernel, t: &Task, dst: MmId, src: MmId, vma: VmaId) -> KR
                     format!("copied swap entry {entry} at {addr:#x} into {}", k.describe_mm(dst))
                 });
             }
-            Pte::Present { page, write, dirty } if shared => {
-                // A shared mapping: no COW; the child's copy is marked clean.
-                set_pte(k, dst, addr, Pte::Present { page, write, dirty: false });
-                let _ = dirty;
+            Pte::Present { page, write, .. } if shared => {
+                // A shared mapping: no COW; the child's copy is clean, and
+                // old (set_pte(dst_pte, pte_mkold(pte))).
+                set_pte(k, dst, addr, Pte::Present { page, write, dirty: false, young: false });
                 get_page(k, t, page, "copy_page_range:get_page")?;
             }
-            Pte::Present { page, dirty, .. } => {
-                // COW: write-protect both.
-                set_pte(k, src, addr, Pte::Present { page, write: false, dirty });
-                set_pte(k, dst, addr, Pte::Present { page, write: false, dirty });
+            Pte::Present { page, dirty, young, .. } => {
+                // COW: write-protect both; the child's copy is old.
+                set_pte(k, src, addr, Pte::Present { page, write: false, dirty, young });
+                set_pte(k, dst, addr, Pte::Present { page, write: false, dirty, young: false });
                 get_page(k, t, page, "copy_page_range:get_page")?;
             }
         }
@@ -696,18 +747,13 @@ async fn copy_ptes(k: &Kernel, t: &Task, dst: MmId, src: MmId, vma: VmaId) -> KR
 
 /// `zap_page_range` (mm/memory.c): under page_table_lock, clear each pte
 /// and free what it held: `free_page_and_swap_cache` for a page,
-/// `swap_free` for a swap entry.
+/// `swap_free` for a swap entry. The page tables stay (exit_mmap's
+/// clear_page_tables and munmap's free_pgtables free them).
 pub async fn zap_page_range(k: &Kernel, t: &Task, mm: MmId, start: u64, end: u64) -> KResult<()> {
     k.check_mm(t, mm, "zap_page_range")?;
     let ptl = k.w().mms[mm].page_table_lock;
     t.spin_lock(ptl, "zap_page_range:page_table_lock").await;
-    let addrs: Vec<u64> = {
-        let w = k.w();
-        match w.mms[mm].pgd {
-            Some(pgd) => w.page_tables[pgd].ptes.range(start..end).map(|(&a, _)| a).collect(),
-            None => Vec::new(),
-        }
-    };
+    let addrs: Vec<u64> = k.w().ptes_in(mm, start, end).map(|(a, _)| a).collect();
     let mut freed = 0;
     for addr in addrs {
         t.work(k.costs.pte_scan);

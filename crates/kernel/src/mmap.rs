@@ -84,8 +84,37 @@ pub async fn sys_munmap(k: &Kernel, t: &Task, addr: u64, pages: u64) -> KResult<
             t.spin_unlock(k.shm_lock, "shm_close:shm_unlock");
         }
     }
+    free_pgtables(k, t, mm, addr, end)?;
     t.up(mmap_sem, "sys_munmap:up_mmap_sem");
     Ok(0)
+}
+
+/// `free_pgtables` (mm/mmap.c:587-630), at the end of do_munmap: free the
+/// page tables that mapped only the unmapped range `[start, end)`, i.e.
+/// the whole 4 MB pgd entries between the VMA before it (`prev`, the last
+/// that starts below `start`) and the VMA after it. No lock, no sleep.
+fn free_pgtables(k: &Kernel, t: &Task, mm: MmId, start: u64, end: u64) -> KResult<()> {
+    k.check_mm(t, mm, "free_pgtables")?;
+    let (prev_end, next_start) = {
+        let w = k.w();
+        let chain = &w.mms[mm].mmap;
+        let prev = chain.iter().rfind(|&&v| w.vmas[v].start < start).map(|&v| w.vmas[v].end);
+        let next = chain.iter().find(|&&v| w.vmas[v].start >= start).map(|&v| w.vmas[v].start);
+        (prev, next)
+    };
+    let mut first = start & !(PGDIR_SIZE - 1);
+    let mut last = end + PGDIR_SIZE - 1;
+    if let Some(prev_end) = prev_end.filter(|&e| e > first) {
+        first = prev_end + PGDIR_SIZE - 1;
+    }
+    if let Some(next_start) = next_start.filter(|&s| last > s) {
+        last = next_start;
+    }
+    let (start_index, end_index) = (pgd_index(first), pgd_index(last));
+    if end_index > start_index {
+        crate::memory::clear_page_tables(k, t, mm, start_index, end_index - start_index)?;
+    }
+    Ok(())
 }
 
 /// `sys_mmap2` → `do_mmap2` (arch/i386/kernel/sys_i386.c) → `do_mmap_pgoff`

@@ -45,7 +45,7 @@ pub async fn shm_nopage(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KResult
             t.spin_lock(k.shm_lock, "shm_nopage_core:shm_lock_again").await;
             let mut w = k.w();
             *w.shm_rss += 1;
-            w.shm_segs[seg].entries[idx] = Pte::Present { page, write: true, dirty: true };
+            w.shm_segs[seg].entries[idx] = Pte::Present { page, write: true, dirty: true, young: true };
             page
         }
         Pte::Swap(_) if k.fixes.era.is_later() => match shmem_swapin_later(k, t, seg, idx).await? {
@@ -77,7 +77,7 @@ pub async fn shm_nopage(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KResult
             let mut w = k.w();
             *w.shm_swp -= 1;
             *w.shm_rss += 1;
-            w.shm_segs[seg].entries[idx] = Pte::Present { page, write: true, dirty: true };
+            w.shm_segs[seg].entries[idx] = Pte::Present { page, write: true, dirty: true, young: true };
             page
         }
     };
@@ -144,7 +144,7 @@ async fn shmem_swapin_later(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KRe
         swap_free(k, t, entry, "shmem_getpage:swap_free").await?;
         {
             let mut w = k.w();
-            w.shm_segs[seg].entries[idx] = Pte::Present { page, write: true, dirty: true };
+            w.shm_segs[seg].entries[idx] = Pte::Present { page, write: true, dirty: true, young: true };
             *w.shm_swp -= 1;
             *w.shm_rss += 1;
         }
@@ -177,7 +177,7 @@ pub async fn shm_unuse(k: &Kernel, t: &Task, entry: SwpEntry, page: PageId) -> K
     if let Some((seg, idx)) = found {
         {
             let mut w = k.w();
-            w.shm_segs[seg].entries[idx] = Pte::Present { page, write: true, dirty: true };
+            w.shm_segs[seg].entries[idx] = Pte::Present { page, write: true, dirty: true, young: true };
         }
         t.note("shm_unuse_page:set", || format!("shm{seg}[{idx}]: swap entry {entry} -> page"));
         get_page(k, t, page, "shm_unuse_page:get_page")?;

@@ -116,6 +116,15 @@ pub async fn swap_free_count(k: &Kernel, t: &Task, entry: SwpEntry, count: u16, 
         return Err(k.oops(t, "swap-count", format!("{point}: swap_free({entry}) printed \"{message}\"")));
     }
     t.spin_lock(k.swaplock, "swap_free:swap_list_lock").await;
+    {
+        // A freed slot on a device of higher priority than swap_list.next
+        // makes it the next to allocate from.
+        let mut w = k.w();
+        let next = *w.swap_list_next;
+        if next >= 0 && w.swap_info[entry.type_].prio > w.swap_info[next as usize].prio {
+            *w.swap_list_next = entry.type_ as i32;
+        }
+    }
     let sdev_lock = k.w().swap_info[entry.type_].sdev_lock;
     t.spin_lock(sdev_lock, "swap_free:swap_device_lock").await;
     let bad_count = {
@@ -154,58 +163,111 @@ pub async fn swap_free_count(k: &Kernel, t: &Task, entry: SwpEntry, count: u16, 
 
 use crate::world::World;
 
-/// `get_swap_page` = `__get_swap_page(1)` (mm/swapfile.c): a free slot on
-/// the first WRITEOK device of the swap list, with count 1. The
-/// `scan_swap_map` cluster heuristics are reduced to first-free from
-/// `lowest_bit`, which changes which slot is chosen, not the locking.
+/// `get_swap_page` = `__get_swap_page(1)` (mm/swapfile.c).
 pub async fn get_swap_page(k: &Kernel, t: &Task) -> Option<SwpEntry> {
     get_swap_page_count(k, t, 1).await
 }
 
-/// `__get_swap_page(count)` (mm/swapfile.c): a slot preloaded with `count`
-/// references (shm_swap asks for 2: the segment's and the cache's).
+/// `__get_swap_page(count)` (mm/swapfile.c:86-137): a slot preloaded with
+/// `count` references (shm_swap asks for 2: the segment's and the
+/// cache's). Under swap_list_lock, from `swap_list.next`: each WRITEOK
+/// device is scanned under its swap_device_lock (`scan_swap_map`); on
+/// success `swap_list.next` moves on to the next device of the same
+/// priority, or back to the head (round robin within a priority). Without
+/// a slot the walk goes on to the next device of the same priority, then
+/// once from the head through every lower one.
 pub async fn get_swap_page_count(k: &Kernel, t: &Task, count: u16) -> Option<SwpEntry> {
+    if count >= SWAP_MAP_MAX {
+        return None; // "get_swap_page: bad count"
+    }
     t.spin_lock(k.swaplock, "get_swap_page:swap_list_lock").await;
     let mut found = None;
-    let mut type_ = *k.w().swap_list_head;
-    while type_ >= 0 && found.is_none() {
-        let (flags, sdev_lock, next) = {
+    let mut type_ = *k.w().swap_list_next;
+    if *k.w().nr_swap_pages == 0 {
+        type_ = -1;
+    }
+    let mut wrapped = false;
+    while type_ >= 0 {
+        let (flags, sdev_lock) = {
             let w = k.w();
-            let p = &w.swap_info[type_ as usize];
-            (p.flags, p.sdev_lock, p.next)
+            (w.swap_info[type_ as usize].flags, w.swap_info[type_ as usize].sdev_lock)
         };
         if flags & SWP_WRITEOK == SWP_WRITEOK {
             t.spin_lock(sdev_lock, "get_swap_page:swap_device_lock").await;
             found = scan_swap_map(&mut k.w(), type_ as usize, count);
             t.spin_unlock(sdev_lock, "get_swap_page:swap_device_unlock");
+            if found.is_some() {
+                let mut w = k.w();
+                let (prio, next) = (w.swap_info[type_ as usize].prio, w.swap_info[type_ as usize].next);
+                *w.swap_list_next =
+                    if next < 0 || w.swap_info[next as usize].prio != prio { *w.swap_list_head } else { next };
+                break;
+            }
         }
+        let w = k.w();
+        let (prio, next) = (w.swap_info[type_ as usize].prio, w.swap_info[type_ as usize].next);
         type_ = next;
+        if !wrapped && (next < 0 || w.swap_info[next as usize].prio != prio) {
+            type_ = *w.swap_list_head;
+            wrapped = true;
+        }
     }
     t.spin_unlock(k.swaplock, "get_swap_page:swap_list_unlock");
     found
 }
 
-/// `scan_swap_map` (swap_device_lock held).
+/// `SWAPFILE_CLUSTER` (mm/swapfile.c:27): slots handed out in sequence
+/// before scan_swap_map looks for a new empty cluster.
+pub const SWAPFILE_CLUSTER: u32 = 256;
+
+/// `scan_swap_map` (mm/swapfile.c:29-84), swap_device_lock held. While the
+/// current cluster lasts (`cluster_nr`), the next free slot from
+/// `cluster_next` up to `highest_bit` — so a slot freed behind the cursor
+/// is not reused until the cluster runs out. Then a new cluster: the first
+/// run of `SWAPFILE_CLUSTER` free slots from `lowest_bit`, or else the
+/// first free slot from `lowest_bit` ("go finegrained").
 fn scan_swap_map(w: &mut World, type_: usize, count: u16) -> Option<SwpEntry> {
     let World { swap_info, nr_swap_pages, .. } = w;
     let p = &mut swap_info[type_];
     let map = p.swap_map.as_mut()?;
-    // for (offset = si->lowest_bit; offset <= si->highest_bit; offset++)
-    //         if (!si->swap_map[offset]) ...: the first free slot in
-    // [lowest_bit, highest_bit], slot 0 (the header) and slots past the
-    // map excluded, searched as a slice.
-    let (lo, hi) = (p.lowest_bit.max(1) as usize, (p.highest_bit as usize).min(map.len().saturating_sub(1)));
-    let offset = (lo + map.get(lo..=hi)?.iter().position(|&c| c == 0)?) as u32;
-    map[offset as usize] = count;
-    p.inuse_pages += 1;
+    let free = |map: &[u16], offset: u32| map.get(offset as usize) == Some(&0);
+    let mut got = None;
+    if p.cluster_nr > 0 {
+        while p.cluster_next <= p.highest_bit {
+            let offset = p.cluster_next;
+            p.cluster_next += 1;
+            if free(map, offset) {
+                p.cluster_nr -= 1;
+                got = Some(offset);
+                break;
+            }
+        }
+    }
+    if got.is_none() {
+        p.cluster_nr = SWAPFILE_CLUSTER;
+        // An empty (even unaligned) cluster from lowest_bit.
+        let mut offset = p.lowest_bit;
+        while got.is_none() && offset + SWAPFILE_CLUSTER - 1 <= p.highest_bit {
+            match (offset..offset + SWAPFILE_CLUSTER).find(|&nr| !free(map, nr)) {
+                Some(used) => offset = used + 1,
+                None => got = Some(offset),
+            }
+        }
+        if got.is_none() {
+            got = (p.lowest_bit..=p.highest_bit).find(|&offset| free(map, offset));
+        }
+    }
+    let offset = got?;
     if offset == p.lowest_bit {
         p.lowest_bit += 1;
     }
     if offset == p.highest_bit {
         p.highest_bit = p.highest_bit.saturating_sub(1);
     }
-    p.cluster_next = offset + 1;
+    map[offset as usize] = count;
+    p.inuse_pages += 1;
     **nr_swap_pages -= 1;
+    p.cluster_next = offset + 1;
     Some(SwpEntry { type_, offset })
 }
 
@@ -241,6 +303,7 @@ pub async fn sys_swapon(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
             Some(p) if p.flags & SWP_USED != 0 => Some(true),
             Some(p) => {
                 p.flags = SWP_USED;
+                p.cluster_nr = 0;
                 Some(false)
             }
         }
@@ -271,7 +334,6 @@ pub async fn sys_swapon(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
         p.pages = size.saturating_sub(1);
         p.lowest_bit = 1;
         p.highest_bit = size.saturating_sub(1);
-        p.cluster_next = 1;
         p.flags = SWP_WRITEOK;
     }
     t.point("sys_swapon:after_writeok").await;
@@ -615,24 +677,19 @@ pub(crate) async fn unuse_vmas(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, 
     while let Some(vma) = cur {
         t.point("unuse_vma").await;
         k.check_mm(t, mm, "unuse_vma")?;
-        let (start, end, pgd) = {
+        let (start, end) = {
             let w = k.w();
             let Some(v) = w.vmas.get(vma) else {
                 drop(w);
                 return Err(k.oops(t, "use-after-free", "unuse_vma walked a vm_area_struct that was freed under it"));
             };
-            (v.start, v.end, w.mms[mm].pgd)
+            (v.start, v.end)
         };
-        if let Some(pgd) = pgd {
-            let hits: Vec<u64> = {
-                let w = k.w();
-                let ptes = &w.page_tables[pgd].ptes;
-                ptes.range(start..end).filter(|(_, &pte)| pte_refers_to(pte, entry, page)).map(|(&a, _)| a).collect()
-            };
-            t.work((end - start) / PAGE_SIZE * k.costs.pte_scan);
-            for addr in hits {
-                unuse_pte(k, t, mm, pgd, addr, entry, page).await?;
-            }
+        let hits: Vec<u64> =
+            k.w().ptes_in(mm, start, end).filter(|&(_, pte)| pte_refers_to(pte, entry, page)).map(|(a, _)| a).collect();
+        t.work((end - start) / PAGE_SIZE * k.costs.pte_scan);
+        for addr in hits {
+            unuse_pte(k, t, mm, addr, entry, page).await?;
         }
         // vma = vma->vm_next. A VMA unlinked meanwhile still points on into
         // the list it was on; that is approximated by the next VMA of the
@@ -659,30 +716,22 @@ fn pte_refers_to(pte: Pte, entry: SwpEntry, page: PageId) -> bool {
 }
 
 /// `unuse_pte` (mm/swapfile.c): a present pte of this page is marked
-/// dirty; a pte equal to the entry becomes the page (dirty, read-only),
-/// then `swap_free(entry)`, `get_page`, `rss++`.
-async fn unuse_pte(
-    k: &Kernel,
-    t: &Task,
-    mm: MmId,
-    pgd: PgdId,
-    addr: u64,
-    entry: SwpEntry,
-    page: PageId,
-) -> KResult<()> {
+/// dirty; a pte equal to the entry becomes the page (dirty, read-only, and
+/// young: `mk_pte(page, vma->vm_page_prot)`), then `swap_free(entry)`,
+/// `get_page`, `rss++`. A page table freed under the walk reads as
+/// pte_none (zap_page_range cleared its ptes first).
+async fn unuse_pte(k: &Kernel, t: &Task, mm: MmId, addr: u64, entry: SwpEntry, page: PageId) -> KResult<()> {
     let replaced = {
         let mut w = k.w();
-        let Some(table) = w.page_tables.get_mut(pgd) else { return Ok(()) };
-        let Some(pte) = table.ptes.get_mut(&addr) else { return Ok(()) };
-        match *pte {
+        match w.pte(mm, addr) {
             // Later kernels leave present ptes alone (try_to_unuse sets
             // the page dirty instead).
-            Pte::Present { page: p, write, .. } if p == page && !k.fixes.era.is_later() => {
-                *pte = Pte::Present { page, write, dirty: true };
+            Pte::Present { page: p, write, young, .. } if p == page && !k.fixes.era.is_later() => {
+                w.set_pte(mm, addr, Pte::Present { page, write, dirty: true, young });
                 false
             }
             Pte::Swap(e) if e == entry => {
-                *pte = Pte::Present { page, write: false, dirty: true };
+                w.set_pte(mm, addr, Pte::Present { page, write: false, dirty: true, young: true });
                 true
             }
             _ => false,

@@ -47,7 +47,7 @@ fn swap_count(k: &Kernel, entry: SwpEntry) -> u16 {
 fn pte(k: &Kernel, pid: Pid, addr: u64) -> Pte {
     let w = k.w();
     let mm = w.procs[&pid].mm.unwrap();
-    w.page_tables[w.mms[mm].pgd.unwrap()].ptes.get(&addr).copied().unwrap_or(Pte::None)
+    w.pte(mm, addr)
 }
 
 /// A process with `pages` pages at 0x10000, written and pushed out to swap.
@@ -119,7 +119,11 @@ fn swapoff_without_a_race_brings_every_page_back_in_both_kernels() {
         assert_eq!(invariants::check_swapoff_complete(&k, 0, true), None, "{variant}");
         assert!(k.w().printk.is_empty(), "{variant}: no Undead entry: {:?}", k.w().printk);
         for i in 0..3 {
-            assert!(matches!(pte(&k, pid, 0x10000 + i * PAGE_SIZE), Pte::Present { dirty: true, .. }));
+            // Dirty, so that the page is written again before it is dropped:
+            // pre4's unuse_pte marks the pte dirty (pte_mkdirty); 5.1 maps it
+            // clean and try_to_free_swap marks the page (SetPageDirty).
+            let Pte::Present { page, dirty, .. } = pte(&k, pid, 0x10000 + i * PAGE_SIZE) else { panic!("{variant}") };
+            assert!(dirty || k.w().pages[page].dirty, "{variant}");
         }
         // The data came back: reading checks it against what was written.
         let outcome = run_as(&sim, &k, pid, |k, t| async move {
@@ -135,16 +139,19 @@ fn swapoff_without_a_race_brings_every_page_back_in_both_kernels() {
 
 /// The state race 1 leaves: a child mm holding a copy of the swap pte
 /// whose task is not on the task list yet.
-fn unlisted_child_with_swap_pte(k: &Kernel, parent: Pid) -> (Pid, SwpEntry) {
+fn unlisted_child_with_swap_pte(sim: &Rc<Sim>, k: &Rc<Kernel>, parent: Pid) -> (Pid, SwpEntry) {
     let child = k.create_process("child");
     k.map_anonymous(child, 0x10000, 1).unwrap();
+    let mm = k.w().procs[&child].mm.unwrap();
+    let outcome = run_as(sim, k, child, move |k, t| async move {
+        assert_eq!(memory::pte_alloc(&k, &t, mm, 0x10000, "test:pte_alloc").await, Ok(true));
+    });
+    assert_eq!(outcome, Outcome::Finished);
     let Pte::Swap(entry) = pte(k, parent, 0x10000) else { panic!() };
     let mut w = k.w();
     w.procs[&child].linked = false;
     w.task_list.retain(|&p| p != child);
-    let mm = w.procs[&child].mm.unwrap();
-    let pgd = w.mms[mm].pgd.unwrap();
-    w.page_tables[pgd].ptes.insert(0x10000, Pte::Swap(entry));
+    w.set_pte(mm, 0x10000, Pte::Swap(entry));
     w.swap_info[0].swap_map.as_mut().unwrap()[entry.offset as usize] += 1;
     (child, entry)
 }
@@ -153,7 +160,7 @@ fn unlisted_child_with_swap_pte(k: &Kernel, parent: Pid) -> (Pid, SwpEntry) {
 fn pre4_swapoff_misses_an_mm_off_the_task_list_and_forces_the_count() {
     let (sim, k) = boot(Variant::Pre4);
     let parent = swapped_process(&sim, &k, 1);
-    let (_, entry) = unlisted_child_with_swap_pte(&k, parent);
+    let (_, entry) = unlisted_child_with_swap_pte(&sim, &k, parent);
     let outcome = run_as(&sim, &k, parent, |k, t| async move {
         assert_eq!(swapfile::sys_swapoff(&k, &t, 0).await, Ok(0));
     });
@@ -168,7 +175,7 @@ fn pre4_swapoff_misses_an_mm_off_the_task_list_and_forces_the_count() {
 fn patched_swapoff_crabs_the_mm_list_and_finds_that_mm() {
     let (sim, k) = boot(Variant::Patched);
     let parent = swapped_process(&sim, &k, 1);
-    let (child, _) = unlisted_child_with_swap_pte(&k, parent);
+    let (child, _) = unlisted_child_with_swap_pte(&sim, &k, parent);
     let outcome = run_as(&sim, &k, parent, |k, t| async move {
         assert_eq!(swapfile::sys_swapoff(&k, &t, 0).await, Ok(0));
     });
@@ -359,6 +366,8 @@ fn swap_out_holds_the_chosen_mm_only_after_dropping_tasklist_lock() {
     k.map_anonymous(pid, 0x10000, 1).unwrap();
     let outcome = run_as(&sim, &k, pid, move |k, t| async move {
         assert_eq!(user_access(&k, &t, 0x10000, true).await, Ok(Access::Done));
+        // The first visit only ages the young pte; the second takes it.
+        assert_eq!(vmscan::swap_out_pte(&k, &t, pid, 0x10000).await, Ok(vmscan::SwapOut::Failed));
         assert!(matches!(vmscan::swap_out_pte(&k, &t, pid, 0x10000).await, Ok(vmscan::SwapOut::Done(_))));
     });
     assert_eq!(outcome, Outcome::Finished);
@@ -386,6 +395,8 @@ fn mmap_takes_the_big_kernel_lock_inside_mmap_sem() {
         ["sys_mmap:down_mmap_sem", "do_mmap2:lock_kernel", "do_mmap2:unlock_kernel", "sys_mmap:up_mmap_sem"],
         "{points:?}"
     );
+}
+
 /// The page's swap-cache state and the pte at 0x10000 after one access.
 fn fault_once(variant: Variant, pages: u64, write: bool) -> (Rc<Kernel>, Pid, SwpEntry, Pte) {
     let (sim, k) = boot(variant);
@@ -405,7 +416,7 @@ fn a_2_4_write_fault_maps_the_page_writable_and_leaves_it_in_the_swap_cache() {
     // 2.4.17 do_swap_page: can_share_swap_page only makes the pte writable;
     // pre4's "write and !is_page_shared -> delete_from_swap_cache" is gone.
     let (k, _, entry, after) = fault_once(Variant::Linux2_4_10, 1, true);
-    let Pte::Present { page, write: true, dirty: true } = after else { panic!("{after:?}") };
+    let Pte::Present { page, write: true, dirty: true, .. } = after else { panic!("{after:?}") };
     assert_eq!(k.w().swap_cache.get(&entry), Some(&page), "the page stays in the swap cache");
     assert_eq!(swap_count(&k, entry), 1, "the cache's reference");
 }
@@ -432,7 +443,9 @@ fn a_2_4_read_fault_with_swap_half_full_removes_the_exclusive_page_and_keeps_it_
         assert_eq!(user_access(&k, &t, 0x10000, false).await, Ok(Access::Done));
     });
     assert_eq!(outcome, Outcome::Finished);
-    let Pte::Present { page, write: false, dirty: false } = pte(&k, pid, 0x10000) else { panic!("not mapped clean") };
+    let Pte::Present { page, write: false, dirty: false, .. } = pte(&k, pid, 0x10000) else {
+        panic!("not mapped clean")
+    };
     assert!(!k.w().pages[page].swap_cache && k.w().pages[page].dirty);
     assert_eq!(swap_count(&k, entry), 0);
     let outcome = run_as(&sim, &k, pid, |k, t| async move {
@@ -442,4 +455,131 @@ fn a_2_4_read_fault_with_swap_half_full_removes_the_exclusive_page_and_keeps_it_
     });
     assert_eq!(outcome, Outcome::Finished);
     assert_eq!(invariants::check_quiescent(&k), None);
+}
+
+/// A process with one mapping of `pages` pages at `start`, each written.
+fn written_process(sim: &Rc<Sim>, k: &Rc<Kernel>, start: u64, pages: u64) -> Pid {
+    let pid = k.create_process("p");
+    k.map_anonymous(pid, start, pages).unwrap();
+    let outcome = run_as(sim, k, pid, move |k, t| async move {
+        for i in 0..pages {
+            assert_eq!(user_access(&k, &t, start + i * PAGE_SIZE, true).await, Ok(Access::Done));
+        }
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    pid
+}
+
+fn page_tables_of(k: &Kernel, pid: Pid) -> Vec<u64> {
+    let w = k.w();
+    let mm = w.procs[&pid].mm.unwrap();
+    w.page_tables[w.mms[mm].pgd.unwrap()].tables.keys().copied().collect()
+}
+
+#[test]
+fn a_vma_across_4mb_has_two_page_tables_which_fork_copies_and_exit_frees() {
+    let (sim, k) = boot(Variant::Pre4);
+    // 0x3ff000 is the last page of page table 0, 0x400000 the first of 1.
+    let pid = written_process(&sim, &k, 0x3ff000, 2);
+    assert_eq!(page_tables_of(&k, pid), vec![0, 1]);
+    assert_eq!(*k.w().free_pages, 64 - 2 - 2, "two pages and two page tables");
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        assert_eq!(fork::do_fork(&k, &t, Box::new(|_t| Box::pin(async {}))).await, Ok(2));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert_eq!(page_tables_of(&k, 2), vec![0, 1], "pte_alloc for each table the parent has");
+    assert_eq!(*k.w().free_pages, 64 - 2 - 4, "the pages are shared, the tables are not");
+    // copy_page_range: set_pte(dst_pte, pte_mkold(pte)); the parent's stays young.
+    assert!(matches!(pte(&k, 2, 0x400000), Pte::Present { young: false, write: false, .. }));
+    assert!(matches!(pte(&k, pid, 0x400000), Pte::Present { young: true, write: false, .. }));
+    assert_eq!(invariants::check_quiescent(&k), None);
+    for p in [pid, 2] {
+        assert_eq!(run_as(&sim, &k, p, |k, t| async move { exit::do_exit(&k, &t).await.unwrap() }), Outcome::Finished);
+    }
+    assert_eq!(*k.w().free_pages, 64, "clear_page_tables freed every page table");
+    assert_eq!(invariants::check_quiescent(&k), None);
+}
+
+#[test]
+fn munmap_frees_the_page_tables_that_only_the_range_used() {
+    let (sim, k) = boot(Variant::Pre4);
+    let pid = written_process(&sim, &k, 0x3ff000, 2);
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        assert_eq!(mmap::sys_munmap(&k, &t, 0x400000, 1).await, Ok(0));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert_eq!(page_tables_of(&k, pid), vec![0], "free_pgtables: table 1 mapped only the hole");
+    assert_eq!(*k.w().free_pages, 64 - 2);
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        assert_eq!(mmap::sys_munmap(&k, &t, 0x3ff000, 1).await, Ok(0));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert!(page_tables_of(&k, pid).is_empty());
+    assert_eq!(*k.w().free_pages, 64);
+    assert_eq!(invariants::check_quiescent(&k), None);
+}
+
+/// try_to_swap_out: "Don't look at this pte if it's been accessed
+/// recently": the first visit of a young pte only makes it old, the second
+/// takes the page. (The model before took it at the first visit.)
+#[test]
+fn the_page_stealer_takes_a_young_page_only_at_its_second_visit() {
+    let (sim, k) = boot(Variant::Pre4);
+    let pid = written_process(&sim, &k, 0x10000, 1);
+    assert!(matches!(pte(&k, pid, 0x10000), Pte::Present { young: true, dirty: true, .. }), "mk_pte is young");
+    let outcome = run_as(&sim, &k, pid, move |k, t| async move {
+        assert_eq!(vmscan::swap_out_pte(&k, &t, pid, 0x10000).await, Ok(vmscan::SwapOut::Failed));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert!(matches!(pte(&k, pid, 0x10000), Pte::Present { young: false, dirty: true, .. }), "only aged");
+    let outcome = run_as(&sim, &k, pid, move |k, t| async move {
+        assert!(matches!(vmscan::swap_out_pte(&k, &t, pid, 0x10000).await, Ok(vmscan::SwapOut::Done(_))));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert!(matches!(pte(&k, pid, 0x10000), Pte::Swap(_)));
+}
+
+/// The ptes that unuse_pte and do_swap_page install are young (mk_pte with
+/// vm_page_prot), so the page stealer needs two visits behind swapoff too.
+#[test]
+fn swapoff_and_swap_in_install_young_ptes() {
+    for variant in [Variant::Pre4, Variant::Patched] {
+        let (sim, k) = boot(variant);
+        let pid = swapped_process(&sim, &k, 2);
+        let outcome = run_as(&sim, &k, pid, |k, t| async move {
+            assert_eq!(user_access(&k, &t, 0x11000, false).await, Ok(Access::Done));
+        });
+        assert_eq!(outcome, Outcome::Finished);
+        assert!(matches!(pte(&k, pid, 0x11000), Pte::Present { young: true, .. }), "do_swap_page");
+        let outcome = run_as(&sim, &k, pid, |k, t| async move {
+            assert_eq!(swapfile::sys_swapoff(&k, &t, 0).await, Ok(0));
+        });
+        assert_eq!(outcome, Outcome::Finished);
+        assert!(matches!(pte(&k, pid, 0x10000), Pte::Present { young: true, dirty: true, .. }), "unuse_pte");
+    }
+}
+
+/// scan_swap_map hands slots out in sequence from `cluster_next`: a slot
+/// freed behind the cursor is taken again only when the scan reaches
+/// `highest_bit` and starts a new cluster from `lowest_bit`. (The model
+/// before took the first free slot.)
+#[test]
+fn swap_slots_come_from_the_cluster_cursor_not_the_first_free_slot() {
+    let (sim, k) = boot(Variant::Pre4);
+    let pid = k.create_process("p");
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(swapfile::get_swap_page(&k, &t).await.unwrap().offset);
+        }
+        assert_eq!(got, [1, 2, 3]);
+        swapfile::swap_free(&k, &t, SwpEntry { type_: 0, offset: 2 }, "test:swap_free").await.unwrap();
+        assert_eq!(swapfile::get_swap_page(&k, &t).await.unwrap().offset, 4, "not the freed slot 2");
+        for offset in 5..16 {
+            assert_eq!(swapfile::get_swap_page(&k, &t).await.unwrap().offset, offset);
+        }
+        assert_eq!(swapfile::get_swap_page(&k, &t).await.unwrap().offset, 2, "a new cluster from lowest_bit");
+        assert_eq!(swapfile::get_swap_page(&k, &t).await, None, "the device is full");
+    });
+    assert_eq!(outcome, Outcome::Finished);
 }

@@ -9,6 +9,13 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 
 pub const PAGE_SIZE: u64 = 4096;
+/// `PGDIR_SHIFT` (include/asm-i386/pgtable-2level.h): one pgd entry, and
+/// so one page table, maps 4 MB.
+pub const PGDIR_SHIFT: u32 = 22;
+/// `PGDIR_SIZE`.
+pub const PGDIR_SIZE: u64 = 1 << PGDIR_SHIFT;
+/// `PTRS_PER_PTE` (pgtable-2level.h): the ptes of one page table.
+pub const PTRS_PER_PTE: u64 = 1024;
 /// `MAX_SWAPFILES` in include/linux/swap.h.
 pub const MAX_SWAPFILES: usize = 8;
 /// `SWAP_MAP_MAX`: a sticky overflow count.
@@ -44,11 +51,15 @@ impl fmt::Display for SwpEntry {
     }
 }
 
-/// A page-table entry: none, a present page, or a swap entry.
+/// A page-table entry: none, a present page, or a swap entry. `young` is
+/// `_PAGE_ACCESSED`: on i386 every `vm_page_prot` (PAGE_COPY, PAGE_SHARED,
+/// PAGE_READONLY: include/asm-i386/pgtable.h:164-166) includes it, so a pte
+/// made by `mk_pte` is young; the MMU sets it on every access, and the page
+/// stealer clears it (`pte_mkold`) before it may take the page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pte {
     None,
-    Present { page: PageId, write: bool, dirty: bool },
+    Present { page: PageId, write: bool, dirty: bool, young: bool },
     Swap(SwpEntry),
 }
 
@@ -103,10 +114,33 @@ pub struct ShmSegment {
     pub expected: BTreeMap<u64, u64>,
 }
 
-/// One mm's page tables (pgd, pmd and pte levels folded into one map).
+/// `pgd_index(addr)` (include/asm-i386/pgtable.h): which pgd entry, and so
+/// which page table, maps `addr`. (Not masked to 1024 entries: a scenario
+/// address above 4 GB gets its own entry rather than an alias.)
+pub fn pgd_index(addr: u64) -> u64 {
+    addr >> PGDIR_SHIFT
+}
+
+/// One page table: a page of `PTRS_PER_PTE` ptes mapping 4 MB
+/// (`pte_offset`). Only the ptes that are not `pte_none` are stored.
+#[derive(Clone)]
+pub struct PteTable {
+    /// The page it occupies (`get_pte_slow`'s `__get_free_page`), held by
+    /// the pgd entry until `clear_page_tables` frees it.
+    pub page: PageId,
+    /// By index in the table, `(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)`.
+    pub ptes: BTreeMap<u16, Pte>,
+}
+
+/// `mm->pgd`, i386 two-level paging: the pmd level is folded into the pgd
+/// (pgtable-2level.h: `PTRS_PER_PMD` 1, `pmd_offset` returns the pgd entry
+/// itself), so an entry is either none (`pmd_none`) or one page table.
+/// Read and write ptes through `World::pte`, `World::set_pte` and
+/// `World::ptes_in`.
 #[derive(Clone, Default)]
 pub struct PageTable {
-    pub ptes: BTreeMap<u64, Pte>,
+    /// The present entries, by `pgd_index`.
+    pub tables: BTreeMap<u64, PteTable>,
 }
 
 /// `struct page`.

@@ -12,10 +12,10 @@
 
 use engine::Task;
 
+use crate::later_swap::try_to_free_swap;
 use crate::memory::{read_pte, swapin_readahead};
 use crate::mm::{mmget_not_zero, mmput};
 use crate::page_alloc::{free_page, get_page};
-use crate::later_swap::try_to_free_swap;
 use crate::swap_state::{find_get_page, read_swap_cache};
 use crate::swapfile::{inuse_pages, swap_count, swap_free, ENOMEM};
 use crate::types::*;
@@ -115,11 +115,7 @@ async fn unuse_pte_range(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, type_: usiz
     };
     // The ptes the range has now; each is read as the walk reaches it (the
     // page stealer may have turned a present one into an entry meanwhile).
-    let addrs: Vec<u64> = {
-        let w = k.w();
-        let Some(pgd) = w.mms[mm].pgd else { return Ok(0) };
-        w.page_tables[pgd].ptes.range(start..end).map(|(&a, _)| a).collect()
-    };
+    let addrs: Vec<u64> = k.w().ptes_in(mm, start, end).map(|(a, _)| a).collect();
     t.work((end - start) / PAGE_SIZE * k.costs.pte_scan);
     for addr in addrs {
         // is_swap_pte(*pte), swp_type(entry) == type
@@ -161,7 +157,7 @@ async fn unuse_pte(k: &Kernel, t: &Task, mm: MmId, addr: u64, entry: SwpEntry, p
         return Ok(());
     }
     get_page(k, t, page, "unuse_pte:get_page")?;
-    crate::memory::set_pte(k, mm, addr, Pte::Present { page, write: false, dirty: false });
+    crate::memory::set_pte(k, mm, addr, Pte::Present { page, write: false, dirty: false, young: false });
     k.w().mms[mm].rss += 1;
     t.note("unuse_pte:set_pte_at", || format!("pte {addr:#x} of {}: swap entry {entry} -> page", k.describe_mm(mm)));
     swap_free(k, t, entry, "unuse_pte:swap_free").await?;

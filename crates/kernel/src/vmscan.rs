@@ -26,7 +26,7 @@ pub enum SwapOut {
 /// `swap_out` (mm/vmscan.c) aimed at one pte of process `victim`: under
 /// the BKL, find the victim's mm under tasklist_lock and hold it
 /// (mm_count), take its page_table_lock and run `try_to_swap_out` on the
-/// pte at `addr`.
+/// pte at `addr` if a VMA maps it. One visit: a young pte is only aged.
 pub async fn swap_out_pte(k: &Kernel, t: &Task, victim: Pid, addr: u64) -> KResult<SwapOut> {
     let addr = addr & !(PAGE_SIZE - 1);
     t.lock_kernel("swap_out:lock_kernel").await;
@@ -38,29 +38,70 @@ pub async fn swap_out_pte(k: &Kernel, t: &Task, victim: Pid, addr: u64) -> KResu
         return Ok(SwapOut::Failed);
     };
     hold_best_mm(k, t, mm).await?;
-    let result = swap_out_mm(k, t, mm, &[addr]).await?;
+    let result = swap_out_mm(k, t, mm, Some(addr)).await?;
     mmdrop(k, t, mm).await?;
     t.unlock_kernel("swap_out:unlock_kernel");
     Ok(result)
 }
 
-/// `swap_out_mm` (mm/vmscan.c): under the mm's page_table_lock, try the
-/// ptes at `addrs` in order until one goes out.
-async fn swap_out_mm(k: &Kernel, t: &Task, mm: MmId, addrs: &[u64]) -> KResult<SwapOut> {
+/// `swap_out_mm` → `swap_out_vma` → `swap_out_pgd` → `swap_out_pmd`
+/// (mm/vmscan.c:180-315): under the mm's page_table_lock (vmlist_access_lock),
+/// from `swap_address` on, each pte of each VMA in turn goes to
+/// `try_to_swap_out` (`swap_address` first set past it), until one of them
+/// drops the lock (a page went out: the C's 1); a pte it only aged, or put
+/// back to its swap-cache entry, or dropped clean, does not stop the scan
+/// (the C's 0). A scan that finds nothing restarts from 0 next time.
+/// `aim` (the scenario's `swap_out(addr)`) visits the one pte at that
+/// address instead, if a VMA maps it, and says what became of it.
+async fn swap_out_mm(k: &Kernel, t: &Task, mm: MmId, aim: Option<u64>) -> KResult<SwapOut> {
     k.check_mm(t, mm, "swap_out_mm")?;
     let ptl = k.w().mms[mm].page_table_lock;
-    for &addr in addrs {
-        t.spin_lock(ptl, "swap_out_mm:vmlist_access_lock").await;
-        k.check_mm(t, mm, "swap_out_mm")?;
+    t.spin_lock(ptl, "swap_out_mm:vmlist_access_lock").await;
+    k.check_mm(t, mm, "swap_out_mm")?;
+    if let Some(addr) = aim {
+        if crate::memory::find_vma(k, mm, addr).is_none() {
+            t.spin_unlock(ptl, "swap_out_mm:vmlist_access_unlock");
+            return Ok(SwapOut::Failed);
+        }
         t.work(k.costs.pte_scan);
         let (result, unlocked) = try_to_swap_out(k, t, mm, addr).await?;
         if !unlocked {
             t.spin_unlock(ptl, "swap_out_mm:vmlist_access_unlock");
         }
-        if result != SwapOut::Failed {
-            return Ok(result);
+        return Ok(result);
+    }
+    // find_vma(mm, swap_address), then each VMA after it from its start.
+    let from = k.w().mms[mm].swap_address;
+    let ranges: Vec<(u64, u64)> = {
+        let w = k.w();
+        w.mms[mm]
+            .mmap
+            .iter()
+            .map(|&v| &w.vmas[v])
+            .filter(|v| v.end > from)
+            .map(|v| (v.start.max(from), v.end))
+            .collect()
+    };
+    for (start, end) in ranges {
+        let addrs: Vec<u64> = k
+            .w()
+            .ptes_in(mm, start, end)
+            .filter(|(_, pte)| matches!(pte, Pte::Present { .. }))
+            .map(|(a, _)| a)
+            .collect();
+        for addr in addrs {
+            t.work(k.costs.pte_scan);
+            k.check_mm(t, mm, "swap_out_pmd")?;
+            k.w().mms[mm].swap_address = addr + PAGE_SIZE;
+            let (result, unlocked) = try_to_swap_out(k, t, mm, addr).await?;
+            if unlocked {
+                return Ok(result);
+            }
         }
     }
+    t.spin_unlock(ptl, "swap_out_mm:vmlist_access_unlock");
+    k.check_mm(t, mm, "swap_out_mm")?;
+    k.w().mms[mm].swap_address = 0;
     Ok(SwapOut::Failed)
 }
 
@@ -85,27 +126,7 @@ async fn swap_out(k: &Kernel, t: &Task) -> KResult<bool> {
     t.read_unlock(k.tasklist_lock, "swap_out:read_unlock_tasklist");
     let Some(mm) = victim else { return Ok(false) };
     hold_best_mm(k, t, mm).await?;
-    let addrs: Vec<u64> = {
-        let w = k.w();
-        let m = &w.mms[mm];
-        // The present ptes from the cursor on, then wrapping around from
-        // the start: at most 32 (without listing every present pte first).
-        match m.pgd.and_then(|pgd| w.page_tables.get(pgd)) {
-            Some(table) => table
-                .ptes
-                .range(m.swap_address..)
-                .chain(table.ptes.range(..m.swap_address))
-                .filter(|(_, p)| matches!(p, Pte::Present { .. }))
-                .map(|(&a, _)| a)
-                .take(32)
-                .collect(),
-            None => Vec::new(),
-        }
-    };
-    let result = swap_out_mm(k, t, mm, &addrs).await?;
-    if let (SwapOut::Done(_) | SwapOut::Unmapped, Some(m)) = (result, k.w().mms.get_mut(mm)) {
-        m.swap_address = addrs.first().map(|a| a + PAGE_SIZE).unwrap_or(0);
-    }
+    let result = swap_out_mm(k, t, mm, None).await?;
     mmdrop(k, t, mm).await?;
     Ok(result != SwapOut::Failed)
 }
@@ -180,19 +201,27 @@ pub async fn kswapd(k: &Kernel, t: &Task) -> KResult<()> {
     }
 }
 
-/// `try_to_swap_out` (mm/vmscan.c), page_table_lock held. Returns whether
-/// it dropped the lock itself. A page already in the swap cache just gets
-/// one more swap reference for the pte (`swap_duplicate`, or with the
-/// patch `acquire_swap_entry`, which refuses a device being swapped off); a
-/// dirty page gets a new slot, joins the swap cache and is written out
+/// `try_to_swap_out` (mm/vmscan.c:37-174), page_table_lock held. Returns
+/// whether it dropped the lock itself. A young pte is only made old
+/// (`pte_mkold`; the C also sets PG_referenced, which only shrink_mmap's
+/// LRU aging reads, and the model has no LRU), so taking a page that was
+/// used takes two visits. A page already in the swap cache just gets one
+/// more swap reference for the pte (`swap_duplicate`, or with the patch
+/// `acquire_swap_entry`, which refuses a device being swapped off); a dirty
+/// page gets a new slot, joins the swap cache and is written out
 /// asynchronously.
 async fn try_to_swap_out(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<(SwapOut, bool)> {
-    let pgd = k.w().mms[mm].pgd.expect("a live mm has a pgd");
-    let pte = k.w().page_tables[pgd].ptes.get(&addr).copied().unwrap_or(Pte::None);
-    let Pte::Present { page, dirty, .. } = pte else { return Ok((SwapOut::Failed, false)) };
+    let pte = k.w().pte(mm, addr);
+    let Pte::Present { page, write, dirty, young } = pte else { return Ok((SwapOut::Failed, false)) };
     k.check_page(t, page, "try_to_swap_out")?;
+    if young {
+        // "Don't look at this pte if it's been accessed recently."
+        k.w().set_pte(mm, addr, Pte::Present { page, write, dirty, young: false });
+        t.note("try_to_swap_out:pte_mkold", || format!("pte {addr:#x} of {} was young: aged", k.describe_mm(mm)));
+        return Ok((SwapOut::Failed, false));
+    }
     if k.fixes.era.is_later() {
-        return try_to_swap_out_later(k, t, mm, pgd, addr, page, dirty).await;
+        return try_to_swap_out_later(k, t, mm, addr, page, dirty).await;
     }
     let (page_lock, in_cache, index) = {
         let w = k.w();
@@ -212,7 +241,7 @@ async fn try_to_swap_out(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<(
         }
         swap_duplicate(k, t, entry, "try_to_swap_out:swap_duplicate").await?;
         mmlist_add_on_first_entry(k, t, mm).await;
-        set_pte(k, pgd, addr, Pte::Swap(entry));
+        set_pte(k, mm, addr, Pte::Swap(entry));
         k.w().mms[mm].rss -= 1;
         free_page(k, t, page, "try_to_swap_out:__free_page")?;
         return Ok((SwapOut::Done(entry), false));
@@ -222,7 +251,7 @@ async fn try_to_swap_out(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<(
     if !dirty {
         // A clean page can be dropped: anonymous ones hold only zeroes,
         // shm ones stay in their segment.
-        set_pte(k, pgd, addr, Pte::None);
+        set_pte(k, mm, addr, Pte::None);
         k.w().mms[mm].rss -= 1;
         free_page(k, t, page, "try_to_swap_out:__free_page_clean")?;
         return Ok((SwapOut::Failed, false));
@@ -230,7 +259,7 @@ async fn try_to_swap_out(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<(
     if shm.is_some() {
         // vm_ops->swapout = shm_swapout, which does nothing: the pte goes,
         // the segment keeps the page for shm_swap.
-        set_pte(k, pgd, addr, Pte::None);
+        set_pte(k, mm, addr, Pte::None);
         k.w().mms[mm].rss -= 1;
         let ptl = k.w().mms[mm].page_table_lock;
         t.spin_unlock(ptl, "try_to_swap_out:vmlist_access_unlock_swapout");
@@ -246,7 +275,7 @@ async fn try_to_swap_out(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<(
     }
     mmlist_add_on_first_entry(k, t, mm).await;
     k.w().mms[mm].rss -= 1;
-    set_pte(k, pgd, addr, Pte::Swap(entry));
+    set_pte(k, mm, addr, Pte::Swap(entry));
     let ptl = k.w().mms[mm].page_table_lock;
     t.spin_unlock(ptl, "try_to_swap_out:vmlist_access_unlock");
     rw_swap_page_write_async(k, t, page, entry);
@@ -270,7 +299,6 @@ async fn try_to_swap_out_later(
     k: &Kernel,
     t: &Task,
     mm: MmId,
-    pgd: PgdId,
     addr: u64,
     page: PageId,
     dirty: bool,
@@ -292,7 +320,7 @@ async fn try_to_swap_out_later(
             return Ok((SwapOut::Failed, false));
         }
         mmlist_add_on_first_entry(k, t, mm).await;
-        set_pte(k, pgd, addr, Pte::Swap(entry));
+        set_pte(k, mm, addr, Pte::Swap(entry));
         k.w().mms[mm].rss -= 1;
         if dirty || page_differs_from_disk(k, page, entry) {
             // set_page_dirty: the data reaches the slot before the page can
@@ -312,7 +340,7 @@ async fn try_to_swap_out_later(
     if !dirty || shm.is_some() {
         // drop_pte: a clean anonymous page holds only zeroes; a shm page
         // stays in its segment for shm_swap (page->mapping).
-        set_pte(k, pgd, addr, Pte::None);
+        set_pte(k, mm, addr, Pte::None);
         k.w().mms[mm].rss -= 1;
         t.unlock_page(page_lock, "try_to_swap_out:UnlockPage_drop_pte");
         free_page(k, t, page, "try_to_swap_out:page_cache_release_drop_pte")?;
@@ -334,7 +362,7 @@ async fn try_to_swap_out_later(
     mmlist_add_on_first_entry(k, t, mm).await;
     k.w().mms[mm].rss -= 1;
     k.w().pages[page].dirty = false; // written now
-    set_pte(k, pgd, addr, Pte::Swap(entry));
+    set_pte(k, mm, addr, Pte::Swap(entry));
     t.spin_unlock(ptl, "try_to_swap_out:vmlist_access_unlock");
     rw_swap_page_write_async(k, t, page, entry);
     free_page(k, t, page, "try_to_swap_out:page_cache_release_written")?;
@@ -404,17 +432,8 @@ async fn acquire_swap_entry(k: &Kernel, t: &Task, page: PageId) -> Option<SwpEnt
     get_swap_page(k, t).await
 }
 
+use crate::memory::set_pte;
 use crate::world::World;
-
-fn set_pte(k: &Kernel, pgd: PgdId, addr: u64, pte: Pte) {
-    let mut w = k.w();
-    let table = &mut w.page_tables[pgd];
-    if pte == Pte::None {
-        table.ptes.remove(&addr);
-    } else {
-        table.ptes.insert(addr, pte);
-    }
-}
 
 /// `shrink_mmap` (mm/filemap.c) reclaiming the swap-cache page of `entry`
 /// once nobody but the cache uses it: TryLockPage, check the count,
@@ -440,7 +459,18 @@ pub async fn shrink_swap_cache_page(k: &Kernel, t: &Task, entry: SwpEntry) -> KR
 /// reclaims the swap-cache copy. A scenario set-up step.
 pub async fn page_out(k: &Kernel, t: &Task, addr: u64) -> KResult<Result<SwpEntry, String>> {
     let pid = k.current(t);
-    let entry = match swap_out_pte(k, t, pid, addr).await? {
+    // The page stealer's first visit of a young pte only ages it; the
+    // second takes the page, as two passes of kswapd would.
+    let young = {
+        let w = k.w();
+        let mm = w.procs[&pid].mm;
+        mm.is_some_and(|mm| matches!(w.pte(mm, addr & !(PAGE_SIZE - 1)), Pte::Present { young: true, .. }))
+    };
+    let mut result = swap_out_pte(k, t, pid, addr).await?;
+    if young && result == SwapOut::Failed {
+        result = swap_out_pte(k, t, pid, addr).await?;
+    }
+    let entry = match result {
         SwapOut::Done(entry) => entry,
         SwapOut::Unmapped => {
             // A shm page: now shm_swap can take it from its segment.

@@ -125,6 +125,85 @@ pub struct World {
     pub stats: Stats,
 }
 
+/// The page tables, as the kernel walks them: `pgd_offset` → `pmd_offset`
+/// (folded) → `pte_offset`. Every routine that reads or writes a pte goes
+/// through these.
+impl World {
+    /// The pte at `addr` of `mm`: `pte_none` where no page table maps it
+    /// (`pmd_none`), or the mm is gone.
+    pub fn pte(&self, mm: MmId, addr: u64) -> Pte {
+        let Some(pgd) = self.mms.get(mm).and_then(|m| m.pgd) else { return Pte::None };
+        let Some(table) = self.page_tables.get(pgd).and_then(|p| p.tables.get(&pgd_index(addr))) else {
+            return Pte::None;
+        };
+        table.ptes.get(&pte_index(addr)).copied().unwrap_or(Pte::None)
+    }
+
+    /// Whether a page table maps `addr` (`!pmd_none(*pmd)`).
+    pub fn pmd_present(&self, mm: MmId, addr: u64) -> bool {
+        let Some(pgd) = self.mms.get(mm).and_then(|m| m.pgd) else { return false };
+        self.page_tables.get(pgd).is_some_and(|p| p.tables.contains_key(&pgd_index(addr)))
+    }
+
+    /// `set_pte`. The page table must be there (`pte_alloc`), unless the
+    /// pte is cleared: clearing a pte no table holds changes nothing.
+    pub fn set_pte(&mut self, mm: MmId, addr: u64, pte: Pte) {
+        let Some(pgd) = self.mms.get(mm).and_then(|m| m.pgd) else { return };
+        let table = self.page_tables.get_mut(pgd).and_then(|p| p.tables.get_mut(&pgd_index(addr)));
+        match (table, pte) {
+            (Some(table), Pte::None) => {
+                table.ptes.remove(&pte_index(addr));
+            }
+            (Some(table), pte) => {
+                table.ptes.insert(pte_index(addr), pte);
+            }
+            (None, Pte::None) => {}
+            (None, _) => panic!("set_pte at {addr:#x} with no page table: pte_alloc first"),
+        }
+    }
+
+    /// The ptes of `mm` in `[start, end)` that are not none, in address
+    /// order: the walk over the pgd entries and their page tables that
+    /// zap_page_range, copy_page_range, swap_out and swapoff make.
+    pub fn ptes_in(&self, mm: MmId, start: u64, end: u64) -> impl Iterator<Item = (u64, Pte)> + '_ {
+        let pgd = self.mms.get(mm).and_then(|m| m.pgd).and_then(|pgd| self.page_tables.get(pgd));
+        let tables = match (pgd, start < end) {
+            (Some(pgd), true) => Some(pgd.tables.range(pgd_index(start)..=pgd_index(end - 1))),
+            _ => None,
+        };
+        tables.into_iter().flatten().flat_map(move |(&dir, table)| {
+            let base = dir << PGDIR_SHIFT;
+            table
+                .ptes
+                .iter()
+                .map(move |(&i, &pte)| (base + u64::from(i) * PAGE_SIZE, pte))
+                .filter(move |&(addr, _)| start <= addr && addr < end)
+        })
+    }
+
+    /// `set_pmd(pmd, _PAGE_TABLE + __pa(page))`: `page` becomes the page
+    /// table that maps `addr`, with every pte none.
+    pub fn pmd_populate(&mut self, mm: MmId, addr: u64, page: PageId) {
+        let pgd = self.mms[mm].pgd.expect("a live mm has a pgd");
+        let old = self.page_tables[pgd].tables.insert(pgd_index(addr), PteTable { page, ptes: Default::default() });
+        assert!(old.is_none(), "pmd_populate over a present pgd entry");
+    }
+
+    /// `free_one_pmd`'s `pmd_clear`: take out the page tables of pgd entries
+    /// `first..first + nr` and return the pages they occupied.
+    pub fn pmd_clear(&mut self, mm: MmId, first: u64, nr: u64) -> Vec<PageId> {
+        let Some(pgd) = self.mms.get(mm).and_then(|m| m.pgd) else { return Vec::new() };
+        let tables = &mut self.page_tables[pgd].tables;
+        let gone: Vec<u64> = tables.range(first..first.saturating_add(nr)).map(|(&i, _)| i).collect();
+        gone.into_iter().filter_map(|i| tables.remove(&i)).map(|t| t.page).collect()
+    }
+}
+
+/// `(addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)`: the pte's index in its table.
+fn pte_index(addr: u64) -> u16 {
+    ((addr / PAGE_SIZE) % PTRS_PER_PTE) as u16
+}
+
 /// Counters a run reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {

@@ -202,7 +202,7 @@ fn a_failed_fault_names_what_failed() {
         run.stdout
     );
     // Race 1: the child faults on the entry that swapoff freed behind it.
-    let run = swapsim(&["run", "scenarios/race1_fork.lua", "--kernel", "pre4", "--seed", "15"]);
+    let run = swapsim(&["run", "scenarios/race1_fork.lua", "--kernel", "pre4", "--seed", "632"]);
     assert!(
         run.stdout.contains(
             "pid 3 killed: its read fault at 0x10000 failed: swap entry 1:1 is no longer in use, swap_duplicate \
