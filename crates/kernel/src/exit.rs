@@ -47,8 +47,12 @@ pub async fn do_exit(k: &Kernel, t: &Task) -> KResult<()> {
 }
 
 /// `exit_mmap` (mm/mmap.c:832-870): detach the VMA chain under the vmlist
-/// lock (walkers now see nothing), zap and free each VMA, then free the
-/// page tables (`clear_page_tables`). The patch takes
+/// lock (walkers now see nothing), then for each VMA: close (shm_close),
+/// zap, fput (shm_fput) and free it; then free the page tables
+/// (`clear_page_tables`). Of these only the last attach of a SHM_DEST
+/// segment can sleep (shm_remove_name, shm_delete); from do_exit that is
+/// the only place the BKL is dropped here, while exec's in-place exit_mmap
+/// runs with no BKL at all. The patch takes
 /// mmap_sem around it (after reading `mm->mmap`, as the posted hunk does)
 /// and marks the mm MM_GONE when it has no users left.
 pub async fn exit_mmap(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
@@ -74,12 +78,13 @@ pub async fn exit_mmap(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
             (w.vmas[vma].start, w.vmas[vma].end, w.vmas[vma].shm)
         };
         if let Some((seg, _)) = shm {
-            crate::shm::shm_close(k, t, seg).await; // vm_ops->close
+            crate::shm::shm_close(k, t, seg).await?; // vm_ops->close
         }
         zap_page_range(k, t, mm, start, end).await?;
-        if shm.is_some() {
-            // fput(vm_file): dropping the file may sleep.
-            t.may_sleep("exit_mmap:fput", k.costs.alloc_sleep).await;
+        if let Some((seg, _)) = shm {
+            // fput(vm_file): sleeps only for the last attach of a
+            // segment whose name is gone (shm_delete).
+            crate::shm::shm_fput(k, t, seg, vma).await?;
         }
         k.w().vmas.remove(vma);
         t.point("exit_mmap:kmem_cache_free").await;

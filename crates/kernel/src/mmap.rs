@@ -11,10 +11,13 @@ use crate::{KResult, Kernel};
 
 const EINVAL: i64 = 22;
 
-/// `sys_munmap` → `do_munmap` (mm/mmap.c), under the caller's mmap_sem and
-/// without the BKL: allocate a spare VMA (may sleep), unlink every VMA the
-/// range touches under the vmlist lock, then for each zap its part of the
-/// range and put back what is left of it (`unmap_fixup`).
+/// `sys_munmap` → `do_munmap` (mm/mmap.c:637-736), under the caller's
+/// mmap_sem and without the BKL: allocate a spare VMA (kmem_cache_alloc,
+/// SLAB_KERNEL: the `alloc_sleep` knob), unlink every VMA the range
+/// touches under the vmlist lock, then for each zap its part of the range
+/// and put back what is left of it (`unmap_fixup`, 516-571: a whole shm
+/// attach is closed and its file put, which takes the BKL and can sleep
+/// only for the last attach of a SHM_DEST segment).
 pub async fn sys_munmap(k: &Kernel, t: &Task, addr: u64, pages: u64) -> KResult<i64> {
     if !addr.is_multiple_of(PAGE_SIZE) || pages == 0 {
         return Ok(-EINVAL);
@@ -76,12 +79,16 @@ pub async fn sys_munmap(k: &Kernel, t: &Task, addr: u64, pages: u64) -> KResult<
             attaches_change
         };
         t.spin_unlock(ptl, "unmap_fixup:vmlist_modify_unlock");
-        if let Some((seg, change)) = attaches_change {
-            // vm_ops->close (shm_close) or ->open (shm_open): under the shm lock.
-            t.spin_lock(k.shm_lock, "shm_close:shm_lock").await;
-            let nattch = &mut k.w().shm_segs[seg].nattch;
-            *nattch = nattch.saturating_add_signed(change);
-            t.spin_unlock(k.shm_lock, "shm_close:shm_unlock");
+        match attaches_change {
+            // unmap_fixup of a whole attach: vm_ops->close, then fput;
+            // both sleep only for the last attach of a SHM_DEST segment.
+            Some((seg, -1)) => {
+                crate::shm::shm_close(k, t, seg).await?;
+                crate::shm::shm_fput(k, t, seg, vma).await?;
+            }
+            // A hole: the new piece's vm_ops->open (get_file does not sleep).
+            Some((seg, _)) => crate::shm::shm_open(k, t, seg).await,
+            None => {}
         }
     }
     free_pgtables(k, t, mm, addr, end)?;

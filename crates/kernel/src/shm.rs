@@ -6,7 +6,7 @@ use engine::Task;
 
 use crate::memory::{swapin_readahead, FaultFailure};
 use crate::page_alloc::{alloc_page, free_page, get_page};
-use crate::swap_state::{delete_from_swap_cache, lookup_swap_cache, read_swap_cache_why, rw_swap_page_write_async};
+use crate::swap_state::{delete_from_swap_cache, lookup_swap_cache, read_swap_cache_why, rw_swap_page_write};
 use crate::swapfile::{get_swap_page_count, swap_free, swap_free_count};
 use crate::types::*;
 use crate::{KResult, Kernel};
@@ -192,13 +192,21 @@ pub async fn shm_unuse(k: &Kernel, t: &Task, entry: SwpEntry, page: PageId) -> K
     Ok(())
 }
 
-/// `shm_swap` (ipc/shm.c), from the page stealer: `shm_swap_preop` takes a
-/// slot preloaded with 2 references under the BKL; under shm_lockall
-/// `shm_swap_core` takes a present page nobody else maps (count 1), makes
-/// SHM_ENTRY the swap entry and adds the page to the swap cache (locked);
-/// `shm_swap_postop` writes it out under the BKL. `only` restricts the
-/// scan to one page (a scenario's set-up). Returns whether a page went out.
-pub async fn shm_swap(k: &Kernel, t: &Task, only: Option<(ShmId, usize)>) -> KResult<bool> {
+/// `shm_swap` (ipc/shm.c:1471-1522), from the page stealer at `prio`
+/// (nothing below `shm_rss >> prio` = 0): `shm_swap_preop` (1449-1462)
+/// takes a slot preloaded with 2 references under the BKL and drops it;
+/// then, with no BKL of its own (a direct reclaimer keeps its caller's),
+/// under shm_lockall `shm_swap_core` (1410-1439) takes a present page
+/// nobody else maps (count 1), makes SHM_ENTRY the swap entry and adds the
+/// page to the swap cache (locked); `shm_swap_postop` (1441-1447) writes it
+/// out under the BKL. Between preop and shm_lockall the fresh slot is in no
+/// structure a walker sees (docs/model.md § The shm_swap window). `only`
+/// restricts the scan to one page (a scenario's set-up). Returns whether a
+/// page went out.
+pub async fn shm_swap(k: &Kernel, t: &Task, prio: u32, only: Option<(ShmId, usize)>) -> KResult<bool> {
+    if (*k.w().shm_rss >> prio) == 0 {
+        return Ok(false);
+    }
     t.lock_kernel("shm_swap_preop:lock_kernel").await;
     let entry = get_swap_page_count(k, t, 2).await;
     t.unlock_kernel("shm_swap_preop:unlock_kernel");
@@ -237,16 +245,175 @@ pub async fn shm_swap(k: &Kernel, t: &Task, only: Option<(ShmId, usize)>) -> KRe
     }
     t.spin_unlock(k.shm_lock, "shm_swap:shm_unlockall");
     t.lock_kernel("shm_swap_postop:lock_kernel").await;
-    rw_swap_page_write_async(k, t, page, entry);
+    rw_swap_page_write(k, t, page, entry).await;
     t.unlock_kernel("shm_swap_postop:unlock_kernel");
     free_page(k, t, page, "shm_swap_postop:__free_page")?;
     Ok(true)
 }
 
-/// `shm_close` (ipc/shm.c), the VMA's close: one attach fewer, under the
-/// shm lock. (Removing a segment marked for destruction is not modelled.)
-pub async fn shm_close(k: &Kernel, t: &Task, seg: ShmId) {
+/// `shm_close` (ipc/shm.c:1265-1290), the attach VMA's close: one attach
+/// fewer, under the shm lock. The last attach of a segment marked
+/// `SHM_DEST` then removes its name (`shm_remove_name`, which may sleep);
+/// any other close does not sleep.
+pub async fn shm_close(k: &Kernel, t: &Task, seg: ShmId) -> KResult<()> {
     t.spin_lock(k.shm_lock, "shm_close:shm_lock").await;
-    k.w().shm_segs[seg].nattch -= 1;
+    let remove = {
+        let mut w = k.w();
+        let s = &mut w.shm_segs[seg];
+        s.nattch -= 1;
+        s.nattch == 0 && s.dest
+    };
     t.spin_unlock(k.shm_lock, "shm_close:shm_unlock");
+    if remove {
+        shm_remove_name(k, t, seg).await?;
+    }
+    Ok(())
 }
+
+/// `shm_open` (ipc/shm.c:1229-1232, shm_inc): one attach more, under the
+/// shm lock (fork, or munmap splitting an attach).
+pub async fn shm_open(k: &Kernel, t: &Task, seg: ShmId) {
+    t.spin_lock(k.shm_lock, "shm_inc:shm_lock").await;
+    k.w().shm_segs[seg].nattch += 1;
+    t.spin_unlock(k.shm_lock, "shm_inc:shm_unlock");
+}
+
+/// `fput` of an attach's file once its VMA `vma` is gone (the last
+/// reference: `_fput`, fs/file_table.c:139-151): under the BKL (recursive
+/// under do_exit's; a spin in munmap, which holds none), `__fput` →
+/// `dput`. The dentry of a segment whose name is still there stays in the
+/// dcache: nothing sleeps. After `shm_unlink`, the last dput is
+/// `iput` → `shm_delete`, which sleeps if `shm_ids.sem` is taken.
+/// (Each attach's file is taken as its own: a file that fork shared
+/// would skip _fput's BKL, which no race here turns on.)
+pub async fn shm_fput(k: &Kernel, t: &Task, seg: ShmId, vma: VmaId) -> KResult<()> {
+    t.lock_kernel("_fput:lock_kernel").await;
+    if last_dput(k, seg, vma) {
+        shm_delete(k, t, seg).await?;
+    }
+    t.unlock_kernel("_fput:unlock_kernel");
+    Ok(())
+}
+
+/// Whether dropping `vma`'s file drops the last reference to the
+/// unlinked dentry of `seg`: no other VMA (no other open file) maps it.
+fn last_dput(k: &Kernel, seg: ShmId, vma: VmaId) -> bool {
+    let w = k.w();
+    let s = &w.shm_segs[seg];
+    s.unlinked && !s.deleted && !w.vmas.iter().any(|(v, m)| v != vma && m.shm.is_some_and(|(sg, _)| sg == seg))
+}
+
+/// `shm_remove_name` (ipc/shm.c:1238-1257): under the BKL, `lock_parent`
+/// of the shm root (down its `i_sem`, fs/namei.c:1168), lookup of the
+/// segment's name (its dentry is cached: no shm_lookup), `vfs_unlink`
+/// (down the root's `i_zombie`, namei.c:1207) → `shm_unlink` (ipc/shm.c:
+/// 518-542: under shm_ids.sem, mark the segment unlinked and SHM_DEST and
+/// drop the dentry), then dput of the looked-up dentry: the last one when
+/// no file holds the segment any more, so `iput` → `shm_delete`. Each
+/// semaphore sleeps only if another task holds it. Returns 0, or -ENOENT
+/// when the name is already gone.
+async fn shm_remove_name(k: &Kernel, t: &Task, seg: ShmId) -> KResult<i64> {
+    t.lock_kernel("shm_remove_name:lock_kernel").await;
+    t.down(k.shm_root_i_sem, "shm_remove_name:lock_parent").await;
+    let error = if k.w().shm_segs[seg].unlinked {
+        -ENOENT
+    } else {
+        t.down(k.shm_root_i_zombie, "vfs_unlink:down_i_zombie").await;
+        t.down(k.shm_ids_sem, "shm_unlink:down_shm_ids_sem").await;
+        t.spin_lock(k.shm_lock, "shm_unlink:shm_lock").await;
+        {
+            let mut w = k.w();
+            let s = &mut w.shm_segs[seg];
+            s.unlinked = true;
+            s.dest = true;
+        }
+        t.spin_unlock(k.shm_lock, "shm_unlink:shm_unlock");
+        t.up(k.shm_ids_sem, "shm_unlink:up_shm_ids_sem");
+        t.up(k.shm_root_i_zombie, "vfs_unlink:up_i_zombie");
+        let no_file = {
+            let w = k.w();
+            !w.vmas.iter().any(|(_, m)| m.shm.is_some_and(|(sg, _)| sg == seg))
+        };
+        if no_file {
+            shm_delete(k, t, seg).await?; // dput → iput → delete_inode
+        }
+        0
+    };
+    t.up(k.shm_root_i_sem, "shm_remove_name:unlock_dir");
+    t.unlock_kernel("shm_remove_name:unlock_kernel");
+    Ok(error)
+}
+
+/// `shm_delete` (ipc/shm.c:806-821), the inode's delete_inode: under
+/// shm_ids.sem and the shm lock take the segment out of shm_ids
+/// (`shm_rmid`); then `seg_free` → `shm_free` (594-634) frees each present
+/// page and each swap entry with no lock held, and fixes the accounting
+/// under shm_lockall.
+async fn shm_delete(k: &Kernel, t: &Task, seg: ShmId) -> KResult<()> {
+    t.down(k.shm_ids_sem, "shm_delete:down_shm_ids_sem").await;
+    t.spin_lock(k.shm_lock, "shm_delete:shm_lock").await;
+    let entries = {
+        let mut w = k.w();
+        let s = &mut w.shm_segs[seg];
+        s.deleted = true;
+        s.expected.clear();
+        std::mem::take(&mut s.entries)
+    };
+    t.spin_unlock(k.shm_lock, "shm_delete:shm_unlock");
+    t.up(k.shm_ids_sem, "shm_delete:up_shm_ids_sem");
+    t.note("shm_delete:shm_rmid", || format!("shm{seg} is deleted"));
+    let (mut rss, mut swp) = (0, 0);
+    for entry in &entries {
+        match *entry {
+            Pte::Present { page, .. } => {
+                free_page(k, t, page, "shm_free:__free_page")?;
+                rss += 1;
+            }
+            Pte::Swap(entry) => {
+                swap_free(k, t, entry, "shm_free:swap_free").await?;
+                swp += 1;
+            }
+            Pte::None => {}
+        }
+    }
+    t.spin_lock(k.shm_lock, "shm_free:shm_lockall").await;
+    {
+        let mut w = k.w();
+        *w.shm_rss -= rss;
+        *w.shm_swp -= swp;
+        *w.shm_tot -= entries.len() as i64;
+    }
+    t.spin_unlock(k.shm_lock, "shm_free:shm_unlockall");
+    Ok(())
+}
+
+/// `sys_shmctl(id, IPC_RMID)` (ipc/shm.c:1043-1082): under shm_ids.sem and
+/// the shm lock, a segment with attaches is marked `SHM_DEST` (it goes
+/// with its last attach); one with none loses its name at once
+/// (`shm_remove_name`, after the up). Returns 0, -EINVAL for a segment
+/// already deleted, or shm_remove_name's error.
+pub async fn sys_shmctl_rmid(k: &Kernel, t: &Task, seg: ShmId) -> KResult<i64> {
+    t.down(k.shm_ids_sem, "sys_shmctl:down_shm_ids_sem").await;
+    t.spin_lock(k.shm_lock, "sys_shmctl:shm_lock").await;
+    let (deleted, nattch) = {
+        let w = k.w();
+        (w.shm_segs[seg].deleted, w.shm_segs[seg].nattch)
+    };
+    if deleted {
+        t.spin_unlock(k.shm_lock, "sys_shmctl:shm_unlock");
+        t.up(k.shm_ids_sem, "sys_shmctl:up_shm_ids_sem");
+        return Ok(-EINVAL);
+    }
+    if nattch == 0 {
+        t.spin_unlock(k.shm_lock, "sys_shmctl:shm_unlock_rmid");
+        t.up(k.shm_ids_sem, "sys_shmctl:up_shm_ids_sem_rmid");
+        return shm_remove_name(k, t, seg).await;
+    }
+    k.w().shm_segs[seg].dest = true; // and shm_perm.key = IPC_PRIVATE
+    t.spin_unlock(k.shm_lock, "sys_shmctl:shm_unlock");
+    t.up(k.shm_ids_sem, "sys_shmctl:up_shm_ids_sem");
+    Ok(0)
+}
+
+const EINVAL: i64 = 22;
+const ENOENT: i64 = 2;

@@ -340,9 +340,12 @@ pub async fn read_swap_cache_why(k: &Kernel, t: &Task, entry: SwpEntry) -> KResu
     read_swap_cache_async_why(k, t, entry, true).await
 }
 
-/// `rw_swap_page(READ, page, wait)` (mm/page_io.c): the page is locked;
-/// the disk read completes after `disk_read` ns and unlocks it.
+/// `rw_swap_page(READ, page, wait)` (mm/page_io.c:36-95): the page is
+/// locked; the disk read completes after `disk_read` ns and unlocks it. An
+/// asynchronous read counts in `nr_async_pages` until it completes, and
+/// becomes a waited one when too many are in flight (page_io.c:46-47).
 async fn rw_swap_page_read(k: &Kernel, t: &Task, page: PageId, entry: SwpEntry, wait: bool) -> KResult<()> {
+    let wait = wait || async_pages_throttled(k);
     let page_lock = k.w().pages[page].lock;
     k.w().stats.swap_ins += 1;
     // An injected read error: 2.3.99-pre4-5 clears PG_uptodate before the
@@ -359,10 +362,12 @@ async fn rw_swap_page_read(k: &Kernel, t: &Task, page: PageId, entry: SwpEntry, 
         t.unlock_page(page_lock, "end_swap_io:UnlockPage");
     } else {
         t.give_page_lock_to_io(page_lock);
+        *k.w().nr_async_pages += 1;
         let me = k.me();
         let latency = k.io_latency(t, "rw_swap_page:read_delay", k.costs.disk_read);
         k.sim.after(t.id(), latency, move || {
             complete_read(&me, page, entry, failed);
+            *me.w().nr_async_pages -= 1; // PG_decr_after
             me.sim.irq_unlock_page(page_lock, "end_swap_io:UnlockPage");
         });
     }
@@ -380,19 +385,55 @@ fn complete_read(k: &Kernel, page: PageId, entry: SwpEntry, failed: bool) {
     }
 }
 
-/// `rw_swap_page(WRITE, page, 0)` (mm/page_io.c): an asynchronous write;
-/// the page stays locked until the write completes.
+/// `pager_daemon.swap_cluster` (mm/swap.c:64): SWAP_CLUSTER_MAX.
+const SWAP_CLUSTER: u32 = 32;
+
+/// "Don't allow too many pending pages in flight" (mm/page_io.c:46-47):
+/// with more than `swap_cluster` asynchronous pages in flight, the next
+/// I/O is waited for.
+fn async_pages_throttled(k: &Kernel) -> bool {
+    *k.w().nr_async_pages > SWAP_CLUSTER
+}
+
+/// `rw_swap_page(WRITE, page, 0)` (mm/page_io.c:36-95, the page locked and
+/// in the swap cache): an asynchronous write, unless too many pages are in
+/// flight (46-47); then the caller sleeps in `wait_on_page` (88) until the
+/// write completes, in whatever BKL state it is (swap_out's, shm_swap_postop's).
+pub async fn rw_swap_page_write(k: &Kernel, t: &Task, page: PageId, entry: SwpEntry) {
+    if !async_pages_throttled(k) {
+        rw_swap_page_write_async(k, t, page, entry);
+        return;
+    }
+    let page_lock = start_write(k, t, page, entry, false);
+    t.wait_on_page(page_lock, "rw_swap_page_base:wait_on_page").await;
+}
+
+/// The asynchronous write: the page stays locked until it completes, and
+/// counts in `nr_async_pages` meanwhile (PG_decr_after).
 pub fn rw_swap_page_write_async(k: &Kernel, t: &Task, page: PageId, entry: SwpEntry) {
+    start_write(k, t, page, entry, true);
+}
+
+fn start_write(k: &Kernel, t: &Task, page: PageId, entry: SwpEntry, counted: bool) -> engine::LockId {
     let (page_lock, data) = {
         let mut w = k.w();
         w.stats.swap_outs += 1;
+        if counted {
+            *w.nr_async_pages += 1;
+        }
         (w.pages[page].lock, w.pages[page].data)
     };
     t.give_page_lock_to_io(page_lock);
     let me = k.me();
     let latency = k.io_latency(t, "rw_swap_page:write_delay", k.costs.disk_write);
     k.sim.after(t.id(), latency, move || {
-        me.w().swap_info[entry.type_].disk[entry.offset as usize] = data;
+        let mut w = me.w();
+        w.swap_info[entry.type_].disk[entry.offset as usize] = data;
+        if counted {
+            *w.nr_async_pages -= 1;
+        }
+        drop(w);
         me.sim.irq_unlock_page(page_lock, "end_swap_io:UnlockPage");
     });
+    page_lock
 }

@@ -315,36 +315,46 @@ fn exec_with_one_user_empties_the_mm_in_place_and_keeps_it_holdable() {
     assert_eq!(invariants::check_quiescent(&k), None);
 }
 
-#[test]
-fn direct_reclaim_swaps_out_when_memory_runs_out_and_keeps_the_data() {
+/// A machine of `memory_pages` pages with one 256-slot device, booted.
+fn boot_with(memory_pages: u32, variant: Variant) -> (Rc<Sim>, Rc<Kernel>) {
     let sim = Sim::new(SimConfig::default(), Box::new(ReplayChooser::new(Vec::new())));
     let machine = Machine {
         cpus: 1,
-        memory_pages: 16,
-        swap_devices: vec![64],
+        memory_pages,
+        swap_devices: vec![256],
         faults: Default::default(),
         max_threads: 512,
         costs: Default::default(),
     };
-    let k = Kernel::new(Rc::clone(&sim), &machine, Variant::Patched.fixes());
+    let k = Kernel::new(Rc::clone(&sim), &machine, variant.fixes());
     let kk = Rc::clone(&k);
     sim.spawn("boot", move |t| async move {
         swapfile::sys_swapon(&kk, &t, 0).await.unwrap();
     });
     assert_eq!(sim.run(), Outcome::Finished);
+    (sim, k)
+}
+
+#[test]
+fn direct_reclaim_swaps_out_when_memory_runs_out_and_keeps_the_data() {
+    // 64 pages: pages_min 10, pages_low 20, pages_high 30.
+    let (sim, k) = boot_with(64, Variant::Patched);
+    assert_eq!((k.pages_min(), k.pages_low(), k.pages_high()), (10, 20, 30));
     let pid = k.create_process("hog");
-    k.map_anonymous(pid, 0x10000, 40).unwrap();
+    k.map_anonymous(pid, 0x10000, 100).unwrap();
     let outcome = run_as(&sim, &k, pid, |k, t| async move {
-        for i in 0..40 {
-            assert_eq!(user_access(&k, &t, 0x10000 + i * PAGE_SIZE, true).await, Ok(Access::Done));
+        for i in 0..56 {
+            assert_eq!(user_access(&k, &t, 0x10000 + i * PAGE_SIZE, true).await, Ok(Access::Done), "write {i}");
         }
-        for i in 0..40 {
-            assert_eq!(user_access(&k, &t, 0x10000 + i * PAGE_SIZE, false).await, Ok(Access::Done));
+        // The swap-outs' writes complete: their pages become reclaimable.
+        t.sleep_io("test:wait_for_writes", 100_000_000).await;
+        for i in 0..56 {
+            assert_eq!(user_access(&k, &t, 0x10000 + i * PAGE_SIZE, false).await, Ok(Access::Done), "read {i}");
         }
     });
     assert_eq!(outcome, Outcome::Finished);
-    assert!(k.w().stats.swap_outs >= 24, "{:?}", k.w().stats);
-    assert!(k.w().stats.swap_ins >= 24, "{:?}", k.w().stats);
+    assert!(k.w().stats.swap_outs >= 32, "{:?}", k.w().stats);
+    assert!(k.w().stats.swap_ins >= 32, "{:?}", k.w().stats);
     assert_eq!(invariants::check_quiescent(&k), None);
 }
 
@@ -580,6 +590,38 @@ fn swap_slots_come_from_the_cluster_cursor_not_the_first_free_slot() {
         }
         assert_eq!(swapfile::get_swap_page(&k, &t).await.unwrap().offset, 2, "a new cluster from lowest_bit");
         assert_eq!(swapfile::get_swap_page(&k, &t).await, None, "the device is full");
+    });
+    assert_eq!(outcome, Outcome::Finished);
+}
+
+#[test]
+fn an_allocation_at_pages_min_reclaims_in_the_caller_and_fails_when_it_frees_less_than_a_cluster() {
+    let (sim, k) = boot_with(64, Variant::Pre4);
+    let pid = k.create_process("hog");
+    k.map_anonymous(pid, 0x10000, 100).unwrap();
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        // Down to pages_low + 1 free: no reclaim, no wake-up.
+        for i in 0..43 {
+            assert_eq!(user_access(&k, &t, 0x10000 + i * PAGE_SIZE, true).await, Ok(Access::Done));
+        }
+        assert_eq!(k.w().stats.swap_outs, 0);
+        assert!(!*k.w().zone_wake_kswapd);
+        // At pages_low kswapd would be woken; still no reclaim here.
+        for i in 43..54 {
+            assert_eq!(user_access(&k, &t, 0x10000 + i * PAGE_SIZE, true).await, Ok(Access::Done));
+        }
+        assert!(*k.w().zone_wake_kswapd && !*k.w().low_on_memory);
+        assert_eq!(k.w().stats.swap_outs, 0, "between pages_low and pages_min kswapd does the work");
+        // At pages_min the faulting task itself swaps out a whole cluster.
+        assert_eq!(user_access(&k, &t, 0x10000 + 54 * PAGE_SIZE, true).await, Ok(Access::Done));
+        assert_eq!(k.w().stats.swap_outs, 32, "do_try_to_free_pages ran in the caller");
+        assert!(*k.w().low_on_memory);
+        assert_eq!(user_access(&k, &t, 0x10000 + 55 * PAGE_SIZE, true).await, Ok(Access::Done));
+        // Now the reclaim finds fewer than SWAP_CLUSTER_MAX pages to free:
+        // zone_balance_memory fails the allocation although pages are free.
+        let failed = user_access(&k, &t, 0x10000 + 56 * PAGE_SIZE, true).await;
+        assert!(matches!(failed, Ok(Access::Killed(_))), "{failed:?}");
+        assert!(*k.w().free_pages > 0);
     });
     assert_eq!(outcome, Outcome::Finished);
 }

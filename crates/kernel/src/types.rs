@@ -110,6 +110,14 @@ pub struct ShmSegment {
     /// The segment inode's `i_sem`, which shm_nopage holds.
     pub i_sem: LockId,
     pub nattch: u32,
+    /// `SHM_DEST` (IPC_RMID or the unlink): the segment goes when its last
+    /// attach does.
+    pub dest: bool,
+    /// `shm_unlinked`: its name is gone (shm_unlink), so the last dput of
+    /// its dentry deletes the inode (shm_delete).
+    pub unlinked: bool,
+    /// Deleted (shm_delete → seg_free): no longer in shm_ids.
+    pub deleted: bool,
     /// What each page should read back (data integrity, shared by all attaches).
     pub expected: BTreeMap<u64, u64>,
 }

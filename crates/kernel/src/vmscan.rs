@@ -6,7 +6,8 @@ use engine::Task;
 use crate::mm::mmdrop;
 use crate::page_alloc::{free_page, page_number};
 use crate::swap_state::{
-    add_to_swap_cache_locked, delete_from_swap_cache_core, rw_swap_page_write_async, try_add_to_swap_cache,
+    add_to_swap_cache_locked, delete_from_swap_cache_core, rw_swap_page_write, rw_swap_page_write_async,
+    try_add_to_swap_cache,
 };
 use crate::swapfile::{get_swap_page, swap_duplicate, swap_free, swap_free_count};
 use crate::types::*;
@@ -105,11 +106,19 @@ async fn swap_out_mm(k: &Kernel, t: &Task, mm: MmId, aim: Option<u64>) -> KResul
     Ok(SwapOut::Failed)
 }
 
-/// `swap_out` (mm/vmscan.c) as kswapd and direct reclaim run it: pick the
-/// mm with the most resident pages among the tasks (for_each_task under
-/// tasklist_lock; swap_cnt reduced to rss), hold it, and scan its present
-/// ptes from where the last scan stopped.
+/// `swap_out` (mm/vmscan.c:324-400) as kswapd and direct reclaim run it:
+/// under the BKL (its own `lock_kernel`, 331; the caller's depth is kept),
+/// pick the mm with the most resident pages among the tasks (for_each_task
+/// under tasklist_lock; swap_cnt reduced to rss), hold it, and scan its
+/// present ptes from where the last scan stopped.
 async fn swap_out(k: &Kernel, t: &Task) -> KResult<bool> {
+    t.lock_kernel("swap_out:lock_kernel").await;
+    let result = swap_out_locked(k, t).await;
+    t.unlock_kernel("swap_out:unlock_kernel");
+    result
+}
+
+async fn swap_out_locked(k: &Kernel, t: &Task) -> KResult<bool> {
     t.read_lock(k.tasklist_lock, "swap_out:read_lock_tasklist").await;
     let victim = {
         let w = k.w();
@@ -163,41 +172,61 @@ async fn shrink_mmap(k: &Kernel, t: &Task) -> KResult<bool> {
     Ok(false)
 }
 
-/// `do_try_to_free_pages` (mm/vmscan.c) under the BKL: shrink_mmap, then
-/// shm_swap, then swap_out, until enough pages are free or nothing works.
-pub async fn do_try_to_free_pages(k: &Kernel, t: &Task) -> KResult<()> {
-    t.lock_kernel("do_try_to_free_pages:lock_kernel").await;
-    for _ in 0..SWAP_CLUSTER_MAX {
-        if *k.w().free_pages >= k.freepages_high() {
-            break;
+/// `do_try_to_free_pages` (mm/vmscan.c:411-460), in the caller's context
+/// and BKL state: it takes no BKL of its own. From priority 6 down to 0:
+/// `shrink_mmap` (no BKL), `shm_swap` (the BKL only in its preop and
+/// postop), `swap_out` (under the BKL), each for as long as it succeeds,
+/// until SWAP_CLUSTER_MAX pages went. Returns whether they all did
+/// (`priority >= 0`), which is all an allocation's direct reclaim asks.
+/// (kmem_cache_reap and the dcache/icache shrinkers, which free no page
+/// the model has and count nothing, are not modelled.)
+pub async fn do_try_to_free_pages(k: &Kernel, t: &Task) -> KResult<bool> {
+    let mut count = SWAP_CLUSTER_MAX;
+    for priority in (0..=6).rev() {
+        while shrink_mmap(k, t).await? {
+            count -= 1;
+            if count == 0 {
+                return Ok(true);
+            }
         }
-        if shrink_mmap(k, t).await? || crate::shm::shm_swap(k, t, None).await? || swap_out(k, t).await? {
-            continue;
+        // gfp_mask & __GFP_IO: GFP_KERNEL, GFP_USER and GFP_KSWAPD all have it.
+        while crate::shm::shm_swap(k, t, priority, None).await? {
+            count -= 1;
+            if count == 0 {
+                return Ok(true);
+            }
         }
-        break;
+        while swap_out(k, t).await? {
+            count -= 1;
+            if count == 0 {
+                return Ok(true);
+            }
+        }
     }
-    t.unlock_kernel("do_try_to_free_pages:unlock_kernel");
-    Ok(())
+    Ok(false)
 }
 
-/// `SWAP_CLUSTER_MAX`: pages freed per call.
-const SWAP_CLUSTER_MAX: usize = 32;
+/// `SWAP_CLUSTER_MAX` (include/linux/swap.h:44): pages freed per call.
+pub const SWAP_CLUSTER_MAX: usize = 32;
 
-/// `kswapd` (mm/vmscan.c): sleep on `kswapd_wait` until an allocation
-/// finds free memory below `freepages.low`, then free pages up to
-/// `freepages.high`. (The one-second timeout of its sleep is not modelled:
-/// it only ever wakes for a reason.) Runs as a daemon: a run ends when
-/// only kswapd is left.
+/// `kswapd` (mm/vmscan.c:470-520): a kernel thread started by
+/// kernel_thread, so with no BKL (do_fork sets lock_depth to -1), and with
+/// PF_MEMALLOC for good. While the zone has `zone_wake_kswapd` it runs
+/// do_try_to_free_pages, then sleeps on `kswapd_wait` until an allocation
+/// at or below `pages_low` wakes it (interruptible_sleep_on: a wake-up
+/// while it is reclaiming is lost, as in the C). Runs as a daemon: a run
+/// ends when only kswapd is left.
 pub async fn kswapd(k: &Kernel, t: &Task) -> KResult<()> {
+    k.w().pf_memalloc.push(t.id());
     loop {
-        if *k.w().free_pages < k.freepages_high() {
+        if *k.w().zone_wake_kswapd {
             // kswapd is inside the kernel while it reclaims: the quiescent
             // invariants must not look at its transient references.
             k.enter_kernel();
             do_try_to_free_pages(k, t).await?;
             k.leave_kernel();
         }
-        t.wait_event(k.kswapd_wait, "kswapd:interruptible_sleep_on", || *k.w().free_pages <= k.freepages_low()).await;
+        t.sleep_on(k.kswapd_wait, "kswapd:interruptible_sleep_on").await;
     }
 }
 
@@ -278,7 +307,7 @@ async fn try_to_swap_out(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<(
     set_pte(k, mm, addr, Pte::Swap(entry));
     let ptl = k.w().mms[mm].page_table_lock;
     t.spin_unlock(ptl, "try_to_swap_out:vmlist_access_unlock");
-    rw_swap_page_write_async(k, t, page, entry);
+    rw_swap_page_write(k, t, page, entry).await;
     free_page(k, t, page, "try_to_swap_out:__free_page_written")?;
     Ok((SwapOut::Done(entry), true))
 }
@@ -482,7 +511,7 @@ pub async fn page_out(k: &Kernel, t: &Task, addr: u64) -> KResult<Result<SwpEntr
                 let (seg, pgoff) = v.shm.expect("a shm VMA");
                 (seg, (pgoff + ((addr & !(PAGE_SIZE - 1)) - v.start) / PAGE_SIZE) as usize)
             };
-            if !crate::shm::shm_swap(k, t, Some((seg, idx))).await? {
+            if !crate::shm::shm_swap(k, t, 0, Some((seg, idx))).await? {
                 return Ok(Err(format!(
                     "shm page {idx} of segment {seg} is still mapped elsewhere and stays in memory"
                 )));

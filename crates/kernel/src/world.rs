@@ -114,6 +114,16 @@ pub struct World {
     pub allocations: Whole<u64, { tracked::MEMORY }, 1>,
     /// Whether faults are injected yet (not during boot and set-up).
     pub faults_armed: Whole<bool, { tracked::MEMORY }, 2>,
+    /// The zone's `zone_wake_kswapd` and `low_on_memory` (mm/page_alloc.c):
+    /// set by an allocation at or below `pages_low` / `pages_min`, cleared
+    /// when a free takes the zone above `pages_high`.
+    pub zone_wake_kswapd: Whole<bool, { tracked::MEMORY }, 3>,
+    pub low_on_memory: Whole<bool, { tracked::MEMORY }, 4>,
+    /// `nr_async_pages` (mm/page_io.c): asynchronous swap I/O in flight.
+    pub nr_async_pages: Whole<u32, { tracked::MEMORY }, 5>,
+    /// The tasks running with `PF_MEMALLOC` (kswapd, and a task inside
+    /// try_to_free_pages): their allocations skip the watermarks.
+    pub pf_memalloc: Whole<Vec<TaskId>, { tracked::MEMORY }, 6>,
     /// SysV shm segments, by id.
     pub shm_segs: Table<ShmSegment, { tracked::SHM }>,
     /// `shm_rss`, `shm_swp`, `shm_tot` (ipc/shm.c).
@@ -238,6 +248,12 @@ pub struct Kernel {
     pub shm_lock: LockId,
     /// `kswapd_wait`, the queue kswapd sleeps on.
     pub kswapd_wait: LockId,
+    /// `shm_ids.sem` (ipc/shm.c): the semaphore of the shm id table.
+    pub shm_ids_sem: LockId,
+    /// The shm filesystem root's `i_sem` and `i_zombie` (lock_parent and
+    /// vfs_unlink in shm_remove_name).
+    pub shm_root_i_sem: LockId,
+    pub shm_root_i_zombie: LockId,
     /// Number of tasks inside a system call or fault right now.
     in_kernel: Cell<u32>,
     /// Itself, for I/O completions that run later.
@@ -299,6 +315,10 @@ impl Kernel {
             next_data: Whole::new(1),
             allocations: Whole::new(0),
             faults_armed: Whole::new(false),
+            zone_wake_kswapd: Whole::new(false),
+            low_on_memory: Whole::new(false),
+            nr_async_pages: Whole::new(0),
+            pf_memalloc: Whole::new(Vec::new()),
             shm_segs: Table::new(Vec::new()),
             shm_rss: Whole::new(0),
             shm_swp: Whole::new(0),
@@ -318,6 +338,9 @@ impl Kernel {
             mmlist_lock: sim.new_lock(LockKind::Spin, "mmlist_lock", "mmlist_lock".into()),
             shm_lock: sim.new_lock(LockKind::Spin, "shm_lock", "shm_ids.ary".into()),
             kswapd_wait: sim.new_lock(LockKind::WaitQueue, "kswapd_wait", "kswapd_wait".into()),
+            shm_ids_sem: sim.new_lock(LockKind::Semaphore, "shm_ids.sem", "shm_ids.sem".into()),
+            shm_root_i_sem: sim.new_lock(LockKind::Semaphore, "i_sem", "shm_root.i_sem".into()),
+            shm_root_i_zombie: sim.new_lock(LockKind::Semaphore, "i_zombie", "shm_root.i_zombie".into()),
             sim,
             fixes,
             costs: machine.costs,
@@ -344,6 +367,9 @@ impl Kernel {
             mmlist_lock,
             shm_lock,
             kswapd_wait,
+            shm_ids_sem,
+            shm_root_i_sem,
+            shm_root_i_zombie,
             in_kernel,
             me: _,
             memory_pages,
@@ -363,6 +389,9 @@ impl Kernel {
             mmlist_lock: *mmlist_lock,
             shm_lock: *shm_lock,
             kswapd_wait: *kswapd_wait,
+            shm_ids_sem: *shm_ids_sem,
+            shm_root_i_sem: *shm_root_i_sem,
+            shm_root_i_zombie: *shm_root_i_zombie,
             in_kernel: in_kernel.clone(),
             me: me.clone(),
             memory_pages: *memory_pages,
@@ -535,7 +564,15 @@ impl Kernel {
         let mut w = self.w();
         let id = w.shm_segs.len();
         let i_sem = self.sim.new_lock(LockKind::Semaphore, "i_sem", LockName::Numbered("shm", id as u64, ".i_sem"));
-        w.shm_segs.push(ShmSegment { entries: vec![Pte::None; pages], i_sem, nattch: 0, expected: Default::default() });
+        w.shm_segs.push(ShmSegment {
+            entries: vec![Pte::None; pages],
+            i_sem,
+            nattch: 0,
+            dest: false,
+            unlinked: false,
+            deleted: false,
+            expected: Default::default(),
+        });
         *w.shm_tot += pages as i64;
         id
     }
@@ -571,15 +608,24 @@ impl Kernel {
         }
     }
 
-    /// `freepages.high`: kswapd frees memory up to here.
-    pub fn freepages_high(&self) -> u32 {
-        (self.memory_pages / 32).max(16).min(self.memory_pages / 2)
+    /// The zone's `pages_min` (mm/page_alloc.c:583-590, free_area_init_core):
+    /// memory/128, at least 10 and at most 255 (zone_balance_ratio, _min,
+    /// _max), and — the model's machines being tiny — at most memory/6, so
+    /// that `pages_high` stays below half of memory. At or below it an
+    /// allocation runs direct reclaim.
+    pub fn pages_min(&self) -> u32 {
+        (self.memory_pages / 128).clamp(10, 255).min(self.memory_pages / 6)
     }
 
-    /// `freepages.low`: below it an allocation wakes kswapd; at zero it
-    /// reclaims directly.
-    pub fn freepages_low(&self) -> u32 {
-        (self.memory_pages / 64).max(8).min(self.memory_pages / 4)
+    /// `pages_low` = 2 × pages_min: at or below it an allocation wakes kswapd.
+    pub fn pages_low(&self) -> u32 {
+        2 * self.pages_min()
+    }
+
+    /// `pages_high` = 3 × pages_min: a free above it ends the zone's
+    /// reclaim (zone_wake_kswapd and low_on_memory cleared).
+    pub fn pages_high(&self) -> u32 {
+        3 * self.pages_min()
     }
 
     /// A short description of an mm for messages.

@@ -3,8 +3,8 @@
 //! Declarations (`machine`, `process`, `shmget`, and the set-up methods of
 //! a process handle) run while the file loads and fill a [`RawSpec`].
 //! System calls (`fork`, `exit`, `exec`, `waitpid`, `read`, `write`,
-//! `mmap`, `munmap`, `swapoff`, `swapon`, `swap_out`, `sleep`, `getpid`,
-//! `expect`) may only be made from a process program: each one
+//! `mmap`, `munmap`, `shmctl`, `swapoff`, `swapon`, `swap_out`, `sleep`,
+//! `getpid`, `expect`) may only be made from a process program: each one
 //! yields the program's coroutine with a request that the driver turns into
 //! kernel routines, and the coroutine resumes with the result.
 
@@ -21,7 +21,7 @@ pub type SharedSpec = Rc<RefCell<RawSpec>>;
 /// Every global the scenario API adds, for the reference docs and tests.
 pub const GLOBALS: &[&str] = &[
     "machine", "sweep", "param", "process", "shmget", "fork", "exit", "exec", "read", "write", "mmap", "munmap",
-    "swapoff", "swapon", "swap_out", "getpid", "waitpid", "sleep", "expect",
+    "shmctl", "swapoff", "swapon", "swap_out", "getpid", "waitpid", "sleep", "expect",
 ];
 
 /// The methods of a process handle.
@@ -32,6 +32,7 @@ pub const PROCESS_METHODS: &[&str] = &["map", "shmat", "write", "read", "swap_ou
 const PRELUDE: &str = r#"
 local yield, isyieldable, mtype, type, error, tostring = coroutine.yield, coroutine.isyieldable, math.type, type, error, tostring
 local format = string.format
+local segment_id = __swapsim_segment_id
 
 local function syscall(name, ...)
   if not isyieldable() then
@@ -87,6 +88,17 @@ function munmap(addr, pages)
   check_integer("munmap", "an address", addr)
   check_pages("munmap", pages)
   return syscall("munmap", addr, pages)
+end
+
+function shmctl(seg, cmd)
+  local id = segment_id(seg)
+  if id == nil then
+    error("shmctl: expected a segment from shmget() as its first argument, got " .. shown(seg), 2)
+  end
+  if cmd ~= "IPC_RMID" then
+    error("shmctl: the command must be \"IPC_RMID\" (the only one modelled), got " .. shown(cmd), 2)
+  end
+  return syscall("shmctl", id)
 end
 
 function read(addr)
@@ -150,7 +162,16 @@ pub fn register(lua: &Lua, spec: SharedSpec) -> mlua::Result<()> {
     globals.set("shmget", lua.create_function(shmget)?)?;
     globals.set("sweep", lua.create_function(sweep)?)?;
     globals.set("param", lua.create_function(param)?)?;
+    // For the prelude only: a segment handle's id, or nil.
+    let segment_id = lua.create_function(|_, seg: Value| {
+        Ok(match seg {
+            Value::UserData(ud) => ud.borrow::<Segment>().ok().map(|s| s.0 as i64),
+            _ => None,
+        })
+    })?;
+    globals.set("__swapsim_segment_id", segment_id)?;
     lua.load(PRELUDE).set_name("=swapsim").exec()?;
+    globals.set("__swapsim_segment_id", Value::Nil)?;
     globals.set("coroutine", Value::Nil)?;
     Ok(())
 }

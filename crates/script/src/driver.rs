@@ -47,12 +47,26 @@ impl Ctx {
 enum Request {
     Fork(Option<Function>),
     Exit,
-    Access { addr: u64, write: bool },
+    Access {
+        addr: u64,
+        write: bool,
+    },
     Swapoff(usize),
     Swapon(usize),
-    SwapOut { addr: u64, pid: Option<u32> },
-    Mmap { addr: u64, pages: u64 },
-    Munmap { addr: u64, pages: u64 },
+    SwapOut {
+        addr: u64,
+        pid: Option<u32>,
+    },
+    Mmap {
+        addr: u64,
+        pages: u64,
+    },
+    Munmap {
+        addr: u64,
+        pages: u64,
+    },
+    /// `shmctl(seg, IPC_RMID)`.
+    ShmctlRmid(usize),
     Exec,
     Waitpid(u32),
     Sleep(u64),
@@ -122,6 +136,7 @@ impl Request {
             Request::SwapOut { .. } => "swap_out",
             Request::Mmap { .. } => "mmap",
             Request::Munmap { .. } => "munmap",
+            Request::ShmctlRmid(_) => "shmctl",
             Request::Exec => "exec",
             Request::Waitpid(_) => "waitpid",
             Request::Sleep(_) => "sleep",
@@ -139,7 +154,7 @@ fn parse_request((name, first, second): Yielded) -> Result<Request, String> {
     // The name as one of ours, compared as bytes (no String per call).
     const NAMES: &[&str] = &[
         "fork", "exit", "read", "write", "swapoff", "swapon", "swap_out", "mmap", "munmap", "exec", "waitpid", "sleep",
-        "getpid", "expect",
+        "getpid", "expect", "shmctl",
     ];
     let name: &'static str = match values.next() {
         Some(Value::String(s)) => {
@@ -177,6 +192,7 @@ fn parse_request((name, first, second): Yielded) -> Result<Request, String> {
         }
         "mmap" => Request::Mmap { addr: integer(arg())?, pages: integer(arg())? },
         "munmap" => Request::Munmap { addr: integer(arg())?, pages: integer(arg())? },
+        "shmctl" => Request::ShmctlRmid(integer(arg())? as usize),
         "exec" => Request::Exec,
         "waitpid" => Request::Waitpid(integer(arg())? as u32),
         "sleep" => Request::Sleep(match arg() {
@@ -255,6 +271,7 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
         }
         Request::Mmap { addr, pages } => Next::Resume(values(&ctx.lua, mmap::sys_mmap(k, t, addr, pages).await?)),
         Request::Munmap { addr, pages } => Next::Resume(values(&ctx.lua, mmap::sys_munmap(k, t, addr, pages).await?)),
+        Request::ShmctlRmid(seg) => Next::Resume(values(&ctx.lua, kernel::shm::sys_shmctl_rmid(k, t, seg).await?)),
         Request::Sleep(ns) => {
             // sys_nanosleep (kernel/timer.c): a timed sleep.
             t.sleep_io("sys_nanosleep:schedule_timeout", ns).await;
