@@ -4,12 +4,12 @@ use engine::EventKind;
 use script::RunReport;
 
 /// The columns of [`events_csv`].
-pub const EVENTS_CSV_HEADER: [&str; 9] =
-    ["step", "time_ns", "cpu", "task", "event", "lock", "lock_class", "point", "text"];
+pub const EVENTS_CSV_HEADER: [&str; 11] =
+    ["step", "time_ns", "cost_ns", "cpu", "task", "event", "lock", "lock_class", "read", "point", "text"];
 
 /// The short lowercase name of an event kind, as in the event log: point,
 /// dispatch, preempt, try, contended, acquired, released, bkl-dropped, sleep,
-/// wake, note, exit.
+/// wake, note, exit, stall, counter.
 pub fn kind_name(kind: &EventKind) -> &'static str {
     match kind {
         EventKind::Point => "point",
@@ -24,15 +24,21 @@ pub fn kind_name(kind: &EventKind) -> &'static str {
         EventKind::Wake => "wake",
         EventKind::Note(_) => "note",
         EventKind::Exit => "exit",
+        EventKind::Stall { .. } => "stall",
+        EventKind::Counter { .. } => "counter",
     }
 }
 
 /// The event log as CSV (RFC 4180 quoting, `\n` line ends), one row per
 /// event in log order, with the columns
-/// `step,time_ns,cpu,task,event,lock,lock_class,point,text`: `cpu` is empty
-/// when the event had none, `task` is "-" for an interrupt, `lock` and
-/// `lock_class` are the lock instance and class (empty when none), `text` is
-/// a note's text or what a sleep was on (empty otherwise).
+/// `step,time_ns,cost_ns,cpu,task,event,lock,lock_class,read,point,text`:
+/// `time_ns` is on the run's one timeline (never decreasing), `cost_ns` the
+/// cost model's time (the timeline without the stalls before the event);
+/// `cpu` is empty when the event had none, `task` is "-" for an interrupt,
+/// `lock` and `lock_class` are the lock instance and class (empty when
+/// none), `read` is 1 for a read-side rwlock operation (0 otherwise),
+/// `text` is a note's text, what a sleep was on, a stall's cause and start
+/// (`io-late from 8000000`), or a counter's `name=value` (empty otherwise).
 pub fn events_csv(report: &RunReport) -> String {
     let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
     let mut write = |record: &[&str]| writer.write_record(record).expect("writing CSV into memory cannot fail");
@@ -41,10 +47,25 @@ pub fn events_csv(report: &RunReport) -> String {
         let (step, time, cpu) = (e.step.to_string(), e.time.to_string(), e.cpu.map(|c| c.to_string()));
         let (lock, class) = e.lock.as_ref().map(|(instance, class)| (instance.as_str(), *class)).unwrap_or(("", ""));
         let text = match &e.kind {
-            EventKind::Note(text) | EventKind::Sleep(text) => text.as_str(),
-            _ => "",
+            EventKind::Note(text) | EventKind::Sleep(text) => text.clone(),
+            EventKind::Stall { from, cause } => format!("{} from {from}", cause.name()),
+            EventKind::Counter { name, value } => format!("{name}={value}"),
+            _ => String::new(),
         };
-        write(&[&step, &time, cpu.as_deref().unwrap_or(""), &e.task, kind_name(&e.kind), lock, class, e.point, text]);
+        let (cost, read) = (e.cost.to_string(), if e.read { "1" } else { "0" });
+        write(&[
+            &step,
+            &time,
+            &cost,
+            cpu.as_deref().unwrap_or(""),
+            &e.task,
+            kind_name(&e.kind),
+            lock,
+            class,
+            read,
+            e.point,
+            &text,
+        ]);
     }
     let bytes = writer.into_inner().expect("flushing CSV into memory cannot fail");
     String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8")
@@ -69,11 +90,11 @@ mod tests {
         );
         let csv = events_csv(&report);
         let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], "step,time_ns,cpu,task,event,lock,lock_class,point,text");
-        assert_eq!(lines[1], "3,1500,0,parent,acquired,mm#1.mmap_sem,mmap_sem,test:point,");
-        assert_eq!(lines[2], "4,2000,,-,note,,,test:point,\"VM: Undead swap entry, \"\"x\"\"\"");
-        assert_eq!(lines[3], "5,2100,1,parent,sleep,,,test:point,sleeps on page#2.PG_locked");
-        assert_eq!(lines[4], "6,2200,1,parent,bkl-dropped,kernel_flag,kernel_flag,test:point,");
+        assert_eq!(lines[0], "step,time_ns,cost_ns,cpu,task,event,lock,lock_class,read,point,text");
+        assert_eq!(lines[1], "3,1500,1500,0,parent,acquired,mm#1.mmap_sem,mmap_sem,0,test:point,");
+        assert_eq!(lines[2], "4,2000,2000,,-,note,,,0,test:point,\"VM: Undead swap entry, \"\"x\"\"\"");
+        assert_eq!(lines[3], "5,2100,2100,1,parent,sleep,,,0,test:point,sleeps on page#2.PG_locked");
+        assert_eq!(lines[4], "6,2200,2200,1,parent,bkl-dropped,kernel_flag,kernel_flag,0,test:point,");
         assert_eq!(lines.len(), 5);
         assert!(csv.ends_with('\n') && !csv.contains('\r'));
     }
@@ -93,6 +114,8 @@ mod tests {
             EventKind::Wake,
             EventKind::Note(String::new()),
             EventKind::Exit,
+            EventKind::Stall { from: 0, cause: engine::StallCause::Cpu },
+            EventKind::Counter { name: "free pages", value: 1 },
         ];
         let names: Vec<&str> = kinds.iter().map(kind_name).collect();
         assert_eq!(
@@ -109,7 +132,9 @@ mod tests {
                 "sleep",
                 "wake",
                 "note",
-                "exit"
+                "exit",
+                "stall",
+                "counter"
             ]
         );
     }
