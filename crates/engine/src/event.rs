@@ -58,6 +58,10 @@ pub enum StallCause {
     IoLate,
     /// A timed sleep (an allocation's wait, a cond_resched) ended late.
     TimerLate,
+    /// A lock's previous holder took it later, by the cost model, than
+    /// this task asked for it, yet the schedule ran the holder first: the
+    /// task catches up with the release (the event names the lock).
+    LockOrder,
 }
 
 impl StallCause {
@@ -68,6 +72,7 @@ impl StallCause {
             StallCause::Dispatch => "dispatch",
             StallCause::IoLate => "io-late",
             StallCause::TimerLate => "timer-late",
+            StallCause::LockOrder => "lock-order",
         }
     }
 }

@@ -152,6 +152,10 @@ struct TaskInfo {
     ready_at: u64,
     /// The same on the one timeline (at least `ready_at`).
     ready_timeline: u64,
+    /// Catch-ups of the task's clock that the order, not the cost model,
+    /// made (`StallCause::LockOrder`): its cost-model time is its clock
+    /// less these.
+    skew: u64,
     /// What it sleeps or spins on, for deadlock reports.
     waiting: Option<Waiting>,
     /// Steps taken so far.
@@ -219,6 +223,8 @@ struct SimState {
     timer_lags: BTreeMap<(u64, u64), u64>,
     /// Stalls so far, in ns, summed over CPUs and timers.
     stalled: u64,
+    /// The skew of the task whose I/O completion is being run.
+    irq_skew: u64,
     /// The counters last sampled.
     counters: Vec<(&'static str, i64)>,
     /// The flags of the lock operation being logged (read side, trylock).
@@ -299,6 +305,7 @@ impl Sim {
             irq_timeline: None,
             timer_lags: BTreeMap::new(),
             stalled: 0,
+            irq_skew: 0,
             counters: Vec::new(),
             op_read: false,
             op_trylock: false,
@@ -362,6 +369,7 @@ impl Sim {
                 held: Vec::new(),
                 ready_at,
                 ready_timeline,
+                skew: 0,
                 waiting: None,
                 steps: 0,
                 yielded_to: Vec::new(),
@@ -453,6 +461,16 @@ impl Sim {
         st.last_point = None;
         st.events_dropped = 0;
         st.step = 0;
+        // The phase starts when the last one ended, on every CPU: CPUs
+        // and queued tasks the last phase left behind join the timeline
+        // there (their cost clocks stay: a set-up step costs what it costs).
+        let now = st.timeline;
+        for cpu in &mut st.cpus {
+            cpu.lag = cpu.lag.max(now.saturating_sub(cpu.clock));
+        }
+        for task in &mut st.tasks {
+            task.ready_timeline = task.ready_timeline.max(now);
+        }
     }
 
     pub fn new_lock(&self, kind: LockKind, class: &'static str, name: LockName) -> LockId {
@@ -777,10 +795,11 @@ impl Sim {
             let fired = on_time.max(st.timeline);
             if fired > on_time {
                 st.stalled += fired - on_time;
-                st.log_stall(None, Some(task), on_time, fired, cause);
+                st.log_stall(None, Some(task), on_time, fired, cause, None);
             }
             st.timeline = fired;
             st.irq_timeline = Some(fired);
+            st.irq_skew = st.tasks[task.0 as usize].skew;
             (due, action)
         };
         match action {
@@ -1066,6 +1085,7 @@ impl SimState {
             irq_timeline,
             timer_lags,
             stalled,
+            irq_skew,
             counters,
             op_read: _,
             op_trylock: _,
@@ -1106,6 +1126,7 @@ impl SimState {
             irq_timeline: *irq_timeline,
             timer_lags: BTreeMap::new(),
             stalled: *stalled,
+            irq_skew: *irq_skew,
             counters: counters.clone(),
             op_read: false,
             op_trylock: false,
@@ -1164,10 +1185,13 @@ impl SimState {
     fn catch_up(&mut self, cpu: usize, task: TaskId) {
         let clock = self.cpus[cpu].clock;
         let natural = match self.tasks[task.0 as usize].state {
-            TaskState::Spinning(lock) => {
-                let released = self.locks.get(lock).map(|l| l.released_at).unwrap_or(0);
-                clock.max(released.saturating_sub(self.cfg.costs.step))
-            }
+            // A spin the cost model has (the holder took the lock before
+            // this task asked) comes before any stall; one only the order
+            // made is a stall itself (`try_acquire`).
+            TaskState::Spinning(lock) => match self.locks.get(lock) {
+                Some(l) => clock + self.spin_wait(task, l).saturating_sub(self.cfg.costs.step),
+                None => clock,
+            },
             _ => clock,
         } + self.cpus[cpu].lag;
         if natural < self.timeline {
@@ -1175,12 +1199,32 @@ impl SimState {
             self.cpus[cpu].lag += gap;
             self.stalled += gap;
             let to = self.timeline;
-            self.log_stall(Some(cpu), Some(task), natural, to, StallCause::Cpu);
+            self.log_stall(Some(cpu), Some(task), natural, to, StallCause::Cpu, None);
+        }
+    }
+
+    /// How long `task` spins for `lock` by the cost model: until its
+    /// release, if its holder took it before the task asked; else not at
+    /// all (the order put the holder first: a stall).
+    fn spin_wait(&self, task: TaskId, lock: &LockState) -> u64 {
+        let now = self.task_cost(task);
+        if lock.taken_cost <= now {
+            lock.released_cost.saturating_sub(now)
+        } else {
+            0
         }
     }
 
     /// Log a stall span [from, to] (the event is at `to`).
-    fn log_stall(&mut self, cpu: Option<usize>, task: Option<TaskId>, from: u64, to: u64, cause: StallCause) {
+    fn log_stall(
+        &mut self,
+        cpu: Option<usize>,
+        task: Option<TaskId>,
+        from: u64,
+        to: u64,
+        cause: StallCause,
+        lock: Option<LockId>,
+    ) {
         if !self.cfg.record_events {
             return;
         }
@@ -1189,10 +1233,11 @@ impl SimState {
             self.events_dropped += 1;
         }
         let cost = match task {
-            Some(t) => self.task_now(t),
-            None => self.irq_time.unwrap_or(0),
+            Some(t) => self.task_cost(t),
+            None => self.irq_cost(),
         };
         let point = task.map(|t| self.tasks[t.0 as usize].at).unwrap_or("timer");
+        let lock_number = lock.and_then(|l| self.locks.get(l)).map(|l| l.number);
         self.events.push_back(Event {
             step: self.step,
             time: to,
@@ -1202,11 +1247,22 @@ impl SimState {
             cpu,
             task,
             kind: EventKind::Stall { from, cause },
-            lock: None,
-            lock_number: None,
+            lock,
+            lock_number,
             point,
         });
         self.timeline = self.timeline.max(to);
+    }
+
+    /// A task's time by the cost model: its clock less the catch-ups the
+    /// order made.
+    fn task_cost(&self, task: TaskId) -> u64 {
+        self.task_now(task).saturating_sub(self.tasks[task.0 as usize].skew)
+    }
+
+    /// The cost-model time of the interrupt being run.
+    fn irq_cost(&self) -> u64 {
+        self.irq_time.unwrap_or(0).saturating_sub(self.irq_skew)
     }
 
     fn charge(&mut self, task: TaskId, ns: u64) {
@@ -1242,9 +1298,9 @@ impl SimState {
         // interrupt, a task woken off CPU) happens now: at the timer's
         // firing, or at the latest event.
         let (cpu, cost, time) = match task.map(|t| (t, self.tasks[t.0 as usize].cpu)) {
-            Some((t, Some(cpu))) => (Some(cpu), self.task_now(t), self.cpus[cpu].clock + self.cpus[cpu].lag),
-            Some((t, None)) => (None, self.task_now(t), self.irq_timeline.unwrap_or(self.timeline)),
-            None => (None, self.irq_time.unwrap_or(0), self.irq_timeline.unwrap_or(self.timeline)),
+            Some((t, Some(cpu))) => (Some(cpu), self.task_cost(t), self.cpus[cpu].clock + self.cpus[cpu].lag),
+            Some((t, None)) => (None, self.task_cost(t), self.irq_timeline.unwrap_or(self.timeline)),
+            None => (None, self.irq_cost(), self.irq_timeline.unwrap_or(self.timeline)),
         };
         // Never earlier than an event already logged (`catch_up` keeps a
         // stepping CPU at or past it, so this only guards).
@@ -1468,7 +1524,7 @@ impl SimState {
         if natural < self.timeline {
             self.stalled += self.timeline - natural;
             let to = self.timeline;
-            self.log_stall(Some(cpu), Some(task), natural, to, StallCause::Dispatch);
+            self.log_stall(Some(cpu), Some(task), natural, to, StallCause::Dispatch, None);
         }
         let start = natural.max(self.timeline);
         let c = &mut self.cpus[cpu];
@@ -1534,14 +1590,30 @@ impl SimState {
         let released_at = state.released_at;
         let lock_op = self.cfg.costs.lock_op;
         if let Some(cpu) = self.tasks[task.0 as usize].cpu {
+            let clock = self.cpus[cpu].clock;
+            // The release was later than this task's time. If the holder
+            // had taken the lock before this task asked (by the cost
+            // model), the task waited for it: the cost model's wait. If
+            // the holder took it later, only the schedule's order put the
+            // holder first: the catch-up is a stall, not a wait.
+            let wait = self.spin_wait(task, &self.locks[lock]);
+            let stall = released_at.saturating_sub(clock).saturating_sub(wait);
+            if stall > 0 {
+                self.tasks[task.0 as usize].skew += stall;
+                self.stalled += stall;
+                let from = (clock + self.cpus[cpu].lag).max(self.timeline);
+                self.log_stall(Some(cpu), Some(task), from, from + stall, StallCause::LockOrder, Some(lock));
+            }
             let clock = &mut self.cpus[cpu].clock;
             *clock = (*clock).max(released_at) + lock_op;
         }
+        let taken_cost = self.task_cost(task);
         if self.cfg.lock_order && may_wait {
             self.record_lock_order(task, lock, point);
         }
         let state = &mut self.locks[lock];
         state.taken_at = point;
+        state.taken_cost = taken_cost;
         if state.kind == LockKind::RwSpin && read {
             state.readers.push(task);
         } else {
@@ -1583,9 +1655,9 @@ impl SimState {
     /// `task` is None for an interrupt (I/O completion clearing PG_locked).
     fn release(&mut self, task: Option<TaskId>, lock: LockId, read: bool, point: Point) {
         touch_lock(lock, true);
-        let now = match task {
-            Some(t) => self.task_now(t),
-            None => self.irq_time.unwrap_or(0),
+        let (now, cost) = match task {
+            Some(t) => (self.task_now(t), self.task_cost(t)),
+            None => (self.irq_time.unwrap_or(0), self.irq_cost()),
         };
         let Some(state) = self.locks.get_mut(lock) else {
             self.violate(task, "use-after-free", format!("lock released at {point} belongs to a freed object"));
@@ -1621,6 +1693,7 @@ impl SimState {
             return;
         }
         state.released_at = now;
+        state.released_cost = cost;
         // Who to wake, in order: a semaphore's first sleeper, or every
         // waiter of the page bit (taken whole: no allocation).
         let (first, all) = match kind {
@@ -1669,11 +1742,12 @@ impl SimState {
         }
         if self.tasks[task.0 as usize].lock_depth >= 0 && self.locks[self.bkl].owner == Some(task) {
             let bkl = self.bkl;
-            let now = self.task_now(task);
+            let (now, cost) = (self.task_now(task), self.task_cost(task));
             let state = &mut self.locks[bkl];
             state.owner = None;
             state.locked = false;
             state.released_at = now;
+            state.released_cost = cost;
             self.tasks[task.0 as usize].held.retain(|&l| l != bkl);
             self.log(Some(task), EventKind::BklDropped, Some(bkl), point);
         }

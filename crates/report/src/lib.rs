@@ -50,17 +50,18 @@ mod events;
 mod latency;
 mod locks;
 mod plot;
-mod spans;
+pub mod spans;
 mod table;
 mod trace;
 
 pub use events::{events_csv, kind_name, EVENTS_CSV_HEADER};
-pub use latency::{latencies, nearest_rank, render_latencies, Latency};
+pub use latency::{latencies, latencies_of, nearest_rank, render_latencies, Latency};
 pub use locks::{
     lock_stat, lock_stat_csv, lock_stat_json, lock_stat_time, lock_stat_total, render_lock_stat, LockStat, Side, Stat,
     LOCKSTAT_POINTS, LOCK_STAT_CSV_HEADER,
 };
 pub use plot::{line_plot, Series};
+pub use spans::timing_assumptions;
 pub use trace::{chrome_trace, COUNTERS_PID, TASKS_PID};
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use script::run::EventLine;
 /// One lock hold: from an `Acquired` to the matching `Released` (or, for the
 /// big kernel lock, `BklDropped`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Hold {
+pub struct Hold {
     pub task: String,
     pub instance: String,
     pub class: &'static str,
@@ -38,7 +38,7 @@ pub(crate) struct Hold {
 /// or the I/O completion clearing a page bit (task "-") — ends the oldest
 /// open hold of the instance. Releases with no open hold (their acquisition
 /// was dropped from the front of the log) are ignored.
-pub(crate) fn lock_holds(events: &[EventLine]) -> Vec<Hold> {
+pub fn lock_holds(events: &[EventLine]) -> Vec<Hold> {
     let mut holds: Vec<Hold> = Vec::new();
     let mut start_cost: Vec<u64> = Vec::new();
     // (task, instance) → indices of its open holds, newest last.
@@ -96,7 +96,7 @@ pub(crate) fn lock_holds(events: &[EventLine]) -> Vec<Hold> {
 /// One wait for a lock: from a task's first `Contended` to its `Acquired`
 /// of the same instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Wait {
+pub struct Wait {
     pub class: &'static str,
     pub task: String,
     pub read: bool,
@@ -116,7 +116,7 @@ pub(crate) struct Wait {
 /// does not wait after (it gives up and goes elsewhere) is no wait: it is
 /// forgotten at the task's next try of the instance unless the task slept
 /// on the instance in between.
-pub(crate) fn lock_waits(events: &[EventLine]) -> Vec<Wait> {
+pub fn lock_waits(events: &[EventLine]) -> Vec<Wait> {
     struct Pending {
         cost: u64,
         time: u64,
@@ -171,7 +171,7 @@ pub(crate) fn lock_waits(events: &[EventLine]) -> Vec<Wait> {
 /// One stall: the schedule held a task (or an I/O) back longer than the
 /// cost model says, from `start` to `end` on the timeline.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Stall {
+pub struct Stall {
     /// The task held back ("-" for none), or whose I/O or timer was late.
     pub task: String,
     pub cpu: Option<usize>,
@@ -184,7 +184,7 @@ pub(crate) struct Stall {
 }
 
 /// Every stall of the log, in order.
-pub(crate) fn stalls(events: &[EventLine]) -> Vec<Stall> {
+pub fn stalls(events: &[EventLine]) -> Vec<Stall> {
     events
         .iter()
         .filter_map(|e| match e.kind {
@@ -202,9 +202,80 @@ pub(crate) fn stalls(events: &[EventLine]) -> Vec<Stall> {
         .collect()
 }
 
+/// What the timing of a run's interleaving assumes beyond the cost model:
+/// its stalls, the longest first (at most `limit`), each with where the
+/// task (or I/O) was held back, when the cost model would have had it go
+/// on, and what ran meanwhile. Empty when the run has no stall.
+///
+/// ```text
+/// timing:   the interleaving needs 3 stalls the cost model does not have (8.390460ms in all):
+///   parent is held back 7.996840ms at swap_duplicate:swap_device_lock on cpu0 (the cost model has it go on at 16.234580ms); meanwhile: the timer waking swapoff
+/// ```
+pub fn timing_assumptions(report: &script::RunReport, limit: usize) -> String {
+    let list = stalls(&report.events);
+    if list.is_empty() {
+        return String::new();
+    }
+    let total: u64 = list.iter().map(|s| s.end - s.start).sum();
+    let mut order: Vec<&Stall> = list.iter().collect();
+    order.sort_by(|a, b| (b.end - b.start).cmp(&(a.end - a.start)).then(a.step.cmp(&b.step)));
+    let mut out = format!(
+        "timing:   the interleaving needs {} stall{} the cost model does not have ({} in all){}:\n",
+        list.len(),
+        if list.len() == 1 { "" } else { "s" },
+        engine::format_ns(total),
+        if list.len() > limit { format!("; the {limit} longest") } else { String::new() }
+    );
+    for s in order.into_iter().take(limit) {
+        let (dur, at) = (engine::format_ns(s.end - s.start), engine::format_ns(s.start));
+        let what = match (s.cause, s.cpu) {
+            (StallCause::IoLate, _) => {
+                format!(
+                    "the I/O {} started at {} completes {dur} late (due at {at} by the cost model)",
+                    s.task, s.point
+                )
+            }
+            (StallCause::TimerLate, _) => {
+                format!("{}'s timed sleep at {} ends {dur} late (due at {at} by the cost model)", s.task, s.point)
+            }
+            (_, cpu) => format!(
+                "{} is held back {dur} at {}{} (the cost model has it go on at {at})",
+                s.task,
+                s.point,
+                cpu.map(|c| format!(" on cpu{c}")).unwrap_or_default()
+            ),
+        };
+        let meanwhile = meanwhile(&report.events, s);
+        let meanwhile = if meanwhile.is_empty() { String::new() } else { format!("; meanwhile: {meanwhile}") };
+        out += &format!("  {what}{meanwhile}\n");
+    }
+    out
+}
+
+/// What ran while `stall` held its task back: the tasks (and timers) with
+/// events in the steps since the stalled task's previous step.
+fn meanwhile(events: &[EventLine], stall: &Stall) -> String {
+    let before = events.iter().rposition(|e| e.step < stall.step && e.task == stall.task);
+    let from = before.map(|i| events[i].step).unwrap_or(0);
+    let mut seen: Vec<String> = Vec::new();
+    for e in events.iter().filter(|e| e.step > from && e.step < stall.step) {
+        let what = match (&e.kind, e.cpu) {
+            (EventKind::Counter { .. } | EventKind::Stall { .. }, _) => continue,
+            (EventKind::Wake, None) if e.point == "timer" => format!("the timer waking {}", e.task),
+            (_, None) if e.task == "-" => "an I/O completion".to_string(),
+            _ if e.task == stall.task => continue,
+            _ => e.task.clone(),
+        };
+        if !seen.contains(&what) {
+            seen.push(what);
+        }
+    }
+    seen.join(", ")
+}
+
 /// [start, end] minus the `holes` (sorted, disjoint or not): the pieces
 /// left, in order, each non-empty.
-pub(crate) fn cut(start: u64, end: u64, holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
+pub fn cut(start: u64, end: u64, holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
     let mut pieces = Vec::new();
     let mut from = start;
     for &(a, b) in holes {
