@@ -72,6 +72,9 @@ pub struct ExploreArgs {
     /// rather than the first run that breaks any.
     #[arg(long, value_name = "NAME", value_parser = crate::names::invariant())]
     pub invariant: Option<String>,
+    /// Write the lock-class dependency graph of every run (lockdep's orders) as Graphviz DOT.
+    #[arg(long, value_name = "FILE")]
+    pub lockdep_graph: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -98,6 +101,24 @@ pub struct ReplayArgs {
     /// was recorded; say where the replay diverged if it could not follow.
     #[arg(long)]
     pub semantic: bool,
+    /// Write the replay's event log (every lock event, sleep, wake, stall and named point) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// Write the replay as a Chrome trace-event JSON timeline (Perfetto UI, chrome://tracing).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Write the replay's event log as CSV.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Print the replay's lock statistics (as /proc/lock_stat) and call latencies.
+    #[arg(long)]
+    pub stats: bool,
+    /// How --stats prints the lock statistics: text, csv or json.
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    pub stats_format: crate::run_cmd::StatsFormat,
+    /// Write the replay's lock-class dependency graph as Graphviz DOT.
+    #[arg(long, value_name = "FILE")]
+    pub lockdep_graph: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -224,7 +245,16 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         }
         println!("csv:      {} ({runs_done} rows)", csv.display());
     }
-    print!("{}", lock_order.report());
+    let witness = |seed: u64| {
+        let pct = match strategy {
+            Strategy::Pct { depth, steps } => format!(" --pct {depth},{steps}"),
+            _ => String::new(),
+        };
+        format!("swapsim run {path} {} --seed {seed}{pct}", kernel.flags())
+    };
+    if let Err(code) = crate::run_cmd::lockdep_out(&lock_order, args.lockdep_graph.as_deref(), &witness) {
+        return code;
+    }
     let ran: Vec<u64> = rows.iter().map(|r| r.seed).collect();
     print!("{}", coverage.report(&ran));
     let mut by_kind: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
@@ -399,9 +429,14 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
     let mut pruned = 0u64;
     let mut exhausted = false;
     let mut found: Option<(Vec<u32>, RunReport)> = None;
+    let mut order = crate::lockdep::LockOrder::default();
     while explored + pruned < args.runs && !crate::run_cmd::interrupted() {
-        let options =
-            RunOptions { record_events: false, dfs: Some(plan.clone()), ..RunOptions::new(kernel.fixes, args.seed) };
+        let options = RunOptions {
+            record_events: false,
+            lock_order: true,
+            dfs: Some(plan.clone()),
+            ..RunOptions::new(kernel.fixes, args.seed)
+        };
         let report = match runner.run(&options) {
             Ok(report) => report,
             Err(e) => {
@@ -411,6 +446,8 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
         };
         let run = std::mem::take(&mut *plan.log.borrow_mut());
         progress.inc(!run.pruned && report.outcome.is_failure());
+        // A dfs witness is its schedule's number in the search.
+        order.add_run(explored + pruned + 1, &report.lock_order);
         if run.pruned {
             pruned += 1;
         } else {
@@ -436,6 +473,18 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
     progress.finish();
     if sleep_sets {
         println!("sleep sets: {pruned} more schedules cut short (they only reorder independent steps of one explored)");
+    }
+    let witness = |n: u64| {
+        format!(
+            "swapsim explore {path} {} --strategy dfs --preemptions {bound}{} --seed {} --runs {n} --no-shrink \
+             (schedule {n} is the search's last)",
+            kernel.flags(),
+            if sleep_sets { "" } else { " --no-sleep-sets" },
+            args.seed
+        )
+    };
+    if let Err(code) = crate::run_cmd::lockdep_out(&order, args.lockdep_graph.as_deref(), &witness) {
+        return code;
     }
     let Some((ranks, report)) = found else {
         if exhausted {
@@ -683,7 +732,10 @@ fn follow(
     mode: ReplayMode,
 ) -> Result<(RunReport, engine::SemanticLog), script::sandbox::ScenarioError> {
     let log = engine::SemanticLog::default();
-    let base = options(schedule.fixes, schedule.seed, Strategy::Random, Some(schedule.choices.clone()));
+    let base = RunOptions {
+        lock_order: true,
+        ..options(schedule.fixes, schedule.seed, Strategy::Random, Some(schedule.choices.clone()))
+    };
     let opts = match (mode, &schedule.semantic) {
         (ReplayMode::Semantic, Some(semantic)) => RunOptions {
             semantic: Some((semantic.events.clone(), schedule.choices.clone(), std::rc::Rc::clone(&log))),
@@ -734,10 +786,24 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
     };
     let kernel =
         KernelChoice { variant: schedule.variant, fixes: schedule.fixes, faults: None, limits: Default::default() };
+    let outputs = (args.events.as_deref(), args.trace.as_deref(), args.csv.as_deref());
+    if let Err(code) = crate::run_cmd::write_outputs(&report, outputs.0, outputs.1, outputs.2) {
+        return code;
+    }
     if args.report {
         print!("{}", side_by_side(&report));
     }
     print!("{}", render_one(schedule.seed, &kernel, &schedule.scenario, &source, &report, None));
+    let mut order = crate::lockdep::LockOrder::default();
+    order.add_run(schedule.seed, &report.lock_order);
+    let witness = |_| format!("swapsim replay {}", args.file.display());
+    if let Err(code) = crate::run_cmd::lockdep_out(&order, args.lockdep_graph.as_deref(), &witness) {
+        return code;
+    }
+    if args.stats {
+        let (stats, calls) = (report::lock_stat(&report), report::latencies(&report));
+        crate::run_cmd::print_stats(&stats, &calls, args.stats_format);
+    }
     let names = |key: &str| task_name(&schedule, &report, key);
     match mode {
         ReplayMode::Index => {

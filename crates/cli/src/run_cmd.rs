@@ -74,10 +74,109 @@ pub struct RunArgs {
     /// Write the event log as CSV (step, time_ns, cpu, task, event, lock, lock_class, point, sleep_ns, text).
     #[arg(long, value_name = "FILE", conflicts_with = "seeds")]
     pub csv: Option<PathBuf>,
-    /// Print lock statistics per lock class (like /proc/lock_stat) and
-    /// latency distributions of faults, forks, exits and swapoffs.
-    #[arg(long, conflicts_with = "seeds")]
+    /// Print lock statistics per lock class (as /proc/lock_stat prints
+    /// them) and latency distributions of faults, forks, exits and
+    /// swapoffs; with --seeds, the totals over the seeds.
+    #[arg(long)]
     pub stats: bool,
+    /// How --stats prints the lock statistics: text (/proc/lock_stat), csv or json.
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    pub stats_format: StatsFormat,
+    /// Timed mode, as sweeps run: the option that happens first in
+    /// simulated time runs next (for cost questions on one scenario).
+    #[arg(long, conflicts_with = "pct")]
+    pub timed: bool,
+    /// Run PCT's schedule for the seed, with bug depth D for runs of K steps
+    /// (as `explore --strategy pct` printed them): replays a PCT run.
+    #[arg(long, value_name = "D,K", value_parser = parse_pct)]
+    pub pct: Option<(u32, u64)>,
+    /// Write the lock-class dependency graph (lockdep's orders) as Graphviz DOT.
+    #[arg(long, value_name = "FILE")]
+    pub lockdep_graph: Option<PathBuf>,
+}
+
+/// How lock statistics are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatsFormat {
+    /// As /proc/lock_stat prints them (version 0.4), then call latencies.
+    Text,
+    /// One row per lock class and side (times in ns).
+    Csv,
+    /// One object per lock class (times in ns).
+    Json,
+}
+
+/// `--pct D,K`.
+pub fn parse_pct(text: &str) -> Result<(u32, u64), String> {
+    let bad = || format!("--pct takes DEPTH,STEPS (e.g. 3,120), got {text:?}");
+    let (d, k) = text.split_once(',').ok_or_else(bad)?;
+    let d: u32 = d.trim().parse().ok().filter(|&d| d >= 1).ok_or_else(bad)?;
+    let k: u64 = k.trim().parse().ok().filter(|&k| k >= 1).ok_or_else(bad)?;
+    Ok((d, k))
+}
+
+/// Print lock statistics (and, as text, the call latencies) in `format`.
+pub fn print_stats(stats: &[report::LockStat], latencies: &[report::Latency], format: StatsFormat) {
+    match format {
+        StatsFormat::Text => {
+            print!("{}", report::render_lock_stat(stats));
+            print!("{}", report::render_latencies(latencies));
+        }
+        StatsFormat::Csv => print!("{}", report::lock_stat_csv(stats)),
+        StatsFormat::Json => print!("{}", report::lock_stat_json(stats)),
+    }
+}
+
+/// Write a run's --events, --trace and --csv files (each if asked for).
+pub fn write_outputs(
+    report: &RunReport,
+    events: Option<&Path>,
+    trace: Option<&Path>,
+    csv: Option<&Path>,
+) -> Result<(), ExitCode> {
+    if let Some(file) = events {
+        let mut log = String::new();
+        if report.events_dropped > 0 {
+            log +=
+                &format!("# the first {} events were dropped: the log keeps the latest ones\n", report.events_dropped);
+        }
+        for line in &report.events {
+            log.push_str(&line.text);
+            log.push('\n');
+        }
+        if let Err(e) = write_whole(file, log.as_bytes()) {
+            eprintln!("error: cannot write the event log to {}: {e}", file.display());
+            return Err(ExitCode::from(2));
+        }
+    }
+    for (file, what, text) in [
+        (trace, "trace", trace.map(|_| report::chrome_trace(report))),
+        (csv, "CSV event log", csv.map(|_| report::events_csv(report))),
+    ] {
+        if let (Some(file), Some(text)) = (file, text) {
+            if let Err(e) = write_whole(file, text.as_bytes()) {
+                eprintln!("error: cannot write the {what} to {}: {e}", file.display());
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Print the lockdep report of `order` and write `--lockdep-graph`.
+pub fn lockdep_out(
+    order: &crate::lockdep::LockOrder,
+    graph: Option<&Path>,
+    replay: &dyn Fn(u64) -> String,
+) -> Result<(), ExitCode> {
+    print!("{}", order.report(replay));
+    if let Some(file) = graph {
+        if let Err(e) = write_whole(file, order.dot().as_bytes()) {
+            eprintln!("error: cannot write the lockdep graph to {}: {e}", file.display());
+            return Err(ExitCode::from(2));
+        }
+    }
+    Ok(())
 }
 
 /// The sandbox's limits on scenario code.
@@ -282,49 +381,50 @@ fn options(kernel: &KernelChoice, seed: u64, record_events: bool) -> RunOptions 
     RunOptions { record_events, faults: kernel.faults, limits: kernel.limits, ..RunOptions::new(kernel.fixes, seed) }
 }
 
+/// The run's strategy: random, or --timed, or --pct D,K.
+fn strategy(args: &RunArgs) -> script::Strategy {
+    match (args.timed, args.pct) {
+        (true, _) => script::Strategy::Timed,
+        (false, Some((depth, steps))) => script::Strategy::Pct { depth, steps },
+        (false, None) => script::Strategy::Random,
+    }
+}
+
+/// The flags that select the run's strategy again.
+fn strategy_flags(args: &RunArgs) -> String {
+    match (args.timed, args.pct) {
+        (true, _) => " --timed".to_string(),
+        (false, Some((d, k))) => format!(" --pct {d},{k}"),
+        (false, None) => String::new(),
+    }
+}
+
 fn replay_command(kernel: &KernelChoice, path: &str, seed: u64) -> String {
     format!("swapsim run {path} {} --seed {seed}", kernel.flags())
 }
 
 fn run_one(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str) -> ExitCode {
-    let report = match script::run::run(path, source, &options(kernel, args.seed, true)) {
+    let opts = RunOptions { strategy: strategy(args), lock_order: true, ..options(kernel, args.seed, true) };
+    let report = match script::run::run(path, source, &opts) {
         Ok(report) => report,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    if let Some(file) = &args.events {
-        let mut log = String::new();
-        if report.events_dropped > 0 {
-            log +=
-                &format!("# the first {} events were dropped: the log keeps the latest ones\n", report.events_dropped);
-        }
-        for line in &report.events {
-            log.push_str(&line.text);
-            log.push('\n');
-        }
-        if let Err(e) = write_whole(file, log.as_bytes()) {
-            eprintln!("error: cannot write the event log to {}: {e}", file.display());
-            return ExitCode::from(2);
-        }
+    if let Err(code) = write_outputs(&report, args.events.as_deref(), args.trace.as_deref(), args.csv.as_deref()) {
+        return code;
     }
-    let replay = replay_command(kernel, path, args.seed);
-    for (file, what, text) in [
-        (&args.trace, "trace", args.trace.as_ref().map(|_| report::chrome_trace(&report))),
-        (&args.csv, "CSV event log", args.csv.as_ref().map(|_| report::events_csv(&report))),
-    ] {
-        if let (Some(file), Some(text)) = (file, text) {
-            if let Err(e) = write_whole(file, text.as_bytes()) {
-                eprintln!("error: cannot write the {what} to {}: {e}", file.display());
-                return ExitCode::from(2);
-            }
-        }
-    }
+    let replay = replay_command(kernel, path, args.seed) + &strategy_flags(args);
     print!("{}", render_one(args.seed, kernel, path, source, &report, Some(&replay)));
+    let mut order = crate::lockdep::LockOrder::default();
+    order.add_run(args.seed, &report.lock_order);
+    let witness = |seed| replay_command(kernel, path, seed) + &strategy_flags(args);
+    if let Err(code) = lockdep_out(&order, args.lockdep_graph.as_deref(), &witness) {
+        return code;
+    }
     if args.stats {
-        print!("{}", report::render_lock_stat(&report::lock_stat(&report)));
-        print!("{}", report::render_latencies(&report::latencies(&report)));
+        print_stats(&report::lock_stat(&report), &report::latencies(&report), args.stats_format);
     }
     if report.outcome.is_failure() {
         ExitCode::from(1)
@@ -370,6 +470,9 @@ pub fn render_one(
             let _ = writeln!(out, "  {line}");
         }
     }
+    if report.outcome.is_failure() {
+        out += &report::timing_assumptions(report, 5);
+    }
     if report.outcome.is_failure() && !report.events.is_empty() {
         // The story that led there: dispatches, sleeps, wakes, contention,
         // sleeping locks and kernel messages (--events has every event).
@@ -386,11 +489,15 @@ pub fn render_one(
         }
     }
     let s = &report.stats;
+    let stalls = match report.stalled_ns {
+        0 => String::new(),
+        ns => format!(" ({} of stalls the schedule assumes)", format_ns(ns)),
+    };
     let _ = writeln!(
         out,
-        "run:      {} steps, {} simulated; {} forks, {} exits, {} faults, {} swap-ins, {} swap-outs, {} swapoffs",
+        "run:      {} steps, {} simulated{stalls}; {} forks, {} exits, {} faults, {} swap-ins, {} swap-outs, {} swapoffs",
         report.steps,
-        format_ns(report.time_ns),
+        format_ns(report.timeline_ns),
         s.forks,
         s.exits,
         s.faults,
@@ -421,7 +528,7 @@ fn outcome_key(outcome: &Outcome) -> String {
     }
 }
 
-fn run_seeds(_args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, first: u64, last: u64) -> ExitCode {
+fn run_seeds(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, first: u64, last: u64) -> ExitCode {
     println!("scenario: {path} (content fnv1a {:016x})", content_hash(source.as_bytes()));
     println!("kernel:   {} ({})", kernel.label(), kernel.description());
     println!("seeds:    {first}..{last}");
@@ -437,13 +544,17 @@ fn run_seeds(_args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, f
     const LISTED: usize = 20;
     let mut last_done = first.saturating_sub(1);
     let progress = crate::progress::Progress::new(last - first + 1);
+    let mut order = crate::lockdep::LockOrder::default();
+    let mut lock_stats: Vec<Vec<report::LockStat>> = Vec::new();
+    let mut calls: Vec<script::run::CallRecord> = Vec::new();
     for seed in first..=last {
         if interrupted() {
             println!("interrupted: stopped after seed {last_done}; the summary covers seeds {first}..{last_done}");
             break;
         }
         last_done = seed;
-        let report = match runner.run(&options(kernel, seed, false)) {
+        let opts = RunOptions { strategy: strategy(args), lock_order: true, ..options(kernel, seed, args.stats) };
+        let report = match runner.run(&opts) {
             Ok(report) => report,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -451,6 +562,11 @@ fn run_seeds(_args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, f
             }
         };
         progress.inc(report.outcome.is_failure());
+        order.add_run(seed, &report.lock_order);
+        if args.stats {
+            lock_stats.push(report::lock_stat(&report));
+            calls.extend(report.calls.iter().cloned());
+        }
         if report.outcome.is_failure() {
             let key = outcome_key(&report.outcome);
             *by_kind.entry(key.clone()).or_default() += 1;
@@ -464,6 +580,15 @@ fn run_seeds(_args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, f
     let total = last_done + 1 - first;
     if broken.len() > LISTED {
         println!("... and {} more", broken.len() - LISTED);
+    }
+    let witness = |seed| replay_command(kernel, path, seed) + &strategy_flags(args);
+    if let Err(code) = lockdep_out(&order, args.lockdep_graph.as_deref(), &witness) {
+        return code;
+    }
+    if args.stats {
+        println!("stats:    totals over the {} seeds", lock_stats.len());
+        let totals = report::lock_stat_total(lock_stats.iter().map(Vec::as_slice));
+        print_stats(&totals, &report::latencies_of(&calls), args.stats_format);
     }
     let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
     if broken.is_empty() {

@@ -30,14 +30,70 @@ pub enum EventKind {
     Note(String),
     /// The task finished.
     Exit,
+    /// The schedule held something back longer than the cost model says:
+    /// a CPU (or a task waiting for an idle CPU) did nothing while other
+    /// CPUs' steps ran, or a timer (an I/O completion, the end of a timed
+    /// sleep) fired after its due time. The span runs from `from` to the
+    /// event's `time`, on the one timeline; see docs/timing.md.
+    Stall {
+        from: u64,
+        cause: StallCause,
+    },
+    /// A counter of the model changed (free pages, swap slots in use), as
+    /// sampled after a step by [`crate::Sim::set_sampler`]'s function.
+    Counter {
+        name: &'static str,
+        value: i64,
+    },
+}
+
+/// Why a stall span is there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StallCause {
+    /// A task on a CPU waited while other CPUs' steps ran first.
+    Cpu,
+    /// A runnable task waited for a CPU although one was idle.
+    Dispatch,
+    /// An I/O completed after its due time.
+    IoLate,
+    /// A timed sleep (an allocation's wait, a cond_resched) ended late.
+    TimerLate,
+    /// A lock's previous holder took it later, by the cost model, than
+    /// this task asked for it, yet the schedule ran the holder first: the
+    /// task catches up with the release (the event names the lock).
+    LockOrder,
+}
+
+impl StallCause {
+    /// A short name: "cpu", "dispatch", "io-late", "timer-late".
+    pub fn name(self) -> &'static str {
+        match self {
+            StallCause::Cpu => "cpu",
+            StallCause::Dispatch => "dispatch",
+            StallCause::IoLate => "io-late",
+            StallCause::TimerLate => "timer-late",
+            StallCause::LockOrder => "lock-order",
+        }
+    }
 }
 
 /// One entry of the event log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     pub step: u64,
-    /// Simulated time in ns on the task's CPU.
+    /// Time in ns on the run's one timeline: never less than any earlier
+    /// event's.
     pub time: u64,
+    /// The cost model's time of the event in ns: the clock of the task's
+    /// CPU without the stalls the schedule put before it (the due time,
+    /// for an interrupt). Durations in lock statistics are differences of
+    /// these.
+    pub cost: u64,
+    /// A read-side lock operation (read_lock / read_unlock of an rwlock).
+    pub read: bool,
+    /// A lock operation that never waits (TryLockPage): its `Contended`
+    /// is a failed try, not the start of a wait.
+    pub trylock: bool,
     pub cpu: Option<usize>,
     pub task: Option<TaskId>,
     pub kind: EventKind,

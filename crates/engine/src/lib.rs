@@ -40,11 +40,11 @@ pub use choice::{
     TimedChooser, PRUNE,
 };
 pub use dfs::{DecisionLog, DecisionRecord, DfsChooser, DfsPlan, DfsRun, Sleeper};
-pub use event::{Event, EventKind};
+pub use event::{Event, EventKind, StallCause};
 pub use footprint::Footprint;
 pub use lock::{LockId, LockKind, LockName};
 pub use outcome::{Outcome, Violation};
-pub use sim::{format_ns, Costs, Sim, SimConfig, SimSnapshot};
+pub use sim::{format_ns, Costs, Sampler, Sim, SimConfig, SimSnapshot};
 pub use task::{Task, TaskId, TaskState};
 
 /// A named interleaving point: `"function:where"`, e.g.

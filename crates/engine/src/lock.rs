@@ -90,6 +90,11 @@ pub(crate) struct LockState {
     pub released_at: u64,
     /// Where it was last taken (for the lock-order graph).
     pub taken_at: crate::Point,
+    /// The cost-model time it was last taken at.
+    pub taken_cost: u64,
+    /// The cost-model time of the last release (`released_at` less the
+    /// releaser's stalls).
+    pub released_cost: u64,
 }
 
 /// Cloned for simulator snapshots, where almost every lock is free and
@@ -105,6 +110,8 @@ impl Clone for LockState {
             sleepers: if self.sleepers.is_empty() { VecDeque::new() } else { self.sleepers.clone() },
             released_at: self.released_at,
             taken_at: self.taken_at,
+            taken_cost: self.taken_cost,
+            released_cost: self.released_cost,
         }
     }
 }
@@ -120,6 +127,8 @@ impl LockState {
             sleepers: VecDeque::new(),
             released_at: 0,
             taken_at: "",
+            taken_cost: 0,
+            released_cost: 0,
         }
     }
 

@@ -17,7 +17,7 @@ use std::task::{Context, Poll, Waker};
 use slotmap::SlotMap;
 
 use crate::choice::{Chooser, Decision, EventClass, Label, LabelView, SemanticEvent, StepKind, TaskTag, PRUNE};
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, StallCause};
 use crate::footprint;
 use crate::lock::{LockId, LockKind, LockName, LockState};
 use crate::outcome::{Outcome, Violation};
@@ -107,7 +107,12 @@ enum TimerAction {
 #[derive(Clone)]
 struct Cpu {
     current: Option<TaskId>,
+    /// The cost model's clock: the CPU's work and the waits the cost model
+    /// implies (for a lock's release, a wake-up). Choosers see these times.
     clock: u64,
+    /// Stalls so far: the CPU's time on the run's one timeline is
+    /// `clock + lag` (docs/timing.md).
+    lag: u64,
 }
 
 /// What a task that cannot run waits for (for deadlock reports).
@@ -145,6 +150,12 @@ struct TaskInfo {
     held: Vec<LockId>,
     /// Time of the task when off CPU; it cannot run before this.
     ready_at: u64,
+    /// The same on the one timeline (at least `ready_at`).
+    ready_timeline: u64,
+    /// Catch-ups of the task's clock that the order, not the cost model,
+    /// made (`StallCause::LockOrder`): its cost-model time is its clock
+    /// less these.
+    skew: u64,
     /// What it sleeps or spins on, for deadlock reports.
     waiting: Option<Waiting>,
     /// Steps taken so far.
@@ -200,6 +211,25 @@ struct SimState {
     irq_time: Option<u64>,
     /// Due time of the last timer fired: time passes while CPUs idle.
     last_timer: u64,
+    /// The one timeline: the time of the latest event (or step start). No
+    /// event is logged before it, and a CPU that runs a step first catches
+    /// up with it (a stall) if its own time is behind.
+    timeline: u64,
+    /// The timeline time of the timer callback being run, if any.
+    irq_timeline: Option<u64>,
+    /// Each pending timer's lag: the stalls of the CPU that set it, so
+    /// that its due time on the timeline is its cost-model due time plus
+    /// them.
+    timer_lags: BTreeMap<(u64, u64), u64>,
+    /// Stalls so far, in ns, summed over CPUs and timers.
+    stalled: u64,
+    /// The skew of the task whose I/O completion is being run.
+    irq_skew: u64,
+    /// The counters last sampled.
+    counters: Vec<(&'static str, i64)>,
+    /// The flags of the lock operation being logged (read side, trylock).
+    op_read: bool,
+    op_trylock: bool,
     /// The step decision's buffers, kept between steps so that a step
     /// allocates nothing (their contents are rebuilt every step).
     scratch_options: Vec<StepOption>,
@@ -228,7 +258,12 @@ const INITIAL_TASKS: usize = 16;
 pub struct Sim {
     st: RefCell<SimState>,
     futures: RefCell<Vec<Option<TaskFuture>>>,
+    /// Reads the model's counters after each step (with the event log on).
+    sampler: RefCell<Option<Sampler>>,
 }
+
+/// Fills in the model's counters: (name, value) pairs, always in the same order.
+pub type Sampler = Box<dyn Fn(&mut Vec<(&'static str, i64)>)>;
 
 impl Sim {
     pub fn new(cfg: SimConfig, chooser: Box<dyn Chooser>) -> Rc<Sim> {
@@ -240,7 +275,7 @@ impl Sim {
         let bkl = locks.insert(LockState::new(LockKind::Bkl));
         let mut lock_names = Vec::with_capacity(INITIAL_LOCKS);
         lock_names.push((LockName::Static("kernel_flag"), LockKind::Bkl, "kernel_flag"));
-        let cpus = (0..cfg.cpus).map(|_| Cpu { current: None, clock: 0 }).collect();
+        let cpus = (0..cfg.cpus).map(|_| Cpu { current: None, clock: 0, lag: 0 }).collect();
         let st = SimState {
             cfg,
             tasks: Vec::with_capacity(INITIAL_TASKS),
@@ -266,6 +301,14 @@ impl Sim {
             stop: None,
             irq_time: None,
             last_timer: 0,
+            timeline: 0,
+            irq_timeline: None,
+            timer_lags: BTreeMap::new(),
+            stalled: 0,
+            irq_skew: 0,
+            counters: Vec::new(),
+            op_read: false,
+            op_trylock: false,
             scratch_options: Vec::new(),
             scratch_kinds: Vec::new(),
             scratch_times: Vec::new(),
@@ -273,7 +316,11 @@ impl Sim {
             daemons: Vec::new(),
             io_timers: 0,
         };
-        Rc::new(Sim { st: RefCell::new(st), futures: RefCell::new(Vec::with_capacity(INITIAL_TASKS)) })
+        Rc::new(Sim {
+            st: RefCell::new(st),
+            futures: RefCell::new(Vec::with_capacity(INITIAL_TASKS)),
+            sampler: RefCell::new(None),
+        })
     }
 
     // ---------------------------------------------------------------
@@ -304,6 +351,7 @@ impl Sim {
             let mut st = self.st.borrow_mut();
             let id = TaskId(st.tasks.len() as u32);
             let ready_at = parent.map(|p| st.task_now(p)).unwrap_or(0);
+            let ready_timeline = parent.map(|p| st.task_now(p) + st.task_lag(p)).unwrap_or(0).max(ready_at);
             let name = name.into();
             if st.cfg.record_labels {
                 let key = st.task_key(parent, &name);
@@ -320,6 +368,8 @@ impl Sim {
                 lock_depth: -1,
                 held: Vec::new(),
                 ready_at,
+                ready_timeline,
+                skew: 0,
                 waiting: None,
                 steps: 0,
                 yielded_to: Vec::new(),
@@ -348,7 +398,32 @@ impl Sim {
         let st = snapshot.0.copy_settled(chooser);
         let mut futures = Vec::with_capacity(st.tasks.len().max(INITIAL_TASKS));
         futures.resize_with(st.tasks.len(), || None);
-        Rc::new(Sim { st: RefCell::new(st), futures: RefCell::new(futures) })
+        Rc::new(Sim { st: RefCell::new(st), futures: RefCell::new(futures), sampler: RefCell::new(None) })
+    }
+
+    /// Sample the model's counters after every step while the event log is
+    /// on, and log each change as a `Counter` event (for the trace's
+    /// counter tracks). The function only reads the model.
+    pub fn set_sampler(&self, sampler: Sampler) {
+        *self.sampler.borrow_mut() = Some(sampler);
+        self.sample();
+    }
+
+    fn sample(&self) {
+        let sampler = self.sampler.borrow();
+        let Some(sampler) = sampler.as_ref() else { return };
+        if !self.st.borrow().cfg.record_events {
+            return;
+        }
+        let mut values = Vec::new();
+        sampler(&mut values);
+        let mut st = self.st.borrow_mut();
+        for (i, &(name, value)) in values.iter().enumerate() {
+            if st.counters.get(i) != Some(&(name, value)) {
+                st.log(None, EventKind::Counter { name, value }, None, "counter");
+            }
+        }
+        st.counters = values;
     }
 
     /// Mark a task as a daemon (a kernel thread like kswapd).
@@ -386,6 +461,16 @@ impl Sim {
         st.last_point = None;
         st.events_dropped = 0;
         st.step = 0;
+        // The phase starts when the last one ended, on every CPU: CPUs
+        // and queued tasks the last phase left behind join the timeline
+        // there (their cost clocks stay: a set-up step costs what it costs).
+        let now = st.timeline;
+        for cpu in &mut st.cpus {
+            cpu.lag = cpu.lag.max(now.saturating_sub(cpu.clock));
+        }
+        for task in &mut st.tasks {
+            task.ready_timeline = task.ready_timeline.max(now);
+        }
     }
 
     pub fn new_lock(&self, kind: LockKind, class: &'static str, name: LockName) -> LockId {
@@ -442,10 +527,24 @@ impl Sim {
         self.st.borrow().step
     }
 
-    /// Simulated time: the latest CPU clock, in ns.
+    /// Simulated time by the cost model: the latest CPU clock, in ns.
     pub fn now(&self) -> u64 {
         let st = self.st.borrow();
         st.cpus.iter().map(|c| c.clock).max().unwrap_or(0).max(st.last_timer)
+    }
+
+    /// The end of the run's one timeline so far, in ns: the latest event's
+    /// time (at least [`Sim::now`]).
+    pub fn timeline(&self) -> u64 {
+        let st = self.st.borrow();
+        let cpus = st.cpus.iter().map(|c| c.clock + c.lag).max().unwrap_or(0);
+        st.timeline.max(cpus).max(st.last_timer)
+    }
+
+    /// The stalls of the run so far, in ns: how much longer than the cost
+    /// model says the schedule held CPUs and timers back.
+    pub fn stalled(&self) -> u64 {
+        self.st.borrow().stalled
     }
 
     /// The choices made since the last [`Sim::set_chooser`], in order.
@@ -503,6 +602,8 @@ impl Sim {
             EventKind::Wake => "wake".to_string(),
             EventKind::Note(_) => "note".to_string(),
             EventKind::Exit => "exit".to_string(),
+            EventKind::Stall { .. } => "stall".to_string(),
+            EventKind::Counter { .. } => "counter".to_string(),
         };
         let time = format_ns(event.time);
         match &event.kind {
@@ -510,6 +611,16 @@ impl Sim {
             EventKind::Note(text) => {
                 format!("{:>7} {time:>14} {cpu:<5} {task:<12} note        {}: {text}", event.step, event.point)
             }
+            EventKind::Counter { name, value } => {
+                format!("{:>7} {time:>14} {cpu:<5} {task:<12} counter     {name} = {value}", event.step)
+            }
+            EventKind::Stall { from, cause } => format!(
+                "{:>7} {time:>14} {cpu:<5} {task:<12} stall       {} {} since {} (not in the cost model)",
+                event.step,
+                cause.name(),
+                format_ns(event.time - from),
+                format_ns(*from)
+            ),
             _ => format!("{:>7} {time:>14} {cpu:<5} {task:<12} {what:<11} {lock:<26} {}", event.step, event.point)
                 .trim_end()
                 .to_string(),
@@ -533,7 +644,7 @@ impl Sim {
         let st = self.st.borrow();
         let sleeping_lock = event.lock_number.is_some_and(|n| !st.lock_names[n as usize].1.forbids_sleep());
         match event.kind {
-            EventKind::Attempt | EventKind::Point => false,
+            EventKind::Attempt | EventKind::Point | EventKind::Counter { .. } => false,
             EventKind::Acquired | EventKind::Released => sleeping_lock,
             _ => true,
         }
@@ -618,6 +729,7 @@ impl Sim {
             match option {
                 StepOption::Run(cpu) => {
                     let task = self.st.borrow().cpus[cpu].current.expect("a busy CPU has a task");
+                    self.st.borrow_mut().catch_up(cpu, task);
                     self.poll_task(task);
                 }
                 StepOption::Dispatch(task) => {
@@ -629,6 +741,11 @@ impl Sim {
             if record_footprints {
                 let footprint = footprint::take();
                 self.st.borrow_mut().chooser.stepped(footprint);
+            }
+            if self.sampler.borrow().is_some() {
+                self.sample();
+                // Reading the counters is the report's, not the step's.
+                drop(footprint::take());
             }
         }
     }
@@ -661,11 +778,28 @@ impl Sim {
         footprint::touch(footprint::TIMERS, footprint::ALL, true);
         let (due, action) = {
             let mut st = self.st.borrow_mut();
-            let ((due, _), action) = st.timers.pop_first().expect("timer option without a timer");
+            let (key, action) = st.timers.pop_first().expect("timer option without a timer");
+            let lag = st.timer_lags.remove(&key).unwrap_or(0);
+            let due = key.0;
             if matches!(action, TimerAction::Call(..)) {
                 st.io_timers -= 1;
             }
             st.last_timer = st.last_timer.max(due);
+            // On the timeline the timer is due at its cost-model time plus
+            // the stalls of the CPU that set it; if the schedule fires it
+            // after other steps that came later, it fires late: a stall.
+            let (on_time, task, cause) = match &action {
+                TimerAction::Wake(task) => (due + lag, *task, StallCause::TimerLate),
+                TimerAction::Call(_, task, _) => (due + lag, *task, StallCause::IoLate),
+            };
+            let fired = on_time.max(st.timeline);
+            if fired > on_time {
+                st.stalled += fired - on_time;
+                st.log_stall(None, Some(task), on_time, fired, cause, None);
+            }
+            st.timeline = fired;
+            st.irq_timeline = Some(fired);
+            st.irq_skew = st.tasks[task.0 as usize].skew;
             (due, action)
         };
         match action {
@@ -676,6 +810,7 @@ impl Sim {
                 self.st.borrow_mut().irq_time = None;
             }
         }
+        self.st.borrow_mut().irq_timeline = None;
     }
 
     /// Run `callback` as an interrupt `delay_ns` after `from`'s now (an
@@ -688,7 +823,9 @@ impl Sim {
         let seq = st.timer_seq;
         st.timer_seq += 1;
         let at = st.tasks[from.0 as usize].at;
+        let lag = st.task_lag(from);
         st.timers.insert((due, seq), TimerAction::Call(Box::new(callback), from, at));
+        st.timer_lags.insert((due, seq), lag);
         st.io_timers += 1;
     }
 
@@ -771,12 +908,14 @@ impl Sim {
         }
     }
 
-    pub(crate) fn attempt(&self, task: TaskId, lock: LockId, point: Point) {
-        self.st.borrow_mut().log(Some(task), EventKind::Attempt, Some(lock), point);
+    /// Log a lock request; `read` for the read side of an rwlock, `trylock`
+    /// for a request that never waits.
+    pub(crate) fn attempt(&self, task: TaskId, lock: LockId, point: Point, read: bool, trylock: bool) {
+        self.st.borrow_mut().log_lock_op(task, EventKind::Attempt, lock, point, read, trylock);
     }
 
-    pub(crate) fn contended(&self, task: TaskId, lock: LockId, point: Point) {
-        self.st.borrow_mut().log(Some(task), EventKind::Contended, Some(lock), point);
+    pub(crate) fn contended(&self, task: TaskId, lock: LockId, point: Point, read: bool, trylock: bool) {
+        self.st.borrow_mut().log_lock_op(task, EventKind::Contended, lock, point, read, trylock);
     }
 
     /// One attempt of a lock that waits if it fails (spin, down, lock_page).
@@ -942,6 +1081,14 @@ impl SimState {
             stop,
             irq_time,
             last_timer,
+            timeline,
+            irq_timeline,
+            timer_lags,
+            stalled,
+            irq_skew,
+            counters,
+            op_read: _,
+            op_trylock: _,
             scratch_options: _,
             scratch_kinds: _,
             scratch_times: _,
@@ -949,7 +1096,7 @@ impl SimState {
             daemons,
             io_timers,
         } = self;
-        assert!(timers.is_empty(), "a settled simulator has no timer pending");
+        assert!(timers.is_empty() && timer_lags.is_empty(), "a settled simulator has no timer pending");
         SimState {
             cfg: cfg.clone(),
             tasks: tasks.clone(),
@@ -975,6 +1122,14 @@ impl SimState {
             stop: stop.clone(),
             irq_time: *irq_time,
             last_timer: *last_timer,
+            timeline: *timeline,
+            irq_timeline: *irq_timeline,
+            timer_lags: BTreeMap::new(),
+            stalled: *stalled,
+            irq_skew: *irq_skew,
+            counters: counters.clone(),
+            op_read: false,
+            op_trylock: false,
             scratch_options: Vec::new(),
             scratch_kinds: Vec::new(),
             scratch_times: Vec::new(),
@@ -1013,6 +1168,103 @@ impl SimState {
         }
     }
 
+    /// The stalls behind `task`'s time: its CPU's lag, or when off CPU the
+    /// lag it left with (or was woken with).
+    fn task_lag(&self, task: TaskId) -> u64 {
+        let info = &self.tasks[task.0 as usize];
+        match info.cpu {
+            Some(cpu) => self.cpus[cpu].lag,
+            None => info.ready_timeline.saturating_sub(info.ready_at),
+        }
+    }
+
+    /// Before `task` steps on `cpu`: if the CPU's time on the timeline is
+    /// behind the latest event, the schedule held it back while other
+    /// CPUs ran: it catches up, and the gap is a stall. A spinner's wait
+    /// for the lock's release is the cost model's and comes first.
+    fn catch_up(&mut self, cpu: usize, task: TaskId) {
+        let clock = self.cpus[cpu].clock;
+        let natural = match self.tasks[task.0 as usize].state {
+            // A spin the cost model has (the holder took the lock before
+            // this task asked) comes before any stall; one only the order
+            // made is a stall itself (`try_acquire`).
+            TaskState::Spinning(lock) => match self.locks.get(lock) {
+                Some(l) => clock + self.spin_wait(task, l).saturating_sub(self.cfg.costs.step),
+                None => clock,
+            },
+            _ => clock,
+        } + self.cpus[cpu].lag;
+        if natural < self.timeline {
+            let gap = self.timeline - natural;
+            self.cpus[cpu].lag += gap;
+            self.stalled += gap;
+            let to = self.timeline;
+            self.log_stall(Some(cpu), Some(task), natural, to, StallCause::Cpu, None);
+        }
+    }
+
+    /// How long `task` spins for `lock` by the cost model: until its
+    /// release, if its holder took it before the task asked; else not at
+    /// all (the order put the holder first: a stall).
+    fn spin_wait(&self, task: TaskId, lock: &LockState) -> u64 {
+        let now = self.task_cost(task);
+        if lock.taken_cost <= now {
+            lock.released_cost.saturating_sub(now)
+        } else {
+            0
+        }
+    }
+
+    /// Log a stall span [from, to] (the event is at `to`).
+    fn log_stall(
+        &mut self,
+        cpu: Option<usize>,
+        task: Option<TaskId>,
+        from: u64,
+        to: u64,
+        cause: StallCause,
+        lock: Option<LockId>,
+    ) {
+        if !self.cfg.record_events {
+            return;
+        }
+        if self.events.len() >= self.cfg.event_limit.max(1) {
+            self.events.pop_front();
+            self.events_dropped += 1;
+        }
+        let cost = match task {
+            Some(t) => self.task_cost(t),
+            None => self.irq_cost(),
+        };
+        let point = task.map(|t| self.tasks[t.0 as usize].at).unwrap_or("timer");
+        let lock_number = lock.and_then(|l| self.locks.get(l)).map(|l| l.number);
+        self.events.push_back(Event {
+            step: self.step,
+            time: to,
+            cost,
+            read: false,
+            trylock: false,
+            cpu,
+            task,
+            kind: EventKind::Stall { from, cause },
+            lock,
+            lock_number,
+            point,
+        });
+        self.timeline = self.timeline.max(to);
+    }
+
+    /// A task's time by the cost model: its clock less the catch-ups the
+    /// order made.
+    fn task_cost(&self, task: TaskId) -> u64 {
+        self.task_now(task).saturating_sub(self.tasks[task.0 as usize].skew)
+    }
+
+    /// The cost-model time of the interrupt being run.
+    fn irq_cost(&self) -> u64 {
+        self.irq_time.unwrap_or(0).saturating_sub(self.irq_skew)
+    }
+
     fn charge(&mut self, task: TaskId, ns: u64) {
         if let Some(cpu) = self.tasks[task.0 as usize].cpu {
             self.cpus[cpu].clock += ns;
@@ -1028,18 +1280,51 @@ impl SimState {
         }
     }
 
+    /// Log a lock operation with its read/trylock flags.
+    #[inline]
+    fn log_lock_op(&mut self, task: TaskId, kind: EventKind, lock: LockId, point: Point, read: bool, trylock: bool) {
+        if self.cfg.record_events {
+            self.op_read = read;
+            self.op_trylock = trylock;
+            self.push_event(Some(task), kind, Some(lock), point);
+            self.op_read = false;
+            self.op_trylock = false;
+        }
+    }
+
     #[inline(never)]
     fn push_event(&mut self, task: Option<TaskId>, kind: EventKind, lock: Option<LockId>, point: Point) {
-        let (cpu, time) = match task {
-            Some(t) => (self.tasks[t.0 as usize].cpu, self.task_now(t)),
-            None => (None, self.irq_time.unwrap_or(0)),
+        // A task on a CPU is at its CPU's timeline time; anything else (an
+        // interrupt, a task woken off CPU) happens now: at the timer's
+        // firing, or at the latest event.
+        let (cpu, cost, time) = match task.map(|t| (t, self.tasks[t.0 as usize].cpu)) {
+            Some((t, Some(cpu))) => (Some(cpu), self.task_cost(t), self.cpus[cpu].clock + self.cpus[cpu].lag),
+            Some((t, None)) => (None, self.task_cost(t), self.irq_timeline.unwrap_or(self.timeline)),
+            None => (None, self.irq_cost(), self.irq_timeline.unwrap_or(self.timeline)),
         };
+        // Never earlier than an event already logged (`catch_up` keeps a
+        // stepping CPU at or past it, so this only guards).
+        let time = time.max(self.timeline);
+        self.timeline = time;
         if self.events.len() >= self.cfg.event_limit.max(1) {
             self.events.pop_front();
             self.events_dropped += 1;
         }
         let lock_number = lock.and_then(|l| self.locks.get(l)).map(|l| l.number);
-        self.events.push_back(Event { step: self.step, time, cpu, task, kind, lock, lock_number, point });
+        let (read, trylock) = (self.op_read, self.op_trylock);
+        self.events.push_back(Event {
+            step: self.step,
+            time,
+            cost,
+            read,
+            trylock,
+            cpu,
+            task,
+            kind,
+            lock,
+            lock_number,
+            point,
+        });
     }
 
     fn violate(&mut self, task: Option<TaskId>, invariant: &'static str, message: String) {
@@ -1232,9 +1517,20 @@ impl SimState {
         let info = &mut self.tasks[task.0 as usize];
         info.cpu = Some(cpu);
         info.yielded_to.clear();
-        let ready_at = info.ready_at;
-        let clock = &mut self.cpus[cpu].clock;
-        *clock = (*clock).max(ready_at) + switch;
+        let (ready_at, ready_timeline) = (info.ready_at, info.ready_timeline);
+        // On the timeline the task starts when both it and the CPU are
+        // ready, unless the schedule ran other steps first: a stall.
+        let natural = (self.cpus[cpu].clock + self.cpus[cpu].lag).max(ready_timeline);
+        if natural < self.timeline {
+            self.stalled += self.timeline - natural;
+            let to = self.timeline;
+            self.log_stall(Some(cpu), Some(task), natural, to, StallCause::Dispatch, None);
+        }
+        let start = natural.max(self.timeline);
+        let c = &mut self.cpus[cpu];
+        c.clock = c.clock.max(ready_at);
+        c.lag = start - c.clock;
+        c.clock += switch;
         self.cpus[cpu].current = Some(task);
         self.log(Some(task), EventKind::Dispatch, None, "schedule");
     }
@@ -1242,11 +1538,13 @@ impl SimState {
     fn leave_cpu(&mut self, task: TaskId) {
         footprint::touch(footprint::CPUS, 0, true);
         let now = self.task_now(task);
+        let timeline = now + self.task_lag(task);
         let info = &mut self.tasks[task.0 as usize];
         if let Some(cpu) = info.cpu.take() {
             self.cpus[cpu].current = None;
         }
         info.ready_at = now;
+        info.ready_timeline = timeline.max(now);
     }
 
     fn finish(&mut self, task: TaskId) {
@@ -1292,14 +1590,30 @@ impl SimState {
         let released_at = state.released_at;
         let lock_op = self.cfg.costs.lock_op;
         if let Some(cpu) = self.tasks[task.0 as usize].cpu {
+            let clock = self.cpus[cpu].clock;
+            // The release was later than this task's time. If the holder
+            // had taken the lock before this task asked (by the cost
+            // model), the task waited for it: the cost model's wait. If
+            // the holder took it later, only the schedule's order put the
+            // holder first: the catch-up is a stall, not a wait.
+            let wait = self.spin_wait(task, &self.locks[lock]);
+            let stall = released_at.saturating_sub(clock).saturating_sub(wait);
+            if stall > 0 {
+                self.tasks[task.0 as usize].skew += stall;
+                self.stalled += stall;
+                let from = (clock + self.cpus[cpu].lag).max(self.timeline);
+                self.log_stall(Some(cpu), Some(task), from, from + stall, StallCause::LockOrder, Some(lock));
+            }
             let clock = &mut self.cpus[cpu].clock;
             *clock = (*clock).max(released_at) + lock_op;
         }
+        let taken_cost = self.task_cost(task);
         if self.cfg.lock_order && may_wait {
             self.record_lock_order(task, lock, point);
         }
         let state = &mut self.locks[lock];
         state.taken_at = point;
+        state.taken_cost = taken_cost;
         if state.kind == LockKind::RwSpin && read {
             state.readers.push(task);
         } else {
@@ -1311,7 +1625,8 @@ impl SimState {
         info.state = TaskState::Runnable;
         info.spin_read = false;
         info.waiting = None;
-        self.log(Some(task), EventKind::Acquired, Some(lock), point);
+        let read = read && self.locks.get(lock).is_some_and(|l| l.kind == LockKind::RwSpin);
+        self.log_lock_op(task, EventKind::Acquired, lock, point, read, !may_wait);
         true
     }
 
@@ -1340,9 +1655,9 @@ impl SimState {
     /// `task` is None for an interrupt (I/O completion clearing PG_locked).
     fn release(&mut self, task: Option<TaskId>, lock: LockId, read: bool, point: Point) {
         touch_lock(lock, true);
-        let now = match task {
-            Some(t) => self.task_now(t),
-            None => self.irq_time.unwrap_or(0),
+        let (now, cost) = match task {
+            Some(t) => (self.task_now(t), self.task_cost(t)),
+            None => (self.irq_time.unwrap_or(0), self.irq_cost()),
         };
         let Some(state) = self.locks.get_mut(lock) else {
             self.violate(task, "use-after-free", format!("lock released at {point} belongs to a freed object"));
@@ -1378,6 +1693,7 @@ impl SimState {
             return;
         }
         state.released_at = now;
+        state.released_cost = cost;
         // Who to wake, in order: a semaphore's first sleeper, or every
         // waiter of the page bit (taken whole: no allocation).
         let (first, all) = match kind {
@@ -1394,7 +1710,11 @@ impl SimState {
             let lock_op = self.cfg.costs.lock_op;
             self.charge(cost_task, lock_op);
         }
-        self.log(task, EventKind::Released, Some(lock), point);
+        if self.cfg.record_events {
+            self.op_read = kind == LockKind::RwSpin && read;
+            self.push_event(task, EventKind::Released, Some(lock), point);
+            self.op_read = false;
+        }
         for sleeper in first.into_iter().chain(all) {
             self.wake(sleeper, now, point);
         }
@@ -1422,11 +1742,12 @@ impl SimState {
         }
         if self.tasks[task.0 as usize].lock_depth >= 0 && self.locks[self.bkl].owner == Some(task) {
             let bkl = self.bkl;
-            let now = self.task_now(task);
+            let (now, cost) = (self.task_now(task), self.task_cost(task));
             let state = &mut self.locks[bkl];
             state.owner = None;
             state.locked = false;
             state.released_at = now;
+            state.released_cost = cost;
             self.tasks[task.0 as usize].held.retain(|&l| l != bkl);
             self.log(Some(task), EventKind::BklDropped, Some(bkl), point);
         }
@@ -1444,6 +1765,8 @@ impl SimState {
                 let seq = self.timer_seq;
                 self.timer_seq += 1;
                 self.timers.insert((now + ns, seq), TimerAction::Wake(task));
+                let lag = self.task_lag(task);
+                self.timer_lags.insert((now + ns, seq), lag);
                 Waiting::Timer { ns, point }
             }
         };
@@ -1469,6 +1792,9 @@ impl SimState {
         info.state = TaskState::Runnable;
         info.ready_at = info.ready_at.max(time);
         info.waiting = None;
+        // Woken now on the timeline (the waker's time, or the timer's).
+        let now = self.irq_timeline.unwrap_or(self.timeline);
+        info.ready_timeline = info.ready_timeline.max(now).max(info.ready_at);
         self.runqueue.push_back(task);
         self.log(Some(task), EventKind::Wake, None, point);
     }

@@ -139,14 +139,14 @@ impl Task {
     }
 
     async fn spin_acquire(&self, lock: LockId, read: bool, point: Point) {
-        self.sim.attempt(self.id, lock, point);
+        self.sim.attempt(self.id, lock, point, read, false);
         let mut contended = false;
         loop {
             if self.sim.try_acquire(self.id, lock, read, point) {
                 return;
             }
             if !contended {
-                self.sim.contended(self.id, lock, point);
+                self.sim.contended(self.id, lock, point, read, false);
                 contended = true;
             }
             if self.sim.is_stopped() {
@@ -203,10 +203,10 @@ impl Task {
     /// `TryLockPage`: takes the bit if it is clear; never sleeps. Returns
     /// whether it was taken (note: the C macro returns the *old* bit).
     pub fn try_lock_page(&self, page_lock: LockId, point: Point) -> bool {
-        self.sim.attempt(self.id, page_lock, point);
+        self.sim.attempt(self.id, page_lock, point, false, true);
         let taken = self.sim.try_acquire_once(self.id, page_lock, point);
         if !taken {
-            self.sim.contended(self.id, page_lock, point);
+            self.sim.contended(self.id, page_lock, point, false, true);
         }
         taken
     }
@@ -236,14 +236,14 @@ impl Task {
     }
 
     async fn sleeping_acquire(&self, lock: LockId, point: Point) {
-        self.sim.attempt(self.id, lock, point);
+        self.sim.attempt(self.id, lock, point, false, false);
         let mut contended = false;
         loop {
             if self.sim.try_acquire(self.id, lock, false, point) {
                 return;
             }
             if !contended {
-                self.sim.contended(self.id, lock, point);
+                self.sim.contended(self.id, lock, point, false, false);
                 contended = true;
             }
             self.sleep(SleepOn::Lock(lock), point).await;
@@ -259,7 +259,7 @@ impl Task {
         park().await;
         if self.sim.lock_depth(self.id) >= 0 {
             let bkl = self.sim.bkl();
-            self.sim.attempt(self.id, bkl, point);
+            self.sim.attempt(self.id, bkl, point, false, false);
             loop {
                 if self.sim.try_acquire(self.id, bkl, false, point) {
                     break;

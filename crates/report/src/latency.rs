@@ -24,8 +24,13 @@ pub struct Latency {
 /// by name. Percentiles are nearest-rank: the p-th percentile of n sorted
 /// samples is the sample of rank ⌈p·n/100⌉ (from 1).
 pub fn latencies(report: &RunReport) -> Vec<Latency> {
+    latencies_of(&report.calls)
+}
+
+/// [`latencies`] of any calls (those of many runs together).
+pub fn latencies_of(calls: &[script::run::CallRecord]) -> Vec<Latency> {
     let mut by_name: BTreeMap<&'static str, Vec<u64>> = BTreeMap::new();
-    for call in &report.calls {
+    for call in calls {
         by_name.entry(call.name).or_default().push(call.end_ns.saturating_sub(call.start_ns));
     }
     by_name

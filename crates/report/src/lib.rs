@@ -25,12 +25,12 @@
 //!
 //! // One CSV row per event.
 //! let csv = report::events_csv(&run);
-//! assert!(csv.starts_with("step,time_ns,cpu,task,event,lock,lock_class,point,sleep_ns,text\n"));
+//! assert!(csv.starts_with("step,time_ns,cost_ns,cpu,task,event,lock,lock_class,read,point,sleep_ns,text\n"));
 //! assert_eq!(csv.lines().count(), run.events.len() + 1);
 //!
 //! // /proc/lock_stat per lock class, and call latencies.
 //! let locks = report::lock_stat(&run);
-//! assert!(locks.iter().any(|l| l.class == "mmap_sem" && l.acquisitions > 0));
+//! assert!(locks.iter().any(|l| l.class == "mmap_sem" && l.write.hold.count > 0));
 //! print!("{}", report::render_lock_stat(&locks));
 //! let calls = report::latencies(&run);
 //! assert!(calls.iter().any(|l| l.name == "fault" && l.count == 1));
@@ -51,16 +51,20 @@ mod events;
 mod latency;
 mod locks;
 mod plot;
-mod spans;
+pub mod spans;
 mod table;
 mod trace;
 
 pub use events::{events_csv, kind_name, EVENTS_CSV_HEADER};
-pub use latency::{latencies, nearest_rank, render_latencies, Latency};
-pub use locks::{lock_stat, render_lock_stat, LockStat, Stat};
+pub use latency::{latencies, latencies_of, nearest_rank, render_latencies, Latency};
+pub use locks::{
+    lock_stat, lock_stat_csv, lock_stat_json, lock_stat_time, lock_stat_total, render_lock_stat, LockStat, Side, Stat,
+    LOCKSTAT_POINTS, LOCK_STAT_CSV_HEADER,
+};
 pub use plot::{line_plot, Chart, Series, Spread, SVG_FONT};
+pub use spans::timing_assumptions;
 pub use table::Table;
-pub use trace::{chrome_trace, TASKS_PID};
+pub use trace::{chrome_trace, COUNTERS_PID, TASKS_PID};
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -73,6 +77,8 @@ pub(crate) mod tests {
             outcome: engine::Outcome::Finished,
             steps: 0,
             time_ns: 0,
+            timeline_ns: 0,
+            stalled_ns: 0,
             stats: Default::default(),
             printk: Vec::new(),
             prints: Vec::new(),

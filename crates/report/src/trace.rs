@@ -1,59 +1,119 @@
 //! The run as a Chrome trace (the JSON trace-event format that
-//! chrome://tracing and the Perfetto UI open).
+//! chrome://tracing and the Perfetto UI open), written with serde_json.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 
 use engine::EventKind;
 use script::RunReport;
+use serde_json::{json, Value};
 
-use crate::spans::lock_holds;
-use crate::table::micros;
+use crate::spans::{cut, lock_holds, lock_waits, stalls};
 
 /// The pid of the "tasks" process, which holds one track per task with its
-/// sleeps and its holds of sleeping locks and the BKL. CPUs are pids 0, 1, ...
+/// sleeps, its spins and its holds of sleeping locks and the BKL. CPUs are
+/// pids 0, 1, ...
 pub const TASKS_PID: usize = 1000;
+
+/// The pid of the "counters" process (free pages, swap slots in use).
+pub const COUNTERS_PID: usize = 1001;
 
 /// The name of the track of events with no task (I/O completions).
 const IRQ: &str = "irq";
 
-/// Writes `report` as Chrome trace-event JSON (`{"traceEvents": [...]}`).
+/// Writes `report` as Chrome trace-event JSON (`{"traceEvents": [...]}`),
+/// every event serialized by serde_json, one per line.
 ///
-/// - Process `cpuN` (pid N) has a track per task that ran on CPU N, with an
-///   `X` event (cat `run`) for each span the task ran there: from its
-///   `Dispatch` to its next `Sleep`, `Preempt` or `Exit`.
-/// - Process `tasks` (pid [`TASKS_PID`]) has a track per task with its sleeps
-///   (cat `sleep`, `Sleep` → `Wake`, named by what it slept on) and its
-///   holds of sleeping locks and of the BKL (cat `lock`, `Acquired` →
-///   `Released`/`BklDropped`, named by the lock instance). Spans of one task
-///   that overlap without nesting go to extra tracks named `task [1]`, ...
-/// - Notes (kernel messages, results; cat `violation` for invariant
-///   violations) are thread-scoped instant events (`i`), on the task's track
-///   of the CPU it ran on, or on its `tasks` track when it had none (the
-///   `irq` track for events with no task).
+/// - Process `cpuN` (pid N) has a track per task that ran on CPU N: an `X`
+///   event (cat `run`) for each span the task ran there, from its
+///   `Dispatch` to its next `Sleep`, `Preempt` or `Exit`, with the stalls
+///   cut out; each stall (cat `stall`: the schedule held the task back
+///   longer than the cost model says) is a span of its own, named by its
+///   cause; every named point the task reached is an instant (cat `point`).
+/// - Process `tasks` (pid [`TASKS_PID`]) has a track per task with its
+///   sleeps (cat `sleep`, `Sleep` → `Wake`), its spins on spinlocks and
+///   rwlocks (cat `spin`, `Contended` → `Acquired`) and its holds of
+///   sleeping locks and of the BKL (cat `lock`, `Acquired` →
+///   `Released`/`BklDropped`, the holder's stalls cut out). Spans of one
+///   task that overlap without nesting go to extra tracks `task [1]`, ...
+///   The `irq` track there has the I/O completions that came late (stalls).
+/// - Flow arrows (cat `flow`): from a release to the acquisition of the
+///   task that waited for it, and from a wake-up to the woken task's
+///   dispatch.
+/// - Process `counters` (pid [`COUNTERS_PID`]) has counter tracks (`C`):
+///   free pages and swap slots in use. (2.3.99's nr_async_pages is not
+///   modelled, so there is no track for it.)
+/// - Notes (kernel messages, results) are instants on the task's track; an
+///   invariant violation is a global instant (cat `violation`) with its
+///   message.
 /// - `M` events name the processes and the threads and fix their order.
 ///
-/// Times are simulated: `ts` and `dur` are µs with ns precision (three
-/// decimals). Spans still open when the log ends are closed at the end of
+/// Times are on the run's one timeline: `ts` and `dur` in µs with ns
+/// precision. Spans still open when the log ends are closed at the end of
 /// the run and get `"unfinished": true` in their args. Thread ids are
-/// numbered from 1 in (pid, task, track) order, so they are unique in the
-/// whole trace. Events are sorted by time; the output is a pure function of
-/// the report.
+/// numbered from 1 in (pid, task, track) order. Events are sorted by time;
+/// the output is a pure function of the report.
 pub fn chrome_trace(report: &RunReport) -> String {
     let tasks = TaskNumbers::new(report);
-    let end_of_run = report.events.iter().map(|e| e.time).max().unwrap_or(0).max(report.time_ns);
+    let end_of_run = report.events.iter().map(|e| e.time).max().unwrap_or(0).max(report.timeline_ns);
     let mut spans: Vec<Span> = Vec::new();
     let mut instants: Vec<Instant> = Vec::new();
+    let mut counters: Vec<(u64, &'static str, i64)> = Vec::new();
 
-    // Runs on CPUs and sleeps.
+    // Each task's stalls, to cut out of its runs and holds.
+    let stall_list = stalls(&report.events);
+    let mut holes: BTreeMap<usize, Vec<(u64, u64)>> = BTreeMap::new();
+    for s in &stall_list {
+        let task = tasks.number(&s.task);
+        holes.entry(task).or_default().push((s.start, s.end));
+        let (pid, name) = match s.cpu {
+            Some(cpu) => (cpu, format!("stall ({})", s.cause.name())),
+            None => (
+                TASKS_PID,
+                format!("{} ({})", if s.cause.name() == "io-late" { "late I/O" } else { "late timer" }, s.task),
+            ),
+        };
+        let task_track = if s.cpu.is_some() { task } else { 0 };
+        let args = vec![
+            ("cause", json!(s.cause.name())),
+            ("task", json!(s.task)),
+            ("point", json!(s.point)),
+            ("step", json!(s.step)),
+        ];
+        spans.push(Span { name, cat: "stall", pid, task: task_track, start: s.start, end: s.end, args, lane: 0 });
+    }
+    for list in holes.values_mut() {
+        list.sort();
+    }
+    let holes_of = |task: usize| holes.get(&task).map(Vec::as_slice).unwrap_or(&[]);
+
+    // Runs on CPUs, sleeps, points and notes.
     let mut running: BTreeMap<usize, (usize, u64, u64)> = BTreeMap::new(); // task → (cpu, start, step)
     let mut sleeping: BTreeMap<usize, (String, u64, u64)> = BTreeMap::new(); // task → (on, start, step)
+    let run_span = |spans: &mut Vec<Span>, task: usize, cpu: usize, start: u64, end: u64, steps: (u64, Option<u64>)| {
+        let mut args = vec![("first_step", json!(steps.0))];
+        match steps.1 {
+            Some(last) => args.push(("last_step", json!(last))),
+            None => args.push(("unfinished", json!(true))),
+        }
+        for (a, b) in cut(start, end.max(start), holes_of(task)) {
+            spans.push(Span {
+                name: tasks.name(task).to_string(),
+                cat: "run",
+                pid: cpu,
+                task,
+                start: a,
+                end: b,
+                args: args.clone(),
+                lane: 0,
+            });
+        }
+    };
     for e in &report.events {
         let task = tasks.number(&e.task);
         match &e.kind {
             EventKind::Dispatch => {
                 if let Some((cpu, start, step)) = running.remove(&task) {
-                    spans.push(Span::run(&tasks, task, cpu, start, e.time, step, e.step, false));
+                    run_span(&mut spans, task, cpu, start, e.time, (step, Some(e.step)));
                 }
                 if let Some(cpu) = e.cpu {
                     running.insert(task, (cpu, e.time, e.step));
@@ -61,7 +121,7 @@ pub fn chrome_trace(report: &RunReport) -> String {
             }
             EventKind::Sleep(_) | EventKind::Preempt | EventKind::Exit => {
                 if let Some((cpu, start, step)) = running.remove(&task) {
-                    spans.push(Span::run(&tasks, task, cpu, start, e.time, step, e.step, false));
+                    run_span(&mut spans, task, cpu, start, e.time, (step, Some(e.step)));
                 }
                 if let EventKind::Sleep(on) = &e.kind {
                     sleeping.insert(task, (on.clone(), e.time, e.step));
@@ -69,52 +129,86 @@ pub fn chrome_trace(report: &RunReport) -> String {
             }
             EventKind::Wake => {
                 if let Some((on, start, step)) = sleeping.remove(&task) {
-                    spans.push(Span::sleep(task, on, start, e.time, step, e.step, false));
+                    let args = vec![("slept_step", json!(step)), ("woken_step", json!(e.step))];
+                    spans.push(Span {
+                        name: on,
+                        cat: "sleep",
+                        pid: TASKS_PID,
+                        task,
+                        start,
+                        end: e.time,
+                        args,
+                        lane: 0,
+                    });
                 }
             }
-            EventKind::Note(text) => {
+            EventKind::Point => {
                 let pid = e.cpu.unwrap_or(TASKS_PID);
-                let cat = if text.starts_with("VIOLATION") { "violation" } else { "note" };
-                let args = vec![
-                    ("task", Json::Str(tasks.name(task).to_string())),
-                    ("point", Json::Str(e.point.to_string())),
-                    ("step", Json::Int(e.step)),
-                ];
-                instants.push(Instant { name: text.clone(), cat, pid, task, ts: e.time, args });
+                let args = vec![("step", json!(e.step))];
+                instants.push(Instant {
+                    name: e.point.to_string(),
+                    cat: "point",
+                    pid,
+                    task,
+                    ts: e.time,
+                    args,
+                    global: false,
+                });
             }
+            EventKind::Note(text) => {
+                let violation = text.starts_with("VIOLATION");
+                let pid = e.cpu.unwrap_or(TASKS_PID);
+                let args = vec![("task", json!(tasks.name(task))), ("point", json!(e.point)), ("step", json!(e.step))];
+                let cat = if violation { "violation" } else { "note" };
+                instants.push(Instant { name: text.clone(), cat, pid, task, ts: e.time, args, global: violation });
+            }
+            EventKind::Counter { name, value } => counters.push((e.time, name, *value)),
             _ => {}
         }
     }
     for (task, (cpu, start, step)) in running {
-        spans.push(Span::run(&tasks, task, cpu, start, end_of_run, step, u64::MAX, true));
+        run_span(&mut spans, task, cpu, start, end_of_run, (step, None));
     }
     for (task, (on, start, step)) in sleeping {
-        spans.push(Span::sleep(task, on, start, end_of_run, step, u64::MAX, true));
+        let args = vec![("slept_step", json!(step)), ("unfinished", json!(true))];
+        spans.push(Span { name: on, cat: "sleep", pid: TASKS_PID, task, start, end: end_of_run, args, lane: 0 });
     }
 
-    // Holds of sleeping locks and the BKL.
+    // Holds of sleeping locks and the BKL, the holder's stalls cut out.
     for hold in lock_holds(&report.events).into_iter().filter(|h| h.sleeping) {
         let task = tasks.number(&hold.task);
-        let (end, end_step, unfinished) = match hold.end {
-            Some((end, step)) => (end, step, false),
-            None => (end_of_run, u64::MAX, true),
-        };
         let mut args =
-            vec![("class", Json::Str(hold.class.to_string())), ("acquired_step", Json::Int(hold.start_step))];
-        if !unfinished {
-            args.push(("released_step", Json::Int(end_step)));
+            vec![("class", json!(hold.class)), ("acquired_step", json!(hold.start_step)), ("hold_ns", json!(hold.ns))];
+        let end = match hold.end {
+            Some((end, step)) => {
+                args.push(("released_step", json!(step)));
+                end
+            }
+            None => {
+                args.push(("unfinished", json!(true)));
+                end_of_run
+            }
+        };
+        for (a, b) in cut(hold.start, end.max(hold.start), holes_of(task)) {
+            let name = hold.instance.clone();
+            spans.push(Span { name, cat: "lock", pid: TASKS_PID, task, start: a, end: b, args: args.clone(), lane: 0 });
         }
-        spans.push(Span {
-            name: hold.instance,
-            cat: "lock",
-            pid: TASKS_PID,
-            task,
-            start: hold.start,
-            end,
-            args,
-            unfinished,
-            lane: 0,
-        });
+    }
+    // Spins: waits for locks that forbid sleeping (the holder spins).
+    let spinlocks: BTreeSet<&str> = report
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::Acquired && !e.key)
+        .filter_map(|e| e.lock.as_ref().map(|(_, class)| *class))
+        .collect();
+    let waits = lock_waits(&report.events);
+    for w in waits.iter().filter(|w| spinlocks.contains(w.class)) {
+        let task = tasks.number(&w.task);
+        let args = vec![("class", json!(w.class)), ("point", json!(w.point)), ("wait_ns", json!(w.ns))];
+        for (a, b) in cut(w.start, w.end, holes_of(task)) {
+            let name = format!("spin on {}", w.class);
+            spans.push(Span { name, cat: "spin", pid: TASKS_PID, task, start: a, end: b, args: args.clone(), lane: 0 });
+        }
     }
 
     // Lanes: spans of one (pid, task) that overlap without nesting get
@@ -128,73 +222,200 @@ pub fn chrome_trace(report: &RunReport) -> String {
         span.lane = place(stacks, span.start, span.end);
     }
 
+    // Flows: a release to the waiter's acquisition, a wake-up to the dispatch.
+    let flows = flows(report, &tasks);
+
     // Thread ids.
     let mut tracks: BTreeSet<(usize, usize, usize)> = spans.iter().map(|s| (s.pid, s.task, s.lane)).collect();
     tracks.extend(instants.iter().map(|i| (i.pid, i.task, 0)));
+    tracks.extend(flows.iter().flat_map(|f| [(f.from.0, f.from.1, 0), (f.to.0, f.to.1, 0)]));
     let tids: BTreeMap<(usize, usize, usize), usize> = tracks.iter().enumerate().map(|(i, &t)| (t, i + 1)).collect();
 
-    let mut lines: Vec<String> = Vec::new();
-    let pids: BTreeSet<usize> = tracks.iter().map(|&(pid, _, _)| pid).collect();
+    let mut lines: Vec<Value> = Vec::new();
+    let mut pids: BTreeSet<usize> = tracks.iter().map(|&(pid, _, _)| pid).collect();
+    if !counters.is_empty() {
+        pids.insert(COUNTERS_PID);
+    }
     for &pid in &pids {
-        let name = if pid == TASKS_PID { "tasks".to_string() } else { format!("cpu{pid}") };
-        lines.push(metadata("process_name", pid, 0, Json::Str(name)));
-        lines.push(metadata("process_sort_index", pid, 0, Json::Int(pid as u64)));
+        let name = match pid {
+            TASKS_PID => "tasks".to_string(),
+            COUNTERS_PID => "counters".to_string(),
+            cpu => format!("cpu{cpu}"),
+        };
+        lines.push(metadata("process_name", pid, 0, "name", json!(name)));
+        lines.push(metadata("process_sort_index", pid, 0, "sort_index", json!(pid)));
     }
     for (&(pid, task, lane), &tid) in &tids {
         let name = match lane {
             0 => tasks.name(task).to_string(),
             lane => format!("{} [{lane}]", tasks.name(task)),
         };
-        lines.push(metadata("thread_name", pid, tid, Json::Str(name)));
-        lines.push(metadata("thread_sort_index", pid, tid, Json::Int(tid as u64)));
+        lines.push(metadata("thread_name", pid, tid, "name", json!(name)));
+        lines.push(metadata("thread_sort_index", pid, tid, "sort_index", json!(tid)));
     }
 
-    let mut timed: Vec<(Order, String)> = Vec::new();
+    let mut timed: Vec<(Order, Value)> = Vec::new();
+    let mut push = |order: (u64, usize, usize, u64), value: Value| {
+        let n = timed.len();
+        timed.push(((order.0, order.1, order.2, std::cmp::Reverse(order.3), n), value));
+    };
     for span in &spans {
         let tid = tids[&(span.pid, span.task, span.lane)];
-        let mut args = span.args.clone();
-        if span.unfinished {
-            args.push(("unfinished", Json::Bool(true)));
-        }
         let dur = span.end - span.start;
-        let line = format!(
-            r#"{{"name":{},"cat":"{}","ph":"X","ts":{},"dur":{},"pid":{},"tid":{tid},"args":{}}}"#,
-            json_string(&span.name),
-            span.cat,
-            micros(span.start),
-            micros(dur),
-            span.pid,
-            object(&args)
+        let args: serde_json::Map<String, Value> = span.args.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        push(
+            (span.start, span.pid, tid, dur),
+            json!({"name": span.name, "cat": span.cat, "ph": "X", "ts": micros(span.start), "dur": micros(dur),
+                   "pid": span.pid, "tid": tid, "args": args}),
         );
-        timed.push(((span.start, span.pid, tid, std::cmp::Reverse(dur), timed.len()), line));
     }
-    for instant in &instants {
-        let tid = tids[&(instant.pid, instant.task, 0)];
-        let line = format!(
-            r#"{{"name":{},"cat":"{}","ph":"i","s":"t","ts":{},"pid":{},"tid":{tid},"args":{}}}"#,
-            json_string(&instant.name),
-            instant.cat,
-            micros(instant.ts),
-            instant.pid,
-            object(&instant.args)
+    for i in &instants {
+        let tid = tids[&(i.pid, i.task, 0)];
+        let args: serde_json::Map<String, Value> = i.args.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let scope = if i.global { "g" } else { "t" };
+        push(
+            (i.ts, i.pid, tid, 0),
+            json!({"name": i.name, "cat": i.cat, "ph": "i", "s": scope, "ts": micros(i.ts), "pid": i.pid, "tid": tid,
+                   "args": args}),
         );
-        timed.push(((instant.ts, instant.pid, tid, std::cmp::Reverse(0), timed.len()), line));
+    }
+    for (n, f) in flows.iter().enumerate() {
+        let from = tids[&(f.from.0, f.from.1, 0)];
+        let to = tids[&(f.to.0, f.to.1, 0)];
+        push(
+            (f.start, f.from.0, from, 0),
+            json!({"name": f.name, "cat": "flow", "ph": "s", "id": n + 1, "ts": micros(f.start), "pid": f.from.0,
+                   "tid": from}),
+        );
+        push(
+            (f.end, f.to.0, to, 0),
+            json!({"name": f.name, "cat": "flow", "ph": "f", "bp": "e", "id": n + 1, "ts": micros(f.end),
+                   "pid": f.to.0, "tid": to}),
+        );
+    }
+    for &(ts, name, value) in &counters {
+        push(
+            (ts, COUNTERS_PID, 0, 0),
+            json!({"name": name, "ph": "C", "ts": micros(ts), "pid": COUNTERS_PID, "tid": 0,
+                                             "args": {"value": value}}),
+        );
     }
     timed.sort_by_key(|(order, _)| *order);
     lines.extend(timed.into_iter().map(|(_, line)| line));
 
-    let mut out = String::from("{\"traceEvents\":[\n");
-    out.push_str(&lines.join(",\n"));
-    let _ = write!(
-        out,
-        "\n],\"displayTimeUnit\":\"ns\",\"otherData\":{{\"steps\":{},\"time_ns\":{},\"events_dropped\":{}}}}}\n",
-        report.steps, report.time_ns, report.events_dropped
-    );
-    out
+    let body: Vec<String> = lines.iter().map(|v| serde_json::to_string(v).expect("a trace event serializes")).collect();
+    let other = json!({"steps": report.steps, "time_ns": report.time_ns, "timeline_ns": report.timeline_ns,
+                       "stalled_ns": report.stalled_ns, "events_dropped": report.events_dropped});
+    format!(
+        "{{\"traceEvents\":[\n{}\n],\"displayTimeUnit\":\"ns\",\"otherData\":{}}}\n",
+        body.join(",\n"),
+        serde_json::to_string(&other).expect("plain values serialize")
+    )
+}
+
+/// ns as µs (a JSON number with ns precision).
+fn micros(ns: u64) -> Value {
+    if ns % 1000 == 0 {
+        json!(ns / 1000)
+    } else {
+        json!(ns as f64 / 1000.0)
+    }
 }
 
 /// The order of timed events: time, pid, tid, longest first, creation.
 type Order = (u64, usize, usize, std::cmp::Reverse<u64>, usize);
+
+/// A flow arrow: from (pid, task) at `start` to (pid, task) at `end`.
+struct Flow {
+    name: &'static str,
+    from: (usize, usize),
+    start: u64,
+    to: (usize, usize),
+    end: u64,
+}
+
+/// The track (pid, task) an event happened on: its task's CPU track, or the
+/// task's `tasks` track when it had no CPU (the irq track for no task).
+fn track(tasks: &TaskNumbers, e: &script::run::EventLine) -> (usize, usize) {
+    let task = tasks.number(&e.task);
+    match e.cpu {
+        Some(cpu) => (cpu, task),
+        None => (TASKS_PID, task),
+    }
+}
+
+/// Release → the acquisition of a task that had waited for that instance;
+/// wake-up → the woken task's next dispatch (from the waker's track: the
+/// event just before the wake in its step, by another task or the irq).
+fn flows(report: &RunReport, tasks: &TaskNumbers) -> Vec<Flow> {
+    let events = &report.events;
+    let mut flows = Vec::new();
+    let mut last_release: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut waiting: BTreeSet<(&str, &str)> = BTreeSet::new();
+    let mut woken: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, e) in events.iter().enumerate() {
+        match &e.kind {
+            EventKind::Released | EventKind::BklDropped => {
+                if let Some((instance, _)) = &e.lock {
+                    last_release.insert(instance, i);
+                }
+            }
+            EventKind::Contended => {
+                if let Some((instance, _)) = &e.lock {
+                    waiting.insert((&e.task, instance));
+                }
+            }
+            EventKind::Acquired => {
+                let Some((instance, _)) = &e.lock else { continue };
+                if waiting.remove(&(e.task.as_str(), instance.as_str())) {
+                    if let Some(&r) = last_release.get(instance.as_str()) {
+                        let release = &events[r];
+                        if release.cpu.is_some() || release.task == "-" {
+                            flows.push(Flow {
+                                name: "release → acquire",
+                                from: release_track(tasks, release),
+                                start: release.time,
+                                to: track(tasks, e),
+                                end: e.time,
+                            });
+                        }
+                    }
+                }
+            }
+            EventKind::Wake => {
+                woken.insert(&e.task, i);
+            }
+            EventKind::Dispatch => {
+                let Some(w) = woken.remove(e.task.as_str()) else { continue };
+                let wake = &events[w];
+                // The waker: the latest event before the wake in its step
+                // that is not the woken task's.
+                let waker = events[..w].iter().rev().take_while(|x| x.step == wake.step).find(|x| {
+                    x.task != wake.task && !matches!(x.kind, EventKind::Counter { .. } | EventKind::Stall { .. })
+                });
+                if let Some(waker) = waker.filter(|x| x.cpu.is_some() || x.task == "-") {
+                    flows.push(Flow {
+                        name: "wake → dispatch",
+                        from: release_track(tasks, waker),
+                        start: wake.time,
+                        to: track(tasks, e),
+                        end: e.time,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    flows
+}
+
+/// A releaser's track: its CPU track, or the irq track for an interrupt.
+fn release_track(tasks: &TaskNumbers, e: &script::run::EventLine) -> (usize, usize) {
+    match e.cpu {
+        Some(cpu) => (cpu, tasks.number(&e.task)),
+        None => (TASKS_PID, 0),
+    }
+}
 
 /// Puts the span [start, end] (spans come sorted by start, longest first)
 /// on the first lane where it nests, opening a new lane if none; returns
@@ -251,47 +472,8 @@ struct Span {
     task: usize,
     start: u64,
     end: u64,
-    args: Vec<(&'static str, Json)>,
-    unfinished: bool,
+    args: Vec<(&'static str, Value)>,
     lane: usize,
-}
-
-impl Span {
-    #[allow(clippy::too_many_arguments)]
-    fn run(
-        tasks: &TaskNumbers,
-        task: usize,
-        cpu: usize,
-        start: u64,
-        end: u64,
-        start_step: u64,
-        end_step: u64,
-        unfinished: bool,
-    ) -> Span {
-        let mut args = vec![("first_step", Json::Int(start_step))];
-        if !unfinished {
-            args.push(("last_step", Json::Int(end_step)));
-        }
-        Span {
-            name: tasks.name(task).to_string(),
-            cat: "run",
-            pid: cpu,
-            task,
-            start,
-            end: end.max(start),
-            args,
-            unfinished,
-            lane: 0,
-        }
-    }
-
-    fn sleep(task: usize, on: String, start: u64, end: u64, start_step: u64, end_step: u64, unfinished: bool) -> Span {
-        let mut args = vec![("slept_step", Json::Int(start_step))];
-        if !unfinished {
-            args.push(("woken_step", Json::Int(end_step)));
-        }
-        Span { name: on, cat: "sleep", pid: TASKS_PID, task, start, end: end.max(start), args, unfinished, lane: 0 }
-    }
 }
 
 struct Instant {
@@ -300,55 +482,13 @@ struct Instant {
     pid: usize,
     task: usize,
     ts: u64,
-    args: Vec<(&'static str, Json)>,
+    args: Vec<(&'static str, Value)>,
+    /// A global instant (`"s": "g"`): the violation.
+    global: bool,
 }
 
-#[derive(Clone)]
-enum Json {
-    Str(String),
-    Int(u64),
-    Bool(bool),
-}
-
-fn metadata(name: &str, pid: usize, tid: usize, value: Json) -> String {
-    let key = if name.ends_with("sort_index") { "sort_index" } else { "name" };
-    format!(r#"{{"name":"{name}","ph":"M","ts":0,"pid":{pid},"tid":{tid},"args":{}}}"#, object(&[(key, value)]))
-}
-
-fn object(fields: &[(&str, Json)]) -> String {
-    let body: Vec<String> = fields
-        .iter()
-        .map(|(key, value)| {
-            let value = match value {
-                Json::Str(s) => json_string(s),
-                Json::Int(n) => n.to_string(),
-                Json::Bool(b) => b.to_string(),
-            };
-            format!("{}:{value}", json_string(key))
-        })
-        .collect();
-    format!("{{{}}}", body.join(","))
-}
-
-/// A JSON string literal.
-pub(crate) fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+fn metadata(name: &str, pid: usize, tid: usize, key: &str, value: Value) -> Value {
+    json!({"name": name, "ph": "M", "ts": 0, "pid": pid, "tid": tid, "args": {key: value}})
 }
 
 #[cfg(test)]
@@ -356,24 +496,33 @@ mod tests {
     use super::*;
     use crate::spans::tests::ev;
     use crate::tests::report_of;
-    use serde_json::Value;
+    use engine::StallCause;
 
     fn parse(json: &str) -> Vec<Value> {
         let value: Value = serde_json::from_str(json).expect("the trace is JSON");
         value["traceEvents"].as_array().expect("a traceEvents array").clone()
     }
 
-    /// Every event has ph, ts, pid, tid and name; X events a dur >= 0.
-    fn check_structure(events: &[Value]) {
+    /// Every event is a trace event: ph, ts, pid, tid and name; X events a
+    /// dur >= 0; flow starts and ends pair by id.
+    pub(crate) fn check_structure(events: &[Value]) {
+        let mut flows: BTreeMap<u64, (u32, u32)> = BTreeMap::new();
         for event in events {
             for field in ["ph", "ts", "pid", "tid", "name"] {
                 assert!(event.get(field).is_some(), "{field} missing in {event}");
             }
             assert!(event["ts"].as_f64().is_some_and(|ts| ts >= 0.0), "{event}");
-            if event["ph"] == "X" {
-                assert!(event["dur"].as_f64().is_some_and(|d| d >= 0.0), "{event}");
+            match event["ph"].as_str().unwrap() {
+                "X" => assert!(event["dur"].as_f64().is_some_and(|d| d >= 0.0), "{event}"),
+                "s" => flows.entry(event["id"].as_u64().unwrap()).or_default().0 += 1,
+                "f" => flows.entry(event["id"].as_u64().unwrap()).or_default().1 += 1,
+                "C" => assert!(event["args"]["value"].is_i64(), "{event}"),
+                "i" => assert!(matches!(event["s"].as_str(), Some("t" | "g")), "{event}"),
+                "M" => {}
+                other => panic!("unexpected phase {other} in {event}"),
             }
         }
+        assert!(flows.values().all(|&(s, f)| s == 1 && f == 1), "{flows:?}");
     }
 
     fn small_report() -> RunReport {
@@ -387,41 +536,41 @@ mod tests {
                 ev(2, 1_600, Some(0), "parent", EventKind::Acquired, spin),
                 ev(2, 1_700, Some(0), "parent", EventKind::Released, spin),
                 ev(3, 2_000, Some(0), "parent", EventKind::Sleep("sleeps 5000 ns at io".into()), None),
-                ev(4, 1_200, Some(1), "swapoff", EventKind::Dispatch, None),
-                ev(5, 1_300, Some(1), "swapoff", EventKind::Note("VIOLATION swap-count: \"bad\"".into()), None),
+                ev(4, 2_200, Some(1), "swapoff", EventKind::Dispatch, None),
+                ev(4, 2_300, Some(1), "swapoff", EventKind::Attempt, sem),
+                ev(4, 2_300, Some(1), "swapoff", EventKind::Contended, sem),
+                ev(4, 2_400, Some(1), "swapoff", EventKind::Point, None),
+                ev(5, 2_500, Some(1), "swapoff", EventKind::Sleep("sleeps on mm#1.mmap_sem".into()), sem),
+                ev(6, 7_000, None, "-", EventKind::Counter { name: "free pages", value: 12 }, None),
                 ev(6, 7_000, None, "parent", EventKind::Wake, None),
-                ev(7, 7_250, Some(1), "swapoff", EventKind::Preempt, None),
                 ev(8, 7_500, Some(1), "parent", EventKind::Dispatch, None),
                 ev(9, 8_000, Some(1), "parent", EventKind::Released, sem),
+                ev(9, 8_000, None, "swapoff", EventKind::Wake, None),
                 ev(10, 9_000, Some(1), "parent", EventKind::Exit, None),
+                ev(11, 12_000, Some(0), "swapoff", EventKind::Stall { from: 9_000, cause: StallCause::Dispatch }, None),
+                ev(11, 12_000, Some(0), "swapoff", EventKind::Dispatch, None),
+                ev(11, 12_100, Some(0), "swapoff", EventKind::Acquired, sem),
+                ev(12, 12_200, Some(0), "swapoff", EventKind::Note("VIOLATION swap-count: \"bad\"".into()), None),
             ],
         )
     }
 
     #[test]
-    fn small_trace_has_cpus_tasks_runs_sleeps_holds_and_notes() {
+    fn small_trace_has_runs_sleeps_holds_stalls_flows_counters_and_the_violation() {
         let json = chrome_trace(&small_report());
         let events = parse(&json);
         check_structure(&events);
-
         let find = |ph: &str, name: &str| -> Vec<&Value> {
             events.iter().filter(|e| e["ph"] == ph && e["name"] == name).collect()
         };
-        // Processes and threads are named.
         let process_names: Vec<(u64, &str)> = find("M", "process_name")
             .iter()
             .map(|e| (e["pid"].as_u64().unwrap(), e["args"]["name"].as_str().unwrap()))
             .collect();
-        assert_eq!(process_names, vec![(0, "cpu0"), (1, "cpu1"), (TASKS_PID as u64, "tasks")]);
-        let thread_names: Vec<(u64, u64, &str)> = find("M", "thread_name")
-            .iter()
-            .map(|e| (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap(), e["args"]["name"].as_str().unwrap()))
-            .collect();
         assert_eq!(
-            thread_names,
-            vec![(0, 1, "parent"), (1, 2, "parent"), (1, 3, "swapoff"), (TASKS_PID as u64, 4, "parent")]
+            process_names,
+            vec![(0, "cpu0"), (1, "cpu1"), (TASKS_PID as u64, "tasks"), (COUNTERS_PID as u64, "counters")]
         );
-
         // Runs: parent on cpu0 1.000..2.000 µs, then on cpu1 7.500..9.000.
         let runs = find("X", "parent");
         assert_eq!(runs.len(), 2);
@@ -433,90 +582,59 @@ mod tests {
             (runs[1]["pid"].as_u64(), runs[1]["ts"].as_f64(), runs[1]["dur"].as_f64()),
             (Some(1), Some(7.5), Some(1.5))
         );
-        let swapoff = find("X", "swapoff");
-        assert_eq!((swapoff[0]["ts"].as_f64(), swapoff[0]["dur"].as_f64()), (Some(1.2), Some(6.05)));
-        assert_eq!(swapoff[0]["args"]["last_step"], 7);
-
-        // The sleep and the semaphore hold are on the parent's task track;
-        // the spinlock hold is not in the trace.
-        let sleep = find("X", "sleeps 5000 ns at io");
-        assert_eq!((sleep[0]["pid"].as_u64(), sleep[0]["tid"].as_u64()), (Some(TASKS_PID as u64), Some(4)));
-        assert_eq!((sleep[0]["ts"].as_f64(), sleep[0]["dur"].as_f64()), (Some(2.0), Some(5.0)));
+        // The stall is a span of its own on swapoff's cpu0 track, before its run.
+        let stall = find("X", "stall (dispatch)");
+        assert_eq!(
+            (stall[0]["ts"].as_f64(), stall[0]["dur"].as_f64(), stall[0]["cat"].as_str()),
+            (Some(9.0), Some(3.0), Some("stall"))
+        );
+        // The semaphore hold; the spinlock hold is not drawn.
         let hold = find("X", "mm#1.mmap_sem");
         assert_eq!((hold[0]["ts"].as_f64(), hold[0]["dur"].as_f64()), (Some(1.5), Some(6.5)));
-        assert_eq!(hold[0]["cat"], "lock");
-        assert_eq!(hold[0]["args"]["class"], "mmap_sem");
         assert!(find("X", "mm#1.page_table_lock").is_empty());
-
-        // The note is an instant on swapoff's cpu1 track.
-        let notes: Vec<&Value> = events.iter().filter(|e| e["ph"] == "i").collect();
-        assert_eq!(notes.len(), 1);
-        assert_eq!(notes[0]["name"], "VIOLATION swap-count: \"bad\"");
-        assert_eq!(
-            (notes[0]["cat"].as_str(), notes[0]["pid"].as_u64(), notes[0]["tid"].as_u64()),
-            (Some("violation"), Some(1), Some(3))
-        );
-        assert_eq!(notes[0]["ts"].as_f64(), Some(1.3));
-
-        // Timed events come sorted by time.
+        // Flows: parent's release to swapoff's acquire, the wake-ups to the dispatches.
+        let flow_starts: Vec<(f64, &str)> = events
+            .iter()
+            .filter(|e| e["ph"] == "s")
+            .map(|e| (e["ts"].as_f64().unwrap(), e["name"].as_str().unwrap()))
+            .collect();
+        assert_eq!(flow_starts, vec![(8.0, "wake → dispatch"), (8.0, "release → acquire")]);
+        // A counter and the named point.
+        assert_eq!(find("C", "free pages")[0]["args"]["value"], 12);
+        assert_eq!(events.iter().filter(|e| e["ph"] == "i" && e["cat"] == "point").count(), 1);
+        // The violation is a global instant with its message.
+        let v: Vec<&Value> = events.iter().filter(|e| e["cat"] == "violation").collect();
+        assert_eq!((v[0]["s"].as_str(), v[0]["name"].as_str()), (Some("g"), Some("VIOLATION swap-count: \"bad\"")));
         let times: Vec<f64> = events.iter().filter(|e| e["ph"] != "M").map(|e| e["ts"].as_f64().unwrap()).collect();
         assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+        assert_eq!(json, chrome_trace(&small_report()));
     }
 
     #[test]
-    fn open_spans_end_with_the_run_and_overlaps_get_lanes() {
-        let (a, b) = (Some(("shm0.i_sem", "i_sem")), Some(("mm#2.mmap_sem", "mmap_sem")));
-        let mut report = report_of(
+    fn a_stall_is_cut_out_of_the_run_and_the_hold() {
+        let sem = Some(("mm#1.mmap_sem", "mmap_sem"));
+        let report = report_of(
             &["t"],
             vec![
                 ev(1, 100, Some(0), "t", EventKind::Dispatch, None),
-                ev(2, 200, Some(0), "t", EventKind::Acquired, a),
-                ev(3, 300, Some(0), "t", EventKind::Acquired, b),
-                ev(4, 400, Some(0), "t", EventKind::Released, a), // a and b overlap, not nested
+                ev(2, 200, Some(0), "t", EventKind::Acquired, sem),
+                ev(3, 5_000, Some(0), "t", EventKind::Stall { from: 300, cause: StallCause::Cpu }, None),
+                ev(3, 5_100, Some(0), "t", EventKind::Released, sem),
+                ev(3, 5_200, Some(0), "t", EventKind::Exit, None),
             ],
         );
-        report.time_ns = 1_000;
         let events = parse(&chrome_trace(&report));
         check_structure(&events);
-        let get = |name: &str| events.iter().find(|e| e["ph"] == "X" && e["name"] == name).unwrap().clone();
-        let (run, hold_a, hold_b) = (get("t"), get("shm0.i_sem"), get("mm#2.mmap_sem"));
-        assert_eq!((run["dur"].as_f64(), &run["args"]["unfinished"]), (Some(0.9), &Value::Bool(true)));
-        assert_eq!((hold_b["ts"].as_f64(), hold_b["dur"].as_f64()), (Some(0.3), Some(0.7)));
-        assert_eq!(hold_b["args"]["unfinished"], true);
-        assert!(hold_a["args"].get("unfinished").is_none());
-        assert_ne!(hold_a["tid"], hold_b["tid"]);
-        let lane_name = events
-            .iter()
-            .find(|e| e["ph"] == "M" && e["name"] == "thread_name" && e["tid"] == hold_b["tid"])
-            .map(|e| e["args"]["name"].clone());
-        assert_eq!(lane_name, Some(Value::from("t [1]")));
-    }
-
-    #[test]
-    fn output_is_deterministic_and_exact_for_one_event() {
-        let report = report_of(&["p"], vec![ev(1, 1_234_567, Some(0), "p", EventKind::Note("hi\n".into()), None)]);
-        let json = chrome_trace(&report);
-        assert_eq!(json, chrome_trace(&report));
-        assert_eq!(
-            json,
-            concat!(
-                "{\"traceEvents\":[\n",
-                "{\"name\":\"process_name\",\"ph\":\"M\",\"ts\":0,\"pid\":0,\"tid\":0,\"args\":{\"name\":\"cpu0\"}},\n",
-                "{\"name\":\"process_sort_index\",\"ph\":\"M\",\"ts\":0,\"pid\":0,\"tid\":0,\"args\":{\"sort_index\":0}},\n",
-                "{\"name\":\"thread_name\",\"ph\":\"M\",\"ts\":0,\"pid\":0,\"tid\":1,\"args\":{\"name\":\"p\"}},\n",
-                "{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"ts\":0,\"pid\":0,\"tid\":1,\"args\":{\"sort_index\":1}},\n",
-                "{\"name\":\"hi\\n\",\"cat\":\"note\",\"ph\":\"i\",\"s\":\"t\",\"ts\":1234.567,\"pid\":0,\"tid\":1,",
-                "\"args\":{\"task\":\"p\",\"point\":\"test:point\",\"step\":1}}\n",
-                "],\"displayTimeUnit\":\"ns\",\"otherData\":{\"steps\":0,\"time_ns\":0,\"events_dropped\":0}}\n"
-            )
-        );
-    }
-
-    #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(json_string("a\"b\\c\u{1}é"), "\"a\\\"b\\\\c\\u0001é\"");
-        assert_eq!(micros(5), "0.005");
-        assert_eq!(micros(12_345_678), "12345.678");
+        let spans = |cat: &str| -> Vec<(f64, f64)> {
+            events
+                .iter()
+                .filter(|e| e["ph"] == "X" && e["cat"] == cat)
+                .map(|e| (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap()))
+                .collect()
+        };
+        assert_eq!(spans("run"), vec![(0.1, 0.2), (5.0, 0.2)]);
+        assert_eq!(spans("lock"), vec![(0.2, 0.1), (5.0, 0.1)]);
+        assert_eq!(spans("stall"), vec![(0.3, 4.7)]);
     }
 
     #[test]
@@ -534,8 +652,10 @@ mod tests {
         for task in &report.run_tasks {
             assert!(thread_names.contains(task.as_str()), "{task} has no track");
         }
-        assert!(events.iter().any(|e| e["ph"] == "X" && e["cat"] == "run"));
-        assert!(events.iter().any(|e| e["ph"] == "X" && e["cat"] == "lock"));
-        assert!(events.iter().any(|e| e["ph"] == "i" && e["cat"] == "violation"));
+        for cat in ["run", "lock", "stall", "point"] {
+            assert!(events.iter().any(|e| e["cat"] == cat), "no {cat} event");
+        }
+        assert!(events.iter().any(|e| e["ph"] == "C" && e["name"] == "free pages"));
+        assert!(events.iter().any(|e| e["ph"] == "i" && e["s"] == "g" && e["cat"] == "violation"));
     }
 }

@@ -98,8 +98,14 @@ pub struct RunReport {
     pub outcome: Outcome,
     /// Steps of the interleaved phase.
     pub steps: u64,
-    /// Simulated time at the end, in ns.
+    /// Simulated time at the end by the cost model (the latest CPU clock,
+    /// stalls left out), in ns.
     pub time_ns: u64,
+    /// The end of the run's one timeline, in ns: `time_ns` plus the stalls
+    /// the schedule put on the busiest path (see docs/timing.md).
+    pub timeline_ns: u64,
+    /// Every stall of the run, summed, in ns.
+    pub stalled_ns: u64,
     pub stats: Stats,
     /// Kernel messages, in order.
     pub printk: Vec<String>,
@@ -161,8 +167,15 @@ pub struct EventLine {
     /// The event in a few words: "acquired mm#1.mmap_sem", "note: ...".
     pub what: String,
     pub point: &'static str,
-    /// Simulated time in ns on the task's CPU (or of the interrupt).
+    /// Time in ns on the run's one timeline (never decreasing in the log).
     pub time: u64,
+    /// The cost model's time of the event (the timeline without the stalls
+    /// before it): lock statistics take differences of these.
+    pub cost: u64,
+    /// A read-side rwlock operation.
+    pub read: bool,
+    /// A lock request that never waits (TryLockPage).
+    pub trylock: bool,
     /// The CPU (None for an interrupt or a task off CPU).
     pub cpu: Option<usize>,
     /// The event itself.
@@ -527,6 +540,17 @@ fn interleave(
             sim.set_chooser(Box::new(PctChooser::new(options.seed, depth, steps, scenario.alloc_sleep)))
         }
     }
+    if options.record_events {
+        // The trace's counter tracks. (2.3.99's nr_async_pages throttle is
+        // not modelled, so it has none.)
+        let kk = Rc::clone(k);
+        sim.set_sampler(Box::new(move |values| {
+            let w = kk.w();
+            let in_use: u32 = w.swap_info.iter().map(|si| si.inuse_pages).sum();
+            values.push(("free pages", i64::from(*w.free_pages)));
+            values.push(("swap slots in use", i64::from(in_use)));
+        }));
+    }
     let ctx = Rc::new(Ctx {
         k: Rc::clone(k),
         lua,
@@ -574,6 +598,8 @@ fn interleave(
         outcome,
         steps: sim.steps(),
         time_ns: sim.now(),
+        timeline_ns: sim.timeline(),
+        stalled_ns: sim.stalled(),
         stats: w.stats,
         printk: w.printk.clone(),
         prints: prints.borrow().clone(),
@@ -619,6 +645,10 @@ fn event_line(sim: &Sim, e: &engine::Event) -> EventLine {
         EventKind::Wake => "woken".to_string(),
         EventKind::Note(text) => text.clone(),
         EventKind::Exit => "exits".to_string(),
+        EventKind::Counter { name, value } => format!("{name} = {value}"),
+        EventKind::Stall { from, cause } => {
+            format!("stalls {} ({})", engine::format_ns(e.time.saturating_sub(*from)), cause.name())
+        }
     };
     EventLine {
         text: sim.render_event(e),
@@ -628,6 +658,9 @@ fn event_line(sim: &Sim, e: &engine::Event) -> EventLine {
         what,
         point: e.point,
         time: e.time,
+        cost: e.cost,
+        read: e.read,
+        trylock: e.trylock,
         cpu: e.cpu,
         kind: e.kind.clone(),
         lock: lock_info,
