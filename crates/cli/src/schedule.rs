@@ -179,7 +179,8 @@ impl ScheduleFile {
         let (n, count) = field("choices")?;
         let count: usize =
             count.parse().map_err(|_| bad(n, format!("the choice count is a non-negative integer, got {count:?}")))?;
-        let mut choices = Vec::with_capacity(count);
+        // Not allocated from the count: the file may announce any number.
+        let mut choices = Vec::new();
         let semantic = if version == 2 {
             let choices_line = n;
             let mut last = n;

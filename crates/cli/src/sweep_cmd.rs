@@ -28,6 +28,17 @@ pub struct SweepArgs {
     /// Replace results already in the output directory.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub limits: crate::run_cmd::LimitArgs,
+}
+
+/// The most runs a sweep's grid may hold (points x kernels x seeds).
+pub const MAX_SWEEP_RUNS: u64 = 1_000_000;
+
+/// How many runs the grid holds, or None past u64.
+fn grid_runs(grid: &script::spec::Sweep) -> Option<u64> {
+    let points = grid.params.iter().try_fold(1u64, |n, (_, values)| n.checked_mul(values.len() as u64))?;
+    points.checked_mul(grid.kernels.len() as u64)?.checked_mul(grid.seeds)
 }
 
 /// The stable columns of results.csv (docs/sweep.md describes them).
@@ -106,6 +117,17 @@ fn measure(report: &RunReport) -> Row {
 }
 
 pub fn sweep(args: &SweepArgs) -> ExitCode {
+    let checked = args.limits.apply().and_then(|_| {
+        if !(1..=256).contains(&args.jobs) {
+            return Err(format!("--jobs is between 1 and 256, got {}", args.jobs));
+        }
+        // The folder must take files before the runs, not after.
+        crate::run_cmd::check_output_dir("--out", &args.out, true).map_err(|e| format!("--out: {e}"))
+    });
+    if let Err(e) = checked {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let (path, source) = match crate::run_cmd::read_source(&args.file) {
         Ok(x) => x,
         Err(code) => return code,
@@ -132,6 +154,17 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    match grid_runs(&grid) {
+        Some(runs) if runs <= MAX_SWEEP_RUNS => {}
+        runs => {
+            let runs = runs.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string());
+            eprintln!(
+                "error: {path}: the sweep{{}} grid holds {runs} runs (points x kernels x seeds), more than the \
+                 {MAX_SWEEP_RUNS} a sweep runs; use fewer values"
+            );
+            return ExitCode::from(2);
+        }
+    }
     let mut jobs = Vec::new();
     for point in grid.points() {
         for kernel in &grid.kernels {
@@ -155,7 +188,7 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
     // back to their job's slot, so the output does not depend on --jobs.
     let workers = args.jobs.clamp(1, 64);
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let rows: Vec<Result<Row, String>> = std::thread::scope(|scope| {
+    let rows: Vec<Option<Result<Row, String>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
                 let (jobs, path, source, done) = (&jobs, &path, &source, &done);
@@ -194,20 +227,24 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
                 all[i] = Some(result);
             }
         }
-        all.into_iter().map_while(|r| r).collect()
+        all
     });
     if progress {
         eprintln!();
     }
-    if let Some(Err(e)) = rows.iter().find(|r| r.is_err()) {
+    if let Some(Some(Err(e))) = rows.iter().find(|r| matches!(r, Some(Err(_)))) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    let rows: Vec<Row> = rows.into_iter().map(|r| r.expect("checked")).collect();
+    // Every run done is kept, also those after one an interruption left
+    // out (the threads stop at different jobs).
+    let (jobs, rows): (Vec<Job>, Vec<Row>) =
+        jobs.into_iter().zip(rows).filter_map(|(job, row)| Some((job, row?.expect("checked")))).unzip();
     let secs = started.elapsed().as_secs_f64();
     eprintln!("({} runs in {secs:.1} s: {:.1} points/s)", rows.len(), rows.len() as f64 / secs.max(1e-9));
-    if rows.len() < total {
-        println!("interrupted: {} of {total} runs done; writing those", rows.len());
+    let partial = rows.len() < total;
+    if partial {
+        println!("interrupted: {} of {total} runs done; writing those (results.csv is partial)", rows.len());
     }
 
     // results.csv: the parameters (by name), then the stable columns.
@@ -240,11 +277,21 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
         eprintln!("error: cannot write {}: {e}", results.display());
         return ExitCode::from(2);
     }
-    println!("results:  {} ({} rows)", results.display(), rows.len());
+    println!("results:  {} ({} rows{})", results.display(), rows.len(), if partial { ", partial" } else { "" });
+    let marker = args.out.join("PARTIAL");
+    let _ = std::fs::remove_file(&marker);
+    if partial {
+        let note = format!("interrupted: results.csv holds {} of the grid's {total} runs\n", rows.len());
+        if let Err(e) = write_whole(&marker, note.as_bytes()) {
+            eprintln!("error: cannot write {}: {e}", marker.display());
+            return ExitCode::from(2);
+        }
+    }
 
     // Plots: x is the parameter with the most values; one line per kernel
     // and value of the other parameters; y is the mean over seeds.
-    let Some((x_name, _)) = grid.params.iter().max_by_key(|(_, v)| v.len()) else { return ExitCode::SUCCESS };
+    let done = if partial { ExitCode::from(130) } else { ExitCode::SUCCESS };
+    let Some((x_name, _)) = grid.params.iter().max_by_key(|(_, v)| v.len()) else { return done };
     type Metric = fn(&Row) -> u64;
     let plots: [(&str, &str, Metric); 2] = [
         ("swapoff_time", "swapoff duration (ms, simulated)", |r| r.swapoff_ns_mean),
@@ -283,5 +330,5 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
         }
         println!("plot:     {}.png, {}.svg", file.display(), file.display());
     }
-    ExitCode::SUCCESS
+    done
 }
