@@ -1196,7 +1196,7 @@ fn describe_error_object(message: &str) -> Option<String> {
     // An object whose metatable has __name shows as `NAME: ADDRESS`; the
     // address must not reach the output.
     (is_address && address.len() >= 8)
-        .then(|| format!("error object is a value named {kind:?} (its __name), not a string; {advice}"))
+        .then(|| format!("error object is a value named \"{kind}\" (its __name), not a string; {advice}"))
 }
 
 fn mentions_removed_global(message: &str) -> bool {
