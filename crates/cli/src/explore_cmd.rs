@@ -246,7 +246,8 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             eprintln!("error: cannot write {}: {e}", csv.display());
             return ExitCode::from(2);
         }
-        println!("csv:      {} ({runs_done} rows)", csv.display());
+        let partial = if crate::run_cmd::interrupted() { ", partial: interrupted" } else { "" };
+        println!("csv:      {} ({runs_done} rows{partial})", csv.display());
     }
     print!("{}", lock_order.report());
     let ran: Vec<u64> = rows.iter().map(|r| r.seed).collect();

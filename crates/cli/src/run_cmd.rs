@@ -135,7 +135,9 @@ pub fn read_bounded(file: &Path) -> std::io::Result<String> {
     let mut bytes = Vec::new();
     std::fs::File::open(file)?.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(std::io::Error::other(format!("it is larger than {MAX_INPUT_BYTES} bytes, the most swapsim reads")));
+        return Err(std::io::Error::other(format!(
+            "it is larger than {MAX_INPUT_BYTES} bytes, the most swapsim reads"
+        )));
     }
     String::from_utf8(bytes).map_err(|_| std::io::Error::other("it is not UTF-8 text"))
 }
@@ -178,7 +180,10 @@ pub fn check_output_file(flag: &str, file: &Path, inputs: &[&Path]) -> Result<()
             _ => false,
         };
         if same {
-            return Err(format!("{flag} {} is the scenario itself: writing it would destroy the input", file.display()));
+            return Err(format!(
+                "{flag} {} is the scenario itself: writing it would destroy the input",
+                file.display()
+            ));
         }
     }
     let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));

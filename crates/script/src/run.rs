@@ -241,7 +241,8 @@ impl Runner {
         self.reset.reset(&self.lua, seed);
         let spec: api::SharedSpec = Rc::new(RefCell::new(RawSpec { params: params.to_vec(), ..RawSpec::default() }));
         self.lua.set_app_data(Rc::clone(&spec));
-        let env = fresh_environment(&self.lua, &self.env_meta, &self.libraries).map_err(|e| scenario_error(&e, &self.path))?;
+        let env = fresh_environment(&self.lua, &self.env_meta, &self.libraries)
+            .map_err(|e| scenario_error(&e, &self.path))?;
         let chunk = match self.chunk.get() {
             Some(chunk) => chunk,
             None => {

@@ -488,8 +488,7 @@ fn build_sandbox(seed: u64, limits: SandboxLimits) -> mlua::Result<(Lua, PrintLo
     let string: Table = globals.raw_get("string")?;
     string.raw_set("dump", Value::Nil)?;
 
-    let budget =
-        Rc::new(Budget { used: Cell::new(0), max: limits.max_instructions, tripped: RefCell::new(None) });
+    let budget = Rc::new(Budget { used: Cell::new(0), max: limits.max_instructions, tripped: RefCell::new(None) });
     lua.set_app_data(Rc::clone(&budget));
 
     let limit_check = {
@@ -1552,7 +1551,10 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(log.borrow().lines, ["hello\t1\t2.5\tnil\ttrue", "", "<proc 7>", "table: #1\ttable: #2\ttable: #1",]);
+        assert_eq!(
+            log.borrow().lines,
+            ["hello\t1\t2.5\tnil\ttrue", "", "<proc 7>", "table: #1\ttable: #2\ttable: #1",]
+        );
     }
 
     #[test]

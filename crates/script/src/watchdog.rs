@@ -50,12 +50,8 @@ fn watches() -> &'static Mutex<Vec<Weak<Watch>>> {
 
 /// Watch the runs of a runner of `path`, each for at most `limit_secs`.
 pub fn watch(path: &str, limit_secs: u64) -> Arc<Watch> {
-    let watch = Arc::new(Watch {
-        path: path.to_string(),
-        limit_secs,
-        started: AtomicU64::new(0),
-        seed: AtomicU64::new(0),
-    });
+    let watch =
+        Arc::new(Watch { path: path.to_string(), limit_secs, started: AtomicU64::new(0), seed: AtomicU64::new(0) });
     epoch();
     {
         let mut all = watches().lock().unwrap_or_else(|e| e.into_inner());

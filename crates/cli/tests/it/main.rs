@@ -4,6 +4,7 @@ mod bad_inputs;
 mod bad_scenarios;
 mod determinism;
 mod explore;
+mod hostile;
 mod race1;
 mod races;
 mod semantic_replay;
@@ -48,6 +49,8 @@ pub struct Measured {
 }
 
 /// Run `swapsim` with `args` from the workspace root, measured.
+// The child is reaped by wait4, which also gives its rusage.
+#[allow(clippy::zombie_processes)]
 pub fn swapsim_measured(args: &[&str]) -> Measured {
     use std::io::Read;
     let started = std::time::Instant::now();
