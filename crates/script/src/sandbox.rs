@@ -15,17 +15,20 @@
 //!   `math.randomseed` draw from a ChaCha8 stream keyed by the run's seed (stream 1; the scheduler
 //!   uses stream 0). `table.sort` is replaced by a stable merge sort, because Lua's quicksort
 //!   picks pivots from the wall clock on large unbalanced inputs, which reorders equal elements.
-//!   `tostring` (and so `print`) shows `table: #3` instead of a memory address. Nothing reads the
-//!   clock. Known gaps: `next` still follows the raw (hash) order, and `string.format("%p")` /
-//!   `string.format("%s", t)` still show addresses.
-//! * **Bounded resources.** A memory limit, and an instruction budget counted by one hook shared
-//!   by every thread of the state (see [`SandboxLimits`]). `pcall`, `xpcall` and
-//!   `coroutine.resume` re-raise the limit error once the budget is spent, so a scenario cannot
-//!   catch it and carry on. Time spent inside a single library call (e.g. a pathological
-//!   `string.find` pattern) executes no Lua instructions and is not counted.
+//!   `tostring` (and so `print`, and `string.format("%s", t)`) shows `table: #3` instead of a
+//!   memory address, numbered afresh in every run; `string.format("%p")` is refused. Nothing
+//!   reads the clock. Known gap: `next` still follows the raw (hash) order.
+//! * **Bounded resources.** A memory limit, and an instruction budget paid by one hook shared
+//!   by every thread of the state, before the instructions run (see [`Budget`]). `pcall`,
+//!   `xpcall` and `coroutine.resume` re-raise the limit error once the budget is spent, so a
+//!   scenario cannot catch it and carry on. Finalizers (`__gc`), which Lua runs with hooks off,
+//!   cannot be installed. The C library loops a scenario can make unbounded are written in Lua
+//!   (`table.insert`, `table.remove`, `table.move`) or bounded (`string.rep`); what is left (a
+//!   backtracking `string.find` pattern) is the wall-clock watchdog's ([`crate::watchdog`]).
 //! * **Readable errors.** [`scenario_error`] turns any `mlua::Error` into one paragraph,
 //!   `path:line: what is wrong`, without Rust or mlua internals.
-//! * **Captured output.** `print` appends a line to the [`PrintLog`] instead of writing to stdout.
+//! * **Captured output.** `print` appends a line to the [`PrintLog`] instead of writing to stdout
+//!   (at most [`MAX_PRINT_BYTES`] a run, control characters escaped).
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
