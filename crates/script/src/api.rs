@@ -483,7 +483,7 @@ fn process(lua: &Lua, (name, program): (Value, Value)) -> mlua::Result<Process> 
     }
     let line = caller_line(lua);
     let mut spec = spec.borrow_mut();
-    if spec.processes.iter().any(|p| p.name == name) {
+    if !spec.process_names.insert(name.clone()) {
         return Err(mlua::Error::runtime(format!("process: a process named {name:?} already exists")));
     }
     spec.processes.push(ProcessSpec { name, maps: Vec::new(), attaches: Vec::new(), program, line });
