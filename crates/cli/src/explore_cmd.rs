@@ -75,6 +75,8 @@ pub struct ExploreArgs {
     /// Write the lock-class dependency graph of every run (lockdep's orders) as Graphviz DOT.
     #[arg(long, value_name = "FILE")]
     pub lockdep_graph: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: crate::run_cmd::LimitArgs,
 }
 
 #[derive(Args)]
@@ -119,6 +121,8 @@ pub struct ReplayArgs {
     /// Write the replay's lock-class dependency graph as Graphviz DOT.
     #[arg(long, value_name = "FILE")]
     pub lockdep_graph: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: crate::run_cmd::LimitArgs,
 }
 
 #[derive(Args)]
@@ -146,8 +150,40 @@ fn violation(report: &RunReport) -> Option<(&'static str, u64)> {
     }
 }
 
+/// The values of explore's options no parser checks, and its outputs:
+/// all before any run, so that no search is lost to a late error.
+fn check_explore_args(args: &ExploreArgs) -> Result<(), String> {
+    args.limits.apply()?;
+    if args.runs == 0 {
+        return Err("--runs is at least 1, got 0".into());
+    }
+    if args.seed.checked_add(args.runs - 1).is_none() {
+        return Err(format!(
+            "--seed {} with --runs {}: the last seed would pass 2^64-1 = {} (lower --seed or --runs)",
+            args.seed,
+            args.runs,
+            u64::MAX
+        ));
+    }
+    if !(1..=MAX_PCT_DEPTH).contains(&args.depth) {
+        return Err(format!("--depth is between 1 and {MAX_PCT_DEPTH}, got {}", args.depth));
+    }
+    if args.preemptions > MAX_PREEMPTIONS {
+        return Err(format!("--preemptions is at most {MAX_PREEMPTIONS}, got {}", args.preemptions));
+    }
+    if let Some(csv) = &args.csv {
+        crate::run_cmd::check_output_file("--csv", csv, &[&args.file])?;
+    }
+    crate::run_cmd::check_output_dir("--out", &args.out, true).map_err(|e| format!("--out: {e}"))
+}
+
+/// PCT's depth: d - 1 priority change points are drawn per run.
+const MAX_PCT_DEPTH: u32 = 1000;
+/// DFS's preemption bound (the number of schedules grows as steps^bound).
+const MAX_PREEMPTIONS: u32 = 1000;
+
 pub fn explore(args: &ExploreArgs) -> ExitCode {
-    let kernel = match args.kernel.choice() {
+    let kernel = match args.kernel.choice().and_then(|kernel| check_explore_args(args).map(|_| kernel)) {
         Ok(kernel) => kernel,
         Err(e) => {
             eprintln!("error: {e}");
@@ -194,18 +230,18 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             Strategy::Pct { depth: d, steps: k }
         }
     };
-    let seeds = crate::seed_search::seeds(args.seed, args.runs, args.shard);
+    let seeds = crate::seed_search::Seeds::new(args.seed, args.runs, args.shard);
+    let last = args.seed + (args.runs - 1);
     match args.shard {
         Some(shard) => println!(
-            "runs:     {} of {} (seeds {}..{}, shard {}/{})",
+            "runs:     {} of {} (seeds {}..{last}, shard {}/{})",
             seeds.len(),
             args.runs,
             args.seed,
-            args.seed + args.runs.saturating_sub(1),
             shard.index,
             shard.count
         ),
-        None => println!("runs:     {} (seeds {}..{})", args.runs, args.seed, args.seed + args.runs.saturating_sub(1)),
+        None => println!("runs:     {} (seeds {}..{last})", args.runs, args.seed),
     }
     let fixes = kernel.fixes;
     let per_seed = move |seed| RunOptions { record_events: false, ..options(fixes, seed, strategy, None) };
@@ -243,7 +279,8 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             eprintln!("error: cannot write {}: {e}", csv.display());
             return ExitCode::from(2);
         }
-        println!("csv:      {} ({runs_done} rows)", csv.display());
+        let partial = if crate::run_cmd::interrupted() { ", partial: interrupted" } else { "" };
+        println!("csv:      {} ({runs_done} rows{partial})", csv.display());
     }
     let witness = |seed: u64| {
         let pct = match strategy {
@@ -338,28 +375,75 @@ fn save_schedule(
         );
     }
     with_events(path, source, &mut schedule);
-    let stem = args.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into());
-    let file = args.out.join(format!("{stem}-{}-{tag}.schedule", kernel.variant));
+    let name = find_name(&args.file, kernel, tag);
+    let file = args.out.join(format!("{name}.schedule"));
     if let Err(e) = std::fs::create_dir_all(&args.out).and_then(|_| write_whole(&file, schedule.render().as_bytes())) {
-        eprintln!("error: cannot write the schedule to {}: {e}", file.display());
+        // The find is not lost: its seed reproduces it.
+        eprintln!(
+            "error: cannot write the schedule to {}: {e}; the find is seed {seed}: `swapsim run {} {} --seed {seed}` \
+             shows it again",
+            file.display(),
+            crate::run_cmd::shell_quote(path),
+            kernel.flags()
+        );
         return ExitCode::from(2);
     }
     println!("schedule: {}{note}", file.display());
-    match write_bundle(&args.out.join(format!("{stem}-{}-{tag}.bundle", kernel.variant)), &args.file, source, &schedule)
-    {
+    match write_bundle(&args.out.join(format!("{name}.bundle")), &args.file, source, &schedule) {
         Ok(dir) => println!("bundle:   {} (scenario, schedule, report, command: one folder to send)", dir.display()),
         Err(e) => eprintln!("warning: the bug-report bundle was not written: {e}"),
     }
-    println!("replay:   swapsim replay {}", file.display());
+    println!("replay:   swapsim replay {}", crate::run_cmd::shell_quote(&file.display().to_string()));
     ExitCode::from(1)
+}
+
+/// The name of a find's schedule and bundle: the scenario (with its folder
+/// when that is not `scenarios/`), the kernel with its fix switches, and
+/// the seed or schedule: `race1_fork-patched-no-mmlist-1`,
+/// `tmp_a_race1_fork-pre4-3`. Two searches that differ in any of them
+/// never write the same file.
+fn find_name(scenario: &Path, kernel: &KernelChoice, tag: &str) -> String {
+    let word = |text: &str| -> String {
+        text.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+    };
+    let stem = scenario.file_stem().map(|s| word(&s.to_string_lossy())).unwrap_or_else(|| "scenario".into());
+    let folders: Vec<String> = scenario
+        .parent()
+        .into_iter()
+        .flat_map(|dir| dir.components())
+        .filter_map(|c| match c {
+            std::path::Component::Normal(name) => Some(word(&name.to_string_lossy())),
+            std::path::Component::ParentDir => Some("up".into()),
+            _ => None,
+        })
+        .collect();
+    let folder = match folders.as_slice() {
+        [] => String::new(),
+        [only] if only == "scenarios" => String::new(),
+        parts => format!("{}_", parts.join("_")),
+    };
+    let switches: String = kernel
+        .fixes
+        .diff(&kernel.variant.fixes())
+        .iter()
+        .map(|switch| match switch.split_at(1) {
+            ("+", name) => format!("-fix-{name}"),
+            (_, name) => format!("-no-{name}"),
+        })
+        .collect();
+    format!("{folder}{stem}-{}{switches}-{tag}", kernel.variant)
 }
 
 /// Re-run `n` times around the schedule (perturbation stream i for run i):
 /// how many break the recorded invariant, how many something else.
-fn reproduction_rate(schedule: &ScheduleFile, source: &str, n: u64, p: f64) -> Result<(u64, u64), String> {
+/// Stops early at Ctrl-C; the third number is how many runs it made.
+fn reproduction_rate(schedule: &ScheduleFile, source: &str, n: u64, p: f64) -> Result<(u64, u64, u64), String> {
     let runner = script::run::Runner::new(&schedule.scenario, source, Default::default()).map_err(|e| e.to_string())?;
     let (mut same, mut other) = (0, 0);
     for i in 0..n {
+        if crate::run_cmd::interrupted() {
+            return Ok((same, other, i));
+        }
         let opts = RunOptions {
             record_events: false,
             perturb: Some((p, i)),
@@ -372,7 +456,7 @@ fn reproduction_rate(schedule: &ScheduleFile, source: &str, n: u64, p: f64) -> R
             _ => {}
         }
     }
-    Ok((same, other))
+    Ok((same, other, n))
 }
 
 /// One folder per find, to mail or attach to a bug: the scenario, the
@@ -391,15 +475,23 @@ fn write_bundle(dir: &Path, scenario: &Path, source: &str, schedule: &ScheduleFi
     text.push_str(&render_one(schedule.seed, &kernel, &name, source, &report, None));
     let command =
         format!("# swapsim {}: from inside this folder\nswapsim replay schedule --report\n", env!("CARGO_PKG_VERSION"));
-    let partial = dir.with_extension("bundle.partial");
-    let _ = std::fs::remove_dir_all(&partial);
-    std::fs::create_dir_all(&partial)?;
-    std::fs::write(partial.join(&name), source)?;
-    std::fs::write(partial.join("schedule"), local.render())?;
-    std::fs::write(partial.join("report.txt"), text)?;
-    std::fs::write(partial.join("COMMAND"), command)?;
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::rename(&partial, dir)?;
+    // A name of its own (two explores may write into one --out), removed
+    // again if anything fails (a full disk leaves nothing behind).
+    let parent = dir.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let partial = parent.join(crate::run_cmd::unique_temp_name("bundle"));
+    let written = std::fs::create_dir(&partial)
+        .and_then(|_| std::fs::write(partial.join(&name), source))
+        .and_then(|_| std::fs::write(partial.join("schedule"), local.render()))
+        .and_then(|_| std::fs::write(partial.join("report.txt"), text))
+        .and_then(|_| std::fs::write(partial.join("COMMAND"), command))
+        .and_then(|_| {
+            let _ = std::fs::remove_dir_all(dir);
+            std::fs::rename(&partial, dir)
+        });
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(e);
+    }
     Ok(dir.to_path_buf())
 }
 
@@ -596,7 +688,7 @@ fn with_events(path: &str, source: &str, schedule: &mut ScheduleFile) {
 /// one it was recorded in (its content hash).
 fn load_schedule(file: &Path) -> Result<(ScheduleFile, String, bool), ExitCode> {
     let name = file.display().to_string();
-    let text = match std::fs::read_to_string(file) {
+    let text = match crate::run_cmd::read_bounded(file) {
         Ok(text) => text,
         Err(e) => {
             eprintln!("error: cannot read schedule {name}: {e}");
@@ -610,14 +702,16 @@ fn load_schedule(file: &Path) -> Result<(ScheduleFile, String, bool), ExitCode> 
             return Err(ExitCode::from(2));
         }
     };
-    // A relative scenario path is taken from the current directory, or else
-    // from the schedule's own folder (a bundle replays from anywhere).
+    // A relative scenario path is taken from the schedule's own folder when
+    // the file is there (a bundle replays its own copy, from anywhere, even
+    // where the current directory has a file of the same name), else from
+    // the current directory.
     let beside = file.parent().map(|dir| dir.join(&schedule.scenario)).filter(|p| p.is_file());
     let scenario_file = match beside {
-        Some(beside) if !Path::new(&schedule.scenario).is_file() => beside,
+        Some(beside) if Path::new(&schedule.scenario).is_relative() => beside,
         _ => PathBuf::from(&schedule.scenario),
     };
-    let source = match std::fs::read_to_string(&scenario_file) {
+    let source = match crate::run_cmd::read_bounded(&scenario_file) {
         Ok(source) => source,
         Err(e) => {
             let why = match e.kind() {
@@ -762,6 +856,10 @@ fn task_name(schedule: &ScheduleFile, report: &RunReport, key: &str) -> String {
 }
 
 pub fn replay(args: &ReplayArgs) -> ExitCode {
+    if let Err(e) = args.limits.apply() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let perturb = match crate::run_cmd::parse_probability("--perturb", &args.perturb) {
         Ok(p) => p,
         Err(e) => {
@@ -789,6 +887,20 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
     let outputs = (args.events.as_deref(), args.trace.as_deref(), args.csv.as_deref());
     if let Err(code) = crate::run_cmd::write_outputs(&report, outputs.0, outputs.1, outputs.2) {
         return code;
+    }
+    // By index, a choice past the options of its decision is taken as the
+    // last option: say so (the run left the schedule there).
+    if mode == ReplayMode::Index {
+        let clamped = schedule.choices.iter().zip(&report.choices).position(|(wanted, made)| wanted != made);
+        if let Some(i) = clamped {
+            println!(
+                "note:     choice {} of the schedule is {}, but decision {i} of the replay had only {} options \
+                 (numbered from 0): it took the last, and left the schedule there",
+                i + 1,
+                schedule.choices[i],
+                report.choices[i] + 1
+            );
+        }
     }
     if args.report {
         print!("{}", side_by_side(&report));
@@ -849,7 +961,17 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
             ReplayMode::Semantic => ScheduleFile { choices: trimmed(&report.choices), ..schedule.clone() },
         };
         match reproduction_rate(&around, &source, n, perturb) {
-            Ok((same, other)) => println!(
+            Ok((same, other, ran)) if ran < n => {
+                println!("interrupted: stopped after {ran} of {n} runs around the schedule; the rate covers those");
+                println!(
+                    "rate:     {same} of {ran} runs around the schedule (p = {}) break {} again ({:.1}%); {other} \
+                     break something else",
+                    args.perturb.trim(),
+                    schedule.violation,
+                    100.0 * same as f64 / ran.max(1) as f64
+                );
+            }
+            Ok((same, other, _)) => println!(
                 "rate:     {same} of {n} runs around the schedule (p = {}) break {} again ({:.1}%); {other} break \
                  something else",
                 args.perturb.trim(),

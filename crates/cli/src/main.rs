@@ -99,8 +99,17 @@ fn main() -> ExitCode {
         }
         eprintln!("internal error: swapsim hit a bug in itself ({info}); please report it with the command you ran");
     }));
-    // Ctrl-C: long loops (seed ranges, explore) stop after the current run
-    // and report what they found; a second Ctrl-C ends at once.
+    // A file size limit (`ulimit -f`) must not kill swapsim with SIGXFSZ
+    // before it can report (and clean up after) the write: ignored, the
+    // write fails with EFBIG instead.
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+    // Ctrl-C, or SIGTERM (what a batch system sends at its time limit) or
+    // SIGHUP: long loops (seed ranges, explore, sweep) stop after the
+    // current run and report and save what they found; a second signal
+    // ends at once.
     let _ = ctrlc::set_handler(|| {
         if run_cmd::INTERRUPTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
             std::process::exit(130);

@@ -182,12 +182,17 @@ pub fn lockdep_out(
 /// The sandbox's limits on scenario code.
 #[derive(Args, Clone, Copy, Debug)]
 pub struct LimitArgs {
-    /// Lua instructions a run may execute (loading and programs together).
+    /// Lua instructions a run may execute (loading and programs together; at most 10^12).
     #[arg(long, value_name = "N", default_value_t = 200_000_000)]
     pub lua_instructions: u64,
-    /// Memory the scenario's Lua state may use, in MiB.
+    /// Memory the scenario's Lua state may use, in MiB (1 to 65536).
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     pub lua_memory_mb: usize,
+    /// Wall-clock seconds one run may take before the watchdog stops
+    /// swapsim with exit status 2 (1 to 86400; the last line behind the
+    /// instruction limit, for a library call that never returns).
+    #[arg(long, value_name = "S", default_value_t = 600)]
+    pub watchdog_seconds: u64,
 }
 
 impl LimitArgs {
@@ -195,8 +200,118 @@ impl LimitArgs {
         script::sandbox::SandboxLimits {
             max_instructions: self.lua_instructions,
             max_memory_bytes: self.lua_memory_mb.saturating_mul(1 << 20),
+            max_seconds: self.watchdog_seconds,
         }
     }
+
+    /// Check the values, then make them the limits of every run of the
+    /// command (`SandboxLimits::default()`).
+    pub fn apply(&self) -> Result<script::sandbox::SandboxLimits, String> {
+        let max = script::sandbox::SandboxLimits::MAX;
+        let check = |flag: &str, value: u64, most: u64| {
+            if (1..=most).contains(&value) {
+                Ok(())
+            } else {
+                Err(format!("{flag} is between 1 and {most}, got {value}"))
+            }
+        };
+        check("--lua-instructions", self.lua_instructions, max.max_instructions)?;
+        check("--lua-memory-mb", self.lua_memory_mb as u64, (max.max_memory_bytes >> 20) as u64)?;
+        check("--watchdog-seconds", self.watchdog_seconds, max.max_seconds)?;
+        let limits = self.sandbox();
+        script::sandbox::set_default_limits(limits);
+        Ok(limits)
+    }
+}
+
+/// The most bytes swapsim reads of a scenario or a schedule file.
+pub const MAX_INPUT_BYTES: u64 = 16 << 20;
+
+/// Read a text file of at most [`MAX_INPUT_BYTES`] (a file that names
+/// `/dev/zero` must not be read until memory runs out).
+pub fn read_bounded(file: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)?.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {MAX_INPUT_BYTES} bytes, the most swapsim reads"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::other("it is not UTF-8 text"))
+}
+
+/// `text` as one shell word: as it is when that is safe, else in single quotes.
+pub fn shell_quote(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=+,@%".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// Refuse a path swapsim would print or write into a file that cannot
+/// hold it on one line (a control character: a newline would split a
+/// schedule file's line, an escape would reach the terminal).
+pub fn check_path_text(what: &str, path: &Path) -> Result<(), String> {
+    let text = path.to_string_lossy();
+    if text.chars().any(char::is_control) {
+        return Err(format!(
+            "{what} {} has a control character (a newline?) in its name; rename it",
+            script::sandbox::escape_controls(&text)
+        ));
+    }
+    Ok(())
+}
+
+/// Check before any work that `file` can be written (its folder exists and
+/// takes a new file, it is not a folder) and that it is not one of the
+/// `inputs` (the scenario): a late failure would lose the whole search.
+pub fn check_output_file(flag: &str, file: &Path, inputs: &[&Path]) -> Result<(), String> {
+    check_path_text(flag, file)?;
+    if file.is_dir() {
+        return Err(format!("{flag} {}: it is a folder, not a file", file.display()));
+    }
+    for input in inputs {
+        let same = match (std::fs::canonicalize(file), std::fs::canonicalize(input)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if same {
+            return Err(format!(
+                "{flag} {} is the scenario itself: writing it would destroy the input",
+                file.display()
+            ));
+        }
+    }
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    check_output_dir(flag, dir, false).map_err(|e| format!("{flag} {}: {e}", file.display()))
+}
+
+/// Check before any work that files can be created in `dir` (created
+/// first when `create` is set): a probe file is made and removed.
+pub fn check_output_dir(flag: &str, dir: &Path, create: bool) -> Result<(), String> {
+    check_path_text(flag, dir)?;
+    if create {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the folder {}: {e}", dir.display()))?;
+    }
+    let probe = dir.join(unique_temp_name("probe"));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!("cannot write in {}: {e}", dir.display())),
+    }
+}
+
+/// A temporary name no other swapsim (or thread of this one) uses:
+/// `.swapsim-WHAT-PID-N`.
+pub fn unique_temp_name(what: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(".swapsim-{what}-{}-{n}", std::process::id())
 }
 
 /// Set by Ctrl-C: long loops stop at the next run and report what they found.
@@ -288,6 +403,9 @@ pub struct KernelChoice {
 
 impl KernelChoice {
     pub fn from_args(variant: Variant, on: &[String], off: &[String]) -> Result<KernelChoice, String> {
+        if let Some(both) = on.iter().find(|name| off.contains(name)) {
+            return Err(format!("--fix {both} and --no-fix {both} contradict each other: give one"));
+        }
         let mut fixes = variant.fixes();
         for name in on {
             fixes.set(name, true)?;
@@ -362,11 +480,27 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let kernel = KernelChoice { faults, limits: args.limits.sandbox(), ..kernel };
+    let limits = match args.limits.apply() {
+        Ok(limits) => limits,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let kernel = KernelChoice { faults, limits, ..kernel };
     let (path, source) = match read_source(&args.file) {
         Ok(x) => x,
         Err(code) => return code,
     };
+    // Every output is checked before the run: a late failure loses it.
+    for (flag, file) in [("--events", &args.events), ("--trace", &args.trace), ("--csv", &args.csv)] {
+        if let Some(file) = file {
+            if let Err(e) = check_output_file(flag, file, &[&args.file]) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     if args.list_points {
         let (first, last) = args.seeds.unwrap_or((args.seed, args.seed));
         return list_points(&kernel, &path, &source, first, last);
@@ -400,7 +534,7 @@ fn strategy_flags(args: &RunArgs) -> String {
 }
 
 fn replay_command(kernel: &KernelChoice, path: &str, seed: u64) -> String {
-    format!("swapsim run {path} {} --seed {seed}", kernel.flags())
+    format!("swapsim run {} {} --seed {seed}", shell_quote(path), kernel.flags())
 }
 
 fn run_one(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str) -> ExitCode {
@@ -542,17 +676,18 @@ fn run_seeds(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, fi
     let mut broken: Vec<(u64, String)> = Vec::new();
     let mut by_kind: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     const LISTED: usize = 20;
-    let mut last_done = first.saturating_sub(1);
-    let progress = crate::progress::Progress::new(last - first + 1);
+    let mut total = 0u64;
+    let progress = crate::progress::Progress::new(last.saturating_sub(first).saturating_add(1));
     let mut order = crate::lockdep::LockOrder::default();
     let mut lock_stats: Vec<Vec<report::LockStat>> = Vec::new();
     let mut calls: Vec<script::run::CallRecord> = Vec::new();
     for seed in first..=last {
         if interrupted() {
+            let last_done = seed - 1;
             println!("interrupted: stopped after seed {last_done}; the summary covers seeds {first}..{last_done}");
             break;
         }
-        last_done = seed;
+        total += 1;
         let opts = RunOptions { strategy: strategy(args), lock_order: true, ..options(kernel, seed, args.stats) };
         let report = match runner.run(&opts) {
             Ok(report) => report,
@@ -577,7 +712,6 @@ fn run_seeds(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, fi
         }
     }
     progress.finish();
-    let total = last_done + 1 - first;
     if broken.len() > LISTED {
         println!("... and {} more", broken.len() - LISTED);
     }
@@ -620,7 +754,11 @@ fn run_seeds(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, fi
 /// and exit 2.
 pub fn read_source(file: &Path) -> Result<(String, String), ExitCode> {
     let path = file.display().to_string();
-    match std::fs::read_to_string(file) {
+    if let Err(e) = check_path_text("the scenario", file) {
+        eprintln!("error: {e}");
+        return Err(ExitCode::from(2));
+    }
+    match read_bounded(file) {
         Ok(source) => Ok((path, source)),
         Err(e) => {
             eprintln!("error: cannot read scenario {path}: {e}");
@@ -632,9 +770,10 @@ pub fn read_source(file: &Path) -> Result<(String, String), ExitCode> {
 pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().ok_or_else(|| std::io::Error::other("not a file name"))?;
-    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
+    let tmp = dir.join(unique_temp_name(&name.to_string_lossy()));
+    // A full disk or a file size limit (`ulimit -f`; SIGXFSZ is ignored, so
+    // the write fails with EFBIG) leaves no temporary file behind.
+    std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path)).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
 }

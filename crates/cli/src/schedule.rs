@@ -179,7 +179,8 @@ impl ScheduleFile {
         let (n, count) = field("choices")?;
         let count: usize =
             count.parse().map_err(|_| bad(n, format!("the choice count is a non-negative integer, got {count:?}")))?;
-        let mut choices = Vec::with_capacity(count);
+        // Not allocated from the count: the file may announce any number.
+        let mut choices = Vec::new();
         let semantic = if version == 2 {
             let choices_line = n;
             let mut last = n;
@@ -201,20 +202,14 @@ impl ScheduleFile {
                     if choices.len() == count {
                         return Err(bad(n, format!("more choices than the {count} announced")));
                     }
-                    choices.push(
-                        word.parse()
-                            .map_err(|_| bad(n, format!("a choice is a non-negative integer, got {word:?}")))?,
-                    );
+                    choices.push(parse_choice(word).map_err(|e| bad(n, e))?);
                 }
             }
             Some(parse_semantic(&mut lines, last, count, file)?)
         } else {
             for (n, line) in lines {
                 for word in line.split_whitespace() {
-                    choices.push(
-                        word.parse()
-                            .map_err(|_| bad(n, format!("a choice is a non-negative integer, got {word:?}")))?,
-                    );
+                    choices.push(parse_choice(word).map_err(|e| bad(n, e))?);
                 }
             }
             if choices.len() != count {
@@ -245,6 +240,18 @@ impl ScheduleFile {
     pub fn size(choices: &[u32]) -> (usize, usize) {
         let len = choices.iter().rposition(|&c| c != 0).map(|p| p + 1).unwrap_or(0);
         (len, choices.iter().filter(|&&c| c != 0).count())
+    }
+}
+
+/// The largest choice (an option index) a schedule may hold: a decision
+/// never offers a million options.
+pub const MAX_CHOICE: u32 = 999_999;
+
+fn parse_choice(word: &str) -> Result<u32, String> {
+    match word.parse::<u64>() {
+        Ok(c) if c <= u64::from(MAX_CHOICE) => Ok(c as u32),
+        Ok(c) => Err(format!("a choice is an option index from 0 to {MAX_CHOICE}, got {c}")),
+        Err(_) => Err(format!("a choice is a non-negative integer, got {word:?}")),
     }
 }
 

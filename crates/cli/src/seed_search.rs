@@ -142,10 +142,42 @@ pub fn parse_shard(text: &str) -> Result<Shard, String> {
     Ok(Shard { index: k, count: n })
 }
 
-/// The seeds of runs 0..runs that belong to `shard`.
+/// The seeds of runs 0..runs that belong to a shard, computed when needed
+/// (`--runs 10000000000` must not make a list first). The caller checks
+/// that `first + runs - 1` fits in a u64.
+#[derive(Clone, Copy, Debug)]
+pub struct Seeds {
+    first: u64,
+    runs: u64,
+    shard: Shard,
+}
+
+impl Seeds {
+    pub fn new(first: u64, runs: u64, shard: Option<Shard>) -> Seeds {
+        Seeds { first, runs, shard: shard.unwrap_or(Shard { index: 1, count: 1 }) }
+    }
+
+    /// How many runs are this shard's.
+    pub fn len(&self) -> u64 {
+        let offset = self.shard.index - 1;
+        if self.runs > offset {
+            (self.runs - 1 - offset) / self.shard.count + 1
+        } else {
+            0
+        }
+    }
+
+    /// The seed of the shard's k-th run.
+    pub fn get(&self, k: u64) -> u64 {
+        self.first + (self.shard.index - 1) + k * self.shard.count
+    }
+}
+
+/// The seeds of runs 0..runs that belong to `shard`, as a list.
+#[cfg(test)]
 pub fn seeds(first: u64, runs: u64, shard: Option<Shard>) -> Vec<u64> {
-    let shard = shard.unwrap_or(Shard { index: 1, count: 1 });
-    (0..runs).filter(|i| i % shard.count == shard.index - 1).map(|i| first + i).collect()
+    let seeds = Seeds::new(first, runs, shard);
+    (0..seeds.len()).map(|k| seeds.get(k)).collect()
 }
 
 /// What a whole search found, in seed order.
@@ -163,12 +195,12 @@ pub struct SearchResult {
 pub fn run_all(
     path: &str,
     source: &str,
-    seeds: &[u64],
+    seeds: &Seeds,
     jobs: usize,
     options: &(dyn Fn(u64) -> RunOptions + Sync),
 ) -> Result<SearchResult, String> {
-    let jobs = jobs.clamp(1, seeds.len().max(1));
-    let progress = crate::progress::Progress::new(seeds.len() as u64);
+    let jobs = jobs.clamp(1, seeds.len().clamp(1, 256) as usize);
+    let progress = crate::progress::Progress::new(seeds.len());
     let progress = &progress;
     type Part = (Vec<RunRow>, crate::lockdep::LockOrder, crate::coverage::Coverage);
     let results: Vec<Result<Part, String>> = std::thread::scope(|scope| {
@@ -180,7 +212,7 @@ pub fn run_all(
                     let mut rows = Vec::new();
                     let mut order = crate::lockdep::LockOrder::default();
                     let mut coverage = crate::coverage::Coverage::default();
-                    for &seed in seeds.iter().skip(j).step_by(jobs) {
+                    for seed in (j as u64..seeds.len()).step_by(jobs).map(|k| seeds.get(k)) {
                         if crate::run_cmd::interrupted() {
                             break;
                         }
@@ -198,7 +230,7 @@ pub fn run_all(
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a search thread panicked".into()))).collect()
     });
     progress.finish();
-    let mut rows = Vec::with_capacity(seeds.len());
+    let mut rows = Vec::new();
     let mut lock_order = crate::lockdep::LockOrder::default();
     let mut coverage = crate::coverage::Coverage::default();
     for result in results {

@@ -34,6 +34,17 @@ pub struct SweepArgs {
     /// split a sweep across machines; combine them with `swapsim merge`.
     #[arg(long, value_name = "K/N", value_parser = crate::seed_search::parse_shard)]
     pub shard: Option<Shard>,
+    #[command(flatten)]
+    pub limits: crate::run_cmd::LimitArgs,
+}
+
+/// The most runs a sweep's grid may hold (points x kernels x seeds).
+pub const MAX_SWEEP_RUNS: u64 = 1_000_000;
+
+/// How many runs the grid holds, or None past u64.
+fn grid_size(grid: &script::spec::Sweep) -> Option<u64> {
+    let points = grid.params.iter().try_fold(1u64, |n, (_, values)| n.checked_mul(values.len() as u64))?;
+    points.checked_mul(grid.kernels.len() as u64)?.checked_mul(grid.seeds)
 }
 
 /// The columns of results.csv after the parameters (docs/sweep.md).
@@ -167,6 +178,17 @@ fn measure(report: &RunReport) -> Row {
 }
 
 pub fn sweep(args: &SweepArgs) -> ExitCode {
+    let checked = args.limits.apply().and_then(|_| {
+        if !(1..=256).contains(&args.jobs) {
+            return Err(format!("--jobs is between 1 and 256, got {}", args.jobs));
+        }
+        // The folder must take files before the runs, not after.
+        crate::run_cmd::check_output_dir("--out", &args.out, true).map_err(|e| format!("--out: {e}"))
+    });
+    if let Err(e) = checked {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let (path, source) = match crate::run_cmd::read_source(&args.file) {
         Ok(x) => x,
         Err(code) => return code,
@@ -192,6 +214,17 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
             args.out.display()
         );
         return ExitCode::from(2);
+    }
+    match grid_size(&grid) {
+        Some(runs) if runs <= MAX_SWEEP_RUNS => {}
+        runs => {
+            let runs = runs.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string());
+            eprintln!(
+                "error: {path}: the sweep{{}} grid holds {runs} runs (points x kernels x seeds), more than the \
+                 {MAX_SWEEP_RUNS} a sweep runs; use fewer values"
+            );
+            return ExitCode::from(2);
+        }
     }
     // Grid order: the parameters (in name order, the last fastest), then
     // the kernel, then the seed, fastest of all.

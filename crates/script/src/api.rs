@@ -496,14 +496,15 @@ fn process(lua: &Lua, (name, program): (Value, Value)) -> mlua::Result<Process> 
             )))
         }
     };
-    if name.is_empty() || name.len() > 32 || !name.chars().all(|c| c.is_ascii_graphic()) {
+    // '/' would make the name look like a child's key (`parent/1`).
+    if name.is_empty() || name.len() > 32 || !name.chars().all(|c| c.is_ascii_graphic() && c != '/') {
         return Err(mlua::Error::runtime(format!(
-            "process: the name must be 1 to 32 printable characters without spaces, got {name:?}"
+            "process: the name must be 1 to 32 printable characters without spaces or '/' (a child's key is NAME/N), got {name:?}"
         )));
     }
     let line = caller_line(lua);
     let mut spec = spec.borrow_mut();
-    if spec.processes.iter().any(|p| p.name == name) {
+    if !spec.process_names.insert(name.clone()) {
         return Err(mlua::Error::runtime(format!("process: a process named {name:?} already exists")));
     }
     spec.processes.push(ProcessSpec { name, maps: Vec::new(), attaches: Vec::new(), program, line });

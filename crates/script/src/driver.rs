@@ -15,6 +15,16 @@ use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Value};
 
 use crate::sandbox::{scenario_error, ScenarioError};
 
+/// The most system calls a run records (each one is kept for the latency
+/// figures).
+pub const MAX_CALLS: usize = 4_000_000;
+
+/// The most kernel log lines a run keeps.
+pub const MAX_KERNEL_LOG: usize = 1_000_000;
+
+/// The longest `expect` message kept, in bytes.
+const MAX_MESSAGE: usize = 4096;
+
 /// What every running program shares.
 pub(crate) struct Ctx {
     pub k: Rc<Kernel>,
@@ -94,10 +104,19 @@ fn touch_lua() {
 
 async fn run_program(ctx: Rc<Ctx>, t: Task, program: Option<Function>) {
     touch_lua();
+    let line = program.as_ref().and_then(|f| f.info().line_defined);
     let thread = match program.map(|f| ctx.lua.create_thread(f)).transpose() {
         Ok(thread) => thread,
         Err(e) => return ctx.fail(&t, scenario_error(&e, &ctx.path)),
     };
+    // The program's first instructions are paid for before it starts.
+    if let Some(Err(e)) = thread.as_ref().map(|thread| crate::sandbox::start_program(&ctx.lua, thread)) {
+        let mut error = scenario_error(&e, &ctx.path);
+        if let Some(line) = line {
+            error.location = Some(format!("{}:{line}", ctx.path));
+        }
+        return ctx.fail(&t, error);
+    }
     if let Some(thread) = thread {
         let mut reply = MultiValue::new();
         loop {
@@ -204,7 +223,15 @@ fn parse_request((name, first, second): Yielded) -> Result<Request, String> {
         "expect" => {
             let ok = matches!(arg(), Value::Boolean(true));
             let message = match arg() {
-                Value::String(s) => s.to_string_lossy(),
+                Value::String(s) => {
+                    let mut text = crate::sandbox::escape_controls(&s.to_string_lossy()).into_owned();
+                    if text.len() > MAX_MESSAGE {
+                        let cut = (0..=MAX_MESSAGE).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+                        text.truncate(cut);
+                        text.push_str("...");
+                    }
+                    text
+                }
                 _ => "expectation failed".to_string(),
             };
             Request::Expect(ok, message)
@@ -295,6 +322,19 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
         name = "fault";
     }
     ctx.calls.borrow_mut().push(Call { task: t.id(), name, start_ns: started, end_ns: t.now() });
+    // What a run keeps in Rust memory grows with its calls, outside the
+    // Lua state's limit: bound it.
+    let (calls, printk) = (ctx.calls.borrow().len(), k.w().printk.len());
+    if calls > MAX_CALLS || printk > MAX_KERNEL_LOG {
+        let what = if calls > MAX_CALLS {
+            format!("made more than {MAX_CALLS} system calls")
+        } else {
+            format!("wrote more than {MAX_KERNEL_LOG} kernel log lines")
+        };
+        let message = format!("the run {what}, the most a run records (a loop of system calls?)");
+        ctx.fail(t, ScenarioError { location: Some(ctx.path.clone()), message });
+        return Err(kernel::Oops);
+    }
     if k.leave_kernel() {
         if let Some((invariant, message)) = invariants::check_quiescent(k) {
             t.violation(invariant, message);

@@ -22,5 +22,6 @@ mod driver;
 pub mod run;
 pub mod sandbox;
 pub mod spec;
+pub mod watchdog;
 
 pub use run::{RunOptions, RunReport, Strategy};

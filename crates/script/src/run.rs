@@ -204,15 +204,36 @@ pub struct Runner {
     /// scenario's reach (`getmetatable` gives `false`, `setmetatable`
     /// refuses), so one is made for all runs.
     env_meta: mlua::Table,
+    /// The metatables of the read-only library proxies (a run gets fresh
+    /// proxies, see [`fresh_environment`]).
+    libraries: Vec<mlua::Table>,
     /// The set-ups of earlier runs (see [`SetupKey`]), oldest first.
     setups: RefCell<Vec<Setup>>,
+    /// What the wall-clock watchdog sees of this runner's runs.
+    watch: std::sync::Arc<crate::watchdog::Watch>,
+}
+
+/// A run under the watchdog's eye, until dropped.
+struct Watched<'a>(&'a crate::watchdog::Watch);
+
+impl<'a> Watched<'a> {
+    fn new(watch: &'a crate::watchdog::Watch, seed: u64) -> Watched<'a> {
+        watch.start(seed);
+        Watched(watch)
+    }
+}
+
+impl Drop for Watched<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
 }
 
 impl Runner {
     pub fn new(path: &str, source: &str, limits: SandboxLimits) -> Result<Runner, ScenarioError> {
         let (lua, prints, reset) = new_reusable_sandbox(0, limits)?;
         api::register(&lua, Rc::new(RefCell::new(RawSpec::default()))).map_err(|e| scenario_error(&e, path))?;
-        protect_libraries(&lua).map_err(|e| scenario_error(&e, path))?;
+        let libraries = protect_libraries(&lua).map_err(|e| scenario_error(&e, path))?;
         let env_meta = environment_metatable(&lua).map_err(|e| scenario_error(&e, path))?;
         Ok(Runner {
             path: path.to_string(),
@@ -222,16 +243,19 @@ impl Runner {
             reset,
             chunk: Default::default(),
             env_meta,
+            libraries,
             setups: RefCell::new(Vec::new()),
+            watch: crate::watchdog::watch(path, limits.max_seconds),
         })
     }
 
     /// Load and validate the scenario for one run with `seed`.
     fn load(&self, seed: u64, params: &[(String, i64)]) -> Result<Scenario, ScenarioError> {
-        self.reset.reset(seed);
+        self.reset.reset(&self.lua, seed);
         let spec: api::SharedSpec = Rc::new(RefCell::new(RawSpec { params: params.to_vec(), ..RawSpec::default() }));
         self.lua.set_app_data(Rc::clone(&spec));
-        let env = fresh_environment(&self.lua, &self.env_meta).map_err(|e| scenario_error(&e, &self.path))?;
+        let env = fresh_environment(&self.lua, &self.env_meta, &self.libraries)
+            .map_err(|e| scenario_error(&e, &self.path))?;
         let chunk = match self.chunk.get() {
             Some(chunk) => chunk,
             None => {
@@ -250,11 +274,13 @@ impl Runner {
 
     /// Load the scenario and validate it, without running anything.
     pub fn check(&self) -> Result<Scenario, ScenarioError> {
+        let _watched = Watched::new(&self.watch, 1);
         self.load(1, &[])
     }
 
     /// One run.
     pub fn run(&self, options: &RunOptions) -> Result<RunReport, ScenarioError> {
+        let _watched = Watched::new(&self.watch, options.seed);
         let mut scenario = self.load(options.seed, &options.params)?;
         if let Some(faults) = options.faults {
             scenario.machine.faults = faults;
@@ -360,11 +386,14 @@ impl SetupKey {
 }
 
 /// A new global environment: writes stay in it, reads fall back to the
-/// sandbox's globals.
-fn fresh_environment(lua: &mlua::Lua, meta: &mlua::Table) -> mlua::Result<mlua::Table> {
+/// sandbox's globals; the libraries are fresh proxies of their own.
+fn fresh_environment(lua: &mlua::Lua, meta: &mlua::Table, libraries: &[mlua::Table]) -> mlua::Result<mlua::Table> {
     let env = lua.create_table()?;
     env.set_metatable(Some(meta.clone()))?;
     env.raw_set("_G", env.clone())?;
+    for (name, lib_meta) in LIBRARIES.iter().zip(libraries) {
+        env.raw_set(*name, proxy(lua, lib_meta)?)?;
+    }
     Ok(env)
 }
 
@@ -378,8 +407,9 @@ fn environment_metatable(lua: &mlua::Lua) -> mlua::Result<mlua::Table> {
 }
 
 /// Make the standard library tables read-only (a proxy each), so that a
-/// run cannot change `string`, `table`, `math` or `utf8` for the next run.
-fn protect_libraries(lua: &mlua::Lua) -> mlua::Result<()> {
+/// run cannot change `string`, `table`, `math` or `utf8` for the next run;
+/// returns the proxies' metatables, in the order of [`LIBRARIES`].
+fn protect_libraries(lua: &mlua::Lua) -> mlua::Result<Vec<mlua::Table>> {
     let protect: mlua::Function = lua
         .load(
             r#"
@@ -387,27 +417,47 @@ fn protect_libraries(lua: &mlua::Lua) -> mlua::Result<()> {
             -- Strings share one metatable whose __index is the string
             -- library itself: hide it from getmetatable.
             getmetatable("").__metatable = false
+            -- The proxy's metatable, one per library. __pairs hands out an
+            -- iterator that closes over the library, never the library
+            -- (pairs(lib) would return it as the iteration's state).
             return function(name, lib)
-              return setmetatable({}, {
+              return {
                 __index = lib,
                 __newindex = function() error(name .. " is read-only in scenarios", 2) end,
-                __pairs = function() return pairs(lib) end,
+                __pairs = function(proxy)
+                  local iter, state = pairs(lib)
+                  return function() return iter(state) end, proxy, nil
+                end,
                 __metatable = false,
-              })
+              }
             end
             "#,
         )
         .set_name("=swapsim")
         .eval()?;
     let globals = lua.globals();
-    for name in ["string", "table", "math", "utf8"] {
+    let mut metas = Vec::new();
+    for name in LIBRARIES {
         let lib: mlua::Value = globals.raw_get(name)?;
-        let proxy: mlua::Table = protect.call((name, lib))?;
-        globals.raw_set(name, proxy)?;
+        let meta: mlua::Table = protect.call((name, lib))?;
+        globals.raw_set(name, proxy(lua, &meta)?)?;
+        metas.push(meta);
     }
     // The globals table itself is only ever read through a run's
     // environment; writes land in the environment.
-    Ok(())
+    Ok(metas)
+}
+
+/// The libraries a run sees through read-only proxies.
+const LIBRARIES: [&str; 4] = ["string", "table", "math", "utf8"];
+
+/// A read-only proxy with the library metatable `meta`. Each run gets its
+/// own: `rawset` writes into the proxy itself, past `__newindex`, so a
+/// shared one would carry such a write into the next run.
+fn proxy(lua: &mlua::Lua, meta: &mlua::Table) -> mlua::Result<mlua::Table> {
+    let proxy = lua.create_table()?;
+    proxy.set_metatable(Some(meta.clone()))?;
+    Ok(proxy)
 }
 
 /// Load `source` and validate it, without running anything.
@@ -602,7 +652,7 @@ fn interleave(
         stalled_ns: sim.stalled(),
         stats: w.stats,
         printk: w.printk.clone(),
-        prints: prints.borrow().clone(),
+        prints: prints.borrow().lines.clone(),
         events,
         events_dropped: sim.events_dropped(),
         choices: sim.choices(),

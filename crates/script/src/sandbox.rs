@@ -15,17 +15,20 @@
 //!   `math.randomseed` draw from a ChaCha8 stream keyed by the run's seed (stream 1; the scheduler
 //!   uses stream 0). `table.sort` is replaced by a stable merge sort, because Lua's quicksort
 //!   picks pivots from the wall clock on large unbalanced inputs, which reorders equal elements.
-//!   `tostring` (and so `print`) shows `table: #3` instead of a memory address. Nothing reads the
-//!   clock. Known gaps: `next` still follows the raw (hash) order, and `string.format("%p")` /
-//!   `string.format("%s", t)` still show addresses.
-//! * **Bounded resources.** A memory limit, and an instruction budget counted by one hook shared
-//!   by every thread of the state (see [`SandboxLimits`]). `pcall`, `xpcall` and
-//!   `coroutine.resume` re-raise the limit error once the budget is spent, so a scenario cannot
-//!   catch it and carry on. Time spent inside a single library call (e.g. a pathological
-//!   `string.find` pattern) executes no Lua instructions and is not counted.
+//!   `tostring` (and so `print`, and `string.format("%s", t)`) shows `table: #3` instead of a
+//!   memory address, numbered afresh in every run; `string.format("%p")` is refused. Nothing
+//!   reads the clock. Known gap: `next` still follows the raw (hash) order.
+//! * **Bounded resources.** A memory limit, and an instruction budget paid by one hook shared
+//!   by every thread of the state, before the instructions run (see [`Budget`]). `pcall`,
+//!   `xpcall` and `coroutine.resume` re-raise the limit error once the budget is spent, so a
+//!   scenario cannot catch it and carry on. Finalizers (`__gc`), which Lua runs with hooks off,
+//!   cannot be installed. The C library loops a scenario can make unbounded are written in Lua
+//!   (`table.insert`, `table.remove`, `table.move`) or bounded (`string.rep`); what is left (a
+//!   backtracking `string.find` pattern) is the wall-clock watchdog's ([`crate::watchdog`]).
 //! * **Readable errors.** [`scenario_error`] turns any `mlua::Error` into one paragraph,
 //!   `path:line: what is wrong`, without Rust or mlua internals.
-//! * **Captured output.** `print` appends a line to the [`PrintLog`] instead of writing to stdout.
+//! * **Captured output.** `print` appends a line to the [`PrintLog`] instead of writing to stdout
+//!   (at most [`MAX_PRINT_BYTES`] a run, control characters escaped).
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -38,18 +41,40 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Resource limits for running untrusted scenario code.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SandboxLimits {
-    /// Lua VM instructions, summed over every thread (coroutine) of the state. Counted in steps
-    /// of 10,000, so the limit is exact to within one step per thread.
+    /// Lua VM instructions, summed over every thread (coroutine) of the state. Paid for in
+    /// intervals of 10,000 before they run (a program's first interval is 1,000), so a run
+    /// never executes more than this.
     pub max_instructions: u64,
     /// Bytes allocated by the Lua state.
     pub max_memory_bytes: usize,
+    /// Wall-clock seconds one run may take before the watchdog ends the process (exit 2).
+    pub max_seconds: u64,
+}
+
+impl SandboxLimits {
+    /// The limits built in: 200 M instructions, 256 MiB, 600 s.
+    pub const BUILT_IN: SandboxLimits =
+        SandboxLimits { max_instructions: 200_000_000, max_memory_bytes: 256 << 20, max_seconds: 600 };
+    /// The largest values the command line accepts: 10^12 instructions, 64 GiB, a day.
+    pub const MAX: SandboxLimits =
+        SandboxLimits { max_instructions: 1_000_000_000_000, max_memory_bytes: 64 << 30, max_seconds: 86_400 };
+}
+
+static DEFAULT_LIMITS: std::sync::OnceLock<SandboxLimits> = std::sync::OnceLock::new();
+
+/// Make `limits` the default of every sandbox this process builds (the
+/// command line's `--lua-instructions`, `--lua-memory-mb` and
+/// `--watchdog-seconds`, for every run of a command). Only the first call
+/// counts.
+pub fn set_default_limits(limits: SandboxLimits) {
+    let _ = DEFAULT_LIMITS.set(limits);
 }
 
 impl Default for SandboxLimits {
     fn default() -> Self {
-        SandboxLimits { max_instructions: 200_000_000, max_memory_bytes: 256 * 1024 * 1024 }
+        DEFAULT_LIMITS.get().copied().unwrap_or(SandboxLimits::BUILT_IN)
     }
 }
 
@@ -73,10 +98,21 @@ impl fmt::Display for ScenarioError {
 impl std::error::Error for ScenarioError {}
 
 /// Output captured from the scenario's print(): lines in order.
-pub type PrintLog = Rc<RefCell<Vec<String>>>;
+pub type PrintLog = Rc<RefCell<Printed>>;
+
+/// What a run printed, and its size (bounded by [`MAX_PRINT_BYTES`]).
+#[derive(Clone, Debug, Default)]
+pub struct Printed {
+    pub lines: Vec<String>,
+    bytes: usize,
+}
 
 /// The hook runs every this many instructions (per thread).
 const HOOK_STRIDE: u32 = 10_000;
+
+/// A program's first hook interval: shorter than [`HOOK_STRIDE`], since it
+/// is paid for when the program starts (see [`start_program`]).
+const FIRST_STRIDE: u32 = 1_000;
 
 /// Globals a scenario might reach for that the sandbox does not provide.
 const REMOVED_GLOBALS: [&str; 9] =
@@ -91,7 +127,7 @@ const HELPER_CHUNK_NAME: &str = "=[sandbox]";
 
 /// Lua helpers that are simpler (and yield-friendly) in Lua than in Rust. The chunk receives the
 /// Rust `limit_check` function and returns the iterator used by the deterministic `pairs`.
-const HELPERS_LUA: &str = r#"
+const HELPERS_LUA: &str = r##"
 local limit_check = ...
 local rawget, type, error = rawget, type, error
 local raw_pcall, raw_xpcall, raw_resume = pcall, xpcall, coroutine.resume
@@ -124,6 +160,103 @@ end
 pcall = function(f, ...) return rethrow_limit(raw_pcall(f, ...)) end
 xpcall = function(f, msgh, ...) return rethrow_limit(raw_xpcall(f, msgh, ...)) end
 coroutine.resume = function(co, ...) return rethrow_limit(raw_resume(co, ...)) end
+
+-- A finalizer runs with the instruction hook off (Lua calls __gc outside
+-- the count), also when the state closes: none may be installed. Lua marks
+-- an object for finalization only in setmetatable, when the metatable
+-- already has __gc, so refusing it there closes the door.
+local raw_setmetatable, rawget_mt = setmetatable, rawget
+setmetatable = function(t, mt)
+  if type(mt) == "table" and rawget_mt(mt, "__gc") ~= nil then
+    error("setmetatable: __gc finalizers are not available in scenarios (they would run outside the "
+      .. "instruction limit)", 2)
+  end
+  return raw_setmetatable(t, mt)
+end
+
+local mtype, tointeger, tonumber, select = math.type, math.tointeger, tonumber, select
+local maxinteger = math.maxinteger
+
+-- Lua's luaL_checkinteger, with Lua's messages.
+local function checkint(v, arg, fname)
+  if mtype(v) == "integer" then return v end
+  local n = v
+  if type(v) == "string" then n = tonumber(v) end
+  if type(n) ~= "number" then
+    local got = v == nil and "no value" or type(v)
+    error("bad argument #" .. arg .. " to '" .. fname .. "' (number expected, got " .. got .. ")", 3)
+  end
+  local i = tointeger(n)
+  if i == nil then
+    error("bad argument #" .. arg .. " to '" .. fname .. "' (number has no integer representation)", 3)
+  end
+  return i
+end
+
+local function checktab(t, arg, fname)
+  if type(t) ~= "table" then
+    local got = t == nil and "no value" or type(t)
+    error("bad argument #" .. arg .. " to '" .. fname .. "' (table expected, got " .. got .. ")", 3)
+  end
+end
+
+-- table.insert, table.remove and table.move loop in C over a range a
+-- scenario chooses (through __len, or the arguments) without counting a
+-- single instruction; written in Lua (as in ltablib.c) every step counts.
+table.insert = function(t, ...)
+  checktab(t, 1, "insert")
+  local n = select("#", ...)
+  local e = #t + 1
+  if n == 1 then
+    t[e] = ...
+    return
+  elseif n ~= 2 then
+    error("wrong number of arguments to 'insert'", 2)
+  end
+  local pos, v = ...
+  pos = checkint(pos, 2, "insert")
+  if pos < 1 or pos > e then error("bad argument #2 to 'insert' (position out of bounds)", 2) end
+  for i = e, pos + 1, -1 do t[i] = t[i - 1] end
+  t[pos] = v
+end
+
+table.remove = function(t, ...)
+  checktab(t, 1, "remove")
+  local size = #t
+  local pos = size
+  if select("#", ...) > 0 and (...) ~= nil then
+    pos = checkint((...), 2, "remove")
+    if pos ~= size and (pos < 1 or pos > size + 1) then
+      error("bad argument #2 to 'remove' (position out of bounds)", 2)
+    end
+  end
+  local v = t[pos]
+  while pos < size do
+    t[pos] = t[pos + 1]
+    pos = pos + 1
+  end
+  t[pos] = nil
+  return v
+end
+
+table.move = function(a1, f, e, t, a2)
+  f = checkint(f, 2, "move")
+  e = checkint(e, 3, "move")
+  t = checkint(t, 4, "move")
+  checktab(a1, 1, "move")
+  if a2 == nil then a2 = a1 else checktab(a2, 5, "move") end
+  if e >= f then
+    if not (f > 0 or e < maxinteger + f) then error("bad argument #3 to 'move' (too many elements to move)", 2) end
+    local n = e - f + 1
+    if t > maxinteger - n + 1 then error("bad argument #4 to 'move' (destination wrap around)", 2) end
+    if t > e or t <= f or a1 ~= a2 then
+      for i = 0, n - 1 do a2[t + i] = a1[f + i] end
+    else
+      for i = n - 1, 0, -1 do a2[t + i] = a1[f + i] end
+    end
+  end
+  return a2
+end
 
 local function default_lt(a, b) return a < b end
 
@@ -189,7 +322,49 @@ table.sort = function(t, lt)
 end
 
 return sorted_next
+"##;
+
+/// `string.format`, made deterministic: `%s` of a table or function shows
+/// it as the sandbox's `tostring` does (`table: #3`), and `%p` (an address)
+/// is refused. The chunk receives the sandbox's `tostring` and Lua's
+/// `string.format`.
+const FORMAT_LUA: &str = r#"
+local sandbox_tostring, format = ...
+local type, select, error, pack, unpack, find, sub = type, select, error, table.pack, table.unpack, string.find, string.sub
+local objects = { table = true, ["function"] = true, thread = true, userdata = true }
+string.format = function(fmt, ...)
+  if type(fmt) == "string" then
+    local args, arg, i = nil, 0, 1
+    while true do
+      local at = find(fmt, "%", i, true)
+      if not at then break end
+      local c_at = find(fmt, "[%a%%]", at + 1)
+      if not c_at then break end
+      local c = sub(fmt, c_at, c_at)
+      if c ~= "%" then
+        arg = arg + 1
+        if c == "p" then
+          error("bad argument #" .. (arg + 1) .. " to 'format' (%p shows a memory address, which changes from "
+            .. "run to run: not available in scenarios)", 2)
+        elseif c == "s" then
+          args = args or pack(...)
+          if objects[type(args[arg])] then args[arg] = sandbox_tostring(args[arg]) end
+        end
+      end
+      i = c_at + 1
+    end
+    if args then
+      local s = format(fmt, unpack(args, 1, args.n))
+      return s
+    end
+  end
+  local s = format(fmt, ...)
+  return s
+end
 "#;
+
+/// The most a run's `print` log may hold, in bytes.
+pub const MAX_PRINT_BYTES: usize = 4 << 20;
 
 /// Build a sandboxed Lua state.
 ///
@@ -206,23 +381,94 @@ pub fn new_sandbox(seed: u64, limits: SandboxLimits) -> Result<(Lua, PrintLog), 
 /// print log.
 #[derive(Clone)]
 pub struct SandboxReset {
-    used: Rc<Cell<u64>>,
-    tripped: Rc<RefCell<Option<LuaError>>>,
+    budget: Rc<Budget>,
     rng: Rc<RefCell<ChaCha8Rng>>,
     seed: Rc<Cell<u64>>,
     log: PrintLog,
+    ids: Rc<ObjectIds>,
 }
 
 impl SandboxReset {
-    /// Start a new run with `seed`.
-    pub fn reset(&self, seed: u64) {
-        self.used.set(0);
-        self.tripped.borrow_mut().take();
+    /// Start a new run with `seed`: everything a run can change outside its
+    /// own environment goes back to where a fresh sandbox starts.
+    pub fn reset(&self, lua: &Lua, seed: u64) {
+        // The main thread's hook count carries over from the last run:
+        // restart it, and pay for its first interval, as for a fresh state.
+        set_hook_count(&lua.current_thread(), HOOK_STRIDE);
+        self.budget.used.set(u64::from(HOOK_STRIDE));
+        self.budget.tripped.borrow_mut().take();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(1);
         *self.rng.borrow_mut() = rng;
         self.seed.set(seed);
-        self.log.borrow_mut().clear();
+        let mut log = self.log.borrow_mut();
+        log.lines.clear();
+        log.bytes = 0;
+        drop(log);
+        self.ids.reset(lua);
+    }
+}
+
+/// The instruction budget of a run. Every hook interval is paid for before
+/// it runs: the main thread's first at the start of the run, a program's
+/// first (a short one, [`FIRST_STRIDE`]) when it starts, every later one by
+/// the hook that begins it. So no instruction runs unpaid, however many
+/// programs a scenario forks.
+pub struct Budget {
+    used: Cell<u64>,
+    max: u64,
+    /// Set once the budget is spent; `limit_check` re-raises it.
+    tripped: RefCell<Option<LuaError>>,
+}
+
+impl Budget {
+    fn charge(&self, lua: &Lua, n: u32) -> mlua::Result<VmState> {
+        let total = self.used.get().saturating_add(u64::from(n));
+        self.used.set(total);
+        if total <= self.max {
+            return Ok(VmState::Continue);
+        }
+        // Hook errors carry no traceback of their own; attach one so the error can name the
+        // scenario line that was running.
+        let traceback = lua.traceback(None, 0).map(|s| s.to_string_lossy()).unwrap_or_default();
+        // mlua's error type is not Send, but its CallbackError field is an Arc all the same.
+        #[allow(clippy::arc_with_non_send_sync)]
+        let err = LuaError::CallbackError {
+            traceback,
+            cause: Arc::new(LuaError::runtime(format!(
+                "instruction limit exceeded: the scenario ran more than {} \
+                     Lua instructions (an endless loop? raise the limit with --lua-instructions N)",
+                self.max
+            ))),
+        };
+        self.tripped.borrow_mut().get_or_insert_with(|| err.clone());
+        Err(err)
+    }
+}
+
+/// Make `thread`'s next hook interval `count` instructions long.
+fn set_hook_count(thread: &mlua::Thread, count: u32) {
+    let state = thread.state();
+    // SAFETY: `state` is a live thread of this Lua state (the Thread keeps it alive); the hook
+    // and mask are the ones it has, only the count changes (which also restarts it).
+    unsafe {
+        let hook = mlua::ffi::lua_gethook(state);
+        let mask = mlua::ffi::lua_gethookmask(state);
+        if hook.is_some() && mask != 0 {
+            mlua::ffi::lua_sethook(state, hook, mask, count as std::os::raw::c_int);
+        }
+    }
+}
+
+/// Before a program's first instruction: pay for its first hook interval
+/// (a short one). Lua counts each thread's instructions on its own, so
+/// without this every program could run up to one interval for free.
+pub fn start_program(lua: &Lua, thread: &mlua::Thread) -> mlua::Result<()> {
+    set_hook_count(thread, FIRST_STRIDE);
+    let budget = lua.app_data_ref::<Rc<Budget>>().map(|b| Rc::clone(&b));
+    match budget {
+        Some(budget) => budget.charge(lua, FIRST_STRIDE).map(|_| ()),
+        None => Ok(()),
     }
 }
 
@@ -245,30 +491,36 @@ fn build_sandbox(seed: u64, limits: SandboxLimits) -> mlua::Result<(Lua, PrintLo
     let string: Table = globals.raw_get("string")?;
     string.raw_set("dump", Value::Nil)?;
 
-    // Set once the instruction budget is spent; `limit_check` re-raises it.
-    let tripped: Rc<RefCell<Option<LuaError>>> = Rc::new(RefCell::new(None));
+    let budget = Rc::new(Budget { used: Cell::new(0), max: limits.max_instructions, tripped: RefCell::new(None) });
+    lua.set_app_data(Rc::clone(&budget));
 
     let limit_check = {
-        let tripped = Rc::clone(&tripped);
-        lua.create_function(move |_, ()| match &*tripped.borrow() {
+        let budget = Rc::clone(&budget);
+        lua.create_function(move |_, ()| match &*budget.tripped.borrow() {
             Some(err) => Err(err.clone()),
             None => Ok(()),
         })?
     };
     let sorted_next: Function =
         lua.load(HELPERS_LUA).set_name(HELPER_CHUNK_NAME).set_mode(ChunkMode::Text).call(limit_check)?;
+    string.raw_set("rep", make_rep(&lua, string.raw_get("rep")?, limits.max_memory_bytes)?)?;
 
     globals.raw_set("pairs", make_pairs(&lua, sorted_next)?)?;
-    let tostring = make_tostring(&lua, globals.raw_get("tostring")?)?;
+    let ids = Rc::new(ObjectIds { table: RefCell::new(weak_key_table(&lua)?), last: Cell::new(0) });
+    let tostring = make_tostring(&lua, globals.raw_get("tostring")?, Rc::clone(&ids))?;
     globals.raw_set("tostring", tostring.clone())?;
+    lua.load(FORMAT_LUA)
+        .set_name(HELPER_CHUNK_NAME)
+        .set_mode(ChunkMode::Text)
+        .call::<()>((tostring.clone(), string.raw_get::<Function>("format")?))?;
 
-    let log: PrintLog = Rc::new(RefCell::new(Vec::new()));
+    let log: PrintLog = Rc::new(RefCell::new(Printed::default()));
     globals.raw_set("print", make_print(&lua, tostring, Rc::clone(&log))?)?;
 
     let current_seed = Rc::new(Cell::new(seed));
     let rng = install_random(&lua, Rc::clone(&current_seed))?;
-    let used = Rc::new(Cell::new(0u64));
-    install_instruction_limit(&lua, limits.max_instructions, Rc::clone(&tripped), Rc::clone(&used))?;
+    install_instruction_limit(&lua, Rc::clone(&budget))?;
+    budget.used.set(u64::from(HOOK_STRIDE));
     // Most of what a run allocates (its environment, closures, coroutines,
     // strings) dies with the run: the generational collector frees young
     // objects without traversing the rest (GC cost ~7% of a small run
@@ -277,7 +529,7 @@ fn build_sandbox(seed: u64, limits: SandboxLimits) -> mlua::Result<(Lua, PrintLo
     lua.gc_set_mode(mlua::state::GcMode::Generational(mlua::state::GcGenParams::default()));
     // Last, so that building the sandbox itself is never what runs out.
     lua.set_memory_limit(limits.max_memory_bytes)?;
-    let reset = SandboxReset { used, tripped, rng, seed: current_seed, log: Rc::clone(&log) };
+    let reset = SandboxReset { budget, rng, seed: current_seed, log: Rc::clone(&log), ids };
     Ok((lua, log, reset))
 }
 
@@ -389,12 +641,7 @@ fn sorted_key_state(lua: &Lua, table: &Table) -> mlua::Result<Table> {
 
 /// `tostring` that names objects `table: #3` (numbered in order of first display) instead of by
 /// memory address, which changes from run to run. `__tostring` and `__name` are still honoured.
-fn make_tostring(lua: &Lua, raw_tostring: Function) -> mlua::Result<Function> {
-    let ids = lua.create_table()?;
-    let weak_keys = lua.create_table()?;
-    weak_keys.raw_set("__mode", "k")?;
-    ids.set_metatable(Some(weak_keys))?;
-    let last_id = Cell::new(0i64);
+fn make_tostring(lua: &Lua, raw_tostring: Function, numbering: Rc<ObjectIds>) -> mlua::Result<Function> {
     lua.create_function(move |lua, args: MultiValue| {
         let subject = args.front().cloned().unwrap_or(Value::Nil);
         let text: Value = raw_tostring.call(args)?;
@@ -413,6 +660,8 @@ fn make_tostring(lua: &Lua, raw_tostring: Function) -> mlua::Result<Function> {
         // glibc/macOS print "%p" as 0x..., MSVC as 16 upper-case hex digits.
         for suffix in [format!(": {addr:#x}"), format!(": {addr:016X}")] {
             if let Some(prefix) = bytes.strip_suffix(suffix.as_bytes()) {
+                let ids = numbering.table.borrow().clone();
+                let last_id = &numbering.last;
                 let id = match ids.raw_get::<Option<i64>>(subject.clone())? {
                     Some(id) => id,
                     None => {
@@ -430,6 +679,71 @@ fn make_tostring(lua: &Lua, raw_tostring: Function) -> mlua::Result<Function> {
     })
 }
 
+/// The numbers `tostring` gives objects: every run starts again from 1.
+struct ObjectIds {
+    /// Object -> number, weak in its keys.
+    table: RefCell<Table>,
+    last: Cell<i64>,
+}
+
+impl ObjectIds {
+    fn reset(&self, lua: &Lua) {
+        if self.last.get() == 0 {
+            return;
+        }
+        self.last.set(0);
+        if let Ok(table) = weak_key_table(lua) {
+            *self.table.borrow_mut() = table;
+        }
+    }
+}
+
+fn weak_key_table(lua: &Lua) -> mlua::Result<Table> {
+    let table = lua.create_table()?;
+    let weak_keys = lua.create_table()?;
+    weak_keys.raw_set("__mode", "k")?;
+    table.set_metatable(Some(weak_keys))?;
+    Ok(table)
+}
+
+/// `string.rep` that refuses a result larger than the sandbox's memory,
+/// and makes an empty result at once: Lua's loops `n` times even when
+/// each piece is empty (`string.rep("", 1 << 62)`), uncounted.
+fn make_rep(lua: &Lua, raw_rep: Function, max_bytes: usize) -> mlua::Result<Function> {
+    lua.create_function(move |lua, args: MultiValue| {
+        let piece = |i: usize, what: &str| -> mlua::Result<usize> {
+            match args.get(i) {
+                None | Some(Value::Nil) if i == 2 => Ok(0),
+                Some(v @ (Value::String(_) | Value::Integer(_) | Value::Number(_))) => {
+                    Ok(lua.coerce_string(v.clone())?.map_or(0, |s| s.as_bytes().len()))
+                }
+                other => Err(LuaError::runtime(format!(
+                    "bad argument #{} to 'rep' ({what} expected, got {})",
+                    i + 1,
+                    other.map_or("no value", Value::type_name)
+                ))),
+            }
+        };
+        let len = piece(0, "string")?;
+        let n = check_integer(args.get(1).unwrap_or(&Value::Nil), 2, "rep")?;
+        let sep = piece(2, "string")?;
+        if n <= 0 {
+            return Ok(Value::String(lua.create_string("")?));
+        }
+        let total = (len as u128) * (n as u128) + (sep as u128) * (n as u128 - 1);
+        if total == 0 {
+            return Ok(Value::String(lua.create_string("")?));
+        }
+        if total > max_bytes as u128 {
+            return Err(LuaError::runtime(format!(
+                "string.rep: the result would be {total} bytes, more than the sandbox's memory limit \
+                 ({max_bytes} bytes; --lua-memory-mb N)"
+            )));
+        }
+        raw_rep.call::<Value>(args)
+    })
+}
+
 /// `print` that appends one tab-separated line to the log.
 fn make_print(lua: &Lua, tostring: Function, log: PrintLog) -> mlua::Result<Function> {
     lua.create_function(move |_, args: MultiValue| {
@@ -443,7 +757,16 @@ fn make_print(lua: &Lua, tostring: Function, log: PrintLog) -> mlua::Result<Func
                 _ => return Err(LuaError::runtime("'__tostring' must return a string")),
             }
         }
-        log.borrow_mut().push(line);
+        let line = escape_controls(&line).into_owned();
+        let mut log = log.borrow_mut();
+        log.bytes += line.len() + 1;
+        if log.bytes > MAX_PRINT_BYTES {
+            return Err(LuaError::runtime(format!(
+                "print: the scenario printed more than {MAX_PRINT_BYTES} bytes in one run (the limit of the \
+                 print log)"
+            )));
+        }
+        log.lines.push(line);
         Ok(())
     })
 }
@@ -568,43 +891,76 @@ fn check_integer(value: &Value, arg: usize, func: &str) -> mlua::Result<i64> {
     }
 }
 
-/// One global hook, so every thread shares the same budget (see [`new_sandbox`]).
-fn install_instruction_limit(
-    lua: &Lua,
-    max_instructions: u64,
-    tripped: Rc<RefCell<Option<LuaError>>>,
-    used: Rc<Cell<u64>>,
-) -> mlua::Result<()> {
+/// One global hook, so every thread shares the same budget (see [`new_sandbox`]). Each trip
+/// pays for the next interval before it runs (a full one, also after a program's short first).
+fn install_instruction_limit(lua: &Lua, budget: Rc<Budget>) -> mlua::Result<()> {
     lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_STRIDE), move |lua, _debug| {
-        let total = used.get().saturating_add(u64::from(HOOK_STRIDE));
-        used.set(total);
-        if total <= max_instructions {
-            return Ok(VmState::Continue);
-        }
-        // Hook errors carry no traceback of their own; attach one so the error can name the
-        // scenario line that was running.
-        let traceback = lua.traceback(None, 0).map(|s| s.to_string_lossy()).unwrap_or_default();
-        // mlua's error type is not Send, but its CallbackError field is an Arc all the same.
-        #[allow(clippy::arc_with_non_send_sync)]
-        let err = LuaError::CallbackError {
-            traceback,
-            cause: Arc::new(LuaError::runtime(format!(
-                "instruction limit exceeded: the scenario ran more than {max_instructions} \
-                     Lua instructions (an endless loop? raise the limit with --lua-instructions N)"
-            ))),
-        };
-        tripped.borrow_mut().get_or_insert_with(|| err.clone());
-        Err(err)
+        set_hook_count(&lua.current_thread(), HOOK_STRIDE);
+        budget.charge(lua, HOOK_STRIDE)
     })
+}
+
+/// Control characters (an escape sequence would reach the user's
+/// terminal) written as escapes: `\n`, `\x1b`, `\u{9b}`. Tabs stay.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\t' => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x80 && c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Run a chunk of scenario source; `path` is how errors name the file (e.g. "scenarios/race1_fork.lua").
 pub fn exec_source(lua: &Lua, path: &str, source: &str) -> Result<(), ScenarioError> {
-    lua.load(source)
+    let chunk = lua
+        .load(source)
         .set_name(format!("@{path}"))
         .set_mode(ChunkMode::Text)
-        .exec()
-        .map_err(|err| scenario_error(&err, path))
+        .into_function()
+        .map_err(|err| compile_error(lua, &err, path, source, ""))?;
+    chunk.call::<()>(()).map_err(|err| scenario_error(&err, path))
+}
+
+/// A compile error as a [`ScenarioError`]. Lua's parser reports nesting
+/// too deep for its C stack without a line: find the line as the first
+/// whose prefix of the file already overflows (a binary search of a few
+/// compilations).
+fn compile_error(lua: &Lua, err: &LuaError, path: &str, source: &str, prefix: &str) -> ScenarioError {
+    let mut error = scenario_error(err, path);
+    if !error.message.contains("C stack overflow") {
+        return error;
+    }
+    let overflows = |lines: usize| {
+        let text: String = source.split_inclusive('\n').take(lines).collect();
+        let compiled = lua.load(format!("{prefix}{text}")).set_mode(ChunkMode::Text).into_function();
+        matches!(compiled, Err(e) if e.to_string().contains("C stack overflow"))
+    };
+    let (mut lo, mut hi) = (1, source.split_inclusive('\n').count().max(1));
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if overflows(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    error.location = Some(format!("{path}:{lo}"));
+    error.message = format!(
+        "syntax error: the code nests too deeply here (brackets, tables, blocks or expressions more than \
+         about {} levels deep)",
+        200
+    );
+    error
 }
 
 /// Compile `source` (text only, never bytecode) into a function named after
@@ -613,11 +969,12 @@ pub fn exec_source(lua: &Lua, path: &str, source: &str) -> Result<(), ScenarioEr
 /// front of the source on its first line (so line numbers do not move), and
 /// every function the chunk creates closes over that run's `_ENV`.
 pub fn compile_source(lua: &Lua, path: &str, source: &str) -> Result<mlua::Function, ScenarioError> {
-    lua.load(format!("local _ENV = ...; {source}"))
+    let prefix = "local _ENV = ...; ";
+    lua.load(format!("{prefix}{source}"))
         .set_name(format!("@{path}"))
         .set_mode(ChunkMode::Text)
         .into_function()
-        .map_err(|err| scenario_error(&err, path))
+        .map_err(|err| compile_error(lua, &err, path, source, prefix))
 }
 
 /// Turn any mlua::Error raised while running scenario code (at load time, or later inside a function
@@ -668,7 +1025,7 @@ pub fn scenario_error(err: &LuaError, path: &str) -> ScenarioError {
         raised_at = Some((file, line));
         rest = after;
     }
-    let mut message = one_paragraph(rest);
+    let mut message = escape_controls(&one_paragraph(rest)).into_owned();
     if raised_at.is_none() && !matches!(root, LuaError::SyntaxError { .. }) {
         if let Some(described) = describe_error_object(&message) {
             message = described;
@@ -831,11 +1188,17 @@ fn describe_error_object(message: &str) -> Option<String> {
     if message.parse::<f64>().is_ok() {
         return Some(format!("error object is a number value ({message}); {advice}"));
     }
-    let (kind, address) = message.split_once(": ")?;
+    let (kind, address) = message.rsplit_once(": ")?;
     let address = address.strip_prefix("0x").unwrap_or(address);
     let is_address = !address.is_empty() && address.bytes().all(|b| b.is_ascii_hexdigit());
     let is_object = ["table", "function", "userdata", "thread"].contains(&kind);
-    (is_address && is_object).then(|| format!("error object is a {kind} value, not a string; {advice}"))
+    if is_address && is_object {
+        return Some(format!("error object is a {kind} value, not a string; {advice}"));
+    }
+    // An object whose metatable has __name shows as `NAME: ADDRESS`; the
+    // address must not reach the output.
+    (is_address && address.len() >= 8)
+        .then(|| format!("error object is a value named \"{kind}\" (its __name), not a string; {advice}"))
 }
 
 fn mentions_removed_global(message: &str) -> bool {
@@ -1191,7 +1554,10 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(*log.borrow(), ["hello\t1\t2.5\tnil\ttrue", "", "<proc 7>", "table: #1\ttable: #2\ttable: #1",]);
+        assert_eq!(
+            log.borrow().lines,
+            ["hello\t1\t2.5\tnil\ttrue", "", "<proc 7>", "table: #1\ttable: #2\ttable: #1",]
+        );
     }
 
     #[test]
@@ -1323,7 +1689,7 @@ mod tests {
         let render = || {
             let (lua, log) = sandbox();
             exec_source(&lua, "test.lua", "local t = {}\nprint(t, print, coroutine.create(print), t)").unwrap();
-            let line = log.borrow()[0].clone();
+            let line = log.borrow().lines[0].clone();
             line
         };
         assert_eq!(render(), "table: #1\tfunction: #2\tthread: #3\ttable: #1");

@@ -48,6 +48,9 @@ pub struct RawSpec {
     /// The line of each `shmget`.
     pub segment_lines: Vec<usize>,
     pub processes: Vec<ProcessSpec>,
+    /// The processes' names, to refuse a second one in O(log n) (a scan
+    /// made 20 000 declarations quadratic).
+    pub process_names: std::collections::BTreeSet<String>,
     pub setup: Vec<SetupStep>,
     /// True once interleaving started: declarations are then refused.
     pub running: bool,
@@ -176,6 +179,8 @@ pub const DEFAULT_CPUS: usize = 1;
 pub const DEFAULT_MEMORY_PAGES: u32 = 1024;
 pub const DEFAULT_ALLOC_SLEEP: f64 = 0.2;
 pub const DEFAULT_STEP_BUDGET: u64 = 1_000_000;
+/// The largest `step_budget` a scenario may set.
+pub const MAX_STEP_BUDGET: u64 = 1_000_000_000;
 pub const MAX_CPUS: i64 = 64;
 pub const DEFAULT_MAX_THREADS: u32 = 512;
 
@@ -218,6 +223,10 @@ impl RawSpec {
         let step_budget = raw.step_budget.unwrap_or(DEFAULT_STEP_BUDGET as i64);
         if step_budget < 1 {
             return Err(at(line, format!("machine: step_budget must be positive, got {step_budget}")));
+        }
+        // A run keeps a choice per step (for its schedule): bounded.
+        if step_budget as u64 > MAX_STEP_BUDGET {
+            return Err(at(line, format!("machine: step_budget is at most {MAX_STEP_BUDGET}, got {step_budget}")));
         }
         let max_threads = raw.max_threads.unwrap_or(DEFAULT_MAX_THREADS as i64);
         if !(1..=65536).contains(&max_threads) {

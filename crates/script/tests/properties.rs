@@ -149,13 +149,13 @@ proptest! {
     #[test]
     fn the_loader_never_panics_on_random_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
         let source = String::from_utf8_lossy(&bytes).into_owned();
-        let limits = script::sandbox::SandboxLimits { max_instructions: 1_000_000, max_memory_bytes: 16 << 20 };
+        let limits = script::sandbox::SandboxLimits { max_instructions: 1_000_000, max_memory_bytes: 16 << 20, ..Default::default() };
         let _ = script::run::load("fuzz.lua", &source, limits);
     }
 
     #[test]
     fn the_loader_and_a_run_never_panic_on_mutated_scenarios(source in mutated_scenario(), seed in 1u64..1000) {
-        let limits = script::sandbox::SandboxLimits { max_instructions: 1_000_000, max_memory_bytes: 16 << 20 };
+        let limits = script::sandbox::SandboxLimits { max_instructions: 1_000_000, max_memory_bytes: 16 << 20, ..Default::default() };
         if script::run::load("mutant.lua", &source, limits).is_ok() {
             let options = RunOptions { limits, ..RunOptions::new(Variant::Patched.fixes(), seed) };
             let _ = run("mutant.lua", &source, &options);

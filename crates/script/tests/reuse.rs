@@ -80,3 +80,50 @@ fn runs_from_a_kept_set_up_give_what_a_fresh_set_up_gives() {
         }
     }
 }
+
+/// The instruction budget starts afresh in every run, down to the hook's
+/// count on the main thread: a scenario that spends close to its budget
+/// hits the limit in a reused runner exactly when it does in a fresh one
+/// (Lua's count carried the last run's remainder over, so a run could hit
+/// the limit after one run and not after another).
+#[test]
+fn the_instruction_budget_does_not_carry_over_between_runs() {
+    // Each seed loops a different number of times (math.random), so runs end
+    // at different points of the hook's interval.
+    let source = r#"
+machine { cpus = 1, memory_pages = 32, swap_devices = { 8 } }
+local n = 100000 + math.random(40000)
+for i = 1, n do end
+process("p", function() exit() end)
+"#;
+    for budget in (100_000..=150_000).step_by(5_000) {
+        let limits = script::sandbox::SandboxLimits { max_instructions: budget, ..Default::default() };
+        let runner = Runner::new("budget.lua", source, limits).unwrap();
+        for seed in 1..=8 {
+            let options = RunOptions { limits, ..RunOptions::new(Variant::Patched.fixes(), seed) };
+            let reused = runner.run(&options).map(|r| r.outcome);
+            let fresh = run("budget.lua", source, &options).map(|r| r.outcome);
+            assert_eq!(reused, fresh, "budget {budget}, seed {seed}");
+        }
+    }
+}
+
+/// Forked programs pay for their first instructions when they start: many
+/// short children cannot run unpaid past the budget.
+#[test]
+fn forked_programs_pay_for_their_first_instructions() {
+    let source = r#"
+machine { cpus = 1, memory_pages = 32, swap_devices = { 8 }, step_budget = 10000000 }
+process("p", function()
+  for i = 1, 5000 do
+    fork(function() local x = 0 for j = 1, 200 do x = x + j end end)
+  end
+end)
+"#;
+    // 5000 children of ~1 000 instructions each: ~5 M instructions, under a 1 M budget.
+    let limits = script::sandbox::SandboxLimits { max_instructions: 1_000_000, ..Default::default() };
+    let options = RunOptions { limits, record_events: false, ..RunOptions::new(Variant::Patched.fixes(), 1) };
+    let err = run("forks.lua", source, &options).expect_err("the budget runs out");
+    assert!(err.message.starts_with("instruction limit exceeded"), "{err}");
+    assert_eq!(err.location.as_deref(), Some("forks.lua:5"), "{err}");
+}

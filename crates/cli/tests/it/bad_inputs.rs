@@ -6,6 +6,12 @@
 //! stdout, and print exactly the one-line error recorded in
 //! `tests/bad_inputs/expected/NN_name.txt`.
 //!
+//! Each case must also end within [`MAX_SECONDS`] of wall-clock time and
+//! [`MAX_RSS_MB`] of peak resident memory, measured for its process alone:
+//! a hostile input is refused, never run until memory or patience runs out.
+//! Scenarios that `.args` cases name live in `tests/bad_inputs/scenarios/`
+//! (they are not cases of their own).
+//!
 //! `UPDATE_GOLDEN=1 cargo test -p cli --test it bad_inputs` rewrites the
 //! expected files from the binary's output instead of comparing (read every
 //! changed one before committing it).
@@ -13,10 +19,17 @@
 use std::fs;
 use std::path::Path;
 
-use crate::{root, swapsim};
+use crate::{root, swapsim_measured};
 
 const DIR: &str = "tests/bad_inputs";
-const MIN_CASES: usize = 30;
+const MIN_CASES: usize = 170;
+/// Wall-clock seconds a case may take (a debug build, on a loaded machine;
+/// the slowest, 73_memory_bomb, fills the default 256 MiB of Lua memory in
+/// about 40 s on a loaded machine; the new cases run into a limit of 1 s or a
+/// few million instructions).
+const MAX_SECONDS: f64 = 60.0;
+/// Peak resident memory a case may use, in MiB.
+const MAX_RSS_MB: f64 = 400.0;
 
 /// The inputs, sorted by name, as paths relative to the repository root.
 fn cases() -> Vec<String> {
@@ -42,15 +55,22 @@ fn bad_inputs_exit_2_with_the_recorded_error() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut failures: Vec<String> = Vec::new();
     for case in &cases {
-        let run = if case.ends_with(".lua") {
-            swapsim(&["run", case, "--seed", "1"])
+        let measured = if case.ends_with(".lua") {
+            swapsim_measured(&["run", case, "--seed", "1"])
         } else if case.ends_with(".args") {
             let line = fs::read_to_string(root().join(case)).expect("read the command line");
-            swapsim(&line.split_whitespace().collect::<Vec<_>>())
+            swapsim_measured(&line.split_whitespace().collect::<Vec<_>>())
         } else {
-            swapsim(&["replay", case])
+            swapsim_measured(&["replay", case])
         };
+        let run = &measured.run;
         let mut problems: Vec<String> = Vec::new();
+        if measured.seconds > MAX_SECONDS {
+            problems.push(format!("took {:.1} s (at most {MAX_SECONDS} s)", measured.seconds));
+        }
+        if measured.max_rss_mb > MAX_RSS_MB {
+            problems.push(format!("peak memory {:.0} MiB (at most {MAX_RSS_MB} MiB)", measured.max_rss_mb));
+        }
         if run.code != 2 {
             problems.push(format!("exit code {} (expected 2)", run.code));
         }

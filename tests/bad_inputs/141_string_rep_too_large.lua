@@ -1,0 +1,1 @@
+local big = string.rep("x", 1 << 40)

@@ -1,0 +1,2 @@
+
+local big = string.rep("", 1 << 33, "ab")

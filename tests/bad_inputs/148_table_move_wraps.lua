@@ -1,0 +1,1 @@
+table.move({1, 2}, 1, 2, math.maxinteger)

@@ -1,0 +1,2 @@
+local err = setmetatable({}, { __name = "MyError" })
+error(err)

@@ -1,0 +1,2 @@
+local t = {}
+local s = string.format("%d %p", 1, t)

@@ -1,0 +1,1 @@
+error(setmetatable({}, { __name = "\27[5mblink" }))

@@ -1,0 +1,3 @@
+while true do
+  local s = string.rep("", 1 << 62)
+end
