@@ -64,6 +64,13 @@ pub async fn exit_mmap(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
         let mut w = k.w();
         w.mms[mm].mmap.clear();
         w.mms[mm].rss = 0;
+        // The detached VMAs keep their vm_next: a walker standing on one
+        // goes on down the old chain.
+        for (i, &v) in mpnt.iter().enumerate() {
+            if let Some(vma) = w.vmas.get_mut(v) {
+                vma.vm_next_unlinked = mpnt.get(i + 1).copied();
+            }
+        }
     }
     t.spin_unlock(ptl, "exit_mmap:vmlist_modify_unlock");
     t.note("exit_mmap:detached", || format!("the VMA chain of {} is detached", k.describe_mm(mm)));

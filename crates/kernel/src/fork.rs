@@ -185,5 +185,5 @@ fn new_vma_like(k: &Kernel, mm: MmId, mpnt: VmaId) -> VmaId {
     if let Some((seg, _)) = shm {
         w.shm_segs[seg].nattch += 1;
     }
-    w.vmas.insert(Vma { mm, start, end, writable, shm })
+    w.vmas.insert(Vma { mm, start, end, writable, shm, vm_next_unlinked: None })
 }
