@@ -34,7 +34,7 @@ pub async fn alloc_page(k: &Kernel, t: &Task, point: Point) -> KResult<Option<Pa
 
 /// An injected allocation failure: the Nth allocation, or one at the
 /// configured rate. Only once armed (after set-up).
-fn injected_failure(k: &Kernel, t: &Task) -> bool {
+pub(crate) fn injected_failure(k: &Kernel, t: &Task) -> bool {
     let (armed, count) = {
         let mut w = k.w();
         if !*w.faults_armed {

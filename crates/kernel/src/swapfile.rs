@@ -702,10 +702,16 @@ async fn unuse_pte(
             t.point("unuse_pte:set_pte").await;
             k.check_mm(t, mm, "unuse_pte")?;
             if !k.w().vmas.contains_key(vma) {
-                return Err(k.oops(t, "use-after-free", "unuse_pte read vm_page_prot of a vm_area_struct that was freed under it"));
+                return Err(k.oops(
+                    t,
+                    "use-after-free",
+                    "unuse_pte read vm_page_prot of a vm_area_struct that was freed under it",
+                ));
             }
             set_pte(k, mm, addr, Pte::Present { page, write: false, dirty: true });
-            t.note("unuse_pte:set_pte", || format!("pte {addr:#x} of {}: swap entry {entry} -> page", k.describe_mm(mm)));
+            t.note("unuse_pte:set_pte", || {
+                format!("pte {addr:#x} of {}: swap entry {entry} -> page", k.describe_mm(mm))
+            });
             swap_free(k, t, entry, "unuse_pte:swap_free").await?;
             get_page(k, t, page, "unuse_pte:get_page")?;
             k.check_mm(t, mm, "unuse_pte")?;

@@ -91,7 +91,7 @@ fn fork_duplicates_swap_entries_and_exit_frees_them() {
     let pid = swapped_process(&sim, &k, 1);
     let Pte::Swap(entry) = pte(&k, pid, 0x10000) else { panic!() };
     let outcome = run_as(&sim, &k, pid, |k, t| async move {
-        let child = fork::do_fork(&k, &t, Box::new(|_t| Box::pin(async {}))).await.unwrap();
+        let child = fork::do_fork(&k, &t, false, Box::new(|_t| Box::pin(async {}))).await.unwrap();
         assert_eq!(child, 2);
     });
     assert_eq!(outcome, Outcome::Finished);
@@ -339,4 +339,52 @@ fn direct_reclaim_swaps_out_when_memory_runs_out_and_keeps_the_data() {
     assert!(k.w().stats.swap_outs >= 24, "{:?}", k.w().stats);
     assert!(k.w().stats.swap_ins >= 24, "{:?}", k.w().stats);
     assert_eq!(invariants::check_quiescent(&k), None);
+}
+
+#[test]
+fn an_exited_task_stays_on_the_task_list_as_a_zombie_until_wait4_reaps_it() {
+    let (sim, k) = boot(Variant::Pre4);
+    let pid = swapped_process(&sim, &k, 1);
+    let outcome = run_as(&sim, &k, pid, |k, t| async move { exit::do_exit(&k, &t).await.unwrap() });
+    assert_eq!(outcome, Outcome::Finished);
+    {
+        // for_each_task still meets it, with tsk->mm == NULL.
+        let w = k.w();
+        assert!(w.task_list.contains(&pid), "a zombie is still on the task list");
+        assert_eq!(w.procs[&pid].mm, None);
+        assert!(w.procs[&pid].exited && w.procs[&pid].linked);
+    }
+    // swapoff walks past the zombie (unuse_process(NULL) returns at once).
+    let swapper = k.create_process("swapoff");
+    let outcome = run_as(&sim, &k, swapper, |k, t| async move {
+        assert_eq!(swapfile::sys_swapoff(&k, &t, 0).await, Ok(0));
+        // wait4 reaps it: release → unhash_process.
+        assert_eq!(exit::sys_wait4(&k, &t, pid).await, Ok(pid as i64));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert!(!k.w().task_list.contains(&pid), "reaped");
+    assert_eq!(invariants::check_quiescent(&k), None);
+}
+
+#[test]
+fn a_clone_vm_child_shares_the_mm_and_only_the_last_user_tears_it_down() {
+    let (sim, k) = boot(Variant::Patched);
+    let pid = swapped_process(&sim, &k, 1);
+    let mm = k.w().procs[&pid].mm.unwrap();
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        let child = fork::do_fork(&k, &t, true, Box::new(|_t| Box::pin(async {}))).await.unwrap();
+        assert!(child > 0);
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    let thread = *k.w().task_list.last().unwrap();
+    assert_eq!(k.w().procs[&thread].mm, Some(mm), "CLONE_VM: the same mm");
+    assert_eq!(k.w().mms[mm].mm_users, 2);
+    // exec with mm_users > 1: a new mm, and the old one is only mmput.
+    let outcome = run_as(&sim, &k, pid, |k, t| async move { mmap::exec_mmap(&k, &t).await.unwrap() });
+    assert_eq!(outcome, Outcome::Finished);
+    assert_ne!(k.w().procs[&pid].mm, Some(mm));
+    assert_eq!(k.w().mms[mm].mm_users, 1);
+    assert!(!k.w().mms[mm].mm_gone, "the thread still uses it");
+    assert_eq!(k.w().mms[mm].mmap.len(), 1, "not torn down");
+    assert!(k.w().mmlist.contains(&mm));
 }

@@ -59,3 +59,50 @@ fn mmap_sem_closes_the_smp_windows_of_the_walk() {
     let line = range("scenarios/smp_munmap_walk.lua", NO_MMAP_SEM, "1..300");
     assert!(line.contains("swapoff-completeness"), "{line}");
 }
+
+#[test]
+fn a_fork_that_runs_out_of_memory_mmputs_a_child_mm_swapoff_never_saw() {
+    // kernel/fork.c:404-417: dup_mmap fails after copying 1:1, copy_mm
+    // mmputs the half-built mm, and its zap frees the slot swapoff forced.
+    let out = report("scenarios/fork_enomem.lua", PRE4, 153);
+    assert!(out.contains("kmem_cache_alloc: vm_area_struct allocation failed (injected)"), "{out}");
+    assert!(out.contains("result:   VIOLATION swap-count"), "{out}");
+    assert!(out.contains("zap_pte_range:swap_free: swap_free(1:1) printed \"VM: Bad swap entry 1:1\""), "{out}");
+    // The patch: the same failure, and the mm list keeps swapoff right.
+    let out = report("scenarios/fork_enomem.lua", PATCHED, 153);
+    assert!(out.contains("kmem_cache_alloc: vm_area_struct allocation failed (injected)"), "{out}");
+    assert!(out.contains("result:   clean"), "{out}");
+    let line = range("scenarios/fork_enomem.lua", PATCHED, "1..300");
+    assert!(line.contains("none broke"), "{line}");
+}
+
+#[test]
+fn exec_in_a_threaded_process_tears_the_old_mm_down_without_the_bkl() {
+    // fs/exec.c:368 sees mm_users 2; the thread exits; exec's mmput
+    // (fs/exec.c:387) is the last and runs exit_mmap on an mm no task has.
+    let out = report("scenarios/thread_exec.lua", PRE4, 108);
+    assert!(out.contains("result:   VIOLATION swap-count"), "{out}");
+    assert!(out.contains("VM: Undead swap entry 1:1"), "{out}");
+    assert!(
+        out.contains("zap_pte_range:swap_free: swap_free(1:1) printed \"VM: Bad count 1 current count 0 (1:1)\""),
+        "{out}"
+    );
+    let line = range("scenarios/thread_exec.lua", PATCHED, "1..300");
+    assert!(line.contains("none broke"), "{line}");
+}
+
+#[test]
+fn thread_wants_a_program() {
+    let dir = std::env::temp_dir().join(format!("swapsim-thread-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad_thread.lua");
+    std::fs::write(&file, "machine { cpus = 1 }\nprocess(\"p\", function()\n  thread(42)\nend)\n").unwrap();
+    let run = swapsim(&["run", file.to_str().unwrap(), "--seed", "1"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("bad_thread.lua:3: thread: expected the thread's program (a function), got 42"),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
