@@ -108,9 +108,12 @@ pub async fn exit_mmap(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
 /// `sys_wait4` (kernel/exit.c) for one child: sleep on the child's exit
 /// queue until it is a zombie, then reap it: `release` → `unhash_process`
 /// takes it off the task list under `write_lock_irq(&tasklist_lock)`.
-/// Returns the pid, or -ECHILD.
+/// Returns the pid, or -ECHILD (no such task, or reaped already).
 pub async fn sys_wait4(k: &Kernel, t: &Task, child: Pid) -> KResult<i64> {
-    let Some(queue) = k.w().procs.get(&child).map(|p| p.exit_wait) else { return Ok(-10) }; // -ECHILD
+    // -ECHILD: no such task, or one already reaped.
+    let Some(queue) = k.w().procs.get(&child).filter(|p| p.linked || !p.exited).map(|p| p.exit_wait) else {
+        return Ok(-10);
+    };
     t.wait_event(queue, "sys_wait4:schedule", || k.w().procs.get(&child).is_none_or(|p| p.exited)).await;
     if k.w().procs.get(&child).is_some_and(|p| p.linked) {
         t.write_lock(k.tasklist_lock, "unhash_process:write_lock_tasklist").await;

@@ -360,6 +360,7 @@ fn an_exited_task_stays_on_the_task_list_as_a_zombie_until_wait4_reaps_it() {
         assert_eq!(swapfile::sys_swapoff(&k, &t, 0).await, Ok(0));
         // wait4 reaps it: release → unhash_process.
         assert_eq!(exit::sys_wait4(&k, &t, pid).await, Ok(pid as i64));
+        assert_eq!(exit::sys_wait4(&k, &t, pid).await, Ok(-10), "-ECHILD once reaped");
     });
     assert_eq!(outcome, Outcome::Finished);
     assert!(!k.w().task_list.contains(&pid), "reaped");

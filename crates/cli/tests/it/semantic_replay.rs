@@ -304,12 +304,12 @@ fn shrink_semantic_re_records_a_schedule_in_the_edited_scenario_and_shrinks_it()
     let hash = line(&run.stdout, "scenario:").split("fnv1a ").nth(1).unwrap().trim_end_matches(')').to_string();
     assert_eq!(line(&text, "content-fnv1a "), format!("content-fnv1a {hash}"));
     assert_eq!(line(&text, "tool "), format!("tool {}", env!("CARGO_PKG_VERSION")));
-    assert_eq!(line(&text, "step "), "step 74");
+    assert_eq!(line(&text, "step "), "step 77");
     assert!(text.contains("\nbystander bystander\n"), "the events name the new task: {text}");
     // A plain replay, by index, reproduces it exactly and its events agree.
     let replay = swapsim(&["replay", &file]);
     assert_eq!(replay.code, 1, "{}{}", replay.stdout, replay.stderr);
-    assert_eq!(line(&replay.stdout, "replayed:"), "replayed: swapoff-completeness at step 74, as recorded");
+    assert_eq!(line(&replay.stdout, "replayed:"), "replayed: swapoff-completeness at step 77, as recorded");
     assert!(line(&replay.stdout, "events:").ends_with("recorded events agree with the replay"), "{}", replay.stdout);
     // Shrinking again (now by index) keeps it as it is.
     let again = swapsim(&["shrink", &file]);
