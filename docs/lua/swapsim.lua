@@ -22,7 +22,7 @@
 ---@field alloc_sleep? number Probability in [0, 1] that an allocation which may sleep does sleep in the interleaved run (default 0.2).
 ---@field step_budget? integer Most steps a run may take, 1 or more (default 1000000); spending it is STEP LIMIT.
 ---@field kswapd? boolean Start kswapd, the page stealer thread (default false).
----@field max_threads? integer fork() fails with -11 (-EAGAIN) while this many processes are alive, 1 to 65536 (default 512); kswapd does not count.
+---@field max_threads? integer fork() fails with -11 (-EAGAIN) while this many tasks are on the task list (zombies until reaped), 1 to 65536 (default 512); kswapd does not count.
 ---@field costs? MachineCosts Simulated costs in ns, overriding the defaults of docs/timing.md.
 ---@field faults? MachineFaults Faults to inject in the interleaved run (default: none).
 
@@ -119,6 +119,11 @@ function Process:swap_out(addr) end
 ---@param program? fun()
 ---@return integer pid
 function fork(program) end
+
+---do_fork with CLONE_VM: a thread that shares the caller's mm (mm_users + 1) runs `program`; returns its pid, or -11 (EAGAIN) beyond machine{ max_threads }.
+---@param program fun()
+---@return integer pid
+function thread(program) end
 
 ---do_exit: end the process; does not return. Returning from a program exits too.
 function exit() end

@@ -9,8 +9,9 @@ use crate::{KResult, Kernel};
 
 /// `do_exit` (kernel/exit.c): under the BKL, `__exit_mm` (take an
 /// mm_count, clear `tsk->mm` — from here on for_each_task skips this mm —
-/// and mmput), release files (may sleep), unlink from the task list, and
-/// finally `schedule()` drops the active_mm's mm_count.
+/// and mmput), release files (may sleep), become a zombie (`exit_notify`
+/// wakes the parent; the task stays on the task list until wait4 reaps
+/// it), and finally `schedule()` drops the active_mm's mm_count.
 pub async fn do_exit(k: &Kernel, t: &Task) -> KResult<()> {
     t.lock_kernel("do_exit:lock_kernel").await;
     let pid = k.current(t);
@@ -28,10 +29,10 @@ pub async fn do_exit(k: &Kernel, t: &Task) -> KResult<()> {
     t.may_sleep("do_exit:__exit_files", k.costs.alloc_sleep).await;
     t.write_lock(k.tasklist_lock, "exit_notify:write_lock_tasklist").await;
     {
+        // TASK_ZOMBIE: the task stays on the task list, with no mm, until
+        // wait4 reaps it.
         let mut w = k.w();
-        w.procs[&pid].linked = false;
         w.procs[&pid].exited = true;
-        w.task_list.retain(|&p| p != pid);
         w.stats.exits += 1;
     }
     t.write_unlock(k.tasklist_lock, "exit_notify:write_unlock_tasklist");
@@ -69,6 +70,13 @@ pub async fn exit_mmap(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
         let mut w = k.w();
         w.mms[mm].mmap.clear();
         w.mms[mm].rss = 0;
+        // The detached VMAs keep their vm_next: a walker standing on one
+        // goes on down the old chain.
+        for (i, &v) in mpnt.iter().enumerate() {
+            if let Some(vma) = w.vmas.get_mut(v) {
+                vma.vm_next_unlinked = mpnt.get(i + 1).copied();
+            }
+        }
     }
     t.spin_unlock(ptl, "exit_mmap:vmlist_modify_unlock");
     t.note("exit_mmap:detached", || format!("the VMA chain of {} is detached", k.describe_mm(mm)));
@@ -108,9 +116,23 @@ pub async fn exit_mmap(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
 }
 
 /// `sys_wait4` (kernel/exit.c) for one child: sleep on the child's exit
-/// queue until it has exited. Returns the pid, or -ECHILD.
+/// queue until it is a zombie, then reap it: `release` → `unhash_process`
+/// takes it off the task list under `write_lock_irq(&tasklist_lock)`.
+/// Returns the pid, or -ECHILD (no such task, or reaped already).
 pub async fn sys_wait4(k: &Kernel, t: &Task, child: Pid) -> KResult<i64> {
-    let Some(queue) = k.w().procs.get(&child).map(|p| p.exit_wait) else { return Ok(-10) }; // -ECHILD
+    // -ECHILD: no such task, or one already reaped.
+    let Some(queue) = k.w().procs.get(&child).filter(|p| p.linked || !p.exited).map(|p| p.exit_wait) else {
+        return Ok(-10);
+    };
     t.wait_event(queue, "sys_wait4:schedule", || k.w().procs.get(&child).is_none_or(|p| p.exited)).await;
+    if k.w().procs.get(&child).is_some_and(|p| p.linked) {
+        t.write_lock(k.tasklist_lock, "unhash_process:write_lock_tasklist").await;
+        {
+            let mut w = k.w();
+            w.procs[&child].linked = false;
+            w.task_list.retain(|&p| p != child);
+        }
+        t.write_unlock(k.tasklist_lock, "unhash_process:write_unlock_tasklist");
+    }
     Ok(child as i64)
 }

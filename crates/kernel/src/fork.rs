@@ -6,27 +6,31 @@ use std::pin::Pin;
 use engine::Task;
 
 use crate::memory::{copy_page_range, copy_page_range_locked};
-use crate::mm::mm_alloc;
+use crate::mm::{mm_alloc, mmput};
+use crate::swapfile::ENOMEM;
 use crate::types::*;
 use crate::{Era, KResult, Kernel};
 
 /// What the child runs once `wake_up_process` lets it go: its user program.
 pub type ChildStart = Box<dyn FnOnce(Task) -> Pin<Box<dyn Future<Output = ()>>>>;
 
-/// `do_fork` (kernel/fork.c) without CLONE_VM: allocate the task struct
-/// (may sleep), take the BKL, copy files and the mm, and only at the end
-/// put the child on the task list (`SET_LINKS` under tasklist_lock) and
-/// wake it. Until then `for_each_task` cannot see the child — race 1.
+/// `do_fork` (kernel/fork.c): allocate the task struct (may sleep), take
+/// the BKL, copy files and the mm (or, with CLONE_VM, share it), and only
+/// at the end put the child on the task list (`SET_LINKS` under
+/// tasklist_lock) and wake it. Until then `for_each_task` cannot see the
+/// child — race 1. When copy_mm fails (-ENOMEM), the child's task struct
+/// is freed unlinked and fork returns -12.
 /// The child is named after its first ancestor and its pid: "parent.3".
 /// Beyond `max_threads` live tasks it fails with -EAGAIN.
-pub async fn do_fork(k: &Kernel, t: &Task, start: ChildStart) -> KResult<i64> {
+pub async fn do_fork(k: &Kernel, t: &Task, clone_vm: bool, start: ChildStart) -> KResult<i64> {
     t.may_sleep("do_fork:alloc_task_struct", k.costs.alloc_sleep).await;
     t.lock_kernel("do_fork:lock_kernel").await;
-    let live = k.w().procs.values().filter(|p| !p.exited && !p.kernel_thread).count() as u32;
+    // nr_threads: the tasks on the task list, zombies included.
+    let live = k.w().procs.values().filter(|p| p.linked && !p.kernel_thread).count() as u32;
     if live >= k.max_threads {
         // nr_threads >= max_threads: bad_fork_cleanup_count.
         let message = format!(
-            "fork: -EAGAIN: {live} tasks alive, the limit max_threads is {} (raise it with machine{{ max_threads = N }})",
+            "fork: -EAGAIN: {live} tasks on the task list (zombies count until reaped), the limit max_threads is {} (raise it with machine{{ max_threads = N }})",
             k.max_threads
         );
         k.printk(t, "do_fork:max_threads", message);
@@ -62,11 +66,15 @@ pub async fn do_fork(k: &Kernel, t: &Task, start: ChildStart) -> KResult<i64> {
         (pid, child_name)
     };
     t.may_sleep("do_fork:copy_files", k.costs.alloc_sleep).await;
-    let retval = copy_mm(k, t, parent, pid).await?;
+    let retval = copy_mm(k, t, parent, pid, clone_vm).await?;
     if retval != 0 {
-        // bad_fork_cleanup: the child never reached the task list.
-        k.w().procs.shift_remove(&pid);
-        t.unlock_kernel("do_fork:unlock_kernel_fail");
+        // bad_fork_cleanup_sighand ... bad_fork_free: the child was never
+        // linked; its task struct goes.
+        if let Some(child) = k.w().procs.shift_remove(&pid) {
+            k.sim.destroy_lock(child.exit_wait);
+        }
+        t.note("do_fork:bad_fork_free", || format!("{child_name} (pid {pid}) not created: copy_mm returned {retval}"));
+        t.unlock_kernel("do_fork:unlock_kernel");
         return Ok(retval);
     }
 
@@ -89,10 +97,22 @@ pub async fn do_fork(k: &Kernel, t: &Task, start: ChildStart) -> KResult<i64> {
 }
 
 /// `copy_mm` (kernel/fork.c): a new mm from mm_alloc (on the mm list's
-/// tail with the patch), then dup_mmap under the **parent's** mmap_sem;
-/// if that fails, `mmput` tears the half-built child down (free_pt).
-async fn copy_mm(k: &Kernel, t: &Task, parent: Pid, child: Pid) -> KResult<i64> {
+/// tail with the patch), then dup_mmap under the **parent's** mmap_sem. If
+/// dup_mmap fails (-ENOMEM), `free_pt`: mmput tears down the half-built mm
+/// — on no list in pre4, where swapoff cannot see its copied entries; on
+/// the mm list with the patch until __mmdrop unlinks it. A CLONE_VM child
+/// only takes a user of the parent's mm.
+async fn copy_mm(k: &Kernel, t: &Task, parent: Pid, child: Pid, clone_vm: bool) -> KResult<i64> {
     let Some(old_mm) = k.w().procs[&parent].mm else { return Ok(0) };
+    if clone_vm {
+        k.check_mm(t, old_mm, "copy_mm")?;
+        let mut w = k.w();
+        w.mms[old_mm].mm_users += 1; // atomic_inc(&mm->mm_users)
+        let p = &mut w.procs[&child];
+        p.mm = Some(old_mm);
+        p.active_mm = Some(old_mm);
+        return Ok(0);
+    }
     let parent_name = k.w().procs[&parent].name.clone();
     let mm = mm_alloc(k, t, format!("pid {child}, forked from pid {parent} ({parent_name})")).await;
     {
@@ -107,11 +127,8 @@ async fn copy_mm(k: &Kernel, t: &Task, parent: Pid, child: Pid) -> KResult<i64> 
     let retval = dup_mmap(k, t, mm, old_mm).await?;
     t.up(mmap_sem, "copy_mm:up_mmap_sem");
     if retval != 0 {
-        crate::mm::mmput(k, t, mm).await?;
-        let mut w = k.w();
-        let p = &mut w.procs[&child];
-        p.mm = None;
-        p.active_mm = None;
+        t.note("copy_mm:free_pt", || format!("fork failed: mmput of the half-built {}", k.describe_mm(mm)));
+        mmput(k, t, mm).await?;
     }
     Ok(retval)
 }
@@ -128,6 +145,9 @@ async fn dup_mmap(k: &Kernel, t: &Task, mm: MmId, old_mm: MmId) -> KResult<i64> 
     let parent_vmas = start_dup(k, mm, old_mm);
     for mpnt in parent_vmas {
         t.may_sleep("dup_mmap:kmem_cache_alloc", k.costs.alloc_sleep).await;
+        if kmem_cache_alloc_failed(k, t) {
+            return Ok(-ENOMEM); // fail_nomem: the VMAs linked so far stay
+        }
         k.check_mm(t, mm, "dup_mmap")?;
         let tmp = new_vma_like(k, mm, mpnt);
         let copied = copy_page_range(k, t, mm, old_mm, mpnt).await?;
@@ -211,6 +231,17 @@ async fn alloc_page_tables(k: &Kernel, t: &Task, mm: MmId, old_mm: MmId, mpnt: V
     Ok(true)
 }
 
+/// An injected failure of dup_mmap's `kmem_cache_alloc(vm_area_cachep)`:
+/// the slab grows from `__alloc_pages`, so it counts as an allocation of
+/// `machine{ faults }` (`alloc_fail`, `alloc_fail_nth`).
+fn kmem_cache_alloc_failed(k: &Kernel, t: &Task) -> bool {
+    let failed = crate::page_alloc::injected_failure(k, t);
+    if failed {
+        k.printk(t, "dup_mmap:kmem_cache_alloc", "kmem_cache_alloc: vm_area_struct allocation failed (injected)");
+    }
+    failed
+}
+
 /// The start of dup_mmap: "Kill me slowly. UGLY! FIXME!": the memcpy of
 /// 15 longs from start_code copies rss too. Returns the parent's VMAs.
 fn start_dup(k: &Kernel, mm: MmId, old_mm: MmId) -> Vec<VmaId> {
@@ -231,5 +262,5 @@ fn new_vma_like(k: &Kernel, mm: MmId, mpnt: VmaId) -> VmaId {
     if let Some((seg, _)) = shm {
         w.shm_segs[seg].nattch += 1;
     }
-    w.vmas.insert(Vma { mm, start, end, writable, shm })
+    w.vmas.insert(Vma { mm, start, end, writable, shm, vm_next_unlinked: None })
 }

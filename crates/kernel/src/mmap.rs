@@ -11,13 +11,13 @@ use crate::{KResult, Kernel};
 
 const EINVAL: i64 = 22;
 
-/// `sys_munmap` → `do_munmap` (mm/mmap.c:637-736), under the caller's
-/// mmap_sem and without the BKL: allocate a spare VMA (kmem_cache_alloc,
-/// SLAB_KERNEL: the `alloc_sleep` knob), unlink every VMA the range
-/// touches under the vmlist lock, then for each zap its part of the range
-/// and put back what is left of it (`unmap_fixup`, 516-571: a whole shm
-/// attach is closed and its file put, which takes the BKL and can sleep
-/// only for the last attach of a SHM_DEST segment).
+/// `sys_munmap` → `do_munmap` (mm/mmap.c:637-736), under the caller's mmap_sem and
+/// without the BKL: allocate a spare VMA (kmem_cache_alloc, SLAB_KERNEL:
+/// the `alloc_sleep` knob), move every VMA the
+/// range touches onto a private `free` list under the vmlist lock (each
+/// one's `vm_next` now points at the VMA unlinked before it), then, last
+/// unlinked first, zap its part of the range and put back what is left of
+/// it (`unmap_fixup`).
 pub async fn sys_munmap(k: &Kernel, t: &Task, addr: u64, pages: u64) -> KResult<i64> {
     if !addr.is_multiple_of(PAGE_SIZE) || pages == 0 {
         return Ok(-EINVAL);
@@ -33,67 +33,93 @@ pub async fn sys_munmap(k: &Kernel, t: &Task, addr: u64, pages: u64) -> KResult<
     t.down(mmap_sem, "sys_munmap:down_mmap_sem").await;
     t.may_sleep("do_munmap:kmem_cache_alloc", k.costs.alloc_sleep).await;
     t.spin_lock(ptl, "do_munmap:vmlist_modify_lock").await;
-    let free: Vec<VmaId> = {
+    let mut free: Option<VmaId> = {
         let mut w = k.w();
         let World { mms, vmas, .. } = &mut *w;
         let touched: Vec<VmaId> =
             mms[mm].mmap.iter().copied().filter(|&v| vmas[v].start < end && addr < vmas[v].end).collect();
         mms[mm].mmap.retain(|v| !touched.contains(v));
-        touched
+        // *npp = mpnt->vm_next; mpnt->vm_next = free; free = mpnt;
+        let mut free = None;
+        for v in touched {
+            vmas[v].vm_next_unlinked = free;
+            free = Some(v);
+        }
+        free
     };
     t.spin_unlock(ptl, "do_munmap:vmlist_modify_unlock");
-    for vma in free {
-        let (start, stop, shm, writable) = {
+    while let Some(vma) = free {
+        let (start, stop, next) = {
             let w = k.w();
             let v = &w.vmas[vma];
-            (v.start, v.end, v.shm, v.writable)
+            (v.start, v.end, v.vm_next_unlinked)
         };
+        free = next;
         let (st, en) = (start.max(addr), stop.min(end));
         zap_page_range(k, t, mm, st, en).await?;
-        // unmap_fixup: the pieces of the VMA outside the range stay mapped.
-        t.spin_lock(ptl, "unmap_fixup:vmlist_modify_lock").await;
-        let attaches_change = {
-            let mut w = k.w();
-            w.vmas.remove(vma);
-            let mut pieces = Vec::new();
-            if start < st {
-                pieces.push((start, st, shm));
-            }
-            if en < stop {
-                let shm = shm.map(|(seg, pgoff)| (seg, pgoff + (en - start) / PAGE_SIZE));
-                pieces.push((en, stop, shm));
-            }
-            // The VMA is gone (shm_close) or split in two (shm_open).
-            let attaches_change = match (shm, pieces.len()) {
-                (Some((seg, _)), 0) => Some((seg, -1)),
-                (Some((seg, _)), 2) => Some((seg, 1)),
-                _ => None,
-            };
-            for (s, e, shm) in pieces {
-                let piece = w.vmas.insert(Vma { mm, start: s, end: e, writable, shm });
-                let World { mms, vmas, .. } = &mut *w;
-                let chain = &mut mms[mm].mmap;
-                let at = chain.iter().position(|&v| vmas[v].start > s).unwrap_or(chain.len());
-                chain.insert(at, piece);
-            }
-            attaches_change
-        };
-        t.spin_unlock(ptl, "unmap_fixup:vmlist_modify_unlock");
-        match attaches_change {
-            // unmap_fixup of a whole attach: vm_ops->close, then fput;
-            // both sleep only for the last attach of a SHM_DEST segment.
-            Some((seg, -1)) => {
-                crate::shm::shm_close(k, t, seg).await?;
-                crate::shm::shm_fput(k, t, seg, vma).await?;
-            }
-            // A hole: the new piece's vm_ops->open (get_file does not sleep).
-            Some((seg, _)) => crate::shm::shm_open(k, t, seg).await,
-            None => {}
-        }
+        unmap_fixup(k, t, mm, vma, st, en).await?;
     }
     free_pgtables(k, t, mm, addr, end)?;
     t.up(mmap_sem, "sys_munmap:up_mmap_sem");
     Ok(0)
+}
+
+/// `unmap_fixup` (mm/mmap.c:516-571): `area` lost `[st, en)`. All of it:
+/// close (shm_close for an attach) and fput, which take the BKL and can
+/// sleep only for the last attach of a SHM_DEST segment, and the
+/// vm_area_struct is freed.
+/// Otherwise the same vm_area_struct is trimmed at an end, or truncated to
+/// the part before a hole with a new one (the spare) for the part after
+/// (vm_ops->open = shm_open on it), and linked back in under the vmlist
+/// lock — so a walker standing on it follows the live chain again.
+async fn unmap_fixup(k: &Kernel, t: &Task, mm: MmId, area: VmaId, st: u64, en: u64) -> KResult<()> {
+    let (start, stop, shm, writable) = {
+        let w = k.w();
+        let v = &w.vmas[area];
+        (v.start, v.end, v.shm, v.writable)
+    };
+    if st == start && en == stop {
+        if let Some((seg, _)) = shm {
+            crate::shm::shm_close(k, t, seg).await?; // vm_ops->close
+            crate::shm::shm_fput(k, t, seg, area).await?; // fput(area->vm_file)
+        }
+        k.w().vmas.remove(area); // kmem_cache_free
+        return Ok(());
+    }
+    let tail = (st != start && en != stop).then(|| {
+        // The hole's far side: the spare VMA, opened as a new attach.
+        let shm = shm.map(|(seg, pgoff)| (seg, pgoff + (en - start) / PAGE_SIZE));
+        k.w().vmas.insert(Vma { mm, start: en, end: stop, writable, shm, vm_next_unlinked: None })
+    });
+    if let (Some(_), Some((seg, _))) = (tail, shm) {
+        crate::shm::shm_open(k, t, seg).await; // vm_ops->open
+    }
+    {
+        let mut w = k.w();
+        let v = &mut w.vmas[area];
+        if st == start {
+            // area->vm_pgoff += ...; area->vm_start = end;
+            v.shm = v.shm.map(|(seg, pgoff)| (seg, pgoff + (en - start) / PAGE_SIZE));
+            v.start = en;
+        } else {
+            v.end = st; // area->vm_end = addr
+        }
+    }
+    let ptl = k.w().mms[mm].page_table_lock;
+    t.spin_lock(ptl, "unmap_fixup:vmlist_modify_lock").await;
+    {
+        let mut w = k.w();
+        let World { mms, vmas, .. } = &mut *w;
+        for piece in tail.into_iter().chain([area]) {
+            // insert_vm_struct: by address.
+            let s = vmas[piece].start;
+            let chain = &mut mms[mm].mmap;
+            let at = chain.iter().position(|&v| vmas[v].start > s).unwrap_or(chain.len());
+            chain.insert(at, piece);
+        }
+    }
+    t.spin_unlock(ptl, "unmap_fixup:vmlist_modify_unlock");
+    Ok(())
 }
 
 /// `free_pgtables` (mm/mmap.c:587-630), at the end of do_munmap: free the
@@ -157,7 +183,7 @@ pub async fn sys_mmap(k: &Kernel, t: &Task, addr: u64, pages: u64) -> KResult<i6
     t.spin_lock(ptl, "do_mmap:vmlist_modify_lock").await;
     {
         let mut w = k.w();
-        let vma = w.vmas.insert(Vma { mm, start: addr, end, writable: true, shm: None });
+        let vma = w.vmas.insert(Vma { mm, start: addr, end, writable: true, shm: None, vm_next_unlinked: None });
         let World { mms, vmas, .. } = &mut *w;
         let chain = &mut mms[mm].mmap;
         let at = chain.iter().position(|&v| vmas[v].start > addr).unwrap_or(chain.len());

@@ -71,7 +71,7 @@ async fn zone_balance_memory(k: &Kernel, t: &Task) -> KResult<bool> {
 
 /// An injected allocation failure: the Nth allocation, or one at the
 /// configured rate. Only once armed (after set-up).
-fn injected_failure(k: &Kernel, t: &Task) -> bool {
+pub(crate) fn injected_failure(k: &Kernel, t: &Task) -> bool {
     let (armed, count) = {
         let mut w = k.w();
         if !*w.faults_armed {

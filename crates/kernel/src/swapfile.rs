@@ -4,6 +4,7 @@
 
 use engine::{Point, Task};
 
+use crate::memory::{read_pte, set_pte};
 use crate::mm::{hold_mm, release_mm};
 use crate::page_alloc::{free_page, get_page};
 use crate::swap_state::{delete_from_swap_cache, delete_from_swap_cache_nolock, read_swap_cache};
@@ -554,11 +555,12 @@ pub async fn try_to_unuse(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
             crab_mmlist(k, t, entry, page).await?;
         } else {
             t.read_lock(k.tasklist_lock, "try_to_unuse:read_lock_tasklist").await;
-            let mms: Vec<MmId> = {
-                let w = k.w();
-                w.task_list.iter().filter_map(|pid| w.procs[pid].mm).collect()
-            };
-            for mm in mms {
+            // for_each_task(p) unuse_process(p->mm, ...): the list cannot
+            // change under the read lock, but each p->mm is read when the
+            // walk gets to p, and exec (no BKL) may switch it meanwhile.
+            let tasks: Vec<Pid> = k.w().task_list.to_vec();
+            for pid in tasks {
+                let mm = k.w().procs[&pid].mm;
                 unuse_process(k, t, mm, entry, page).await?;
             }
             t.read_unlock(k.tasklist_lock, "try_to_unuse:read_unlock_tasklist");
@@ -650,8 +652,11 @@ async fn crab_mmlist(k: &Kernel, t: &Task, entry: SwpEntry, page: PageId) -> KRe
 /// `unuse_process` (pre4, mm/swapfile.c): walk the mm's VMAs with no
 /// mmap_sem and no page_table_lock. It runs under tasklist_lock, where it
 /// cannot sleep, so the mmap-sem fix cannot apply here: it needs the mm list.
-async fn unuse_process(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, page: PageId) -> KResult<()> {
-    unuse_vmas(k, t, mm, entry, page).await
+async fn unuse_process(k: &Kernel, t: &Task, mm: Option<MmId>, entry: SwpEntry, page: PageId) -> KResult<()> {
+    match mm {
+        Some(mm) => unuse_vmas(k, t, mm, entry, page).await,
+        None => Ok(()), // if (!mm) return;
+    }
 }
 
 /// `unuse_mm` (the patch): unuse_process under `down(&mm->mmap_sem)`.
@@ -669,13 +674,15 @@ async fn unuse_mm(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, page: PageId)
 
 /// The VMA walk shared by unuse_process and unuse_mm: `unuse_vma` down to
 /// `unuse_pte` for each pte of each VMA on `mm->mmap`, following
-/// `vma->vm_next` as it goes — with no lock in pre4, so a VMA that munmap
-/// or exit frees under the walk is a use-after-free.
+/// `vma->vm_next` as it goes — with no lock in pre4, so on SMP munmap or
+/// exec's exit_mmap can take the VMA it stands on off the chain (it then
+/// follows munmap's free list or the detached chain) or free it (a
+/// use-after-free).
 pub(crate) async fn unuse_vmas(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, page: PageId) -> KResult<()> {
     k.check_mm(t, mm, "unuse_process")?;
     let mut cur: Option<VmaId> = k.w().mms[mm].mmap.first().copied();
     while let Some(vma) = cur {
-        t.point("unuse_vma").await;
+        t.point("unuse_vma:vm_start").await;
         k.check_mm(t, mm, "unuse_vma")?;
         let (start, end) = {
             let w = k.w();
@@ -689,22 +696,32 @@ pub(crate) async fn unuse_vmas(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, 
             k.w().ptes_in(mm, start, end).filter(|&(_, pte)| pte_refers_to(pte, entry, page)).map(|(a, _)| a).collect();
         t.work((end - start) / PAGE_SIZE * k.costs.pte_scan);
         for addr in hits {
-            unuse_pte(k, t, mm, addr, entry, page).await?;
+            unuse_pte(k, t, mm, vma, addr, entry, page).await?;
         }
-        // vma = vma->vm_next. A VMA unlinked meanwhile still points on into
-        // the list it was on; that is approximated by the next VMA of the
-        // chain after its address.
-        k.check_mm(t, mm, "unuse_vma")?;
-        cur = {
-            let w = k.w();
-            let chain = &w.mms[mm].mmap;
-            match chain.iter().position(|&v| v == vma) {
-                Some(at) => chain.get(at + 1).copied(),
-                None => chain.iter().copied().find(|&v| w.vmas.get(v).is_some_and(|v| v.start > start)),
-            }
-        };
+        t.point("unuse_process:vm_next").await;
+        k.check_mm(t, mm, "unuse_process")?;
+        cur = vm_next(k, t, mm, vma)?;
     }
     Ok(())
+}
+
+/// `vma = vma->vm_next` (swapfile.c:361), read with no lock: the next VMA
+/// on the chain, or, for a VMA taken off it meanwhile, where munmap
+/// (`mpnt->vm_next = free`) or exit_mmap left it pointing. Reading it from
+/// a VMA that was freed is a use-after-free.
+fn vm_next(k: &Kernel, t: &Task, mm: MmId, vma: VmaId) -> KResult<Option<VmaId>> {
+    let w = k.w();
+    let chain = &w.mms[mm].mmap;
+    if let Some(at) = chain.iter().position(|&v| v == vma) {
+        return Ok(chain.get(at + 1).copied());
+    }
+    match w.vmas.get(vma) {
+        Some(v) => Ok(v.vm_next_unlinked),
+        None => {
+            drop(w);
+            Err(k.oops(t, "use-after-free", "unuse_process read vm_next of a vm_area_struct that was freed under it"))
+        }
+    }
 }
 
 fn pte_refers_to(pte: Pte, entry: SwpEntry, page: PageId) -> bool {
@@ -715,34 +732,63 @@ fn pte_refers_to(pte: Pte, entry: SwpEntry, page: PageId) -> bool {
     }
 }
 
-/// `unuse_pte` (mm/swapfile.c): a present pte of this page is marked
-/// dirty; a pte equal to the entry becomes the page (dirty, read-only, and
-/// young: `mk_pte(page, vma->vm_page_prot)`), then `swap_free(entry)`,
-/// `get_page`, `rss++`. A page table freed under the walk reads as
-/// pte_none (zap_page_range cleared its ptes first).
-async fn unuse_pte(k: &Kernel, t: &Task, mm: MmId, addr: u64, entry: SwpEntry, page: PageId) -> KResult<()> {
-    let replaced = {
-        let mut w = k.w();
-        match w.pte(mm, addr) {
-            // Later kernels leave present ptes alone (try_to_unuse sets
-            // the page dirty instead).
-            Pte::Present { page: p, write, young, .. } if p == page && !k.fixes.era.is_later() => {
-                w.set_pte(mm, addr, Pte::Present { page, write, dirty: true, young });
-                false
-            }
-            Pte::Swap(e) if e == entry => {
-                w.set_pte(mm, addr, Pte::Present { page, write: false, dirty: true, young: true });
-                true
-            }
-            _ => false,
+/// `unuse_pte` (mm/swapfile.c:245-279): read the pte with no lock; a
+/// present pte of this page is marked dirty, a pte equal to the entry
+/// becomes the page (dirty, read-only, and young: `mk_pte(page,
+/// vma->vm_page_prot)`), then `swap_free(entry)`, `get_page`, `rss++`.
+/// The `set_pte` writes what was decided from the value read, not
+/// rechecked: on SMP a zap_page_range (munmap, exec) or a fault may change
+/// the pte in between, and a page table that munmap's free_pgtables or
+/// exit_mmap's clear_page_tables freed meanwhile is written after its free
+/// (a use-after-free).
+async fn unuse_pte(
+    k: &Kernel,
+    t: &Task,
+    mm: MmId,
+    vma: VmaId,
+    addr: u64,
+    entry: SwpEntry,
+    page: PageId,
+) -> KResult<()> {
+    match read_pte(k, mm, addr) {
+        // Later kernels leave present ptes alone (try_to_unuse sets
+        // the page dirty instead).
+        Pte::Present { page: p, write, young, .. } if p == page && !k.fixes.era.is_later() => {
+            t.point("unuse_pte:set_pte_mkdirty").await;
+            k.check_mm(t, mm, "unuse_pte")?;
+            check_page_table(k, t, mm, addr)?;
+            set_pte(k, mm, addr, Pte::Present { page, write, dirty: true, young });
         }
-    };
-    if replaced {
-        t.note("unuse_pte:set_pte", || format!("pte {addr:#x} of {}: swap entry {entry} -> page", k.describe_mm(mm)));
-        swap_free(k, t, entry, "unuse_pte:swap_free").await?;
-        get_page(k, t, page, "unuse_pte:get_page")?;
-        k.check_mm(t, mm, "unuse_pte")?;
-        k.w().mms[mm].rss += 1;
+        Pte::Swap(e) if e == entry => {
+            t.point("unuse_pte:set_pte").await;
+            k.check_mm(t, mm, "unuse_pte")?;
+            if !k.w().vmas.contains_key(vma) {
+                return Err(k.oops(
+                    t,
+                    "use-after-free",
+                    "unuse_pte read vm_page_prot of a vm_area_struct that was freed under it",
+                ));
+            }
+            check_page_table(k, t, mm, addr)?;
+            set_pte(k, mm, addr, Pte::Present { page, write: false, dirty: true, young: true });
+            t.note("unuse_pte:set_pte", || {
+                format!("pte {addr:#x} of {}: swap entry {entry} -> page", k.describe_mm(mm))
+            });
+            swap_free(k, t, entry, "unuse_pte:swap_free").await?;
+            get_page(k, t, page, "unuse_pte:get_page")?;
+            k.check_mm(t, mm, "unuse_pte")?;
+            k.w().mms[mm].rss += 1;
+        }
+        _ => {}
     }
     Ok(())
+}
+
+/// The page table unuse_pte read its pte from is still the mm's: else the
+/// C's `set_pte` writes into a page-table page that was freed under it.
+fn check_page_table(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<()> {
+    if k.w().pmd_present(mm, addr) {
+        return Ok(());
+    }
+    Err(k.oops(t, "use-after-free", format!("unuse_pte wrote pte {addr:#x} into a page table freed under it")))
 }

@@ -91,7 +91,7 @@ fn fork_duplicates_swap_entries_and_exit_frees_them() {
     let pid = swapped_process(&sim, &k, 1);
     let Pte::Swap(entry) = pte(&k, pid, 0x10000) else { panic!() };
     let outcome = run_as(&sim, &k, pid, |k, t| async move {
-        let child = fork::do_fork(&k, &t, Box::new(|_t| Box::pin(async {}))).await.unwrap();
+        let child = fork::do_fork(&k, &t, false, Box::new(|_t| Box::pin(async {}))).await.unwrap();
         assert_eq!(child, 2);
     });
     assert_eq!(outcome, Outcome::Finished);
@@ -494,7 +494,7 @@ fn a_vma_across_4mb_has_two_page_tables_which_fork_copies_and_exit_frees() {
     assert_eq!(page_tables_of(&k, pid), vec![0, 1]);
     assert_eq!(*k.w().free_pages, 64 - 2 - 2, "two pages and two page tables");
     let outcome = run_as(&sim, &k, pid, |k, t| async move {
-        assert_eq!(fork::do_fork(&k, &t, Box::new(|_t| Box::pin(async {}))).await, Ok(2));
+        assert_eq!(fork::do_fork(&k, &t, false, Box::new(|_t| Box::pin(async {}))).await, Ok(2));
     });
     assert_eq!(outcome, Outcome::Finished);
     assert_eq!(page_tables_of(&k, 2), vec![0, 1], "pte_alloc for each table the parent has");
@@ -507,6 +507,31 @@ fn a_vma_across_4mb_has_two_page_tables_which_fork_copies_and_exit_frees() {
         assert_eq!(run_as(&sim, &k, p, |k, t| async move { exit::do_exit(&k, &t).await.unwrap() }), Outcome::Finished);
     }
     assert_eq!(*k.w().free_pages, 64, "clear_page_tables freed every page table");
+}
+
+#[test]
+fn an_exited_task_stays_on_the_task_list_as_a_zombie_until_wait4_reaps_it() {
+    let (sim, k) = boot(Variant::Pre4);
+    let pid = swapped_process(&sim, &k, 1);
+    let outcome = run_as(&sim, &k, pid, |k, t| async move { exit::do_exit(&k, &t).await.unwrap() });
+    assert_eq!(outcome, Outcome::Finished);
+    {
+        // for_each_task still meets it, with tsk->mm == NULL.
+        let w = k.w();
+        assert!(w.task_list.contains(&pid), "a zombie is still on the task list");
+        assert_eq!(w.procs[&pid].mm, None);
+        assert!(w.procs[&pid].exited && w.procs[&pid].linked);
+    }
+    // swapoff walks past the zombie (unuse_process(NULL) returns at once).
+    let swapper = k.create_process("swapoff");
+    let outcome = run_as(&sim, &k, swapper, |k, t| async move {
+        assert_eq!(swapfile::sys_swapoff(&k, &t, 0).await, Ok(0));
+        // wait4 reaps it: release → unhash_process.
+        assert_eq!(exit::sys_wait4(&k, &t, pid).await, Ok(pid as i64));
+        assert_eq!(exit::sys_wait4(&k, &t, pid).await, Ok(-10), "-ECHILD once reaped");
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert!(!k.w().task_list.contains(&pid), "reaped");
     assert_eq!(invariants::check_quiescent(&k), None);
 }
 
@@ -624,4 +649,27 @@ fn an_allocation_at_pages_min_reclaims_in_the_caller_and_fails_when_it_frees_les
         assert!(*k.w().free_pages > 0);
     });
     assert_eq!(outcome, Outcome::Finished);
+}
+
+#[test]
+fn a_clone_vm_child_shares_the_mm_and_only_the_last_user_tears_it_down() {
+    let (sim, k) = boot(Variant::Patched);
+    let pid = swapped_process(&sim, &k, 1);
+    let mm = k.w().procs[&pid].mm.unwrap();
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        let child = fork::do_fork(&k, &t, true, Box::new(|_t| Box::pin(async {}))).await.unwrap();
+        assert!(child > 0);
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    let thread = *k.w().task_list.last().unwrap();
+    assert_eq!(k.w().procs[&thread].mm, Some(mm), "CLONE_VM: the same mm");
+    assert_eq!(k.w().mms[mm].mm_users, 2);
+    // exec with mm_users > 1: a new mm, and the old one is only mmput.
+    let outcome = run_as(&sim, &k, pid, |k, t| async move { mmap::exec_mmap(&k, &t).await.unwrap() });
+    assert_eq!(outcome, Outcome::Finished);
+    assert_ne!(k.w().procs[&pid].mm, Some(mm));
+    assert_eq!(k.w().mms[mm].mm_users, 1);
+    assert!(!k.w().mms[mm].mm_gone, "the thread still uses it");
+    assert_eq!(k.w().mms[mm].mmap.len(), 1, "not torn down");
+    assert!(k.w().mmlist.contains(&mm));
 }

@@ -96,6 +96,11 @@ pub struct Vma {
     pub writable: bool,
     /// The shm segment and the index of its first page, for an attach.
     pub shm: Option<(ShmId, u64)>,
+    /// `vm_next` as whoever took the VMA off `mm->mmap` left it: munmap's
+    /// private free list (`mpnt->vm_next = free`: the VMA unlinked before
+    /// it) or exit_mmap's detached chain. Read only while the VMA is off
+    /// the chain, by a walker that was standing on it (unuse_process).
+    pub vm_next_unlinked: Option<VmaId>,
 }
 
 /// A SysV shm segment id (`shmid`), numbered from 0 in creation order.

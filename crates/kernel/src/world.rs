@@ -550,7 +550,7 @@ impl Kernel {
         if overlaps {
             return Err(format!("mapping {start:#x}..{end:#x} overlaps an existing one"));
         }
-        let vma = w.vmas.insert(Vma { mm, start, end, writable: true, shm });
+        let vma = w.vmas.insert(Vma { mm, start, end, writable: true, shm, vm_next_unlinked: None });
         let World { mms, vmas, .. } = &mut *w;
         let chain = &mut mms[mm].mmap;
         let at = chain.iter().position(|&v| vmas[v].start > start).unwrap_or(chain.len());

@@ -2,9 +2,9 @@
 //!
 //! Declarations (`machine`, `process`, `shmget`, and the set-up methods of
 //! a process handle) run while the file loads and fill a [`RawSpec`].
-//! System calls (`fork`, `exit`, `exec`, `waitpid`, `read`, `write`,
-//! `mmap`, `munmap`, `shmctl`, `swapoff`, `swapon`, `swap_out`, `sleep`,
-//! `getpid`, `expect`) may only be made from a process program: each one
+//! System calls (`fork`, `thread`, `exit`, `exec`, `waitpid`, `read`,
+//! `write`, `mmap`, `munmap`, `shmctl`, `swapoff`, `swapon`, `swap_out`,
+//! `sleep`, `getpid`, `expect`) may only be made from a process program: each one
 //! yields the program's coroutine with a request that the driver turns into
 //! kernel routines, and the coroutine resumes with the result.
 
@@ -20,8 +20,8 @@ pub type SharedSpec = Rc<RefCell<RawSpec>>;
 
 /// Every global the scenario API adds, for the reference docs and tests.
 pub const GLOBALS: &[&str] = &[
-    "machine", "sweep", "param", "process", "shmget", "fork", "exit", "exec", "read", "write", "mmap", "munmap",
-    "shmctl", "swapoff", "swapon", "swap_out", "getpid", "waitpid", "sleep", "expect",
+    "machine", "sweep", "param", "process", "shmget", "fork", "thread", "exit", "exec", "read", "write", "mmap",
+    "munmap", "shmctl", "swapoff", "swapon", "swap_out", "getpid", "waitpid", "sleep", "expect",
 ];
 
 /// The methods of a process handle.
@@ -68,6 +68,13 @@ function fork(program)
     error("fork: expected the child's program (a function) or nothing, got " .. shown(program), 2)
   end
   return syscall("fork", program)
+end
+
+function thread(program)
+  if type(program) ~= "function" then
+    error("thread: expected the thread's program (a function), got " .. shown(program), 2)
+  end
+  return syscall("thread", program)
 end
 
 function exit()

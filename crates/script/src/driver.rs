@@ -55,7 +55,8 @@ impl Ctx {
 
 /// A system call request, parsed from what the program yielded.
 enum Request {
-    Fork(Option<Function>),
+    /// fork (false) or a CLONE_VM thread (true), and the child's program.
+    Fork(bool, Option<Function>),
     Exit,
     Access {
         addr: u64,
@@ -146,7 +147,8 @@ async fn run_program(ctx: Rc<Ctx>, t: Task, program: Option<Function>) {
 impl Request {
     fn name(&self) -> &'static str {
         match self {
-            Request::Fork(_) => "fork",
+            Request::Fork(false, _) => "fork",
+            Request::Fork(true, _) => "thread",
             Request::Exit => "exit",
             Request::Access { write: false, .. } => "read",
             Request::Access { write: true, .. } => "write",
@@ -172,8 +174,8 @@ fn parse_request((name, first, second): Yielded) -> Result<Request, String> {
     let mut values = [name, first, second].into_iter();
     // The name as one of ours, compared as bytes (no String per call).
     const NAMES: &[&str] = &[
-        "fork", "exit", "read", "write", "swapoff", "swapon", "swap_out", "mmap", "munmap", "exec", "waitpid", "sleep",
-        "getpid", "expect", "shmctl",
+        "fork", "thread", "exit", "read", "write", "swapoff", "swapon", "swap_out", "mmap", "munmap", "exec",
+        "waitpid", "sleep", "getpid", "expect", "shmctl",
     ];
     let name: &'static str = match values.next() {
         Some(Value::String(s)) => {
@@ -191,10 +193,13 @@ fn parse_request((name, first, second): Yielded) -> Result<Request, String> {
         _ => Err(format!("{name}: bad argument")),
     };
     Ok(match name {
-        "fork" => Request::Fork(match arg() {
-            Value::Function(f) => Some(f),
-            _ => None,
-        }),
+        "fork" | "thread" => Request::Fork(
+            name == "thread",
+            match arg() {
+                Value::Function(f) => Some(f),
+                _ => None,
+            },
+        ),
         "exit" => Request::Exit,
         "read" => Request::Access { addr: integer(arg())?, write: false },
         "write" => Request::Access { addr: integer(arg())?, write: true },
@@ -258,8 +263,8 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
             exit::do_exit(k, t).await?;
             Next::Exited
         }
-        Request::Fork(program) => {
-            let pid = fork::do_fork(k, t, start(Rc::clone(ctx), program)).await?;
+        Request::Fork(clone_vm, program) => {
+            let pid = fork::do_fork(k, t, clone_vm, start(Rc::clone(ctx), program)).await?;
             Next::Resume(values(&ctx.lua, pid))
         }
         Request::Access { addr, write } => match user_access(k, t, addr, write).await? {

@@ -1,5 +1,6 @@
 //! Integration tests: real scenarios through the `swapsim` binary.
 
+mod atomic;
 mod bad_inputs;
 mod bad_scenarios;
 mod cli_names;

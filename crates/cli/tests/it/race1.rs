@@ -191,7 +191,7 @@ fn a_failed_fault_names_what_failed() {
         "--inject",
         "alloc-fail=0.3",
         "--seed",
-        "11",
+        "46",
     ]);
     assert!(
         run.stdout.contains(

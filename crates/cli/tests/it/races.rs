@@ -202,7 +202,7 @@ fn the_page_lock_is_half_a_fix_for_race_4_without_mmap_sem_ordering() {
     // swapoff's mmap_sem) that order happens, page lock or not: the BUG is
     // now on shm_nopage's side.
     let run =
-        swapsim(&["run", "scenarios/race4_shm.lua", "--kernel", "patched", "--no-fix", "mmlist", "--seed", "230"]);
+        swapsim(&["run", "scenarios/race4_shm.lua", "--kernel", "patched", "--no-fix", "mmlist", "--seed", "882"]);
     assert!(run.stdout.contains("result:   VIOLATION swap-cache"), "{}", run.stdout);
     assert!(run.stdout.contains("detected by task shmuser"), "{}", run.stdout);
 }
@@ -224,10 +224,10 @@ fn the_page_lock_closes_race_4_only_once_mmap_sem_is_gone() {
     breaks(
         "scenarios/race4_shm.lua",
         &["--kernel", "patched", "--no-fix", "mmap-sem", "--no-fix", "page-lock"],
-        230,
+        882,
         "swap-cache",
     );
-    let line = headline("scenarios/race4_shm.lua", &["--kernel", "patched", "--no-fix", "mmap-sem"], 230);
+    let line = headline("scenarios/race4_shm.lua", &["--kernel", "patched", "--no-fix", "mmap-sem"], 882);
     assert!(!line.contains("swap-cache"), "the page lock alone closes that schedule: {line}");
 }
 

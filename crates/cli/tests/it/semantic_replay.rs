@@ -91,7 +91,7 @@ fn explore_saves_format_2_and_an_exact_replay_checks_the_events() {
     let file = out.join("race1_fork-pre4-3.schedule");
     let replay = swapsim(&["replay", file.to_str().unwrap()]);
     assert_eq!(replay.code, 1, "{}{}", replay.stdout, replay.stderr);
-    assert!(replay.stdout.contains("replayed: swapoff-completeness at step 44, as recorded"), "{}", replay.stdout);
+    assert!(replay.stdout.contains("replayed: swapoff-completeness at step 47, as recorded"), "{}", replay.stdout);
     let events: usize = line(&schedule, "events ")["events ".len()..].parse().unwrap();
     assert_eq!(
         line(&replay.stdout, "events:"),
@@ -107,7 +107,7 @@ fn explore_saves_format_2_and_an_exact_replay_checks_the_events() {
         line(&semantic.stdout, "replayed semantically:"),
         format!(
             "replayed semantically: {events} of {events} recorded events matched, violation swapoff-completeness \
-             reproduced at step 44"
+             reproduced at step 47"
         )
     );
     // A newer tool replays by events by itself, and says so.
@@ -123,7 +123,7 @@ fn explore_saves_format_2_and_an_exact_replay_checks_the_events() {
         "{}",
         replay.stdout
     );
-    assert!(line(&replay.stdout, "replayed semantically:").contains("reproduced at step 44"), "{}", replay.stdout);
+    assert!(line(&replay.stdout, "replayed semantically:").contains("reproduced at step 47"), "{}", replay.stdout);
 }
 
 #[test]
@@ -146,7 +146,7 @@ fn an_unrelated_process_added_breaks_index_replay_but_not_semantic_replay() {
     std::fs::write(&forged, v1.replacen(&old_hash, &format!("content-fnv1a {hash}"), 1)).unwrap();
     let by_index = swapsim(&["replay", forged.to_str().unwrap()]);
     assert_eq!(by_index.code, 0, "{}{}", by_index.stdout, by_index.stderr);
-    assert!(by_index.stdout.contains("diverged: recorded swapoff-completeness at step 44, replay ran without it"));
+    assert!(by_index.stdout.contains("diverged: recorded swapoff-completeness at step 47, replay ran without it"));
     // By its events it reproduces the same invariant.
     let semantic = swapsim(&["replay", &file, "--semantic", "--report"]);
     assert_eq!(semantic.code, 1, "{}{}", semantic.stdout, semantic.stderr);
@@ -209,7 +209,7 @@ fn format_1_schedules_replay_by_index_only() {
     std::fs::write(&file, &v1).unwrap();
     let replay = swapsim(&["replay", file.to_str().unwrap()]);
     assert_eq!(replay.code, 1, "{}{}", replay.stdout, replay.stderr);
-    assert!(replay.stdout.contains("replayed: swapoff-completeness at step 44, as recorded"), "{}", replay.stdout);
+    assert!(replay.stdout.contains("replayed: swapoff-completeness at step 47, as recorded"), "{}", replay.stdout);
     assert!(!replay.stdout.contains("recorded events agree"), "{}", replay.stdout);
     let semantic = swapsim(&["replay", file.to_str().unwrap(), "--semantic"]);
     assert_eq!(semantic.code, 2);
@@ -286,7 +286,7 @@ fn shrink_semantic_re_records_a_schedule_in_the_edited_scenario_and_shrinks_it()
         line(&shrink.stdout, "replayed semantically:"),
         format!(
             "replayed semantically: {events} of {events} recorded events matched, violation swapoff-completeness \
-             reproduced at step 45"
+             reproduced at step 49"
         )
     );
     // The sizes are those of the run in the edited scenario: the bystander's
@@ -295,7 +295,7 @@ fn shrink_semantic_re_records_a_schedule_in_the_edited_scenario_and_shrinks_it()
         line(&shrink.stdout, "shrunk:"),
         format!(
             "shrunk:   36 choices (8 not the default) -> 0 choices (0 not the default), 6 replays; {file} still \
-             breaks swapoff-completeness at step 74"
+             breaks swapoff-completeness at step 77"
         )
     );
     // Re-recorded in the edited scenario: its hash, this tool, the new step.
@@ -304,12 +304,12 @@ fn shrink_semantic_re_records_a_schedule_in_the_edited_scenario_and_shrinks_it()
     let hash = line(&run.stdout, "scenario:").split("fnv1a ").nth(1).unwrap().trim_end_matches(')').to_string();
     assert_eq!(line(&text, "content-fnv1a "), format!("content-fnv1a {hash}"));
     assert_eq!(line(&text, "tool "), format!("tool {}", env!("CARGO_PKG_VERSION")));
-    assert_eq!(line(&text, "step "), "step 74");
+    assert_eq!(line(&text, "step "), "step 77");
     assert!(text.contains("\nbystander bystander\n"), "the events name the new task: {text}");
     // A plain replay, by index, reproduces it exactly and its events agree.
     let replay = swapsim(&["replay", &file]);
     assert_eq!(replay.code, 1, "{}{}", replay.stdout, replay.stderr);
-    assert_eq!(line(&replay.stdout, "replayed:"), "replayed: swapoff-completeness at step 74, as recorded");
+    assert_eq!(line(&replay.stdout, "replayed:"), "replayed: swapoff-completeness at step 77, as recorded");
     assert!(line(&replay.stdout, "events:").ends_with("recorded events agree with the replay"), "{}", replay.stdout);
     // Shrinking again (now by index) keeps it as it is.
     let again = swapsim(&["shrink", &file]);
@@ -364,7 +364,7 @@ fn shrink_of_a_schedule_from_another_tool_version_follows_its_events_as_replay_d
             env!("CARGO_PKG_VERSION")
         )
     );
-    assert!(line(&shrink.stdout, "replayed semantically:").ends_with("reproduced at step 44"), "{}", shrink.stdout);
+    assert!(line(&shrink.stdout, "replayed semantically:").ends_with("reproduced at step 47"), "{}", shrink.stdout);
     assert!(line(&shrink.stdout, "shrunk:").contains("still breaks swapoff-completeness at step "));
     let text = std::fs::read_to_string(&old).unwrap();
     assert_eq!(line(&text, "tool "), format!("tool {}", env!("CARGO_PKG_VERSION")), "re-recorded by this tool");
