@@ -343,12 +343,14 @@ fn direct_reclaim_swaps_out_when_memory_runs_out_and_keeps_the_data() {
     let pid = k.create_process("hog");
     k.map_anonymous(pid, 0x10000, 100).unwrap();
     let outcome = run_as(&sim, &k, pid, |k, t| async move {
-        for i in 0..56 {
+        // 55 pages and their page table: one more and reclaim would free
+        // less than a cluster (the next test).
+        for i in 0..55 {
             assert_eq!(user_access(&k, &t, 0x10000 + i * PAGE_SIZE, true).await, Ok(Access::Done), "write {i}");
         }
         // The swap-outs' writes complete: their pages become reclaimable.
         t.sleep_io("test:wait_for_writes", 100_000_000).await;
-        for i in 0..56 {
+        for i in 0..55 {
             assert_eq!(user_access(&k, &t, 0x10000 + i * PAGE_SIZE, false).await, Ok(Access::Done), "read {i}");
         }
     });
@@ -625,26 +627,27 @@ fn an_allocation_at_pages_min_reclaims_in_the_caller_and_fails_when_it_frees_les
     let pid = k.create_process("hog");
     k.map_anonymous(pid, 0x10000, 100).unwrap();
     let outcome = run_as(&sim, &k, pid, |k, t| async move {
-        // Down to pages_low + 1 free: no reclaim, no wake-up.
-        for i in 0..43 {
+        // Down to pages_low + 1 free (the page table takes one page): no
+        // reclaim, no wake-up.
+        for i in 0..42 {
             assert_eq!(user_access(&k, &t, 0x10000 + i * PAGE_SIZE, true).await, Ok(Access::Done));
         }
         assert_eq!(k.w().stats.swap_outs, 0);
         assert!(!*k.w().zone_wake_kswapd);
         // At pages_low kswapd would be woken; still no reclaim here.
-        for i in 43..54 {
+        for i in 42..53 {
             assert_eq!(user_access(&k, &t, 0x10000 + i * PAGE_SIZE, true).await, Ok(Access::Done));
         }
         assert!(*k.w().zone_wake_kswapd && !*k.w().low_on_memory);
         assert_eq!(k.w().stats.swap_outs, 0, "between pages_low and pages_min kswapd does the work");
         // At pages_min the faulting task itself swaps out a whole cluster.
-        assert_eq!(user_access(&k, &t, 0x10000 + 54 * PAGE_SIZE, true).await, Ok(Access::Done));
+        assert_eq!(user_access(&k, &t, 0x10000 + 53 * PAGE_SIZE, true).await, Ok(Access::Done));
         assert_eq!(k.w().stats.swap_outs, 32, "do_try_to_free_pages ran in the caller");
         assert!(*k.w().low_on_memory);
-        assert_eq!(user_access(&k, &t, 0x10000 + 55 * PAGE_SIZE, true).await, Ok(Access::Done));
+        assert_eq!(user_access(&k, &t, 0x10000 + 54 * PAGE_SIZE, true).await, Ok(Access::Done));
         // Now the reclaim finds fewer than SWAP_CLUSTER_MAX pages to free:
         // zone_balance_memory fails the allocation although pages are free.
-        let failed = user_access(&k, &t, 0x10000 + 56 * PAGE_SIZE, true).await;
+        let failed = user_access(&k, &t, 0x10000 + 55 * PAGE_SIZE, true).await;
         assert!(matches!(failed, Ok(Access::Killed(_))), "{failed:?}");
         assert!(*k.w().free_pages > 0);
     });

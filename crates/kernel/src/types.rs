@@ -84,6 +84,9 @@ pub struct MmStruct {
     pub expected: BTreeMap<u64, u64>,
     /// `swap_address`: where the page stealer's next scan starts.
     pub swap_address: u64,
+    /// `swap_cnt`: swap_out's "shadow rss", refilled from rss when no mm
+    /// has any left, cleared when a scan of the mm finds nothing.
+    pub swap_cnt: i64,
 }
 
 /// `struct vm_area_struct`: an anonymous private mapping, or a shared

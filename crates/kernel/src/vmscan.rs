@@ -102,42 +102,76 @@ async fn swap_out_mm(k: &Kernel, t: &Task, mm: MmId, aim: Option<u64>) -> KResul
     }
     t.spin_unlock(ptl, "swap_out_mm:vmlist_access_unlock");
     k.check_mm(t, mm, "swap_out_mm")?;
-    k.w().mms[mm].swap_address = 0;
+    // "We didn't find anything for the process."
+    let mut w = k.w();
+    w.mms[mm].swap_cnt = 0;
+    w.mms[mm].swap_address = 0;
     Ok(SwapOut::Failed)
 }
 
-/// `swap_out` (mm/vmscan.c:324-400) as kswapd and direct reclaim run it:
-/// under the BKL (its own `lock_kernel`, 331; the caller's depth is kept),
-/// pick the mm with the most resident pages among the tasks (for_each_task
-/// under tasklist_lock; swap_cnt reduced to rss), hold it, and scan its
-/// present ptes from where the last scan stopped.
-async fn swap_out(k: &Kernel, t: &Task) -> KResult<bool> {
+/// `swap_out` (mm/vmscan.c:324-400) as kswapd and direct reclaim run it,
+/// under the BKL: up to `nr_threads / (priority + 1)` (at least 1) times
+/// plus one, pick the mm with the largest `swap_cnt` (its "shadow rss")
+/// among the tasks under tasklist_lock, refilling every `swap_cnt` from
+/// `rss` once when none has any left; hold it and scan it. A scan that
+/// finds nothing to take (every pte it met was young and is now old)
+/// clears the mm's `swap_cnt`, so the next pick passes it over until the
+/// refill: a second pick in the same call then takes the pages the first
+/// scan aged. (The `swappable` flag and kill_proc on an error are not
+/// modelled: every task with an mm is swappable.)
+async fn swap_out(k: &Kernel, t: &Task, priority: u32) -> KResult<bool> {
     t.lock_kernel("swap_out:lock_kernel").await;
-    let result = swap_out_locked(k, t).await;
+    let result = swap_out_locked(k, t, priority).await;
     t.unlock_kernel("swap_out:unlock_kernel");
     result
 }
 
-async fn swap_out_locked(k: &Kernel, t: &Task) -> KResult<bool> {
-    t.read_lock(k.tasklist_lock, "swap_out:read_lock_tasklist").await;
-    let victim = {
-        let w = k.w();
-        let mut best: Option<(i64, MmId)> = None;
-        for pid in &w.task_list {
-            let Some(mm) = w.procs[pid].mm else { continue };
-            let rss = w.mms.get(mm).map(|m| m.rss).unwrap_or(0);
-            if rss > 0 && best.is_none_or(|(r, _)| rss > r) {
-                best = Some((rss, mm));
+async fn swap_out_locked(k: &Kernel, t: &Task, priority: u32) -> KResult<bool> {
+    let nr_threads = k.w().task_list.len() as u32;
+    let mut counter = (nr_threads / (priority + 1)).max(1) as i64;
+    let mut assign = 0;
+    while counter >= 0 {
+        let best = loop {
+            t.read_lock(k.tasklist_lock, "swap_out:read_lock_tasklist").await;
+            let best = {
+                let mut w = k.w();
+                let World { procs, mms, task_list, .. } = &mut *w;
+                let mut best: Option<(i64, MmId)> = None;
+                for pid in task_list.iter() {
+                    let Some(mm) = procs[pid].mm else { continue };
+                    let Some(m) = mms.get_mut(mm) else { continue };
+                    if m.rss <= 0 {
+                        continue;
+                    }
+                    if assign == 1 {
+                        m.swap_cnt = m.rss; // refresh swap_cnt
+                    }
+                    if m.swap_cnt > best.map_or(0, |(c, _)| c) {
+                        best = Some((m.swap_cnt, mm));
+                    }
+                }
+                best.map(|(_, mm)| mm)
+            };
+            t.read_unlock(k.tasklist_lock, "swap_out:read_unlock_tasklist");
+            if assign == 1 {
+                assign = 2;
             }
+            if best.is_none() && assign == 0 {
+                assign = 1; // goto select
+                continue;
+            }
+            break best;
+        };
+        let Some(mm) = best else { return Ok(false) };
+        hold_best_mm(k, t, mm).await?;
+        let result = swap_out_mm(k, t, mm, None).await?;
+        mmdrop(k, t, mm).await?;
+        if result != SwapOut::Failed {
+            return Ok(true);
         }
-        best.map(|(_, mm)| mm)
-    };
-    t.read_unlock(k.tasklist_lock, "swap_out:read_unlock_tasklist");
-    let Some(mm) = victim else { return Ok(false) };
-    hold_best_mm(k, t, mm).await?;
-    let result = swap_out_mm(k, t, mm, None).await?;
-    mmdrop(k, t, mm).await?;
-    Ok(result != SwapOut::Failed)
+        counter -= 1;
+    }
+    Ok(false)
 }
 
 /// `atomic_inc(&best->mm_count)` in `swap_out` (mm/vmscan.c:384): after
@@ -196,7 +230,7 @@ pub async fn do_try_to_free_pages(k: &Kernel, t: &Task) -> KResult<bool> {
                 return Ok(true);
             }
         }
-        while swap_out(k, t).await? {
+        while swap_out(k, t, priority).await? {
             count -= 1;
             if count == 0 {
                 return Ok(true);

@@ -523,6 +523,7 @@ impl Kernel {
             origin,
             expected: Default::default(),
             swap_address: 0,
+            swap_cnt: 0,
         });
         if self.fixes.mmlist {
             w.mmlist.push(mm);
