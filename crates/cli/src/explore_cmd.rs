@@ -240,15 +240,20 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     }
     let secs = started.elapsed().as_secs_f64();
     eprintln!("({runs_done} runs in {secs:.2} s: {:.0} runs/s)", runs_done as f64 / secs.max(1e-9));
+    // A CSV that cannot be written (a full disk) is an error, but the find
+    // is still saved below.
+    let mut csv_failed = false;
     if let Some(csv) = &args.csv {
         let text = crate::seed_search::render_csv(&rows);
         if let Err(e) = write_whole(csv, text.as_bytes()) {
             eprintln!("error: cannot write {}: {e}", csv.display());
-            return ExitCode::from(2);
+            csv_failed = true;
+        } else {
+            let partial = if crate::run_cmd::interrupted() { ", partial: interrupted" } else { "" };
+            println!("csv:      {} ({runs_done} rows{partial})", csv.display());
         }
-        let partial = if crate::run_cmd::interrupted() { ", partial: interrupted" } else { "" };
-        println!("csv:      {} ({runs_done} rows{partial})", csv.display());
     }
+    let failed = |code: ExitCode| if csv_failed { ExitCode::from(2) } else { code };
     print!("{}", lock_order.report());
     let ran: Vec<u64> = rows.iter().map(|r| r.seed).collect();
     print!("{}", coverage.report(&ran));
@@ -274,20 +279,20 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
     if total == 0 {
         println!("result:   {runs_done} runs, no violation");
-        return if crate::run_cmd::interrupted() { ExitCode::from(130) } else { ExitCode::SUCCESS };
+        return failed(if crate::run_cmd::interrupted() { ExitCode::from(130) } else { ExitCode::SUCCESS });
     }
     println!("result:   {runs_done} runs, {total} found something ({})", kinds.join(", "));
     let Some((seed, report)) = first else {
         println!("first:    no run broke {}", args.invariant.as_deref().unwrap_or("-"));
-        return ExitCode::from(1);
+        return failed(ExitCode::from(1));
     };
     let Some((invariant, step)) = violation(&report) else {
         println!("first:    seed {seed}: {}", script::run::describe(&report.outcome));
-        return ExitCode::from(1);
+        return failed(ExitCode::from(1));
     };
     println!("first:    seed {seed}: {invariant} at step {step}");
     let tag = seed.to_string();
-    save_schedule(args, &kernel, &path, &source, seed, &tag, invariant, step, &report.choices)
+    failed(save_schedule(args, &kernel, &path, &source, seed, &tag, invariant, step, &report.choices))
 }
 
 /// Write the schedule of a find to `--out` (shrunk first unless
