@@ -258,6 +258,9 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     if crate::run_cmd::interrupted() {
         println!("interrupted: stopped after {runs_done} runs; the results cover those");
     }
+    // A CSV that cannot be written (a full disk) is an error, but the find
+    // is still saved below.
+    let mut csv_failed = false;
     if let Some(csv) = &args.csv {
         let (pct_depth, pct_steps) = match strategy {
             Strategy::Pct { depth, steps } => (depth.to_string(), steps.to_string()),
@@ -277,11 +280,13 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         let text = crate::seed_search::render_csv(&identity, args.shard, &rows);
         if let Err(e) = write_whole(csv, text.as_bytes()) {
             eprintln!("error: cannot write {}: {e}", csv.display());
-            return ExitCode::from(2);
+            csv_failed = true;
+        } else {
+            let partial = if crate::run_cmd::interrupted() { ", partial: interrupted" } else { "" };
+            println!("csv:      {} ({runs_done} rows{partial})", csv.display());
         }
-        let partial = if crate::run_cmd::interrupted() { ", partial: interrupted" } else { "" };
-        println!("csv:      {} ({runs_done} rows{partial})", csv.display());
     }
+    let failed = |code: ExitCode| if csv_failed { ExitCode::from(2) } else { code };
     let witness = |seed: u64| {
         let pct = match strategy {
             Strategy::Pct { depth, steps } => format!(" --pct {depth},{steps}"),
@@ -316,20 +321,20 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
     if total == 0 {
         println!("result:   {runs_done} runs, no violation");
-        return if crate::run_cmd::interrupted() { ExitCode::from(130) } else { ExitCode::SUCCESS };
+        return failed(if crate::run_cmd::interrupted() { ExitCode::from(130) } else { ExitCode::SUCCESS });
     }
     println!("result:   {runs_done} runs, {total} found something ({})", kinds.join(", "));
     let Some((seed, report)) = first else {
         println!("first:    no run broke {}", args.invariant.as_deref().unwrap_or("-"));
-        return ExitCode::from(1);
+        return failed(ExitCode::from(1));
     };
     let Some((invariant, step)) = violation(&report) else {
         println!("first:    seed {seed}: {}", script::run::describe(&report.outcome));
-        return ExitCode::from(1);
+        return failed(ExitCode::from(1));
     };
     println!("first:    seed {seed}: {invariant} at step {step}");
     let tag = seed.to_string();
-    save_schedule(args, &kernel, &path, &source, seed, &tag, invariant, step, &report.choices)
+    failed(save_schedule(args, &kernel, &path, &source, seed, &tag, invariant, step, &report.choices))
 }
 
 /// Write the schedule of a find to `--out` (shrunk first unless

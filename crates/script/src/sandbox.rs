@@ -422,8 +422,8 @@ pub struct Budget {
 }
 
 impl Budget {
-    fn charge(&self, lua: &Lua, n: u32) -> mlua::Result<VmState> {
-        let total = self.used.get().saturating_add(u64::from(n));
+    fn charge(&self, lua: &Lua, n: u64) -> mlua::Result<VmState> {
+        let total = self.used.get().saturating_add(n);
         self.used.set(total);
         if total <= self.max {
             return Ok(VmState::Continue);
@@ -465,11 +465,7 @@ fn set_hook_count(thread: &mlua::Thread, count: u32) {
 /// without this every program could run up to one interval for free.
 pub fn start_program(lua: &Lua, thread: &mlua::Thread) -> mlua::Result<()> {
     set_hook_count(thread, FIRST_STRIDE);
-    let budget = lua.app_data_ref::<Rc<Budget>>().map(|b| Rc::clone(&b));
-    match budget {
-        Some(budget) => budget.charge(lua, FIRST_STRIDE).map(|_| ()),
-        None => Ok(()),
-    }
+    charge_work(lua, u64::from(FIRST_STRIDE))
 }
 
 /// [`new_sandbox`], plus the handle that resets it between runs.
@@ -557,7 +553,10 @@ fn make_pairs(lua: &Lua, sorted_next: Function) -> mlua::Result<Function> {
                 return call_pairs_metamethod(mm, Value::Table(table));
             }
         }
-        let state = sorted_key_state(lua, &table)?;
+        let (state, keys) = sorted_key_state(lua, &table)?;
+        // Sorting the keys is work no Lua instruction counts: charge it,
+        // one instruction a key (a loop of pairs over a big table).
+        charge_work(lua, keys as u64)?;
         Ok(MultiValue::from_iter([Value::Function(sorted_next.clone()), Value::Table(state), Value::Nil]))
     })
 }
@@ -582,8 +581,18 @@ pub(crate) fn with_article(word: &str) -> String {
     format!("{article} {word}")
 }
 
-/// The iteration state for `sorted_next`: keys in order at 1..n, the table at `t`, position `i`.
-fn sorted_key_state(lua: &Lua, table: &Table) -> mlua::Result<Table> {
+/// Charge `n` instructions of work done outside the Lua VM to the budget.
+fn charge_work(lua: &Lua, n: u64) -> mlua::Result<()> {
+    let budget = lua.app_data_ref::<Rc<Budget>>().map(|b| Rc::clone(&b));
+    match budget {
+        Some(budget) => budget.charge(lua, n).map(|_| ()),
+        None => Ok(()),
+    }
+}
+
+/// The iteration state for `sorted_next`: keys in order at 1..n, the table at `t`, position `i`;
+/// and the number of keys.
+fn sorted_key_state(lua: &Lua, table: &Table) -> mlua::Result<(Table, usize)> {
     let mut ints: Vec<i64> = Vec::new();
     let mut floats: Vec<f64> = Vec::new();
     // Copied out rather than kept as `mlua::String`s: each live handle takes a slot on mlua's
@@ -636,7 +645,7 @@ fn sorted_key_state(lua: &Lua, table: &Table) -> mlua::Result<Table> {
     }
     state.raw_set("t", table.clone())?;
     state.raw_set("i", 0)?;
-    Ok(state)
+    Ok((state, count))
 }
 
 /// `tostring` that names objects `table: #3` (numbered in order of first display) instead of by
@@ -740,6 +749,8 @@ fn make_rep(lua: &Lua, raw_rep: Function, max_bytes: usize) -> mlua::Result<Func
                  ({max_bytes} bytes; --lua-memory-mb N)"
             )));
         }
+        // Copying the result is work no instruction counts: one a 64 bytes.
+        charge_work(lua, (total / 64) as u64)?;
         raw_rep.call::<Value>(args)
     })
 }
@@ -896,7 +907,7 @@ fn check_integer(value: &Value, arg: usize, func: &str) -> mlua::Result<i64> {
 fn install_instruction_limit(lua: &Lua, budget: Rc<Budget>) -> mlua::Result<()> {
     lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_STRIDE), move |lua, _debug| {
         set_hook_count(&lua.current_thread(), HOOK_STRIDE);
-        budget.charge(lua, HOOK_STRIDE)
+        budget.charge(lua, u64::from(HOOK_STRIDE))
     })
 }
 

@@ -1,0 +1,3 @@
+while true do
+  local s = string.rep("x", 1 << 24)
+end
