@@ -52,7 +52,16 @@ fn take_free_page(k: &Kernel, t: &Task) -> PageId {
     let number = *w.next_page_number;
     *w.next_page_number += 1;
     let lock = t.new_lock(LockKind::PageBit, "PG_locked", LockName::Numbered("page#", number.into(), ".PG_locked"));
-    w.pages.insert(Page { number, count: 1, lock, swap_cache: false, index: None, swap_entry: false, data: 0, dirty: false })
+    w.pages.insert(Page {
+        number,
+        count: 1,
+        lock,
+        swap_cache: false,
+        index: None,
+        swap_entry: false,
+        data: 0,
+        dirty: false,
+    })
 }
 
 /// `get_page`: one more reference.

@@ -308,7 +308,11 @@ async fn add_to_swap_cache_unique(k: &Kernel, t: &Task, page: PageId, entry: Swp
         return Ok(false);
     }
     let page_lock = k.w().pages[page].lock;
-    let ours = if locked { t.page_locked(page_lock) } else { t.try_lock_page(page_lock, "add_to_page_cache_unique:PG_locked") };
+    let ours = if locked {
+        t.page_locked(page_lock)
+    } else {
+        t.try_lock_page(page_lock, "add_to_page_cache_unique:PG_locked")
+    };
     if !ours {
         t.spin_unlock(k.pagecache_lock, "add_to_page_cache_unique:pagecache_unlock");
         let what = page_number(k, page);

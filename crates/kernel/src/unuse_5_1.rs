@@ -12,10 +12,10 @@
 
 use engine::Task;
 
+use crate::later_swap::try_to_free_swap;
 use crate::memory::{read_pte, swapin_readahead};
 use crate::mm::{mmget_not_zero, mmput};
 use crate::page_alloc::{free_page, get_page};
-use crate::later_swap::try_to_free_swap;
 use crate::swap_state::{find_get_page, read_swap_cache};
 use crate::swapfile::{inuse_pages, swap_count, swap_free, ENOMEM};
 use crate::types::*;
