@@ -119,9 +119,8 @@ fn swapoff_without_a_race_brings_every_page_back_in_both_kernels() {
         assert_eq!(invariants::check_swapoff_complete(&k, 0, true), None, "{variant}");
         assert!(k.w().printk.is_empty(), "{variant}: no Undead entry: {:?}", k.w().printk);
         for i in 0..3 {
-            // Dirty, so that the page is written again before it is dropped:
-            // pre4's unuse_pte marks the pte dirty (pte_mkdirty); 5.1 maps it
-            // clean and try_to_free_swap marks the page (SetPageDirty).
+            // Dirty: the pte (2.3.99, and the model's 2.4 unuse_pte) or the
+            // page (5.1 maps it clean; try_to_free_swap's SetPageDirty).
             let Pte::Present { page, dirty, .. } = pte(&k, pid, 0x10000 + i * PAGE_SIZE) else { panic!("{variant}") };
             assert!(dirty || k.w().pages[page].dirty, "{variant}");
         }
