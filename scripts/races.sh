@@ -24,6 +24,11 @@ races=(
   "race6_readahead.lua|6 readahead|swap-count|--no-fix mmap-sem --no-fix no-readahead"
   "race6_kswapd.lua|6 kswapd|swapoff-completeness|--no-fix no-new-refs"
   "race7_shm_nopage.lua|7 shm_nopage (open)|swap-count|"
+  "race1_fork_two_tables.lua|1 fork, one VMA across two page tables|swapoff-completeness|--no-fix mmap-sem"
+  "fork_enomem.lua|fork's -ENOMEM unwinding (not in the seed)|swapoff-completeness|--no-fix mmlist"
+  "thread_exec.lua|exec of a threaded mm (not in the seed)|use-after-free|--no-fix mmlist --no-fix mmap-sem"
+  "smp_munmap_walk.lua|unuse_pte and the VMA walk against munmap, SMP (not in the seed)|use-after-free|--no-fix mmap-sem"
+  "shm_swap_window.lua|shm_swap's unpublished slot, SMP (not in the seed; open)|swap-cache|"
 )
 # column title | kernel flags
 columns=(
