@@ -47,12 +47,24 @@ impl Ctx {
 enum Request {
     Fork(Option<Function>),
     Exit,
-    Access { addr: u64, write: bool },
+    Access {
+        addr: u64,
+        write: bool,
+    },
     Swapoff(usize),
     Swapon(usize),
-    SwapOut { addr: u64, pid: Option<u32> },
-    Mmap { addr: u64, pages: u64 },
-    Munmap { addr: u64, pages: u64 },
+    SwapOut {
+        addr: u64,
+        pid: Option<u32>,
+    },
+    Mmap {
+        addr: u64,
+        pages: u64,
+    },
+    Munmap {
+        addr: u64,
+        pages: u64,
+    },
     /// `shmctl(seg, IPC_RMID)`.
     ShmctlRmid(usize),
     Exec,
