@@ -151,6 +151,12 @@ function mmap(addr, pages) end
 ---@return integer ret
 function munmap(addr, pages) end
 
+---sys_shmctl(IPC_RMID): remove the segment; with attaches it is marked SHM_DEST and goes with the last one. Returns 0, -22 (EINVAL) or -2 (ENOENT).
+---@param seg Segment From shmget.
+---@param cmd "IPC_RMID" The only command modelled.
+---@return integer ret
+function shmctl(seg, cmd) end
+
 ---sys_swapoff: switch swap device `device` (1 is the first) off; returns 0, -22 (EINVAL) or -12 (ENOMEM).
 ---@param device integer
 ---@return integer ret

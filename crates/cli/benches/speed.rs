@@ -83,7 +83,7 @@ fn main() {
         stress_bench(root, variants);
     }
     if on("dfs") && !quick {
-        for file in ["race2_exit.lua", "race6_readahead.lua"] {
+        for file in ["race5_munmap.lua", "race6_readahead.lua"] {
             dfs_bench(root, file);
         }
     }

@@ -25,7 +25,7 @@ pub enum StrategyName {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  swapsim explore scenarios/race1_fork.lua --kernel pre4 --runs 1000\n  swapsim explore scenarios/race4_shm.lua --kernel pre4 --runs 20000 --strategy pct --depth 3\n  swapsim explore scenarios/race1_fork.lua --kernel patched --runs 10000   # the fix holds\n  swapsim explore scenarios/race2_exit.lua --kernel patched --strategy dfs --preemptions 2   # exhaustive within the bound\n  swapsim explore scenarios/race4_shm.lua --runs 100000 --jobs 2 --csv output/race4.csv\n\nExit status: 0 no violation, 1 a violation was found, 2 bad usage or a bad scenario."
+    after_help = "Examples:\n  swapsim explore scenarios/race1_fork.lua --kernel pre4 --runs 1000\n  swapsim explore scenarios/race4_shm.lua --kernel pre4 --runs 20000 --strategy pct --depth 3\n  swapsim explore scenarios/race1_fork.lua --kernel patched --runs 10000   # the fix holds\n  swapsim explore scenarios/race2_exit.lua --kernel patched --strategy dfs --preemptions 1   # exhaustive within the bound\n  swapsim explore scenarios/race4_shm.lua --runs 100000 --jobs 2 --csv output/race4.csv\n\nExit status: 0 no violation, 1 a violation was found, 2 bad usage or a bad scenario."
 )]
 pub struct ExploreArgs {
     /// The scenario (a Lua file).

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::rc::Rc;
 
-use engine::{Outcome, ReplayChooser, Sim, SimConfig, Task};
+use engine::{EventKind, Outcome, ReplayChooser, Sim, SimConfig, Task};
 
 use crate::memory::{user_access, Access};
 use crate::*;
@@ -674,4 +674,165 @@ fn a_clone_vm_child_shares_the_mm_and_only_the_last_user_tears_it_down() {
     assert!(!k.w().mms[mm].mm_gone, "the thread still uses it");
     assert_eq!(k.w().mms[mm].mmap.len(), 1, "not torn down");
     assert!(k.w().mmlist.contains(&mm));
+}
+
+/// Whether `task` holds the BKL when it first reaches `point` (the lock's
+/// acquisitions, releases and drops in the event log before it).
+fn holds_bkl_at(sim: &Sim, task: engine::TaskId, point: &str) -> Option<bool> {
+    let bkl = sim.bkl();
+    let mut held = false;
+    for e in sim.events().iter().filter(|e| e.task == Some(task)) {
+        if e.point == point {
+            return Some(held);
+        }
+        match e.kind {
+            EventKind::Acquired if e.lock == Some(bkl) => held = true,
+            EventKind::Released | EventKind::BklDropped if e.lock == Some(bkl) => held = false,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A swap-cache page nobody maps (for shrink_mmap) and a shm page only its
+/// segment holds (for shm_swap), in a machine of 64 pages.
+fn reclaimable_pages(sim: &Rc<Sim>, k: &Rc<Kernel>) {
+    let pid = k.create_process("p");
+    k.map_anonymous(pid, 0x10000, 1).unwrap();
+    let seg = k.shmget(1);
+    k.shmat(pid, seg, 0x40000000).unwrap();
+    let outcome = run_as(sim, k, pid, |k, t| async move {
+        assert_eq!(user_access(&k, &t, 0x10000, true).await, Ok(Access::Done));
+        assert_eq!(user_access(&k, &t, 0x40000000, true).await, Ok(Access::Done));
+        assert!(matches!(vmscan::swap_out_pte(&k, &t, 1, 0x10000).await, Ok(vmscan::SwapOut::Done(_))));
+        assert_eq!(vmscan::swap_out_pte(&k, &t, 1, 0x40000000).await, Ok(vmscan::SwapOut::Unmapped));
+        t.sleep_io("test:wait_for_write", 100_000_000).await;
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert_eq!(k.w().swap_cache.len(), 1, "the swap-cache page only the cache holds, for shrink_mmap");
+}
+
+#[test]
+fn kswapd_reclaims_with_no_bkl_but_swap_out_and_shm_swaps_pre_and_postop() {
+    let (sim, k) = boot(Variant::Pre4);
+    reclaimable_pages(&sim, &k);
+    // Keep shm_swap's page: a second attach would map it; here it is only
+    // in the segment. Wake kswapd as an allocation at pages_low does.
+    *k.w().zone_wake_kswapd = true;
+    let pid = k.create_kernel_thread("kswapd");
+    let kk = Rc::clone(&k);
+    let task = sim.spawn("kswapd", move |t| async move {
+        let _ = vmscan::kswapd(&kk, &t).await;
+    });
+    k.bind(task, pid);
+    sim.set_daemon(task);
+    assert_eq!(sim.run(), Outcome::Finished);
+    assert!(k.w().swap_cache.len() == 1 && k.w().stats.swap_outs == 2, "{:?}", k.w().stats);
+    assert_eq!(holds_bkl_at(&sim, task, "shrink_mmap:TryLockPage"), Some(false), "shrink_mmap runs without the BKL");
+    assert_eq!(holds_bkl_at(&sim, task, "get_swap_page:swap_list_lock"), Some(true), "shm_swap_preop holds it");
+    assert_eq!(holds_bkl_at(&sim, task, "shm_swap:shm_lockall"), Some(false), "shm_swap_core runs without it");
+    assert_eq!(holds_bkl_at(&sim, task, "shm_swap_postop:lock_kernel"), Some(false));
+}
+
+#[test]
+fn direct_reclaim_keeps_its_callers_bkl_depth() {
+    let (sim, k) = boot(Variant::Pre4);
+    reclaimable_pages(&sim, &k);
+    let pid = k.create_process("allocator");
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        t.lock_kernel("test:lock_kernel").await;
+        // Allocate down to pages_min: that allocation reclaims in this task.
+        let mut pages = Vec::new();
+        while k.w().stats.swap_outs < 2 {
+            let page = page_alloc::alloc_page(&k, &t, "test:alloc_page").await.unwrap();
+            assert_eq!(t.lock_depth(), 0, "shm_swap's unlock_kernel only lowered the depth");
+            pages.extend(page);
+        }
+        assert!(*k.w().low_on_memory);
+        for page in pages {
+            page_alloc::free_page(&k, &t, page, "test:free_page").unwrap();
+        }
+        t.unlock_kernel("test:unlock_kernel");
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    let task = *k.w().by_task.iter().find(|(_, &p)| p == pid).unwrap().0;
+    assert_eq!(holds_bkl_at(&sim, task, "shrink_mmap:TryLockPage"), Some(true), "the caller's BKL stays held");
+    assert_eq!(holds_bkl_at(&sim, task, "shm_swap:shm_lockall"), Some(true));
+}
+
+/// A process with a shm attach at 0x10000 (its page written) and a page
+/// on swap at 0x20000.
+fn attached_process(sim: &Rc<Sim>, k: &Rc<Kernel>) -> (Pid, ShmId) {
+    let pid = k.create_process("exiter");
+    let seg = k.shmget(1);
+    k.shmat(pid, seg, 0x10000).unwrap();
+    k.map_anonymous(pid, 0x20000, 1).unwrap();
+    let outcome = run_as(sim, k, pid, |k, t| async move {
+        assert_eq!(user_access(&k, &t, 0x10000, true).await, Ok(Access::Done));
+        assert_eq!(user_access(&k, &t, 0x20000, true).await, Ok(Access::Done));
+        assert!(vmscan::page_out(&k, &t, 0x20000).await.unwrap().is_ok());
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    (pid, seg)
+}
+
+/// The sleeps of `task` before it reaches `point`.
+fn sleeps_before(sim: &Sim, task: engine::TaskId, point: &str) -> Vec<&'static str> {
+    let events = sim.events();
+    let end = events.iter().position(|e| e.task == Some(task) && e.point == point).unwrap_or(events.len());
+    events[..end]
+        .iter()
+        .filter(|e| e.task == Some(task) && matches!(e.kind, EventKind::Sleep(_)))
+        .map(|e| e.point)
+        .collect()
+}
+
+#[test]
+fn an_ordinary_shm_detach_in_exit_does_not_sleep() {
+    let (sim, k) = boot(Variant::Pre4);
+    let (pid, seg) = attached_process(&sim, &k);
+    // From here every alloc_sleep decision sleeps: a sleep the model has is taken.
+    sim.set_chooser(Box::new(engine::RandomChooser::new(1, 1.0)));
+    let kk = Rc::clone(&k);
+    let task = sim.spawn("exiter", move |t| async move { exit::do_exit(&kk, &t).await.unwrap() });
+    k.bind(task, pid);
+    assert_eq!(sim.run(), Outcome::Finished);
+    assert_eq!(sleeps_before(&sim, task, "do_exit:__exit_files"), Vec::<&str>::new(), "exit_mmap never slept");
+    let w = k.w();
+    assert!(!w.shm_segs[seg].deleted && w.shm_segs[seg].nattch == 0, "the segment stays");
+    assert!(matches!(w.shm_segs[seg].entries[0], Pte::Present { .. }));
+}
+
+#[test]
+fn the_last_detach_of_a_removed_segment_sleeps_on_shm_ids_sem_and_deletes_it() {
+    let (sim, k) = boot(Variant::Pre4);
+    let (pid, seg) = attached_process(&sim, &k);
+    // The segment's page goes to swap too: shm_delete must free its slot.
+    let outcome = run_as(&sim, &k, pid, |k, t| async move {
+        assert!(vmscan::page_out(&k, &t, 0x10000).await.unwrap().is_ok());
+        assert_eq!(shm::sys_shmctl_rmid(&k, &t, 0).await, Ok(0));
+    });
+    assert_eq!(outcome, Outcome::Finished);
+    assert!(k.w().shm_segs[seg].dest && !k.w().shm_segs[seg].unlinked);
+    // Another task holds shm_ids.sem across a sleep (no BKL) while the exit runs.
+    let holder = k.create_process("ipc");
+    let kk = Rc::clone(&k);
+    let htask = sim.spawn("ipc", move |t| async move {
+        t.down(kk.shm_ids_sem, "test:down_shm_ids_sem").await;
+        t.sleep_io("test:hold", 1_000_000).await;
+        t.up(kk.shm_ids_sem, "test:up_shm_ids_sem");
+    });
+    k.bind(htask, holder);
+    let kk = Rc::clone(&k);
+    let task = sim.spawn("exiter", move |t| async move { exit::do_exit(&kk, &t).await.unwrap() });
+    k.bind(task, pid);
+    assert_eq!(sim.run(), Outcome::Finished);
+    let slept = sleeps_before(&sim, task, "do_exit:__exit_files");
+    assert_eq!(slept, vec!["shm_unlink:down_shm_ids_sem"], "the SHM_DEST teardown slept, dropping the BKL");
+    let w = k.w();
+    assert!(w.shm_segs[seg].deleted && w.shm_segs[seg].entries.is_empty());
+    assert_eq!((*w.shm_tot, *w.shm_rss, *w.shm_swp), (0, 0, 0));
+    assert!(w.swap_info[0].swap_map.as_ref().unwrap().iter().skip(1).all(|&c| c == 0), "every slot freed");
+    drop(w);
+    assert_eq!(invariants::check_quiescent(&k), None);
 }

@@ -160,7 +160,9 @@ pub fn rate_ppm(p: f64) -> Result<u32, BadRate> {
 pub struct Scenario {
     pub machine: Machine,
     /// Probability that an allocation which may sleep does sleep, in
-    /// random runs.
+    /// random runs: an adversarial knob that over-approximates the C, where
+    /// an allocation sleeps only in the direct reclaim it runs at or below
+    /// `pages_min` (which the kernel model also does).
     pub alloc_sleep: f64,
     pub step_budget: u64,
     /// The engine's own costs (steps, locks, context switches).

@@ -57,14 +57,15 @@ fn compare(searches: &[(&str, Variant, u32)]) {
 #[test]
 fn sleep_sets_reach_every_outcome_of_the_full_search() {
     compare(&[
-        ("race2_exit.lua", Variant::Pre4, 2),
-        ("race2_exit.lua", Variant::Patched, 2),
+        // Race 2 runs on three CPUs: one preemption keeps its trees small.
+        ("race2_exit.lua", Variant::Pre4, 1),
+        ("race2_exit.lua", Variant::Patched, 1),
         ("race3_fault.lua", Variant::Pre4, 1),
         ("race4_shm.lua", Variant::Pre4, 2),
         ("race5_munmap.lua", Variant::Pre4, 2),
         ("race5_munmap.lua", Variant::Patched, 2),
         ("race7_shm_nopage.lua", Variant::Pre4, 1),
-        ("race2_exit.lua", Variant::Linux2_4_10, 1),
+        ("race1_fork.lua", Variant::Linux2_4_10, 1),
         ("race4_shm.lua", Variant::Linux5_1, 1),
     ]);
 }

@@ -78,3 +78,19 @@ fn missing_file_and_bad_usage() {
     let run = swapsim(&["run", "scenarios/race1_fork.lua", "--seeds", "9..3"]);
     assert_eq!(run.code, 2);
 }
+
+#[test]
+fn shmctl_checks_its_arguments_at_the_callers_line() {
+    let err = bad("shmctl_bad_command.lua");
+    assert!(
+        err.contains(r#"shmctl_bad_command.lua:4: shmctl: the command must be "IPC_RMID" (the only one modelled), got the string "IPC_STAT""#),
+        "{err}"
+    );
+    let err = bad("shmctl_not_a_segment.lua");
+    assert!(
+        err.contains(
+            "shmctl_not_a_segment.lua:4: shmctl: expected a segment from shmget() as its first argument, got 0"
+        ),
+        "{err}"
+    );
+}
