@@ -704,7 +704,10 @@ fn reclaimable_pages(sim: &Rc<Sim>, k: &Rc<Kernel>) {
     let outcome = run_as(sim, k, pid, |k, t| async move {
         assert_eq!(user_access(&k, &t, 0x10000, true).await, Ok(Access::Done));
         assert_eq!(user_access(&k, &t, 0x40000000, true).await, Ok(Access::Done));
+        // Two visits of the page stealer each: the first only ages the pte.
+        assert_eq!(vmscan::swap_out_pte(&k, &t, 1, 0x10000).await, Ok(vmscan::SwapOut::Failed));
         assert!(matches!(vmscan::swap_out_pte(&k, &t, 1, 0x10000).await, Ok(vmscan::SwapOut::Done(_))));
+        assert_eq!(vmscan::swap_out_pte(&k, &t, 1, 0x40000000).await, Ok(vmscan::SwapOut::Failed));
         assert_eq!(vmscan::swap_out_pte(&k, &t, 1, 0x40000000).await, Ok(vmscan::SwapOut::Unmapped));
         t.sleep_io("test:wait_for_write", 100_000_000).await;
     });
