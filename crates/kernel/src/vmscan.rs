@@ -84,13 +84,12 @@ async fn swap_out_mm(k: &Kernel, t: &Task, mm: MmId, aim: Option<u64>) -> KResul
             .collect()
     };
     for (start, end) in ranges {
-        let addrs: Vec<u64> = k
-            .w()
-            .ptes_in(mm, start, end)
-            .filter(|(_, pte)| matches!(pte, Pte::Present { .. }))
-            .map(|(a, _)| a)
-            .collect();
-        for addr in addrs {
+        let mut cursor = start;
+        loop {
+            // The next present pte of the VMA (none and swap ptes fail at once).
+            let next = k.w().ptes_in(mm, cursor, end).find(|(_, pte)| matches!(pte, Pte::Present { .. }));
+            let Some((addr, _)) = next else { break };
+            cursor = addr + PAGE_SIZE;
             t.work(k.costs.pte_scan);
             k.check_mm(t, mm, "swap_out_pmd")?;
             k.w().mms[mm].swap_address = addr + PAGE_SIZE;

@@ -183,11 +183,10 @@ impl World {
         };
         tables.into_iter().flatten().flat_map(move |(&dir, table)| {
             let base = dir << PGDIR_SHIFT;
-            table
-                .ptes
-                .iter()
-                .map(move |(&i, &pte)| (base + u64::from(i) * PAGE_SIZE, pte))
-                .filter(move |&(addr, _)| start <= addr && addr < end)
+            // The first and last tables are walked from and to the range's ends.
+            let first = if dir == pgd_index(start) { pte_index(start) } else { 0 };
+            let last = if dir == pgd_index(end - 1) { pte_index(end - 1) } else { (PTRS_PER_PTE - 1) as u16 };
+            table.ptes.range(first..=last).map(move |(&i, &pte)| (base + u64::from(i) * PAGE_SIZE, pte))
         })
     }
 
