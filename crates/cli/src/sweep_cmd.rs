@@ -28,6 +28,10 @@ pub struct SweepArgs {
     /// Replace results already in the output directory.
     #[arg(long)]
     pub force: bool,
+    /// Also write each point's lock statistics, totals over its seeds, as
+    /// DIR/lock_stat/POINT-KERNEL.csv (the columns of `run --stats-format csv`).
+    #[arg(long)]
+    pub lock_stat: bool,
 }
 
 /// The stable columns of results.csv (docs/sweep.md describes them).
@@ -69,6 +73,8 @@ struct Row {
     fault_ns_p99: u64,
     swap_ins: u64,
     swap_outs: u64,
+    /// With --lock-stat: the run's lock statistics.
+    locks: Vec<report::LockStat>,
 }
 
 fn measure(report: &RunReport) -> Row {
@@ -102,6 +108,7 @@ fn measure(report: &RunReport) -> Row {
         fault_ns_p99: rank(99),
         swap_ins: report.stats.swap_ins,
         swap_outs: report.stats.swap_outs,
+        locks: Vec::new(),
     }
 }
 
@@ -170,11 +177,15 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
                             Ok(runner) => {
                                 let options = RunOptions {
                                     strategy: Strategy::Timed,
-                                    record_events: false,
+                                    record_events: args.lock_stat,
                                     params: job.point.clone(),
                                     ..RunOptions::new(job.kernel.fixes(), job.seed)
                                 };
-                                runner.run(&options).map(|r| measure(&r)).map_err(|e| e.to_string())
+                                let measured = |r: RunReport| {
+                                    let locks = if args.lock_stat { report::lock_stat(&r) } else { Vec::new() };
+                                    Row { locks, ..measure(&r) }
+                                };
+                                runner.run(&options).map(measured).map_err(|e| e.to_string())
                             }
                             Err(e) => Err(e.to_string()),
                         };
@@ -241,6 +252,24 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     println!("results:  {} ({} rows)", results.display(), rows.len());
+    if args.lock_stat {
+        // One CSV per point and kernel: the totals over its seeds.
+        let dir = args.out.join("lock_stat");
+        let mut groups: std::collections::BTreeMap<String, Vec<&[report::LockStat]>> = Default::default();
+        for (job, row) in jobs.iter().zip(&rows) {
+            let point: Vec<String> = job.point.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            groups.entry(format!("{}-{}", point.join(","), job.kernel)).or_default().push(&row.locks);
+        }
+        for (name, runs) in &groups {
+            let file = dir.join(format!("{name}.csv"));
+            let text = report::lock_stat_csv(&report::lock_stat_total(runs.iter().copied()));
+            if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| write_whole(&file, text.as_bytes())) {
+                eprintln!("error: cannot write {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        }
+        println!("lock_stat: {} ({} files, one per point and kernel)", dir.display(), groups.len());
+    }
 
     // Plots: x is the parameter with the most values; one line per kernel
     // and value of the other parameters; y is the mean over seeds.
