@@ -139,10 +139,8 @@ pub fn lock_waits(events: &[EventLine]) -> Vec<Wait> {
         let Some((instance, class)) = &e.lock else { continue };
         let key = (e.task.clone(), instance.clone());
         match e.kind {
-            EventKind::Attempt => {
-                if pending.get(&key).is_some_and(|p| !p.waits) {
-                    pending.remove(&key);
-                }
+            EventKind::Attempt if pending.get(&key).is_some_and(|p| !p.waits) => {
+                pending.remove(&key);
             }
             EventKind::Contended => {
                 let started = Pending { time: e.time, point: e.point, read: e.read, waits: !e.trylock };

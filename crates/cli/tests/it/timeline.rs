@@ -5,9 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use engine::EventKind;
 use script::run::EventLine;
-use script::{RunOptions, RunReport, Strategy};
+use script::{RunOptions, Strategy};
 
 use crate::{root, swapsim};
 
