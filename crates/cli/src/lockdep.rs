@@ -236,7 +236,12 @@ mod tests {
         assert_eq!(order.cycles(), vec![vec!["a", "b", "c"], vec!["a", "c"]]);
         let three = order.splat(&["a", "b", "c"], &replay);
         assert!(three.contains("Chain exists of:\n  a --> b --> c\n"), "{three}");
-        assert!(three.contains("                               lock(b);\n                               lock(c);\n  lock(a);"), "{three}");
+        assert!(
+            three.contains(
+                "                               lock(b);\n                               lock(c);\n  lock(a);"
+            ),
+            "{three}"
+        );
         let dot = order.dot();
         assert!(
             dot.starts_with("digraph lockdep {") && dot.contains("\"c\" -> \"a\" [label=") && dot.contains("color=red")
