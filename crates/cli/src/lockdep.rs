@@ -144,7 +144,9 @@ impl LockOrder {
         let _ = writeln!(out);
         let _ = writeln!(out, "other info that might help us debug this:");
         let _ = writeln!(out);
-        let parent = cycle[1 % n];
+        // The class the target was taken under in the chain (the source
+        // itself when the chain is one order long).
+        let parent = cycle[n.saturating_sub(2)];
         if n > 2 {
             let _ = writeln!(out, "Chain exists of:");
             let _ = writeln!(out, "  {source} --> {parent} --> {target}");
@@ -234,6 +236,12 @@ mod tests {
         assert_eq!(order.cycles(), vec![vec!["a", "b", "c"], vec!["a", "c"]]);
         let three = order.splat(&["a", "b", "c"], &replay);
         assert!(three.contains("Chain exists of:\n  a --> b --> c\n"), "{three}");
+        assert!(
+            three.contains(
+                "                               lock(b);\n                               lock(c);\n  lock(a);"
+            ),
+            "{three}"
+        );
         let dot = order.dot();
         assert!(
             dot.starts_with("digraph lockdep {") && dot.contains("\"c\" -> \"a\" [label=") && dot.contains("color=red")

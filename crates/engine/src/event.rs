@@ -84,10 +84,9 @@ pub struct Event {
     /// Time in ns on the run's one timeline: never less than any earlier
     /// event's.
     pub time: u64,
-    /// The cost model's time of the event in ns: the clock of the task's
-    /// CPU without the stalls the schedule put before it (the due time,
-    /// for an interrupt). Durations in lock statistics are differences of
-    /// these.
+    /// The cost model's time of the event in ns: `time` less every stall
+    /// of its task so far (of the task whose I/O or timer it is, for an
+    /// interrupt). Durations in lock statistics are differences of these.
     pub cost: u64,
     /// A read-side lock operation (read_lock / read_unlock of an rwlock).
     pub read: bool,

@@ -156,6 +156,10 @@ struct TaskInfo {
     /// made (`StallCause::LockOrder`): its cost-model time is its clock
     /// less these.
     skew: u64,
+    /// The length of every stall span of the task so far (its timers' and
+    /// I/Os' lateness included): an event's cost-model time is its
+    /// timeline time less these.
+    stalls: u64,
     /// What it sleeps or spins on, for deadlock reports.
     waiting: Option<Waiting>,
     /// Steps taken so far.
@@ -225,6 +229,8 @@ struct SimState {
     stalled: u64,
     /// The skew of the task whose I/O completion is being run.
     irq_skew: u64,
+    /// The task whose timer is being run.
+    irq_task: Option<TaskId>,
     /// The counters last sampled.
     counters: Vec<(&'static str, i64)>,
     /// The flags of the lock operation being logged (read side, trylock).
@@ -306,6 +312,7 @@ impl Sim {
             timer_lags: BTreeMap::new(),
             stalled: 0,
             irq_skew: 0,
+            irq_task: None,
             counters: Vec::new(),
             op_read: false,
             op_trylock: false,
@@ -370,6 +377,7 @@ impl Sim {
                 ready_at,
                 ready_timeline,
                 skew: 0,
+                stalls: 0,
                 waiting: None,
                 steps: 0,
                 yielded_to: Vec::new(),
@@ -424,6 +432,12 @@ impl Sim {
             }
         }
         st.counters = values;
+    }
+
+    /// Lower the step budget of this phase to `max` (never raise it).
+    pub fn limit_steps(&self, max: u64) {
+        let mut st = self.st.borrow_mut();
+        st.cfg.step_budget = st.cfg.step_budget.min(max);
     }
 
     /// Mark a task as a daemon (a kernel thread like kswapd).
@@ -800,6 +814,7 @@ impl Sim {
             st.timeline = fired;
             st.irq_timeline = Some(fired);
             st.irq_skew = st.tasks[task.0 as usize].skew;
+            st.irq_task = Some(task);
             (due, action)
         };
         match action {
@@ -810,7 +825,9 @@ impl Sim {
                 self.st.borrow_mut().irq_time = None;
             }
         }
-        self.st.borrow_mut().irq_timeline = None;
+        let mut st = self.st.borrow_mut();
+        st.irq_timeline = None;
+        st.irq_task = None;
     }
 
     /// Run `callback` as an interrupt `delay_ns` after `from`'s now (an
@@ -1086,6 +1103,7 @@ impl SimState {
             timer_lags,
             stalled,
             irq_skew,
+            irq_task,
             counters,
             op_read: _,
             op_trylock: _,
@@ -1127,6 +1145,7 @@ impl SimState {
             timer_lags: BTreeMap::new(),
             stalled: *stalled,
             irq_skew: *irq_skew,
+            irq_task: *irq_task,
             counters: counters.clone(),
             op_read: false,
             op_trylock: false,
@@ -1180,20 +1199,10 @@ impl SimState {
 
     /// Before `task` steps on `cpu`: if the CPU's time on the timeline is
     /// behind the latest event, the schedule held it back while other
-    /// CPUs ran: it catches up, and the gap is a stall. A spinner's wait
-    /// for the lock's release is the cost model's and comes first.
+    /// CPUs ran: it catches up, and the gap is a stall.
     fn catch_up(&mut self, cpu: usize, task: TaskId) {
-        let clock = self.cpus[cpu].clock;
-        let natural = match self.tasks[task.0 as usize].state {
-            // A spin the cost model has (the holder took the lock before
-            // this task asked) comes before any stall; one only the order
-            // made is a stall itself (`try_acquire`).
-            TaskState::Spinning(lock) => match self.locks.get(lock) {
-                Some(l) => clock + self.spin_wait(task, l).saturating_sub(self.cfg.costs.step),
-                None => clock,
-            },
-            _ => clock,
-        } + self.cpus[cpu].lag;
+        // (A spinner's wait for the lock's release comes after: `try_acquire`.)
+        let natural = self.cpus[cpu].clock + self.cpus[cpu].lag;
         if natural < self.timeline {
             let gap = self.timeline - natural;
             self.cpus[cpu].lag += gap;
@@ -1225,6 +1234,9 @@ impl SimState {
         cause: StallCause,
         lock: Option<LockId>,
     ) {
+        if let Some(t) = task {
+            self.tasks[t.0 as usize].stalls += to - from;
+        }
         if !self.cfg.record_events {
             return;
         }
@@ -1232,10 +1244,7 @@ impl SimState {
             self.events.pop_front();
             self.events_dropped += 1;
         }
-        let cost = match task {
-            Some(t) => self.task_cost(t),
-            None => self.irq_cost(),
-        };
+        let cost = to - task.map(|t| self.tasks[t.0 as usize].stalls).unwrap_or(0);
         let point = task.map(|t| self.tasks[t.0 as usize].at).unwrap_or("timer");
         let lock_number = lock.and_then(|l| self.locks.get(l)).map(|l| l.number);
         self.events.push_back(Event {
@@ -1297,15 +1306,18 @@ impl SimState {
         // A task on a CPU is at its CPU's timeline time; anything else (an
         // interrupt, a task woken off CPU) happens now: at the timer's
         // firing, or at the latest event.
-        let (cpu, cost, time) = match task.map(|t| (t, self.tasks[t.0 as usize].cpu)) {
-            Some((t, Some(cpu))) => (Some(cpu), self.task_cost(t), self.cpus[cpu].clock + self.cpus[cpu].lag),
-            Some((t, None)) => (None, self.task_cost(t), self.irq_timeline.unwrap_or(self.timeline)),
-            None => (None, self.irq_cost(), self.irq_timeline.unwrap_or(self.timeline)),
+        let (cpu, time) = match task.map(|t| (t, self.tasks[t.0 as usize].cpu)) {
+            Some((_, Some(cpu))) => (Some(cpu), self.cpus[cpu].clock + self.cpus[cpu].lag),
+            Some((_, None)) | None => (None, self.irq_timeline.unwrap_or(self.timeline)),
         };
         // Never earlier than an event already logged (`catch_up` keeps a
         // stepping CPU at or past it, so this only guards).
         let time = time.max(self.timeline);
         self.timeline = time;
+        // The cost-model time: the timeline less the stalls of the task (of
+        // the task whose I/O or timer it is, for an interrupt).
+        let stalled = task.or(self.irq_task).map(|t| self.tasks[t.0 as usize].stalls).unwrap_or(0);
+        let cost = time.saturating_sub(stalled);
         if self.events.len() >= self.cfg.event_limit.max(1) {
             self.events.pop_front();
             self.events_dropped += 1;

@@ -298,7 +298,7 @@ pub fn render_lock_stat(stats: &[LockStat]) -> String {
 /// The kernel's `seq_lock_time`: the count, then min, max, total, avg.
 fn lock_time(out: &mut String, stat: &Stat) {
     let _ = write!(out, "{:>14}", stat.count);
-    for ns in [stat.min, stat.max, stat.total, if stat.count > 0 { stat.total / stat.count } else { 0 }] {
+    for ns in [stat.min, stat.max, stat.total, stat.total.checked_div(stat.count).unwrap_or(0)] {
         let _ = write!(out, " {:>14}", lock_time_text(ns));
     }
 }

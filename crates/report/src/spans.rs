@@ -2,10 +2,10 @@
 //! waits (Contended → Acquired) and stalls. Shared by the trace and the
 //! lock statistics.
 //!
-//! Times: an interval's `start` and `end` are on the run's one timeline
-//! (for drawing); its `ns` is the cost model's duration, the difference of
-//! the events' `cost` times, so that no hold or wait includes a stall
-//! (docs/timing.md).
+//! Times: an interval's `start` and `end` are on the run's one timeline;
+//! its `ns` is its length less the stalls of its task within it (of an
+//! I/O's lateness, for a page an I/O held), so that no hold or wait
+//! includes a stall (docs/timing.md).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,6 +30,9 @@ pub struct Hold {
     pub end: Option<(u64, u64)>,
     /// The cost model's length of the hold (0 while open).
     pub ns: u64,
+    /// Ended by an interrupt (an I/O completion clearing PG_locked): the
+    /// I/O held it, not the task, which was free meanwhile.
+    pub by_irq: bool,
 }
 
 /// Pairs every `Acquired` with the release of the same lock instance by the
@@ -39,8 +42,8 @@ pub struct Hold {
 /// open hold of the instance. Releases with no open hold (their acquisition
 /// was dropped from the front of the log) are ignored.
 pub fn lock_holds(events: &[EventLine]) -> Vec<Hold> {
+    let stalls = stalls(events);
     let mut holds: Vec<Hold> = Vec::new();
-    let mut start_cost: Vec<u64> = Vec::new();
     // (task, instance) → indices of its open holds, newest last.
     let mut by_task: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
     // instance → indices of its open holds.
@@ -60,8 +63,8 @@ pub fn lock_holds(events: &[EventLine]) -> Vec<Hold> {
                     start_step: e.step,
                     end: None,
                     ns: 0,
+                    by_irq: false,
                 });
-                start_cost.push(e.cost);
                 by_task.entry((e.task.clone(), instance.clone())).or_default().push(index);
                 by_instance.entry(instance.clone()).or_default().insert(index);
             }
@@ -83,9 +86,13 @@ pub fn lock_holds(events: &[EventLine]) -> Vec<Hold> {
                 }
                 let hold = &mut holds[index];
                 hold.end = Some((e.time, e.step));
-                // A release by another task is on that task's cost clock,
-                // which need not be past the holder's.
-                hold.ns = e.cost.saturating_sub(start_cost[index]);
+                hold.by_irq = e.task == "-";
+                // The hold less its holder's stalls; an I/O holds the page
+                // it reads or writes while its starter is free, so only the
+                // I/O's lateness is cut from such a hold.
+                let by_irq = hold.by_irq;
+                let own = stalls.iter().filter(|s| !by_irq || s.cause == StallCause::IoLate);
+                hold.ns = (e.time - hold.start) - stalled_within(own, &hold.task, hold.start, e.time);
             }
             _ => {}
         }
@@ -117,8 +124,8 @@ pub struct Wait {
 /// forgotten at the task's next try of the instance unless the task slept
 /// on the instance in between.
 pub fn lock_waits(events: &[EventLine]) -> Vec<Wait> {
+    let stalls = stalls(events);
     struct Pending {
-        cost: u64,
         time: u64,
         point: &'static str,
         read: bool,
@@ -132,13 +139,11 @@ pub fn lock_waits(events: &[EventLine]) -> Vec<Wait> {
         let Some((instance, class)) = &e.lock else { continue };
         let key = (e.task.clone(), instance.clone());
         match e.kind {
-            EventKind::Attempt => {
-                if pending.get(&key).is_some_and(|p| !p.waits) {
-                    pending.remove(&key);
-                }
+            EventKind::Attempt if pending.get(&key).is_some_and(|p| !p.waits) => {
+                pending.remove(&key);
             }
             EventKind::Contended => {
-                let started = Pending { cost: e.cost, time: e.time, point: e.point, read: e.read, waits: !e.trylock };
+                let started = Pending { time: e.time, point: e.point, read: e.read, waits: !e.trylock };
                 let entry = pending.entry(key).or_insert(started);
                 entry.waits |= !e.trylock;
             }
@@ -154,7 +159,7 @@ pub fn lock_waits(events: &[EventLine]) -> Vec<Wait> {
                             class,
                             task: e.task.clone(),
                             read: p.read,
-                            ns: e.cost.saturating_sub(p.cost),
+                            ns: (e.time - p.time) - stalled_within(stalls.iter(), &e.task, p.time, e.time),
                             start: p.time,
                             end: e.time,
                             point: p.point,
@@ -166,6 +171,26 @@ pub fn lock_waits(events: &[EventLine]) -> Vec<Wait> {
         }
     }
     waits
+}
+
+/// The stall time of `task` within [start, end], in ns.
+/// (Overlapping stalls count once.)
+pub fn stalled_within<'a>(stalls: impl Iterator<Item = &'a Stall>, task: &str, start: u64, end: u64) -> u64 {
+    let mut spans: Vec<(u64, u64)> = stalls
+        .filter(|s| s.task == task)
+        .map(|s| (s.start.max(start), s.end.min(end)))
+        .filter(|&(a, b)| a < b)
+        .collect();
+    spans.sort_unstable();
+    let (mut total, mut covered) = (0, start);
+    for (a, b) in spans {
+        let a = a.max(covered);
+        if b > a {
+            total += b - a;
+            covered = b;
+        }
+    }
+    total
 }
 
 /// One stall: the schedule held a task (or an I/O) back longer than the

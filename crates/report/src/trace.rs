@@ -315,7 +315,7 @@ pub fn chrome_trace(report: &RunReport) -> String {
 
 /// ns as µs (a JSON number with ns precision).
 fn micros(ns: u64) -> Value {
-    if ns % 1000 == 0 {
+    if ns.is_multiple_of(1000) {
         json!(ns / 1000)
     } else {
         json!(ns as f64 / 1000.0)

@@ -67,6 +67,9 @@ pub struct RunOptions {
     /// (`engine::SemanticReplayChooser`; overrides `schedule` and
     /// `strategy`, and records labels).
     pub semantic: Option<(Vec<engine::SemanticEvent>, Vec<u32>, engine::SemanticLog)>,
+    /// At most this many steps in the interleaved phase (below the
+    /// scenario's own budget): a long scenario's start, for tests.
+    pub max_steps: Option<u64>,
 }
 
 impl RunOptions {
@@ -88,6 +91,7 @@ impl RunOptions {
             perturb: None,
             record_labels: false,
             semantic: None,
+            max_steps: None,
         }
     }
 }
@@ -600,6 +604,9 @@ fn interleave(
             values.push(("free pages", i64::from(*w.free_pages)));
             values.push(("swap slots in use", i64::from(in_use)));
         }));
+    }
+    if let Some(max) = options.max_steps {
+        sim.limit_steps(max);
     }
     let ctx = Rc::new(Ctx {
         k: Rc::clone(k),

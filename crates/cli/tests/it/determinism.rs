@@ -89,6 +89,6 @@ fn every_breaking_seed_of_a_range_breaks_alone_the_same_way() {
 fn the_lock_stat_and_latency_tables_of_race1_match_their_golden_file() {
     let run = swapsim(&["run", "scenarios/race1_fork.lua", "--kernel", "patched", "--seed", "1", "--stats"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let tables = &run.stdout[run.stdout.find("lock_stat (times in µs)").expect("a lock_stat table")..];
+    let tables = &run.stdout[run.stdout.find("lock_stat version 0.4").expect("a lock_stat table")..];
     check_golden("race1_patched_seed1_stats.txt", tables);
 }

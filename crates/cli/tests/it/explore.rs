@@ -88,7 +88,20 @@ fn pct_finds_the_race4_double_delete_and_the_report_shows_it_side_by_side() {
     assert!(run.stdout.contains("strategy: pct, depth 3"), "{}", run.stdout);
     assert!(run.stdout.contains("with probability >= 1/(n*k^(d-1))"), "{}", run.stdout);
     let file = schedule_path(&run.stdout);
-    let replay = swapsim(&["replay", &file, "--report"]);
+    let trace = out.join("find.json");
+    let replay = swapsim(&["replay", &file, "--report", "--trace", trace.to_str().unwrap(), "--stats"]);
+    // A pct find opens on a timeline: valid trace-event JSON with the violation.
+    let json = std::fs::read_to_string(&trace).expect("replay --trace writes the trace");
+    crate::timeline::check_trace(&json);
+    assert!(
+        json.contains("\"cat\":\"violation\"") && json.contains("\"s\":\"g\""),
+        "the violation is a global instant"
+    );
+    assert!(
+        replay.stdout.contains("lock_stat version 0.4") && replay.stdout.contains("lockdep:  "),
+        "{}",
+        replay.stdout
+    );
     assert!(replay.stdout.contains("| shmuser") && replay.stdout.contains("| swapoff"), "{}", replay.stdout);
     assert!(replay.stdout.contains("broken at step"), "{}", replay.stdout);
     assert!(replay.stdout.contains("deleted twice"), "{}", replay.stdout);

@@ -13,6 +13,7 @@ mod race1;
 mod races;
 mod semantic_replay;
 mod sweep;
+mod timeline;
 mod tutorial;
 
 use std::path::PathBuf;

@@ -122,8 +122,8 @@ fn trace_csv_and_stats_outputs() {
         csv.to_str().unwrap(),
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("lock_stat (times in µs)"), "{}", run.stdout);
-    assert!(run.stdout.lines().any(|l| l.starts_with("kernel_flag ")), "{}", run.stdout);
+    assert!(run.stdout.contains("lock_stat version 0.4"), "{}", run.stdout);
+    assert!(run.stdout.lines().any(|l| l.trim_start().starts_with("kernel_flag:")), "{}", run.stdout);
     for call in ["fault", "swapoff", "swapon"] {
         assert!(run.stdout.lines().any(|l| l.starts_with(call)), "{call}: {}", run.stdout);
     }
@@ -131,7 +131,7 @@ fn trace_csv_and_stats_outputs() {
     assert!(json.starts_with("{\"traceEvents\":["), "{}", &json[..80]);
     assert!(json.contains("\"ph\":\"X\"") && json.contains("\"name\":\"cpu0\""), "spans and CPU tracks");
     let csv = std::fs::read_to_string(&csv).unwrap();
-    assert_eq!(csv.lines().next().unwrap(), "step,time_ns,cpu,task,event,lock,lock_class,point,sleep_ns,text");
+    assert_eq!(csv.lines().next().unwrap(), "step,time_ns,cost_ns,cpu,task,event,lock,lock_class,read,point,sleep_ns,text");
     assert!(csv.lines().count() > 1000);
     // One missing-value convention (empty), and timed sleeps' lengths in a column.
     let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(csv.as_bytes()).records().map(|r| r.unwrap()).collect();
