@@ -274,11 +274,7 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
                                     params: point.clone(),
                                     ..RunOptions::new(kernel.fixes(), *seed)
                                 };
-                                let measured = |r: RunReport| {
-                                    let locks = if args.lock_stat { report::lock_stat(&r) } else { Vec::new() };
-                                    Row { locks, ..measure(&r) }
-                                };
-                                runner.run(&options).map(measured).map_err(|e| e.to_string())
+                                runner.run(&options).map(|r| measure(&r)).map_err(|e| e.to_string())
                             }
                             Err(e) => Err(e.to_string()),
                         };
