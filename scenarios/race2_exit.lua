@@ -35,7 +35,8 @@ local other = shmget(1)
 
 local exiter = process("exiter", function()
   shmctl(seg, "IPC_RMID")   -- the segment goes with its last attach: ours
-  swap_out(0x20000)         -- the pte takes 1:1 again; the page stays cached
+  swap_out(0x20000)         -- the page stealer's first visit only ages the pte,
+  swap_out(0x20000)         -- the second: it takes 1:1 again; the page stays cached
   exit()
 end)
 exiter:shmat(seg, 0x10000)  -- first VMA: the last attach of a SHM_DEST segment
