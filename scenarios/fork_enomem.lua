@@ -6,8 +6,9 @@
 --      next vm_area_struct. The child is on no task list.
 --   3. swapoff cannot see the child's mm: it forces 1:1 to 0 ("VM: Undead
 --      swap entry").
---   4. The allocation fails (the third allocation of the run,
---      faults.alloc_fail_nth = 3): dup_mmap returns -ENOMEM, copy_mm
+--   4. The allocation fails (the fourth allocation of the run, after the
+--      first VMA, the child's page table and swapoff's page;
+--      faults.alloc_fail_nth = 4): dup_mmap returns -ENOMEM, copy_mm
 --      mmputs the half-built mm, and exit_mmap's zap frees 1:1 again:
 --      "VM: Bad swap entry" (invariant swap-count; pre4 seed 153). Without
 --      the failure the same schedule is race 1.
@@ -22,7 +23,7 @@ machine {
   memory_pages = 64,
   swap_devices = { 16 },
   alloc_sleep = 0.3,
-  faults = { alloc_fail_nth = 3 },
+  faults = { alloc_fail_nth = 4 },
 }
 
 local parent = process("parent", function()

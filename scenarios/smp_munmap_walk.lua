@@ -12,7 +12,7 @@
 --      at NULL, so the walk ends there and never sees the VMA after it.
 --      swapoff forces that VMA's entry to 0 ("VM: Undead swap entry") and
 --      returns 0 while its pte still holds it (swapoff-completeness; pre4
---      seed 32). Once unmap_fixup has freed the VMA, reading its vm_next is
+--      seed 3). Once unmap_fixup has freed the VMA, reading its vm_next is
 --      a use-after-free (seed 1).
 --
 -- With the patch, unuse_mm holds mmap_sem, which munmap holds for its

@@ -42,7 +42,7 @@ fn zap_page_range_runs_between_unuse_ptes_read_and_its_set_pte() {
 fn the_walk_follows_munmaps_free_list_and_misses_the_next_vma() {
     // mm/mmap.c:680 (mpnt->vm_next = free): the walk standing on the VMA
     // munmap unlinked first reads NULL and never reaches 0x30000.
-    let out = report("scenarios/smp_munmap_walk.lua", PRE4, 32);
+    let out = report("scenarios/smp_munmap_walk.lua", PRE4, 3);
     assert!(out.contains("result:   VIOLATION swapoff-completeness"), "{out}");
     assert!(out.contains("the pte at 0x30000 of mm#1 (pid 1 (unmapper)) still holds swap entry 1:2"), "{out}");
     assert!(out.contains("VM: Undead swap entry 1:2"), "{out}");
