@@ -167,7 +167,7 @@ fn sigint_and_sigterm_during_explore_keep_the_find_and_mark_the_output_partial()
 /// A small sweep of many quick runs.
 const SWEEP: &str = r#"
 local values = {}
-for i = 1, 400 do values[i] = i end
+for i = 1, 50000 do values[i] = i end
 sweep { params = { n = values }, kernels = { "pre4", "patched" }, seeds = 2 }
 machine { cpus = 1, memory_pages = 32, swap_devices = { 16 } }
 local p = process("p", function() read(0x10000); exit() end)
@@ -196,7 +196,7 @@ fn sigint_and_sigterm_during_sweep_write_every_run_done_and_mark_the_output_part
         let csv = std::fs::read_to_string(results.join("results.csv")).unwrap();
         assert_eq!(csv.lines().count(), done + 1, "{csv}");
         let marker = std::fs::read_to_string(results.join("PARTIAL")).unwrap();
-        assert!(marker.contains(&format!("{done} of the grid's 1600 runs")), "{marker}");
+        assert!(marker.contains(&format!("partial: {done} of 200000 runs")), "{marker}");
         assert!(leftovers(&results).is_empty(), "{:?}", leftovers(&results));
     }
 }

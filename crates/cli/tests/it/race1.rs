@@ -136,9 +136,10 @@ fn trace_csv_and_stats_outputs() {
     // One missing-value convention (empty), and timed sleeps' lengths in a column.
     let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(csv.as_bytes()).records().map(|r| r.unwrap()).collect();
     assert!(rows.iter().all(|r| r.iter().all(|field| field != "-")), "no \"-\" for a missing value");
-    let timed: Vec<&csv::StringRecord> = rows.iter().filter(|r| !r[8].is_empty()).collect();
+    // step, time_ns, cost_ns, cpu, task, event, lock, lock_class, read, point, sleep_ns, text
+    let timed: Vec<&csv::StringRecord> = rows.iter().filter(|r| !r[10].is_empty()).collect();
     assert!(!timed.is_empty(), "the loop's sleeps have lengths");
-    assert!(timed.iter().all(|r| &r[4] == "sleep" && r[9].contains(&format!("sleeps {} ns", &r[8]))));
+    assert!(timed.iter().all(|r| &r[5] == "sleep" && r[11].contains(&format!("sleeps {} ns", &r[10]))));
 }
 
 #[test]

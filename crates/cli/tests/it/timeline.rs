@@ -126,7 +126,7 @@ fn the_violation_report_states_the_timing_its_interleaving_needs() {
         run.stdout
     );
     assert!(
-        run.stdout.contains("(the cost model has it go on at 16.234580ms); meanwhile: the timer waking swapoff"),
+        run.stdout.contains("(the cost model has it go on at 16.235440ms); meanwhile: the timer waking swapoff"),
         "{}",
         run.stdout
     );
