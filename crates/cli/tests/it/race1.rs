@@ -131,7 +131,10 @@ fn trace_csv_and_stats_outputs() {
     assert!(json.starts_with("{\"traceEvents\":["), "{}", &json[..80]);
     assert!(json.contains("\"ph\":\"X\"") && json.contains("\"name\":\"cpu0\""), "spans and CPU tracks");
     let csv = std::fs::read_to_string(&csv).unwrap();
-    assert_eq!(csv.lines().next().unwrap(), "step,time_ns,cost_ns,cpu,task,event,lock,lock_class,read,point,sleep_ns,text");
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "step,time_ns,cost_ns,cpu,task,event,lock,lock_class,read,point,sleep_ns,text"
+    );
     assert!(csv.lines().count() > 1000);
     // One missing-value convention (empty), and timed sleeps' lengths in a column.
     let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(csv.as_bytes()).records().map(|r| r.unwrap()).collect();

@@ -87,4 +87,3 @@ fn pre4_swapoff_is_quadratic_and_5_1_linear() {
     assert!((new_large / new_small - 1.0).abs() < 0.15, "5.1 per slot: {new_small} ns then {new_large} ns\n{csv}");
     assert!(new_large * 10.0 < pre4_large, "5.1 {new_large} ns against pre4 {pre4_large} ns per slot\n{csv}");
 }
-
