@@ -6,7 +6,7 @@
 #
 #   scripts/exhaust_race1_two_tables.sh
 #
-# Expected (release build): "explored all 31856 schedules with <= 2
+# Expected (release build): "explored all 32106 schedules with <= 2
 # preemptions: no violation" under --kernel patched, and a violation in
 # the other two.
 set -euo pipefail
