@@ -27,11 +27,12 @@ section "explore race 4 with pct (README § Search, save, shrink, replay)"
 ls "$work/race4" | grep -E '\.schedule$' || true
 
 section "dfs on race 2 under the patch, with and without sleep sets"
-"$bin" explore scenarios/race2_exit.lua --kernel patched --strategy dfs --preemptions 2 --runs 1000000 --out "$work/dfs" | grep -E '^result:|cut short' || true
-"$bin" explore scenarios/race2_exit.lua --kernel patched --strategy dfs --preemptions 2 --no-sleep-sets --runs 1000000 --out "$work/dfs" | grep -E '^result:' || true
+"$bin" explore scenarios/race2_exit.lua --kernel patched --strategy dfs --preemptions 1 --runs 1000000 --out "$work/dfs" | grep -E '^result:|cut short' || true
+"$bin" explore scenarios/race2_exit.lua --kernel patched --strategy dfs --preemptions 1 --no-sleep-sets --runs 1000000 --out "$work/dfs" | grep -E '^result:' || true
 
-section "replay --rate around the race-1 schedule of seed 1"
-"$bin" explore scenarios/race1_fork.lua --kernel pre4 --runs 1 --no-shrink --out "$work/rate" >/dev/null || true
+section "replay --rate around the race-1 schedule of the first seed that breaks"
+"$bin" explore scenarios/race1_fork.lua --kernel pre4 --runs 20 --no-shrink --invariant swapoff-completeness \
+  --out "$work/rate" | grep -E '^first:' || true
 schedule=$(ls "$work"/rate/*.schedule | head -n 1)
 "$bin" replay "$schedule" --rate 1000 | grep -E 'broke|of 1000' || true
 
