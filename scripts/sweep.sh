@@ -15,8 +15,15 @@ trap 'rm -rf "$out"' EXIT
 # sweep NAME SCENARIO PREFIX: run it, then copy its files as docs/results/PREFIX*.
 sweep() {
   local name=$1 scenario=$2 prefix=$3
-  if ! nice target/release/swapsim sweep "$scenario" --out "$out/$name" --jobs "$(nproc)"; then
-    echo "scripts/sweep.sh: $scenario: a run broke an invariant or the sweep failed; docs/results/ left as it was" >&2
+  # Exit 1: some runs broke an invariant (pre4 has races). They are flagged
+  # in results.csv, counted in the summary and left out of the plots; the
+  # sweep still stands. Anything else is a failure.
+  local status=0
+  nice target/release/swapsim sweep "$scenario" --out "$out/$name" --jobs "$(nproc)" || status=$?
+  if [ "$status" -eq 1 ]; then
+    echo "scripts/sweep.sh: $scenario: some runs broke an invariant (listed above); they are left out of the plots" >&2
+  elif [ "$status" -ne 0 ]; then
+    echo "scripts/sweep.sh: $scenario: the sweep failed (exit $status); docs/results/ left as it was" >&2
     exit 1
   fi
   mkdir -p docs/results
