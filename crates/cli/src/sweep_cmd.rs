@@ -34,6 +34,10 @@ pub struct SweepArgs {
     /// split a sweep across machines; combine them with `swapsim merge`.
     #[arg(long, value_name = "K/N", value_parser = crate::seed_search::parse_shard)]
     pub shard: Option<Shard>,
+    /// Also write each point's lock statistics, totals over its seeds, as
+    /// DIR/lock_stat/POINT-KERNEL.csv (the columns of `run --stats-format csv`).
+    #[arg(long)]
+    pub lock_stat: bool,
     #[command(flatten)]
     pub limits: crate::run_cmd::LimitArgs,
 }
@@ -125,6 +129,8 @@ struct Row {
     swap_outs: u64,
     /// The latencies of the faults during swapoff: (ns, count), ascending.
     fault_samples: Vec<(u64, u64)>,
+    /// With --lock-stat: the run's lock statistics (not in results.csv).
+    locks: Vec<report::LockStat>,
 }
 
 impl Row {
@@ -174,6 +180,7 @@ fn measure(report: &RunReport) -> Row {
         swap_ins: report.stats.swap_ins,
         swap_outs: report.stats.swap_outs,
         fault_samples,
+        locks: Vec::new(),
     }
 }
 
@@ -258,6 +265,7 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
                 let (jobs, grid_runs, path, source, progress) = (&jobs, &grid_runs, &path, &source, &progress);
+                let lock_stat = args.lock_stat;
                 scope.spawn(move || {
                     let runner = script::run::Runner::new(path, source, Default::default());
                     let mut out = Vec::new();
@@ -270,11 +278,15 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
                             Ok(runner) => {
                                 let options = RunOptions {
                                     strategy: Strategy::Timed,
-                                    record_events: false,
+                                    record_events: lock_stat,
                                     params: point.clone(),
                                     ..RunOptions::new(kernel.fixes(), *seed)
                                 };
-                                runner.run(&options).map(|r| measure(&r)).map_err(|e| e.to_string())
+                                let measured = |r: RunReport| {
+                                    let locks = if lock_stat { report::lock_stat(&r) } else { Vec::new() };
+                                    Row { locks, ..measure(&r) }
+                                };
+                                runner.run(&options).map(measured).map_err(|e| e.to_string())
                             }
                             Err(e) => Err(e.to_string()),
                         };
@@ -319,6 +331,12 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
     let partial = (records.len() < jobs.len()).then_some((records.len(), jobs.len()));
     if let Some((n, of)) = partial {
         println!("interrupted: {n} of {of} runs done; the files cover those and say they are partial");
+    }
+    if args.lock_stat {
+        if let Err(e) = write_lock_stats(&args.out, &records) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
     }
     let whole = Whole { identity, names, records, partial, shard: (shard.count > 1).then_some(shard) };
     match whole.write(&args.out) {
@@ -695,6 +713,25 @@ fn distinct(values: impl Iterator<Item = i64>) -> usize {
     v.len()
 }
 
+/// `sweep --lock-stat`: one CSV per point and kernel under DIR/lock_stat,
+/// the lock statistics of its runs added up (`lock_stat_total`).
+fn write_lock_stats(out: &Path, records: &[Record]) -> Result<(), String> {
+    let dir = out.join("lock_stat");
+    let mut groups: std::collections::BTreeMap<String, Vec<&[report::LockStat]>> = Default::default();
+    for r in records {
+        let point: Vec<String> = r.point.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        groups.entry(format!("{}-{}", point.join(","), r.kernel)).or_default().push(&r.row.locks);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for (name, runs) in &groups {
+        let file = dir.join(format!("{name}.csv"));
+        let text = report::lock_stat_csv(&report::lock_stat_total(runs.iter().copied()));
+        write_whole(&file, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    }
+    println!("lock_stat: {} ({} files, one per point and kernel)", dir.display(), groups.len());
+    Ok(())
+}
+
 fn point_text(point: &[(String, i64)]) -> String {
     point.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(" ")
 }
@@ -924,6 +961,7 @@ fn read_results(file: &Path, samples: &Path) -> Result<ShardResults, String> {
                 swap_ins: number("swap_ins")?,
                 swap_outs: number("swap_outs")?,
                 fault_samples: Vec::new(),
+                locks: Vec::new(),
             },
         });
     }

@@ -87,3 +87,26 @@ fn pre4_swapoff_is_quadratic_and_5_1_linear() {
     assert!((new_large / new_small - 1.0).abs() < 0.15, "5.1 per slot: {new_small} ns then {new_large} ns\n{csv}");
     assert!(new_large * 10.0 < pre4_large, "5.1 {new_large} ns against pre4 {pre4_large} ns per slot\n{csv}");
 }
+
+#[test]
+fn a_sweep_writes_lock_statistics_per_point_and_kernel() {
+    let dir = out("lock-stat");
+    let run = swapsim(&[
+        "sweep",
+        "crates/cli/tests/fixtures/small_sweep.lua",
+        "--out",
+        dir.to_str().unwrap(),
+        "--jobs",
+        "2",
+        "--lock-stat",
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("(8 files, one per point and kernel)"), "{}", run.stdout);
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("lock_stat")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert_eq!(files.len(), 8);
+    let csv = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(csv.starts_with("class,side,con_bounces,contentions,waittime_min_ns,"), "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with("kernel_flag,w,")), "{csv}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
