@@ -32,9 +32,11 @@ pub struct ExploreArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub kernel: crate::run_cmd::KernelArgs,
-    /// How many runs.
-    #[arg(long, default_value_t = 1000)]
-    pub runs: u64,
+    /// How many runs: 1000 by default for random and pct; dfs by default
+    /// runs until it finds a violation or has explored every schedule
+    /// within the bound, and with --runs stops after that many schedules.
+    #[arg(long)]
+    pub runs: Option<u64>,
     /// The search strategy.
     #[arg(long, value_enum, default_value = "random")]
     pub strategy: StrategyName,
@@ -77,6 +79,18 @@ pub struct ExploreArgs {
     pub lockdep_graph: Option<PathBuf>,
     #[command(flatten)]
     pub limits: crate::run_cmd::LimitArgs,
+}
+
+impl ExploreArgs {
+    /// The runs of a random or pct search, or the most schedules of a dfs
+    /// search (u64::MAX: until it is done).
+    pub fn runs(&self) -> u64 {
+        match (self.runs, self.strategy) {
+            (Some(runs), _) => runs,
+            (None, StrategyName::Dfs) => u64::MAX,
+            (None, _) => 1000,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -154,14 +168,15 @@ fn violation(report: &RunReport) -> Option<(&'static str, u64)> {
 /// all before any run, so that no search is lost to a late error.
 fn check_explore_args(args: &ExploreArgs) -> Result<(), String> {
     args.limits.apply()?;
-    if args.runs == 0 {
+    if args.runs() == 0 {
         return Err("--runs is at least 1, got 0".into());
     }
-    if args.seed.checked_add(args.runs - 1).is_none() {
+    // dfs runs every schedule from the one seed; the others use a seed a run.
+    if args.strategy != StrategyName::Dfs && args.seed.checked_add(args.runs() - 1).is_none() {
         return Err(format!(
             "--seed {} with --runs {}: the last seed would pass 2^64-1 = {} (lower --seed or --runs)",
             args.seed,
-            args.runs,
+            args.runs(),
             u64::MAX
         ));
     }
@@ -230,18 +245,18 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             Strategy::Pct { depth: d, steps: k }
         }
     };
-    let seeds = crate::seed_search::Seeds::new(args.seed, args.runs, args.shard);
-    let last = args.seed + (args.runs - 1);
+    let seeds = crate::seed_search::Seeds::new(args.seed, args.runs(), args.shard);
+    let last = args.seed + (args.runs() - 1);
     match args.shard {
         Some(shard) => println!(
             "runs:     {} of {} (seeds {}..{last}, shard {}/{})",
             seeds.len(),
-            args.runs,
+            args.runs(),
             args.seed,
             shard.index,
             shard.count
         ),
-        None => println!("runs:     {} (seeds {}..{last})", args.runs, args.seed),
+        None => println!("runs:     {} (seeds {}..{last})", args.runs(), args.seed),
     }
     let fixes = kernel.fixes;
     let per_seed = move |seed| RunOptions { record_events: false, ..options(fixes, seed, strategy, None) };
@@ -275,7 +290,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             pct_depth,
             pct_steps,
             first_seed: args.seed,
-            runs: args.runs,
+            runs: args.runs(),
         };
         let text = crate::seed_search::render_csv(&identity, args.shard, &rows);
         if let Err(e) = write_whole(csv, text.as_bytes()) {
@@ -520,14 +535,14 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
             return ExitCode::from(2);
         }
     };
-    let progress = crate::progress::Progress::new(args.runs);
+    let progress = crate::progress::Progress::new(args.runs());
     let mut plan = engine::DfsPlan { sleep_sets, ..Default::default() };
     let mut explored = 0u64;
     let mut pruned = 0u64;
     let mut exhausted = false;
     let mut found: Option<(Vec<u32>, RunReport)> = None;
     let mut order = crate::lockdep::LockOrder::default();
-    while explored + pruned < args.runs && !crate::run_cmd::interrupted() {
+    while explored + pruned < args.runs() && !crate::run_cmd::interrupted() {
         let options = RunOptions {
             record_events: false,
             lock_order: true,

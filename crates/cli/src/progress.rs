@@ -11,11 +11,17 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// A line for `total` runs (None: an upper bound is not known).
+    /// A line for `total` runs (u64::MAX: no bound is known, as for a dfs
+    /// search that runs until it is done; then no total and no ETA).
     pub fn new(total: u64) -> Progress {
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template("{pos}/{len} runs, {msg} found something, {per_sec}, ETA {eta}")
-            .expect("a valid progress template");
+        let bounded = total != u64::MAX;
+        let bar = ProgressBar::with_draw_target(bounded.then_some(total), ProgressDrawTarget::stderr());
+        let template = if bounded {
+            "{pos}/{len} runs, {msg} found something, {per_sec}, ETA {eta}"
+        } else {
+            "{pos} runs, {msg} found something, {per_sec}"
+        };
+        let style = ProgressStyle::with_template(template).expect("a valid progress template");
         bar.set_style(style);
         bar.set_message("0");
         Progress { bar, found: std::sync::atomic::AtomicU64::new(0) }

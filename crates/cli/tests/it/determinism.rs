@@ -13,7 +13,7 @@ fn temp(name: &str) -> PathBuf {
 /// Compare `actual` with `tests/golden/NAME`; `UPDATE_GOLDEN=1` rewrites it.
 pub fn check_golden(name: &str, actual: &str) {
     let path = root().join("crates/cli/tests/golden").join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+    if std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1") {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, actual).unwrap();
         return;

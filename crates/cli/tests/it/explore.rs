@@ -389,3 +389,18 @@ fn dfs_searches_the_exit_race_under_2_4_10_without_false_livelocks() {
         run.stdout
     );
 }
+
+/// dfs has no default cap: without --runs it runs until it finds a
+/// violation or has explored every schedule within the bound, as the README
+/// says; with --runs it stops there and says so.
+#[test]
+fn dfs_without_runs_explores_until_done() {
+    let args = ["explore", "scenarios/race3_fault.lua", "--kernel", "patched", "--strategy", "dfs"];
+    let whole =
+        swapsim(&[&args[..], &["--preemptions", "1", "--out", out_dir("dfs-nocap").to_str().unwrap()]].concat());
+    assert_eq!(whole.code, 0, "{}{}", whole.stdout, whole.stderr);
+    assert!(whole.stdout.contains("result:   explored all 120 schedules with <= 1 preemptions"), "{}", whole.stdout);
+    let capped = swapsim(&[&args[..], &["--runs", "10", "--out", out_dir("dfs-cap").to_str().unwrap()]].concat());
+    assert_eq!(capped.code, 0, "{}{}", capped.stdout, capped.stderr);
+    assert!(capped.stdout.contains("10 schedules explored, not all (raise --runs)"), "{}", capped.stdout);
+}
