@@ -2,6 +2,7 @@
 //! lack (issue 12, points 5 and 6): each test pins a seed that breaks only
 //! because the model now splits the step or takes the path as the C does.
 
+use crate::races::{range, PATCHED, PRE4};
 use crate::swapsim;
 
 /// Run one seed; return the whole report.
@@ -15,18 +16,6 @@ fn report(file: &str, flags: &[&str], seed: u32) -> String {
     run.stdout
 }
 
-/// Run a seed range; return the `result:` line.
-fn range(file: &str, flags: &[&str], seeds: &str) -> String {
-    let mut args = vec!["run", file];
-    args.extend_from_slice(flags);
-    args.extend_from_slice(&["--seeds", seeds]);
-    let run = swapsim(&args);
-    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
-    run.stdout.lines().find(|l| l.starts_with("result:")).expect("a result line").to_string()
-}
-
-const PRE4: &[&str] = &["--kernel", "pre4"];
-const PATCHED: &[&str] = &["--kernel", "patched"];
 const NO_MMAP_SEM: &[&str] = &["--kernel", "patched", "--no-fix", "mmap-sem"];
 
 #[test]

@@ -28,7 +28,7 @@ fn headline(file: &str, flags: &[&str], seed: u32) -> String {
 }
 
 /// Run a seed range; return the `result:` line.
-fn range(file: &str, flags: &[&str], seeds: &str) -> String {
+pub(crate) fn range(file: &str, flags: &[&str], seeds: &str) -> String {
     let mut args = vec!["run", file];
     args.extend_from_slice(flags);
     args.extend_from_slice(&["--seeds", seeds]);
@@ -37,8 +37,8 @@ fn range(file: &str, flags: &[&str], seeds: &str) -> String {
     run.stdout.lines().find(|l| l.starts_with("result:")).expect("a result line").to_string()
 }
 
-const PRE4: &[&str] = &["--kernel", "pre4"];
-const PATCHED: &[&str] = &["--kernel", "patched"];
+pub(crate) const PRE4: &[&str] = &["--kernel", "pre4"];
+pub(crate) const PATCHED: &[&str] = &["--kernel", "patched"];
 
 fn breaks(file: &str, flags: &[&str], seed: u32, invariant: &str) {
     let line = headline(file, flags, seed);
