@@ -23,6 +23,7 @@ pub async fn do_exit(k: &Kernel, t: &Task) -> KResult<()> {
             w.mms[mm].mm_count += 1;
             w.procs[&pid].mm = None;
         }
+        k.key(t, crate::signatures::KeyEvent::MmDropped { pid, mm });
         t.note("__exit_mm:tsk_mm_null", || format!("pid {pid} dropped its mm: for_each_task no longer sees it"));
         mmput(k, t, mm).await?;
     }
@@ -79,6 +80,7 @@ pub async fn exit_mmap(k: &Kernel, t: &Task, mm: MmId) -> KResult<()> {
         }
     }
     t.spin_unlock(ptl, "exit_mmap:vmlist_modify_unlock");
+    k.key(t, crate::signatures::KeyEvent::ChainDetached { mm });
     t.note("exit_mmap:detached", || format!("the VMA chain of {} is detached", k.describe_mm(mm)));
     for vma in mpnt {
         let (start, end, shm) = {

@@ -86,6 +86,7 @@ pub async fn do_fork(k: &Kernel, t: &Task, clone_vm: bool, start: ChildStart) ->
         w.task_list.push(pid);
     }
     t.write_unlock(k.tasklist_lock, "do_fork:write_unlock_tasklist");
+    k.key(t, crate::signatures::KeyEvent::TaskLinked { pid });
     t.note("do_fork:SET_LINKS", || format!("{child_name} (pid {pid}) is on the task list"));
 
     // wake_up_process(p): the child becomes runnable.
@@ -127,6 +128,7 @@ async fn copy_mm(k: &Kernel, t: &Task, parent: Pid, child: Pid, clone_vm: bool) 
     let retval = dup_mmap(k, t, mm, old_mm).await?;
     t.up(mmap_sem, "copy_mm:up_mmap_sem");
     if retval != 0 {
+        k.key(t, crate::signatures::KeyEvent::ForkFailed { mm });
         t.note("copy_mm:free_pt", || format!("fork failed: mmput of the half-built {}", k.describe_mm(mm)));
         mmput(k, t, mm).await?;
     }

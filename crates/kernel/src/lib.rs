@@ -37,6 +37,7 @@ pub mod mm;
 pub mod mmap;
 pub mod page_alloc;
 pub mod shm;
+pub mod signatures;
 pub mod swap_state;
 pub mod swapfile;
 pub mod tracked;

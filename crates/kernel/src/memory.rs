@@ -208,7 +208,11 @@ pub async fn handle_mm_fault(k: &Kernel, t: &Task, mm: MmId, vma: VmaId, addr: u
     let entry = read_pte(k, mm, addr);
     match entry {
         Pte::None => return do_no_page(k, t, mm, vma, addr, write).await,
-        Pte::Swap(swp) => return do_swap_page(k, t, mm, vma, addr, swp, write).await,
+        Pte::Swap(swp) => {
+            let handled = do_swap_page(k, t, mm, vma, addr, swp, write).await?;
+            k.key(t, crate::signatures::KeyEvent::FaultDone { mm, addr });
+            return Ok(handled);
+        }
         Pte::Present { .. } => {}
     }
     let ptl = k.w().mms[mm].page_table_lock;
@@ -271,6 +275,7 @@ pub(crate) async fn swapin_readahead(k: &Kernel, t: &Task, entry: SwpEntry) -> K
             free_page(k, t, page, "swapin_readahead:__free_page")?;
         }
         swap_free(k, t, handle, "swapin_readahead:swap_free").await?;
+        k.key(t, crate::signatures::KeyEvent::ReadaheadDone { entry: handle });
     }
     Ok(())
 }
@@ -319,6 +324,9 @@ async fn valid_swaphandles(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<Vec
                 handles.push(SwpEntry { type_: entry.type_, offset });
             }
         }
+    }
+    for &handle in &handles {
+        k.key(t, crate::signatures::KeyEvent::ReadaheadRef { entry: handle });
     }
     t.spin_unlock(sdev_lock, "valid_swaphandles:swap_device_unlock");
     Ok(handles)
@@ -373,6 +381,7 @@ async fn do_swap_page(
     entry: SwpEntry,
     write: bool,
 ) -> KResult<Handled> {
+    k.key(t, crate::signatures::KeyEvent::FaultSwap { mm, addr, entry });
     if k.fixes.era.is_later() {
         return do_swap_page_later(k, t, mm, addr, entry, write).await;
     }
@@ -417,6 +426,7 @@ async fn do_swap_page(
     // mk_pte(page, vma->vm_page_prot): young.
     let mut pte = Pte::Present { page, write: false, dirty: false, young: true };
     if write && !is_page_shared(k, t, page, "do_swap_page:is_page_shared")? {
+        k.key_swap_cache_drop(t, page, "do_swap_page");
         delete_from_swap_cache_nolock(k, t, page).await?;
         pte = Pte::Present { page, write: true, dirty: true, young: true };
     }
@@ -577,6 +587,7 @@ async fn do_wp_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, pte: Pte) -> KRes
         if is_page_shared(k, t, old_page, "do_wp_page:is_page_shared")? {
             t.unlock_page(page_lock, "do_wp_page:UnlockPage");
         } else {
+            k.key_swap_cache_drop(t, old_page, "do_wp_page");
             delete_from_swap_cache_nolock(k, t, old_page).await?;
             t.unlock_page(page_lock, "do_wp_page:UnlockPage");
             reuse = true;
@@ -724,6 +735,7 @@ async fn copy_ptes(k: &Kernel, t: &Task, dst: MmId, src: MmId, vma: VmaId, start
                     t.spin_unlock(k.mmlist_lock, "copy_one_pte:mmlist_unlock");
                 }
                 set_pte(k, dst, addr, pte);
+                k.key(t, crate::signatures::KeyEvent::SwapPteSet { mm: dst, addr, entry, by: "copy_page_range" });
                 t.note("copy_page_range:set_pte", || {
                     format!("copied swap entry {entry} at {addr:#x} into {}", k.describe_mm(dst))
                 });
@@ -766,7 +778,10 @@ pub async fn zap_page_range(k: &Kernel, t: &Task, mm: MmId, start: u64, end: u64
                 free_page_and_swap_cache(k, t, page).await?;
                 freed += 1;
             }
-            Pte::Swap(entry) => swap_free(k, t, entry, "zap_pte_range:swap_free").await?,
+            Pte::Swap(entry) => {
+                k.key(t, crate::signatures::KeyEvent::ZapSwap { mm, addr, entry });
+                swap_free(k, t, entry, "zap_pte_range:swap_free").await?
+            }
         }
     }
     t.spin_unlock(ptl, "zap_page_range:page_table_unlock");

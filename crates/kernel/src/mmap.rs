@@ -48,6 +48,15 @@ pub async fn sys_munmap(k: &Kernel, t: &Task, addr: u64, pages: u64) -> KResult<
         free
     };
     t.spin_unlock(ptl, "do_munmap:vmlist_modify_unlock");
+    let mut unlinked = free;
+    while let Some(vma) = unlinked {
+        let (start, end, next) = {
+            let w = k.w();
+            (w.vmas[vma].start, w.vmas[vma].end, w.vmas[vma].vm_next_unlinked)
+        };
+        k.key(t, crate::signatures::KeyEvent::VmaUnlinked { mm, start, end });
+        unlinked = next;
+    }
     while let Some(vma) = free {
         let (start, stop, next) = {
             let w = k.w();
@@ -204,6 +213,7 @@ pub async fn exec_mmap(k: &Kernel, t: &Task) -> KResult<()> {
     let Some(old_mm) = k.w().procs[&pid].mm else { return Ok(()) };
     k.check_mm(t, old_mm, "exec_mmap")?;
     if k.w().mms[old_mm].mm_users == 1 {
+        k.key(t, crate::signatures::KeyEvent::Exec { mm: old_mm });
         exit_mmap(k, t, old_mm).await?;
         k.check_mm(t, old_mm, "exec_mmap")?;
         k.w().mms[old_mm].expected.clear();
@@ -223,6 +233,7 @@ pub async fn exec_mmap(k: &Kernel, t: &Task) -> KResult<()> {
         p.mm = Some(mm);
         p.active_mm = Some(mm);
     }
+    k.key(t, crate::signatures::KeyEvent::Exec { mm: old_mm });
     mmput(k, t, old_mm).await
 }
 

@@ -57,6 +57,7 @@ pub async fn shm_nopage(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KResult
         },
         Pte::Swap(entry) => {
             t.spin_unlock(k.shm_lock, "shm_nopage_core:shm_unlock");
+            k.key(t, crate::signatures::KeyEvent::ShmNopageSnap { seg, idx, entry });
             let page = match lookup_swap_cache(k, t, entry).await? {
                 Some(page) => Ok(page),
                 None => {
@@ -71,6 +72,7 @@ pub async fn shm_nopage(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KResult
                 Ok(page) => page,
                 Err(failure) => return oom(k, t, i_sem, failure).await,
             };
+            k.key_swap_cache_drop(t, page, "shm_nopage");
             delete_from_swap_cache(k, t, page).await?;
             swap_free(k, t, entry, "shm_nopage_core:swap_free").await?;
             t.spin_lock(k.shm_lock, "shm_nopage_core:shm_lock_again").await;
@@ -179,6 +181,7 @@ pub async fn shm_unuse(k: &Kernel, t: &Task, entry: SwpEntry, page: PageId) -> K
             let mut w = k.w();
             w.shm_segs[seg].entries[idx] = Pte::Present { page, write: true, dirty: true, young: true };
         }
+        k.key(t, crate::signatures::KeyEvent::ShmUnuse { seg, idx, entry });
         t.note("shm_unuse_page:set", || format!("shm{seg}[{idx}]: swap entry {entry} -> page"));
         get_page(k, t, page, "shm_unuse_page:get_page")?;
         {
@@ -211,6 +214,7 @@ pub async fn shm_swap(k: &Kernel, t: &Task, prio: u32, only: Option<(ShmId, usiz
     let entry = get_swap_page_count(k, t, 2).await;
     t.unlock_kernel("shm_swap_preop:unlock_kernel");
     let Some(entry) = entry else { return Ok(false) };
+    k.key(t, crate::signatures::KeyEvent::ShmSwapPreop { entry });
     t.spin_lock(k.shm_lock, "shm_swap:shm_lockall").await;
     let victim = {
         let w = k.w();
@@ -231,6 +235,7 @@ pub async fn shm_swap(k: &Kernel, t: &Task, prio: u32, only: Option<(ShmId, usiz
     };
     let present = k.w().shm_segs[seg].entries[idx];
     k.w().shm_segs[seg].entries[idx] = Pte::Swap(entry);
+    k.key(t, crate::signatures::KeyEvent::ShmSwapPublish { entry });
     // The cache's swap reference was preloaded by __get_swap_page(2).
     if !crate::swap_state::try_add_to_swap_cache(k, t, page, entry).await? {
         k.w().shm_segs[seg].entries[idx] = present;

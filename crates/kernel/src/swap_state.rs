@@ -38,6 +38,9 @@ pub async fn add_to_swap_cache(k: &Kernel, t: &Task, page: PageId, entry: SwpEnt
             false
         }
     };
+    if !alias {
+        k.key(t, crate::signatures::KeyEvent::SwapCacheAdd { entry });
+    }
     t.spin_unlock(k.pagecache_lock, "add_to_page_cache:pagecache_unlock");
     if alias {
         return Err(k.oops(t, "swap-cache", format!("add_to_swap_cache: entry {entry} already has a page: BUG")));
@@ -122,6 +125,7 @@ pub async fn free_page_and_swap_cache(k: &Kernel, t: &Task, page: PageId) -> KRe
     };
     if in_cache && t.try_lock_page(page_lock, "free_page_and_swap_cache:TryLockPage") {
         if !is_page_shared(k, t, page, "free_page_and_swap_cache:is_page_shared")? {
+            k.key_swap_cache_drop(t, page, "free_page_and_swap_cache");
             delete_from_swap_cache_nolock(k, t, page).await?;
         }
         t.unlock_page(page_lock, "free_page_and_swap_cache:UnlockPage");
@@ -326,6 +330,7 @@ async fn add_to_swap_cache_unique(k: &Kernel, t: &Task, page: PageId, entry: Swp
         p.count += 1;
         w.swap_cache.insert(entry, page);
     }
+    k.key(t, crate::signatures::KeyEvent::SwapCacheAdd { entry });
     t.spin_unlock(k.pagecache_lock, "add_to_page_cache_unique:pagecache_unlock");
     Ok(true)
 }

@@ -541,6 +541,7 @@ pub async fn try_to_unuse(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
         t.spin_unlock(sdev_lock, "try_to_unuse:swap_device_unlock");
         let Some(i) = found else { break };
         let entry = SwpEntry { type_, offset: i as u32 };
+        k.key(t, crate::signatures::KeyEvent::SlotStart { entry });
 
         // Get a page for the entry, from the swap cache or read from disk.
         let Some(page) = read_swap_cache(k, t, entry).await? else {
@@ -576,12 +577,14 @@ pub async fn try_to_unuse(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
             t.lock_page(page_lock, "try_to_unuse:lock_page").await;
             k.check_page(t, page, "try_to_unuse:lock_page")?;
             if k.w().pages[page].swap_cache {
+                k.key_swap_cache_drop(t, page, "try_to_unuse");
                 delete_from_swap_cache_nolock(k, t, page).await?;
             }
             t.unlock_page(page_lock, "try_to_unuse:UnlockPage");
         } else {
             k.check_page(t, page, "try_to_unuse:PageSwapCache")?;
             if k.w().pages[page].swap_cache {
+                k.key_swap_cache_drop(t, page, "try_to_unuse");
                 delete_from_swap_cache(k, t, page).await?;
             }
         }
@@ -609,6 +612,7 @@ pub async fn try_to_unuse(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
         };
         t.spin_unlock(sdev_lock, "try_to_unuse:swap_device_unlock_undead");
         t.spin_unlock(k.swaplock, "try_to_unuse:swap_list_unlock");
+        k.key(t, crate::signatures::KeyEvent::SlotDone { entry });
         if let Some(count) = undead {
             k.printk(t, "try_to_unuse:undead", format!("VM: Undead swap entry {entry} (count {count} forced to 0)"));
         }
@@ -680,6 +684,7 @@ async fn unuse_mm(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, page: PageId)
 /// use-after-free).
 pub(crate) async fn unuse_vmas(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, page: PageId) -> KResult<()> {
     k.check_mm(t, mm, "unuse_process")?;
+    k.key(t, crate::signatures::KeyEvent::WalkMm { entry, mm });
     let mut cur: Option<VmaId> = k.w().mms[mm].mmap.first().copied();
     while let Some(vma) = cur {
         t.point("unuse_vma:vm_start").await;
@@ -695,6 +700,7 @@ pub(crate) async fn unuse_vmas(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, 
         let hits: Vec<u64> =
             k.w().ptes_in(mm, start, end).filter(|&(_, pte)| pte_refers_to(pte, entry, page)).map(|(a, _)| a).collect();
         t.work((end - start) / PAGE_SIZE * k.costs.pte_scan);
+        k.key(t, crate::signatures::KeyEvent::WalkVma { entry, mm, start, end });
         for addr in hits {
             unuse_pte(k, t, mm, vma, addr, entry, page).await?;
         }
@@ -771,6 +777,7 @@ async fn unuse_pte(
             }
             check_page_table(k, t, mm, addr)?;
             set_pte(k, mm, addr, Pte::Present { page, write: false, dirty: true, young: true });
+            k.key(t, crate::signatures::KeyEvent::UnusePte { mm, addr, entry });
             t.note("unuse_pte:set_pte", || {
                 format!("pte {addr:#x} of {}: swap entry {entry} -> page", k.describe_mm(mm))
             });

@@ -304,6 +304,7 @@ async fn try_to_swap_out(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<(
         swap_duplicate(k, t, entry, "try_to_swap_out:swap_duplicate").await?;
         mmlist_add_on_first_entry(k, t, mm).await;
         set_pte(k, mm, addr, Pte::Swap(entry));
+        k.key(t, crate::signatures::KeyEvent::SwapPteSet { mm, addr, entry, by: "try_to_swap_out" });
         k.w().mms[mm].rss -= 1;
         free_page(k, t, page, "try_to_swap_out:__free_page")?;
         return Ok((SwapOut::Done(entry), false));
@@ -338,6 +339,7 @@ async fn try_to_swap_out(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<(
     mmlist_add_on_first_entry(k, t, mm).await;
     k.w().mms[mm].rss -= 1;
     set_pte(k, mm, addr, Pte::Swap(entry));
+    k.key(t, crate::signatures::KeyEvent::SwapPteSet { mm, addr, entry, by: "try_to_swap_out" });
     let ptl = k.w().mms[mm].page_table_lock;
     t.spin_unlock(ptl, "try_to_swap_out:vmlist_access_unlock");
     rw_swap_page_write(k, t, page, entry).await;
@@ -383,6 +385,7 @@ async fn try_to_swap_out_later(
         }
         mmlist_add_on_first_entry(k, t, mm).await;
         set_pte(k, mm, addr, Pte::Swap(entry));
+        k.key(t, crate::signatures::KeyEvent::SwapPteSet { mm, addr, entry, by: "try_to_swap_out" });
         k.w().mms[mm].rss -= 1;
         if dirty || page_differs_from_disk(k, page, entry) {
             // set_page_dirty: the data reaches the slot before the page can
@@ -425,6 +428,7 @@ async fn try_to_swap_out_later(
     k.w().mms[mm].rss -= 1;
     k.w().pages[page].dirty = false; // written now
     set_pte(k, mm, addr, Pte::Swap(entry));
+    k.key(t, crate::signatures::KeyEvent::SwapPteSet { mm, addr, entry, by: "try_to_swap_out" });
     t.spin_unlock(ptl, "try_to_swap_out:vmlist_access_unlock");
     rw_swap_page_write_async(k, t, page, entry);
     free_page(k, t, page, "try_to_swap_out:page_cache_release_written")?;

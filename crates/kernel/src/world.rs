@@ -133,6 +133,9 @@ pub struct World {
     /// Kernel messages (printk), in order.
     pub printk: Vec<String>,
     pub stats: Stats,
+    /// The key events signatures classify a violation by
+    /// (`crate::signatures`): observed, never read by the model.
+    pub keys: Vec<crate::signatures::Keyed>,
 }
 
 /// The page tables, as the kernel walks them: `pgd_offset` → `pmd_offset`
@@ -324,6 +327,7 @@ impl Kernel {
             shm_tot: Whole::new(0),
             printk: Vec::new(),
             stats: Stats::default(),
+            keys: Vec::new(),
         };
         Rc::new_cyclic(|me| Kernel {
             me: me.clone(),

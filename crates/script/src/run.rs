@@ -129,6 +129,9 @@ pub struct RunReport {
     pub task_keys: Vec<(String, String)>,
     /// The task that detected the violation, if any.
     pub culprit: Option<String>,
+    /// A violation's bucket: the race signature it matches, or
+    /// `unclassified: <key>` (`kernel::signatures`).
+    pub bucket: Option<kernel::signatures::Bucket>,
     /// Task names, in creation order.
     pub tasks: Vec<String>,
     /// The tasks of the interleaved phase (the processes, their children,
@@ -638,6 +641,10 @@ fn interleave(
             outcome = Outcome::Violation(Violation { invariant, message, step: sim.steps(), task: None });
         }
     }
+    let bucket = match &outcome {
+        Outcome::Violation(v) => Some(kernel::signatures::classify(k, v)),
+        _ => None,
+    };
     let culprit = match &outcome {
         Outcome::Violation(Violation { task: Some(t), .. }) => Some(sim.task_name(*t)),
         _ => None,
@@ -672,6 +679,7 @@ fn interleave(
             Vec::new()
         },
         culprit,
+        bucket,
         tasks: (0..sim.task_count()).map(|i| sim.task_name(engine::TaskId(i as u32))).collect(),
         points: sim.point_counts(),
         lock_order: sim.lock_order(),
