@@ -10,7 +10,10 @@ use clap::{Args, ValueEnum};
 use engine::Outcome;
 use script::{RunOptions, RunReport, Strategy};
 
-use crate::run_cmd::{content_hash, read_source, render_one, write_whole, KernelChoice};
+use crate::args::KernelChoice;
+use crate::input::{content_hash, read_source};
+use crate::output::report::{render_one, side_by_side};
+use crate::output::write_whole;
 use crate::schedule::{ScheduleFile, Semantic};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -31,7 +34,7 @@ pub struct ExploreArgs {
     /// The scenario (a Lua file).
     pub file: PathBuf,
     #[command(flatten)]
-    pub kernel: crate::run_cmd::KernelArgs,
+    pub kernel: crate::args::KernelArgs,
     /// How many runs: 1000 by default for random and pct; dfs by default
     /// runs until it finds a violation or has explored every schedule
     /// within the bound, and with --runs stops after that many schedules.
@@ -78,7 +81,7 @@ pub struct ExploreArgs {
     #[arg(long, value_name = "FILE")]
     pub lockdep_graph: Option<PathBuf>,
     #[command(flatten)]
-    pub limits: crate::run_cmd::LimitArgs,
+    pub limits: crate::args::LimitArgs,
 }
 
 impl ExploreArgs {
@@ -131,12 +134,12 @@ pub struct ReplayArgs {
     pub stats: bool,
     /// How --stats prints the lock statistics: text, csv or json.
     #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
-    pub stats_format: crate::run_cmd::StatsFormat,
+    pub stats_format: crate::output::run_files::StatsFormat,
     /// Write the replay's lock-class dependency graph as Graphviz DOT.
     #[arg(long, value_name = "FILE")]
     pub lockdep_graph: Option<PathBuf>,
     #[command(flatten)]
-    pub limits: crate::run_cmd::LimitArgs,
+    pub limits: crate::args::LimitArgs,
 }
 
 #[derive(Args)]
@@ -187,9 +190,9 @@ fn check_explore_args(args: &ExploreArgs) -> Result<(), String> {
         return Err(format!("--preemptions is at most {MAX_PREEMPTIONS}, got {}", args.preemptions));
     }
     if let Some(csv) = &args.csv {
-        crate::run_cmd::check_output_file("--csv", csv, &[&args.file])?;
+        crate::output::check_output_file("--csv", csv, &[&args.file])?;
     }
-    crate::run_cmd::check_output_dir("--out", &args.out, true).map_err(|e| format!("--out: {e}"))
+    crate::output::check_output_dir("--out", &args.out, true).map_err(|e| format!("--out: {e}"))
 }
 
 /// PCT's depth: d - 1 priority change points are drawn per run.
@@ -270,7 +273,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             }
         };
     let runs_done = rows.len();
-    if crate::run_cmd::interrupted() {
+    if crate::interrupt::interrupted() {
         println!("interrupted: stopped after {runs_done} runs; the results cover those");
     }
     // A CSV that cannot be written (a full disk) is an error, but the find
@@ -297,7 +300,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             eprintln!("error: cannot write {}: {e}", csv.display());
             csv_failed = true;
         } else {
-            let partial = if crate::run_cmd::interrupted() { ", partial: interrupted" } else { "" };
+            let partial = if crate::interrupt::interrupted() { ", partial: interrupted" } else { "" };
             println!("csv:      {} ({runs_done} rows{partial})", csv.display());
         }
     }
@@ -309,7 +312,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         };
         format!("swapsim run {path} {} --seed {seed}{pct}", kernel.flags())
     };
-    if let Err(code) = crate::run_cmd::lockdep_out(&lock_order, args.lockdep_graph.as_deref(), &witness) {
+    if let Err(code) = crate::output::run_files::lockdep_out(&lock_order, args.lockdep_graph.as_deref(), &witness) {
         return code;
     }
     let ran: Vec<u64> = rows.iter().map(|r| r.seed).collect();
@@ -336,7 +339,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
     if total == 0 {
         println!("result:   {runs_done} runs, no violation");
-        return failed(if crate::run_cmd::interrupted() { ExitCode::from(130) } else { ExitCode::SUCCESS });
+        return failed(if crate::interrupt::interrupted() { ExitCode::from(130) } else { ExitCode::SUCCESS });
     }
     println!("result:   {runs_done} runs, {total} found something ({})", kinds.join(", "));
     let Some((seed, report)) = first else {
@@ -403,7 +406,7 @@ fn save_schedule(
             "error: cannot write the schedule to {}: {e}; the find is seed {seed}: `swapsim run {} {} --seed {seed}` \
              shows it again",
             file.display(),
-            crate::run_cmd::shell_quote(path),
+            crate::output::report::shell_quote(path),
             kernel.flags()
         );
         return ExitCode::from(2);
@@ -413,7 +416,7 @@ fn save_schedule(
         Ok(dir) => println!("bundle:   {} (scenario, schedule, report, command: one folder to send)", dir.display()),
         Err(e) => eprintln!("warning: the bug-report bundle was not written: {e}"),
     }
-    println!("replay:   swapsim replay {}", crate::run_cmd::shell_quote(&file.display().to_string()));
+    println!("replay:   swapsim replay {}", crate::output::report::shell_quote(&file.display().to_string()));
     ExitCode::from(1)
 }
 
@@ -461,7 +464,7 @@ fn reproduction_rate(schedule: &ScheduleFile, source: &str, n: u64, p: f64) -> R
     let runner = script::run::Runner::new(&schedule.scenario, source, Default::default()).map_err(|e| e.to_string())?;
     let (mut same, mut other) = (0, 0);
     for i in 0..n {
-        if crate::run_cmd::interrupted() {
+        if crate::interrupt::interrupted() {
             return Ok((same, other, i));
         }
         let opts = RunOptions {
@@ -498,7 +501,7 @@ fn write_bundle(dir: &Path, scenario: &Path, source: &str, schedule: &ScheduleFi
     // A name of its own (two explores may write into one --out), removed
     // again if anything fails (a full disk leaves nothing behind).
     let parent = dir.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let partial = parent.join(crate::run_cmd::unique_temp_name("bundle"));
+    let partial = parent.join(crate::output::unique_temp_name("bundle"));
     let written = std::fs::create_dir(&partial)
         .and_then(|_| std::fs::write(partial.join(&name), source))
         .and_then(|_| std::fs::write(partial.join("schedule"), local.render()))
@@ -535,14 +538,14 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
             return ExitCode::from(2);
         }
     };
-    let progress = crate::progress::Progress::new(args.runs());
+    let progress = crate::output::progress::Progress::new(args.runs());
     let mut plan = engine::DfsPlan { sleep_sets, ..Default::default() };
     let mut explored = 0u64;
     let mut pruned = 0u64;
     let mut exhausted = false;
     let mut found: Option<(Vec<u32>, RunReport)> = None;
     let mut order = crate::lockdep::LockOrder::default();
-    while explored + pruned < args.runs() && !crate::run_cmd::interrupted() {
+    while explored + pruned < args.runs() && !crate::interrupt::interrupted() {
         let options = RunOptions {
             record_events: false,
             lock_order: true,
@@ -595,7 +598,7 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
             args.seed
         )
     };
-    if let Err(code) = crate::run_cmd::lockdep_out(&order, args.lockdep_graph.as_deref(), &witness) {
+    if let Err(code) = crate::output::run_files::lockdep_out(&order, args.lockdep_graph.as_deref(), &witness) {
         return code;
     }
     let Some((ranks, report)) = found else {
@@ -604,7 +607,7 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
             return ExitCode::SUCCESS;
         }
         println!("result:   {explored} schedules explored, not all (raise --runs): no violation so far");
-        return if crate::run_cmd::interrupted() { ExitCode::from(130) } else { ExitCode::SUCCESS };
+        return if crate::interrupt::interrupted() { ExitCode::from(130) } else { ExitCode::SUCCESS };
     };
     println!("result:   schedule {explored} breaks: {}", script::run::describe(&report.outcome));
     let Some((invariant, step)) = violation(&report) else { return ExitCode::from(1) };
@@ -708,7 +711,7 @@ fn with_events(path: &str, source: &str, schedule: &mut ScheduleFile) {
 /// one it was recorded in (its content hash).
 fn load_schedule(file: &Path) -> Result<(ScheduleFile, String, bool), ExitCode> {
     let name = file.display().to_string();
-    let text = match crate::run_cmd::read_bounded(file) {
+    let text = match crate::input::read_bounded(file) {
         Ok(text) => text,
         Err(e) => {
             eprintln!("error: cannot read schedule {name}: {e}");
@@ -731,7 +734,7 @@ fn load_schedule(file: &Path) -> Result<(ScheduleFile, String, bool), ExitCode> 
         Some(beside) if Path::new(&schedule.scenario).is_relative() => beside,
         _ => PathBuf::from(&schedule.scenario),
     };
-    let source = match crate::run_cmd::read_bounded(&scenario_file) {
+    let source = match crate::input::read_bounded(&scenario_file) {
         Ok(source) => source,
         Err(e) => {
             let why = match e.kind() {
@@ -880,7 +883,7 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    let perturb = match crate::run_cmd::parse_probability("--perturb", &args.perturb) {
+    let perturb = match crate::args::parse_probability("--perturb", &args.perturb) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -905,7 +908,7 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
     let kernel =
         KernelChoice { variant: schedule.variant, fixes: schedule.fixes, faults: None, limits: Default::default() };
     let outputs = (args.events.as_deref(), args.trace.as_deref(), args.csv.as_deref());
-    if let Err(code) = crate::run_cmd::write_outputs(&report, outputs.0, outputs.1, outputs.2) {
+    if let Err(code) = crate::output::run_files::write_outputs(&report, outputs.0, outputs.1, outputs.2) {
         return code;
     }
     // By index, a choice past the options of its decision is taken as the
@@ -929,12 +932,12 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
     let mut order = crate::lockdep::LockOrder::default();
     order.add_run(schedule.seed, &report.lock_order);
     let witness = |_| format!("swapsim replay {}", args.file.display());
-    if let Err(code) = crate::run_cmd::lockdep_out(&order, args.lockdep_graph.as_deref(), &witness) {
+    if let Err(code) = crate::output::run_files::lockdep_out(&order, args.lockdep_graph.as_deref(), &witness) {
         return code;
     }
     if args.stats {
         let (stats, calls) = (report::lock_stat(&report), report::latencies(&report));
-        crate::run_cmd::print_stats(&stats, &calls, args.stats_format);
+        crate::output::run_files::print_stats(&stats, &calls, args.stats_format);
     }
     let names = |key: &str| task_name(&schedule, &report, key);
     match mode {
@@ -1150,55 +1153,4 @@ pub fn shrink_cmd(args: &ShrinkArgs) -> ExitCode {
         shrunk.step
     );
     ExitCode::SUCCESS
-}
-
-/// The interleaving side by side: one column per task, one row per event
-/// of the story (named points, waits, sleeps, wakes, sleeping locks and
-/// kernel notes), the broken invariant at the bottom.
-pub fn side_by_side(report: &RunReport) -> String {
-    const WIDTH: usize = 34;
-    const ROWS: usize = 80;
-    let columns: Vec<&str> = report.run_tasks.iter().map(|s| s.as_str()).collect();
-    let rows: Vec<&script::run::EventLine> = report
-        .events
-        .iter()
-        .filter(|e| e.key || e.what == "at")
-        .filter(|e| !e.point.starts_with("ret_from_sys_call") || e.what != "at")
-        .collect();
-    let skip = rows.len().saturating_sub(ROWS);
-    let mut out = String::new();
-    let _ = write!(out, "{:>6} ", "step");
-    for c in &columns {
-        let _ = write!(out, "| {:<WIDTH$} ", clip(c, WIDTH));
-    }
-    out.push('\n');
-    let _ = writeln!(out, "{}", "-".repeat(7 + columns.len() * (WIDTH + 3)));
-    if skip > 0 {
-        let _ = writeln!(out, "{:>6} | ... {skip} earlier rows; --events on `swapsim run` has them all", "");
-    }
-    for e in &rows[skip..] {
-        let text = if e.what == "at" { e.point.to_string() } else { format!("{} ({})", e.what, e.point) };
-        let _ = write!(out, "{:>6} ", e.step);
-        for c in &columns {
-            let cell = if *c == e.task { clip(&text, WIDTH) } else { String::new() };
-            let _ = write!(out, "| {cell:<WIDTH$} ");
-        }
-        out.push('\n');
-    }
-    if let Outcome::Violation(v) = &report.outcome {
-        let _ = writeln!(out, "{}", "-".repeat(7 + columns.len() * (WIDTH + 3)));
-        let _ = writeln!(out, "broken at step {}: {}: {}", v.step, v.invariant, v.message);
-    }
-    out.push('\n');
-    out
-}
-
-fn clip(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        text.to_string()
-    } else {
-        let mut s: String = text.chars().take(width - 1).collect();
-        s.push('…');
-        s
-    }
 }

@@ -2,11 +2,14 @@
 
 use std::process::ExitCode;
 
+mod args;
 mod coverage;
 mod explore_cmd;
+mod input;
+mod interrupt;
 mod lockdep;
 mod names;
-mod progress;
+mod output;
 mod reduce_cmd;
 mod run_cmd;
 mod schedule;
@@ -111,7 +114,7 @@ fn main() -> ExitCode {
     // current run and report and save what they found; a second signal
     // ends at once.
     let _ = ctrlc::set_handler(|| {
-        if run_cmd::INTERRUPTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        if interrupt::INTERRUPTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
             std::process::exit(130);
         }
     });
@@ -134,7 +137,7 @@ fn main() -> ExitCode {
         Command::Merge { out, inputs } => {
             let inputs: Vec<&std::path::Path> = inputs.iter().map(|p| p.as_path()).collect();
             match seed_search::merge(&inputs) {
-                Ok(text) => match run_cmd::write_whole(&out, text.as_bytes()) {
+                Ok(text) => match output::write_whole(&out, text.as_bytes()) {
                     Ok(()) => {
                         println!(
                             "merged {} files: {} rows in {}",

@@ -11,7 +11,7 @@ use clap::Args;
 use engine::Outcome;
 use script::{RunOptions, Strategy};
 
-use crate::run_cmd::write_whole;
+use crate::output::write_whole;
 
 #[derive(Args)]
 #[command(
@@ -21,7 +21,7 @@ pub struct ReduceArgs {
     /// The scenario (a Lua file).
     pub file: PathBuf,
     #[command(flatten)]
-    pub kernel: crate::run_cmd::KernelArgs,
+    pub kernel: crate::args::KernelArgs,
     /// The invariant that must still break.
     #[arg(long, value_name = "NAME", value_parser = crate::names::invariant())]
     pub invariant: String,
@@ -50,7 +50,7 @@ pub fn reduce(args: &ReduceArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (path, source) = match crate::run_cmd::read_source(&args.file) {
+    let (path, source) = match crate::input::read_source(&args.file) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -75,7 +75,7 @@ pub fn reduce(args: &ReduceArgs) -> ExitCode {
     let mut current = if test(&code) { code } else { all.clone() };
     let mut tests = 2u64;
     let mut chunks = 2usize;
-    while current.len() >= 2 && !crate::run_cmd::interrupted() {
+    while current.len() >= 2 && !crate::interrupt::interrupted() {
         let size = current.len().div_ceil(chunks);
         let mut reduced = false;
         for start in (0..current.len()).step_by(size) {

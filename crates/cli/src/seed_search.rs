@@ -200,7 +200,7 @@ pub fn run_all(
     options: &(dyn Fn(u64) -> RunOptions + Sync),
 ) -> Result<SearchResult, String> {
     let jobs = jobs.clamp(1, seeds.len().clamp(1, 256) as usize);
-    let progress = crate::progress::Progress::new(seeds.len());
+    let progress = crate::output::progress::Progress::new(seeds.len());
     let progress = &progress;
     type Part = (Vec<RunRow>, crate::lockdep::LockOrder, crate::coverage::Coverage);
     let results: Vec<Result<Part, String>> = std::thread::scope(|scope| {
@@ -213,7 +213,7 @@ pub fn run_all(
                     let mut order = crate::lockdep::LockOrder::default();
                     let mut coverage = crate::coverage::Coverage::default();
                     for seed in (j as u64..seeds.len()).step_by(jobs).map(|k| seeds.get(k)) {
-                        if crate::run_cmd::interrupted() {
+                        if crate::interrupt::interrupted() {
                             break;
                         }
                         let report = runner.run(&options(seed)).map_err(|e| e.to_string())?;

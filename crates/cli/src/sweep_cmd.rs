@@ -11,7 +11,8 @@ use engine::Outcome;
 use kernel::Variant;
 use script::{RunOptions, RunReport, Strategy};
 
-use crate::run_cmd::{content_hash, write_whole};
+use crate::input::content_hash;
+use crate::output::write_file;
 use crate::seed_search::Shard;
 
 #[derive(Args)]
@@ -39,7 +40,7 @@ pub struct SweepArgs {
     #[arg(long)]
     pub lock_stat: bool,
     #[command(flatten)]
-    pub limits: crate::run_cmd::LimitArgs,
+    pub limits: crate::args::LimitArgs,
 }
 
 /// The most runs a sweep's grid may hold (points x kernels x seeds).
@@ -190,13 +191,13 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
             return Err(format!("--jobs is between 1 and 256, got {}", args.jobs));
         }
         // The folder must take files before the runs, not after.
-        crate::run_cmd::check_output_dir("--out", &args.out, true).map_err(|e| format!("--out: {e}"))
+        crate::output::check_output_dir("--out", &args.out, true).map_err(|e| format!("--out: {e}"))
     });
     if let Err(e) = checked {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    let (path, source) = match crate::run_cmd::read_source(&args.file) {
+    let (path, source) = match crate::input::read_source(&args.file) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -257,7 +258,7 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
     if args.shard.is_some() {
         println!("shard:    {}/{}: {} of the {total} runs", shard.index, shard.count, jobs.len());
     }
-    let progress = crate::progress::Progress::new(jobs.len() as u64);
+    let progress = crate::output::progress::Progress::new(jobs.len() as u64);
     // Each thread runs every jobs-th job with its own Lua state; results go
     // back to their job's slot, so the output does not depend on --jobs.
     let workers = args.jobs.clamp(1, 64);
@@ -270,7 +271,7 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
                     let runner = script::run::Runner::new(path, source, Default::default());
                     let mut out = Vec::new();
                     for &run in jobs.iter().skip(w).step_by(workers) {
-                        if crate::run_cmd::interrupted() {
+                        if crate::interrupt::interrupted() {
                             break;
                         }
                         let (point, kernel, seed) = &grid_runs[run];
@@ -370,21 +371,20 @@ impl Whole {
             Some((n, of)) => {
                 let text =
                     format!("partial: {n} of {of} runs; results.csv, samples.csv and the plots cover only those\n");
-                write_whole(&marker, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+                write_file(&marker, text.as_bytes())?;
             }
             None => {
                 let _ = std::fs::remove_file(&marker);
             }
         }
         let results = dir.join("results.csv");
-        write_whole(&results, &self.results_csv()).map_err(|e| format!("cannot write {}: {e}", results.display()))?;
+        write_file(&results, &self.results_csv())?;
         let samples = dir.join("samples.csv");
-        write_whole(&samples, &self.samples_csv()).map_err(|e| format!("cannot write {}: {e}", samples.display()))?;
+        write_file(&samples, &self.samples_csv())?;
         println!("results:  {} ({} rows), {}", results.display(), self.records.len(), samples.display());
         if let Some(table) = self.summary() {
             let file = dir.join("summary.md");
-            write_whole(&file, table.render_markdown().as_bytes())
-                .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+            write_file(&file, table.render_markdown().as_bytes())?;
             print!("{}", table.render());
             println!("summary:  {}", file.display());
         }
@@ -417,7 +417,7 @@ impl Whole {
                 println!("  ... and {} more", broken.len() - 20);
             }
         }
-        Ok(if self.partial.is_some() && crate::run_cmd::interrupted() {
+        Ok(if self.partial.is_some() && crate::interrupt::interrupted() {
             ExitCode::from(130)
         } else if !broken.is_empty() {
             ExitCode::from(1)
@@ -726,7 +726,7 @@ fn write_lock_stats(out: &Path, records: &[Record]) -> Result<(), String> {
     for (name, runs) in &groups {
         let file = dir.join(format!("{name}.csv"));
         let text = report::lock_stat_csv(&report::lock_stat_total(runs.iter().copied()));
-        write_whole(&file, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        write_file(&file, text.as_bytes())?;
     }
     println!("lock_stat: {} ({} files, one per point and kernel)", dir.display(), groups.len());
     Ok(())

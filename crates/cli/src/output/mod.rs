@@ -1,0 +1,15 @@
+//! Everything a subcommand writes to a file, in one place: files written
+//! whole or not at all (`atomic`), the checks made on output paths before
+//! any work (`check`), the CSV writer every CSV uses (`csv`), a run's
+//! report text (`report`), its --events/--trace/--csv/--stats/lockdep
+//! outputs (`run_files`), the explore CSV (`search_csv`), the bug-report
+//! bundle (`bundle`) and the progress line (`progress`).
+
+pub mod atomic;
+pub mod check;
+pub mod progress;
+pub mod report;
+pub mod run_files;
+
+pub use atomic::{unique_temp_name, write_file, write_whole};
+pub use check::{check_output_dir, check_output_file, check_path_text};
