@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 mod args;
+mod commands;
 mod coverage;
 mod explore_cmd;
 mod input;
@@ -10,8 +11,6 @@ mod interrupt;
 mod lockdep;
 mod names;
 mod output;
-mod reduce_cmd;
-mod run_cmd;
 mod schedule;
 mod seed_search;
 mod sweep_cmd;
@@ -45,7 +44,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a scenario under one seed, or a range of seeds.
-    Run(run_cmd::RunArgs),
+    Run(commands::run::RunArgs),
     /// Search many schedules for a violation; save, shrink and replay it.
     Explore(explore_cmd::ExploreArgs),
     /// Reproduce a saved schedule exactly (or, with --semantic, by its recorded events after an edit).
@@ -53,7 +52,7 @@ enum Command {
     /// Shrink a saved schedule (fewer choices that are not the default; with --semantic, after an edit).
     Shrink(explore_cmd::ShrinkArgs),
     /// Delete lines of a scenario while it still breaks an invariant; write the smaller scenario.
-    Reduce(reduce_cmd::ReduceArgs),
+    Reduce(commands::reduce::ReduceArgs),
     /// Combine the CSVs of the shards of one explore search, in seed order.
     /// Or of one sweep: their results.csv joined in grid order, and the plots drawn again.
     #[command(
@@ -127,12 +126,12 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run(args) => run_cmd::run(&args),
+        Command::Run(args) => commands::run::run(&args),
         Command::Explore(args) => explore_cmd::explore(&args),
         Command::Replay(args) => explore_cmd::replay(&args),
         Command::Shrink(args) => explore_cmd::shrink_cmd(&args),
         Command::Sweep(args) => sweep_cmd::sweep(&args),
-        Command::Reduce(args) => reduce_cmd::reduce(&args),
+        Command::Reduce(args) => commands::reduce::reduce(&args),
         Command::Merge { out, inputs } if sweep_cmd::is_sweep(&inputs) => sweep_cmd::merge(&out, &inputs),
         Command::Merge { out, inputs } => {
             let inputs: Vec<&std::path::Path> = inputs.iter().map(|p| p.as_path()).collect();

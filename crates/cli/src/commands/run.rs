@@ -1,4 +1,5 @@
-//! `swapsim run`.
+//! `swapsim run`: one seed (or every seed of `--seeds A..B`) of a scenario,
+//! with its report, files and statistics; and `--list-points`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
