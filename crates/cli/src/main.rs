@@ -5,7 +5,6 @@ use std::process::ExitCode;
 mod args;
 mod commands;
 mod coverage;
-mod explore_cmd;
 mod input;
 mod interrupt;
 mod lockdep;
@@ -46,11 +45,11 @@ enum Command {
     /// Run a scenario under one seed, or a range of seeds.
     Run(commands::run::RunArgs),
     /// Search many schedules for a violation; save, shrink and replay it.
-    Explore(explore_cmd::ExploreArgs),
+    Explore(commands::explore::ExploreArgs),
     /// Reproduce a saved schedule exactly (or, with --semantic, by its recorded events after an edit).
-    Replay(explore_cmd::ReplayArgs),
+    Replay(commands::replay::ReplayArgs),
     /// Shrink a saved schedule (fewer choices that are not the default; with --semantic, after an edit).
-    Shrink(explore_cmd::ShrinkArgs),
+    Shrink(commands::shrink::ShrinkArgs),
     /// Delete lines of a scenario while it still breaks an invariant; write the smaller scenario.
     Reduce(commands::reduce::ReduceArgs),
     /// Combine the CSVs of the shards of one explore search, in seed order.
@@ -127,9 +126,9 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => commands::run::run(&args),
-        Command::Explore(args) => explore_cmd::explore(&args),
-        Command::Replay(args) => explore_cmd::replay(&args),
-        Command::Shrink(args) => explore_cmd::shrink_cmd(&args),
+        Command::Explore(args) => commands::explore::explore(&args),
+        Command::Replay(args) => commands::replay::replay(&args),
+        Command::Shrink(args) => commands::shrink::shrink_cmd(&args),
         Command::Sweep(args) => sweep_cmd::sweep(&args),
         Command::Reduce(args) => commands::reduce::reduce(&args),
         Command::Merge { out, inputs } if sweep_cmd::is_sweep(&inputs) => sweep_cmd::merge(&out, &inputs),

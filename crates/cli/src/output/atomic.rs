@@ -29,3 +29,22 @@ pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
     write_whole(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
+
+/// Write a folder of `files` (name, bytes) whole or not at all: into a
+/// temporary folder of its own beside `dir` (two commands may write into
+/// one parent), then renamed over `dir`; removed again if anything fails
+/// (a full disk leaves nothing behind).
+pub fn write_folder(dir: &Path, what: &str, files: &[(&str, &[u8])]) -> std::io::Result<()> {
+    let parent = dir.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let partial = parent.join(unique_temp_name(what));
+    let written = std::fs::create_dir(&partial)
+        .and_then(|_| files.iter().try_for_each(|(name, bytes)| std::fs::write(partial.join(name), bytes)))
+        .and_then(|_| {
+            let _ = std::fs::remove_dir_all(dir);
+            std::fs::rename(&partial, dir)
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    written
+}

@@ -6,6 +6,7 @@
 //! bundle (`bundle`) and the progress line (`progress`).
 
 pub mod atomic;
+pub mod bundle;
 pub mod check;
 pub mod progress;
 pub mod report;
