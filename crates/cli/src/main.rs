@@ -12,7 +12,6 @@ mod names;
 mod output;
 mod schedule;
 mod seed_search;
-mod sweep_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -66,7 +65,7 @@ enum Command {
         inputs: Vec<std::path::PathBuf>,
     },
     /// Run a scenario's parameter grid and write what each run cost (CSV, plots).
-    Sweep(sweep_cmd::SweepArgs),
+    Sweep(commands::sweep::SweepArgs),
     /// List the kernel variants and the fixes that can be switched alone.
     #[command(after_help = "Example:\n  swapsim kernels\n\nExit status: 0.")]
     Kernels,
@@ -129,9 +128,9 @@ fn main() -> ExitCode {
         Command::Explore(args) => commands::explore::explore(&args),
         Command::Replay(args) => commands::replay::replay(&args),
         Command::Shrink(args) => commands::shrink::shrink_cmd(&args),
-        Command::Sweep(args) => sweep_cmd::sweep(&args),
+        Command::Sweep(args) => commands::sweep::sweep(&args),
         Command::Reduce(args) => commands::reduce::reduce(&args),
-        Command::Merge { out, inputs } if sweep_cmd::is_sweep(&inputs) => sweep_cmd::merge(&out, &inputs),
+        Command::Merge { out, inputs } if commands::sweep::is_sweep(&inputs) => commands::sweep::merge(&out, &inputs),
         Command::Merge { out, inputs } => {
             let inputs: Vec<&std::path::Path> = inputs.iter().map(|p| p.as_path()).collect();
             match seed_search::merge(&inputs) {

@@ -8,6 +8,7 @@ pub mod reduce;
 pub mod replay;
 pub mod run;
 pub mod shrink;
+pub mod sweep;
 
 use engine::Outcome;
 use script::{RunOptions, RunReport, Strategy};

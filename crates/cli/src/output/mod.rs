@@ -8,6 +8,7 @@
 pub mod atomic;
 pub mod bundle;
 pub mod check;
+pub mod csv;
 pub mod progress;
 pub mod report;
 pub mod run_files;
