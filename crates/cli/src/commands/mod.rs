@@ -4,6 +4,9 @@
 
 pub mod explore;
 pub mod follow;
+pub mod kernels;
+pub mod man;
+pub mod merge;
 pub mod reduce;
 pub mod replay;
 pub mod run;

@@ -12,6 +12,7 @@ pub mod csv;
 pub mod progress;
 pub mod report;
 pub mod run_files;
+pub mod search_csv;
 
 pub use atomic::{unique_temp_name, write_file, write_whole};
 pub use check::{check_output_dir, check_output_file, check_path_text};

@@ -215,7 +215,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             Strategy::Pct { depth, steps } => (depth.to_string(), steps.to_string()),
             _ => (String::new(), String::new()),
         };
-        let identity = crate::seed_search::SearchIdentity {
+        let identity = crate::output::search_csv::SearchIdentity {
             tool: env!("CARGO_PKG_VERSION").to_string(),
             scenario_fnv1a: format!("{:016x}", content_hash(source.as_bytes())),
             kernel: kernel.variant.to_string(),
@@ -226,7 +226,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             first_seed: args.seed,
             runs: args.runs(),
         };
-        let text = crate::seed_search::render_csv(&identity, args.shard, &rows);
+        let text = crate::output::search_csv::render_csv(&identity, args.shard, &rows);
         if let Err(e) = write_whole(csv, text.as_bytes()) {
             eprintln!("error: cannot write {}: {e}", csv.display());
             csv_failed = true;
