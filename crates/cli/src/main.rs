@@ -5,6 +5,7 @@ use std::process::ExitCode;
 mod args;
 mod commands;
 mod coverage;
+mod ddmin;
 mod input;
 mod interrupt;
 mod lockdep;

@@ -10,11 +10,21 @@ use script::{RunOptions, RunReport, Strategy};
 
 use crate::commands::{options, violation};
 use crate::input::content_hash;
+use crate::output::error;
 use crate::schedule::ScheduleFile;
+
+/// Open a schedule file for `command` (replay or shrink): the schedule,
+/// its scenario's source, and how to follow it; exit 2 with the reason if
+/// it cannot be read or followed.
+pub fn open(command: &str, file: &Path, semantic: bool) -> Result<(ScheduleFile, String, ReplayMode), ExitCode> {
+    let (schedule, source, same_scenario) = load_schedule(file)?;
+    let mode = follow_mode(command, file, &schedule, &source, same_scenario, semantic)?;
+    Ok((schedule, source, mode))
+}
 
 /// A schedule file, its scenario's source, and whether the source is the
 /// one it was recorded in (its content hash).
-pub fn load_schedule(file: &Path) -> Result<(ScheduleFile, String, bool), ExitCode> {
+fn load_schedule(file: &Path) -> Result<(ScheduleFile, String, bool), ExitCode> {
     let name = file.display().to_string();
     let text = match crate::input::read_bounded(file) {
         Ok(text) => text,
@@ -25,10 +35,7 @@ pub fn load_schedule(file: &Path) -> Result<(ScheduleFile, String, bool), ExitCo
     };
     let schedule = match ScheduleFile::parse(&text, &name) {
         Ok(schedule) => schedule,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Err(ExitCode::from(2));
-        }
+        Err(e) => return Err(error(e)),
     };
     // A relative scenario path is taken from the schedule's own folder when
     // the file is there (a bundle replays its own copy, from anywhere, even
@@ -56,7 +63,7 @@ pub fn load_schedule(file: &Path) -> Result<(ScheduleFile, String, bool), ExitCo
 }
 
 /// The refusal of a schedule whose scenario changed; `hint` says what to do.
-pub fn refuse_changed(file: &Path, schedule: &ScheduleFile, source: &str, hint: &str) -> ExitCode {
+fn refuse_changed(file: &Path, schedule: &ScheduleFile, source: &str, hint: &str) -> ExitCode {
     eprintln!(
         "error: {}: {} is not the scenario this schedule was recorded in (its content fnv1a is {:016x}, the \
          schedule recorded {:016x}): the scenario changed, or the schedule names another one{hint}",
@@ -94,7 +101,7 @@ pub fn describe_event(e: &engine::SemanticEvent, names: &dyn Fn(&str) -> String)
 /// --semantic, or by itself when only the tool differs. A changed scenario
 /// without --semantic, and --semantic on a format-1 file, are refused
 /// (exit 2); `command` names the command in the refusal's hint.
-pub fn follow_mode(
+fn follow_mode(
     command: &str,
     file: &Path,
     schedule: &ScheduleFile,

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::output::error;
 use clap::Args;
 
 #[derive(Args)]
@@ -37,9 +38,6 @@ pub fn merge(args: &MergeArgs) -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
+        Err(e) => error(e),
     }
 }

@@ -8,11 +8,10 @@ use clap::Args;
 use script::{RunOptions, Strategy};
 
 use crate::args::KernelChoice;
-use crate::commands::follow::{
-    describe_event, follow, follow_mode, load_schedule, semantic_summary, task_name, ReplayMode,
-};
+use crate::commands::follow::{describe_event, follow, open, semantic_summary, task_name, ReplayMode};
 use crate::commands::shrink::trimmed;
 use crate::commands::{options, violation};
+use crate::output::error;
 use crate::output::report::{render_one, side_by_side};
 use crate::schedule::ScheduleFile;
 
@@ -64,30 +63,19 @@ pub struct ReplayArgs {
 
 pub fn replay(args: &ReplayArgs) -> ExitCode {
     if let Err(e) = args.limits.apply() {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
+        return error(e);
     }
     let perturb = match crate::args::parse_probability("--perturb", &args.perturb) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return error(e),
     };
-    let (schedule, source, same_scenario) = match load_schedule(&args.file) {
+    let (schedule, source, mode) = match open("replay", &args.file, args.semantic) {
         Ok(x) => x,
-        Err(code) => return code,
-    };
-    let mode = match follow_mode("replay", &args.file, &schedule, &source, same_scenario, args.semantic) {
-        Ok(mode) => mode,
         Err(code) => return code,
     };
     let (report, log) = match follow(&schedule, &source, mode) {
         Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return error(e),
     };
     let kernel =
         KernelChoice { variant: schedule.variant, fixes: schedule.fixes, faults: None, limits: Default::default() };
@@ -185,10 +173,7 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
                 schedule.violation,
                 100.0 * same as f64 / n.max(1) as f64
             ),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
+            Err(e) => return error(e),
         }
     }
     let flag = if mode == ReplayMode::Semantic && args.semantic { " --semantic" } else { "" };

@@ -11,6 +11,7 @@ use crate::args::{parse_faults, parse_pct, parse_range, KernelArgs, KernelChoice
 use crate::input::{content_hash, read_source};
 use crate::interrupt::interrupted;
 use crate::output::check_output_file;
+use crate::output::error;
 use crate::output::report::{headline, outcome_key, render_one, shell_quote};
 use crate::output::run_files::{lockdep_out, print_stats, write_outputs, StatsFormat};
 
@@ -74,24 +75,15 @@ pub struct RunArgs {
 pub fn run(args: &RunArgs) -> ExitCode {
     let kernel = match args.kernel.choice() {
         Ok(kernel) => kernel,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return error(e),
     };
     let faults = match parse_faults(&args.inject) {
         Ok(faults) => faults,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return error(e),
     };
     let limits = match args.limits.apply() {
         Ok(limits) => limits,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return error(e),
     };
     let kernel = KernelChoice { faults, limits, ..kernel };
     let (path, source) = match read_source(&args.file) {
@@ -102,8 +94,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     for (flag, file) in [("--events", &args.events), ("--trace", &args.trace), ("--csv", &args.csv)] {
         if let Some(file) = file {
             if let Err(e) = check_output_file(flag, file, &[&args.file]) {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
+                return error(e);
             }
         }
     }
@@ -147,10 +138,7 @@ fn run_one(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
     let opts = RunOptions { strategy: strategy(args), lock_order: true, ..options(kernel, args.seed, true) };
     let report = match script::run::run(path, source, &opts) {
         Ok(report) => report,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return error(e),
     };
     if let Err(code) = write_outputs(&report, args.events.as_deref(), args.trace.as_deref(), args.csv.as_deref()) {
         return code;
@@ -179,10 +167,7 @@ fn run_seeds(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, fi
     println!("seeds:    {first}..{last}");
     let runner = match script::run::Runner::new(path, source, kernel.limits) {
         Ok(runner) => runner,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return error(e),
     };
     let mut broken: Vec<(u64, String)> = Vec::new();
     let mut by_kind: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
@@ -202,10 +187,7 @@ fn run_seeds(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, fi
         let opts = RunOptions { strategy: strategy(args), lock_order: true, ..options(kernel, seed, args.stats) };
         let report = match runner.run(&opts) {
             Ok(report) => report,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
+            Err(e) => return error(e),
         };
         progress.inc(report.outcome.is_failure());
         order.add_run(seed, &report.lock_order);
@@ -265,10 +247,7 @@ fn list_points(kernel: &KernelChoice, path: &str, source: &str, first: u64, last
     let mut counts: std::collections::BTreeMap<&'static str, u64> = std::collections::BTreeMap::new();
     let runner = match script::run::Runner::new(path, source, kernel.limits) {
         Ok(runner) => runner,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return error(e),
     };
     for seed in first..=last {
         let options = RunOptions { record_events: false, count_points: true, ..RunOptions::new(kernel.fixes, seed) };
@@ -278,10 +257,7 @@ fn list_points(kernel: &KernelChoice, path: &str, source: &str, first: u64, last
                     *counts.entry(point).or_default() += n;
                 }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
+            Err(e) => return error(e),
         }
     }
     println!("scenario: {path}");

@@ -9,9 +9,10 @@ use clap::Args;
 use engine::Outcome;
 use script::{RunOptions, RunReport, Strategy};
 
-use crate::commands::follow::{follow, follow_mode, load_schedule, semantic_summary, task_name, ReplayMode};
+use crate::commands::follow::{follow, open, semantic_summary, task_name, ReplayMode};
 use crate::commands::{options, violation};
 use crate::input::content_hash;
+use crate::output::error;
 use crate::output::write_whole;
 use crate::schedule::{ScheduleFile, Semantic};
 
@@ -30,12 +31,8 @@ pub struct ShrinkArgs {
 }
 
 pub fn shrink_cmd(args: &ShrinkArgs) -> ExitCode {
-    let (schedule, source, same_scenario) = match load_schedule(&args.file) {
+    let (schedule, source, mode) = match open("shrink", &args.file, args.semantic) {
         Ok(x) => x,
-        Err(code) => return code,
-    };
-    let mode = match follow_mode("shrink", &args.file, &schedule, &source, same_scenario, args.semantic) {
-        Ok(mode) => mode,
         Err(code) => return code,
     };
     // By its events: replay the schedule in the scenario as it is now and,
@@ -45,10 +42,7 @@ pub fn shrink_cmd(args: &ShrinkArgs) -> ExitCode {
         ReplayMode::Semantic => {
             let (report, log) = match follow(&schedule, &source, mode) {
                 Ok(x) => x,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(e) => return error(e),
             };
             let names = |key: &str| task_name(&schedule, &report, key);
             print!("{}", semantic_summary(&schedule, &report, &log.borrow(), &names));
@@ -130,34 +124,18 @@ pub fn shrink(path: &str, source: &str, schedule: &ScheduleFile) -> (ScheduleFil
             _ => None,
         }
     };
-    let mut current = schedule.choices.clone();
-    let mut chunks = 2usize;
-    loop {
-        let set: Vec<usize> = (0..current.len()).filter(|&i| current[i] != 0).collect();
-        if set.is_empty() {
-            break;
+    // ddmin over the positions of the choices that are not the default:
+    // a candidate keeps some of them and sets the others back to 0.
+    let with_only = |kept: &[usize]| -> Vec<u32> {
+        let mut choices = vec![0; schedule.choices.len()];
+        for &i in kept {
+            choices[i] = schedule.choices[i];
         }
-        let size = set.len().div_ceil(chunks.min(set.len()));
-        let mut reduced = false;
-        for chunk in set.chunks(size) {
-            let mut candidate = current.clone();
-            for &i in chunk {
-                candidate[i] = 0;
-            }
-            if breaks(&candidate).is_some() {
-                current = trimmed(&candidate);
-                chunks = (chunks - 1).max(2);
-                reduced = true;
-                break;
-            }
-        }
-        if !reduced {
-            if chunks >= set.len() {
-                break;
-            }
-            chunks = (chunks * 2).min(set.len());
-        }
-    }
+        trimmed(&choices)
+    };
+    let set: Vec<usize> = (0..schedule.choices.len()).filter(|&i| schedule.choices[i] != 0).collect();
+    let kept = crate::ddmin::ddmin(set, 1, || false, |kept| breaks(&with_only(kept)).is_some());
+    let current = with_only(&kept);
     // Re-record: the run of the shrunk choices is the schedule.
     let mut shrunk = schedule.clone();
     let reproduced = match breaks(&current) {

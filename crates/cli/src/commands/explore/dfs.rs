@@ -9,6 +9,7 @@ use super::save::save_schedule;
 use super::ExploreArgs;
 use crate::args::KernelChoice;
 use crate::commands::violation;
+use crate::output::error;
 
 /// Bounded depth-first search (CHESS, Musuvathi and Qadeer, PLDI 2007):
 /// run the schedule with no preemption, then every schedule that differs
@@ -25,10 +26,7 @@ pub(super) fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source:
     );
     let runner = match script::run::Runner::new(path, source, Default::default()) {
         Ok(runner) => runner,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return error(e),
     };
     let progress = crate::output::progress::Progress::new(args.runs());
     let mut plan = engine::DfsPlan { sleep_sets, ..Default::default() };
@@ -46,10 +44,7 @@ pub(super) fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source:
         };
         let report = match runner.run(&options) {
             Ok(report) => report,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
+            Err(e) => return error(e),
         };
         let run = std::mem::take(&mut *plan.log.borrow_mut());
         progress.inc(!run.pruned && report.outcome.is_failure());

@@ -15,6 +15,7 @@ use crate::output::write_whole;
 mod dfs;
 mod save;
 
+use crate::output::error;
 use dfs::dfs;
 use save::save_schedule;
 
@@ -134,10 +135,7 @@ const MAX_PREEMPTIONS: u32 = 1000;
 pub fn explore(args: &ExploreArgs) -> ExitCode {
     let kernel = match args.kernel.choice().and_then(|kernel| check_explore_args(args).map(|_| kernel)) {
         Ok(kernel) => kernel,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return error(e),
     };
     let (path, source) = match read_source(&args.file) {
         Ok(x) => x,
@@ -164,10 +162,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             let probe =
                 match script::run::run(&path, &source, &options(kernel.fixes, args.seed, Strategy::Random, None)) {
                     Ok(report) => report,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return ExitCode::from(2);
-                    }
+                    Err(e) => return error(e),
                 };
             let (n, k, d) = (probe.run_tasks.len().max(1) as f64, probe.steps.max(1), args.depth.max(1));
             let bound = 1.0 / (n * (k as f64).powi(d as i32 - 1));
@@ -198,10 +193,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     let (rows, lock_order, coverage) =
         match crate::seed_search::run_all(&path, &source, &seeds, usize::from(args.jobs), &searched) {
             Ok(result) => (result.rows, result.lock_order, result.coverage),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
+            Err(e) => return error(e),
         };
     let runs_done = rows.len();
     if crate::interrupt::interrupted() {
@@ -259,10 +251,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     let first = match first_seed {
         Some(seed) => match script::run::run(&path, &source, &options(kernel.fixes, seed, strategy, None)) {
             Ok(report) => Some((seed, report)),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
+            Err(e) => return error(e),
         },
         None => None,
     };

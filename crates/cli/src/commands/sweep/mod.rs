@@ -11,6 +11,7 @@ use kernel::Variant;
 use script::{RunOptions, RunReport, Strategy};
 
 use crate::input::content_hash;
+use crate::output::error;
 use crate::output::write_file;
 use crate::seed_search::Shard;
 use results::{measure, Identity, Record, Row, Whole};
@@ -67,8 +68,7 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
         crate::output::check_output_dir("--out", &args.out, true).map_err(|e| format!("--out: {e}"))
     });
     if let Err(e) = checked {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
+        return error(e);
     }
     let (path, source) = match crate::input::read_source(&args.file) {
         Ok(x) => x,
@@ -76,10 +76,7 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
     };
     let scenario = match script::run::load(&path, &source, Default::default()) {
         Ok(scenario) => scenario,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return error(e),
     };
     let Some(grid) = scenario.sweep else {
         eprintln!(
@@ -208,17 +205,13 @@ pub fn sweep(args: &SweepArgs) -> ExitCode {
     }
     if args.lock_stat {
         if let Err(e) = write_lock_stats(&args.out, &records) {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return error(e);
         }
     }
     let whole = Whole { identity, names, records, partial, shard: (shard.count > 1).then_some(shard) };
     match whole.write(&args.out) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
+        Err(e) => error(e),
     }
 }
 

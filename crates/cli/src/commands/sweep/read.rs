@@ -10,6 +10,7 @@ use kernel::Variant;
 
 use super::results::{Identity, Record, Row, Whole, COLUMNS, PARAM, SAMPLE_COLUMNS};
 use crate::output::csv::csv_error;
+use crate::output::error;
 
 /// Whether `swapsim merge` was given sweep results: a directory, or a CSV
 /// whose first column is `run` (an explore CSV's is `tool`).
@@ -29,10 +30,7 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> ExitCode {
     }
     let whole = match read_shards(inputs) {
         Ok(whole) => whole,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return error(e),
     };
     println!(
         "merged:   {} inputs: {} of the {} runs of {} (content fnv1a {})",
@@ -47,10 +45,7 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> ExitCode {
     }
     match whole.write(out) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
+        Err(e) => error(e),
     }
 }
 
