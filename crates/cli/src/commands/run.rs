@@ -169,9 +169,8 @@ fn run_seeds(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, fi
         Ok(runner) => runner,
         Err(e) => return error(e),
     };
-    let mut broken: Vec<(u64, String)> = Vec::new();
-    let mut by_kind: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-    const LISTED: usize = 20;
+    let mut broken = crate::output::tally::Tally::default();
+    const LISTED: u64 = 20;
     let mut total = 0u64;
     let progress = crate::output::progress::Progress::new(last.saturating_sub(first).saturating_add(1));
     let mut order = crate::lockdep::LockOrder::default();
@@ -196,17 +195,15 @@ fn run_seeds(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, fi
             calls.extend(report.calls.iter().cloned());
         }
         if report.outcome.is_failure() {
-            let key = outcome_key(&report.outcome);
-            *by_kind.entry(key.clone()).or_default() += 1;
-            if broken.len() < LISTED {
+            if broken.total() < LISTED {
                 progress.suspend(|| println!("seed {seed}: {}", headline(&report.outcome)));
             }
-            broken.push((seed, key));
+            broken.add(&outcome_key(&report.outcome), seed);
         }
     }
     progress.finish();
-    if broken.len() > LISTED {
-        println!("... and {} more", broken.len() - LISTED);
+    if broken.total() > LISTED {
+        println!("... and {} more", broken.total() - LISTED);
     }
     let witness = |seed| replay_command(kernel, path, seed) + &strategy_flags(args);
     if let Err(code) = lockdep_out(&order, args.lockdep_graph.as_deref(), &witness) {
@@ -217,28 +214,22 @@ fn run_seeds(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, fi
         let totals = report::lock_stat_total(lock_stats.iter().map(Vec::as_slice));
         print_stats(&totals, &report::latencies_of(&calls), args.stats_format);
     }
-    let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    if broken.is_empty() {
+    let Some(first_broken) = broken.first() else {
         println!("result:   {total} seeds, none broke");
         if interrupted() {
             return ExitCode::from(130);
         }
-        ExitCode::SUCCESS
-    } else {
-        println!(
-            "result:   {total} seeds, {} broke ({}), {} clean",
-            broken.len(),
-            kinds.join(", "),
-            total - broken.len() as u64
-        );
-        let firsts: Vec<String> = by_kind
-            .keys()
-            .map(|kind| format!("{kind} seed {}", broken.iter().find(|(_, k)| k == kind).map(|(s, _)| *s).unwrap_or(0)))
-            .collect();
-        println!("firsts:   {}", firsts.join("; "));
-        println!("first:    seed {}; replay: {}", broken[0].0, replay_command(kernel, path, broken[0].0));
-        ExitCode::from(1)
-    }
+        return ExitCode::SUCCESS;
+    };
+    println!(
+        "result:   {total} seeds, {} broke ({}), {} clean",
+        broken.total(),
+        broken.counts(),
+        total - broken.total()
+    );
+    println!("firsts:   {}", broken.firsts());
+    println!("first:    seed {first_broken}; replay: {}", replay_command(kernel, path, first_broken));
+    ExitCode::from(1)
 }
 
 /// `--list-points`: every named interleaving point reached over the seeds,

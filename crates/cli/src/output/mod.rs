@@ -13,6 +13,7 @@ pub mod progress;
 pub mod report;
 pub mod run_files;
 pub mod search_csv;
+pub mod tally;
 
 pub use atomic::{unique_temp_name, write_file, write_whole};
 pub use check::{check_output_dir, check_output_file, check_path_text};

@@ -240,9 +240,9 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     }
     let ran: Vec<u64> = rows.iter().map(|r| r.seed).collect();
     print!("{}", coverage.report(&ran));
-    let mut by_kind: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    let mut found = crate::output::tally::Tally::default();
     for row in rows.iter().filter(|r| r.failed()) {
-        *by_kind.entry(row.kind.clone()).or_default() += 1;
+        found.add(&row.kind, row.seed);
     }
     let first_seed =
         rows.iter().find(|r| r.failed() && args.invariant.as_ref().is_none_or(|name| *name == r.kind)).map(|r| r.seed);
@@ -255,13 +255,12 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         },
         None => None,
     };
-    let total: u64 = by_kind.values().sum();
-    let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let total = found.total();
     if total == 0 {
         println!("result:   {runs_done} runs, no violation");
         return failed(if crate::interrupt::interrupted() { ExitCode::from(130) } else { ExitCode::SUCCESS });
     }
-    println!("result:   {runs_done} runs, {total} found something ({})", kinds.join(", "));
+    println!("result:   {runs_done} runs, {total} found something ({})", found.counts());
     let Some((seed, report)) = first else {
         println!("first:    no run broke {}", args.invariant.as_deref().unwrap_or("-"));
         return failed(ExitCode::from(1));
