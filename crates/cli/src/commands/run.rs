@@ -10,7 +10,7 @@ use script::RunOptions;
 use crate::args::{parse_faults, parse_pct, parse_range, KernelArgs, KernelChoice, LimitArgs};
 use crate::input::{content_hash, read_source};
 use crate::interrupt::interrupted;
-use crate::output::check_output_file;
+use crate::output::check_outputs;
 use crate::output::error;
 use crate::output::report::{headline, outcome_key, render_one, shell_quote};
 use crate::output::run_files::{lockdep_out, print_stats, write_outputs, StatsFormat};
@@ -91,12 +91,10 @@ pub fn run(args: &RunArgs) -> ExitCode {
         Err(code) => return code,
     };
     // Every output is checked before the run: a late failure loses it.
-    for (flag, file) in [("--events", &args.events), ("--trace", &args.trace), ("--csv", &args.csv)] {
-        if let Some(file) = file {
-            if let Err(e) = check_output_file(flag, file, &[&args.file]) {
-                return error(e);
-            }
-        }
+    let outputs =
+        [("--events", args.events.as_deref()), ("--trace", args.trace.as_deref()), ("--csv", args.csv.as_deref())];
+    if let Err(e) = check_outputs(&outputs, &[&args.file]) {
+        return error(e);
     }
     if args.list_points {
         let (first, last) = args.seeds.unwrap_or((args.seed, args.seed));

@@ -59,3 +59,14 @@ pub fn check_output_dir(flag: &str, dir: &Path, create: bool) -> Result<(), Stri
         Err(e) => Err(format!("cannot write in {}: {e}", dir.display())),
     }
 }
+
+/// [`check_output_file`] for each output flag given (flag, its file if
+/// any), against the `inputs`.
+pub fn check_outputs(outputs: &[(&str, Option<&Path>)], inputs: &[&Path]) -> Result<(), String> {
+    for (flag, file) in outputs {
+        if let Some(file) = file {
+            check_output_file(flag, file, inputs)?;
+        }
+    }
+    Ok(())
+}

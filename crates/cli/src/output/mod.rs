@@ -16,7 +16,7 @@ pub mod search_csv;
 pub mod tally;
 
 pub use atomic::{unique_temp_name, write_file, write_whole};
-pub use check::{check_output_dir, check_output_file, check_path_text};
+pub use check::{check_output_dir, check_outputs, check_path_text};
 
 /// Say what is wrong on stderr ("error: ..."); the exit status 2 of bad
 /// usage, a bad scenario or an output that cannot be written.

@@ -121,9 +121,7 @@ fn check_explore_args(args: &ExploreArgs) -> Result<(), String> {
     if args.preemptions > MAX_PREEMPTIONS {
         return Err(format!("--preemptions is at most {MAX_PREEMPTIONS}, got {}", args.preemptions));
     }
-    if let Some(csv) = &args.csv {
-        crate::output::check_output_file("--csv", csv, &[&args.file])?;
-    }
+    crate::output::check_outputs(&[("--csv", args.csv.as_deref())], &[&args.file])?;
     crate::output::check_output_dir("--out", &args.out, true).map_err(|e| format!("--out: {e}"))
 }
 
