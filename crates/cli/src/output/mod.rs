@@ -1,9 +1,19 @@
-//! Everything a subcommand writes to a file, in one place: files written
-//! whole or not at all (`atomic`), the checks made on output paths before
-//! any work (`check`), the CSV writer every CSV uses (`csv`), a run's
-//! report text (`report`), its --events/--trace/--csv/--stats/lockdep
-//! outputs (`run_files`), the explore CSV (`search_csv`), the bug-report
-//! bundle (`bundle`) and the progress line (`progress`).
+//! Everything a subcommand writes, in one place, used by every subcommand:
+//! - `atomic`: files (and the bundle's folder) written whole or not at all;
+//! - `check`: the output paths checked before any work starts;
+//! - `csv`: the csv crate's settings every CSV uses, and its errors;
+//! - `report`: the text of one run (run, replay, a bundle's report.txt);
+//! - `run_files`: a run's --events, --trace, --csv, --stats and lockdep;
+//! - `search_csv`: a search run's row (`RunRow`) and the explore CSV;
+//! - `tally`: the by-kind summary of `run --seeds` and `explore`;
+//! - `bundle`: a find's bug-report folder;
+//! - `progress`: the progress line of the long commands.
+//!
+//! What a find shows lives here only: a new field of a find (a race
+//! signature, say) goes into `report::render_one` (run, replay, bundle),
+//! `search_csv::RunRow` (explore's CSV and summary), `tally` (the
+//! summaries) and `bundle`; beside them only explore's one-line `first:`
+//! (explore/mod.rs, explore/dfs.rs) names a find's fields.
 
 pub mod atomic;
 pub mod bundle;
