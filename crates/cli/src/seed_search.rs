@@ -1,5 +1,6 @@
 //! Many seeded runs of one scenario, on several threads and across
-//! machines (`explore --jobs`, `--shard`, `--csv`, `swapsim merge`).
+//! machines (`explore --jobs`, `--shard`); the CSV of their rows and its
+//! merge are `output/search_csv.rs`.
 //!
 //! Determinism: a run depends only on its seed, each thread has its own Lua
 //! state, and the rows are put back in seed order, so the summary, the CSV

@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::output::error;
 use clap::Args;
+
+use crate::output::error;
 
 #[derive(Args)]
 #[command(

@@ -10,12 +10,11 @@ use script::{RunOptions, Strategy};
 
 use crate::commands::{options, violation};
 use crate::input::{content_hash, read_source};
-use crate::output::write_whole;
+use crate::output::{error, write_whole};
 
 mod dfs;
 mod save;
 
-use crate::output::error;
 use dfs::dfs;
 use save::save_schedule;
 
