@@ -2,18 +2,19 @@
 
 use std::process::ExitCode;
 
+mod args;
+mod commands;
 mod coverage;
-mod explore_cmd;
+mod ddmin;
+mod input;
+mod interrupt;
 mod lockdep;
 mod names;
-mod progress;
-mod reduce_cmd;
-mod run_cmd;
+mod output;
 mod schedule;
 mod seed_search;
-mod sweep_cmd;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// mimalloc instead of the system allocator: a run allocates and frees
 /// many small objects (Lua's and the model's), and glibc's malloc and free
@@ -42,49 +43,27 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a scenario under one seed, or a range of seeds.
-    Run(run_cmd::RunArgs),
+    Run(commands::run::RunArgs),
     /// Search many schedules for a violation; save, shrink and replay it.
-    Explore(explore_cmd::ExploreArgs),
+    Explore(commands::explore::ExploreArgs),
     /// Reproduce a saved schedule exactly (or, with --semantic, by its recorded events after an edit).
-    Replay(explore_cmd::ReplayArgs),
+    Replay(commands::replay::ReplayArgs),
     /// Shrink a saved schedule (fewer choices that are not the default; with --semantic, after an edit).
-    Shrink(explore_cmd::ShrinkArgs),
+    Shrink(commands::shrink::ShrinkArgs),
     /// Delete lines of a scenario while it still breaks an invariant; write the smaller scenario.
-    Reduce(reduce_cmd::ReduceArgs),
+    Reduce(commands::reduce::ReduceArgs),
     /// Combine the CSVs of the shards of one explore search, in seed order.
     /// Or of one sweep: their results.csv joined in grid order, and the plots drawn again.
-    #[command(
-        after_help = "Examples:\n  swapsim merge --out output/all.csv output/shard-*.csv\n  swapsim merge --out output/sweep output/sweep-part*/results.csv\n\nShards of different searches or sweeps, the same shard twice and malformed rows are refused. Exit status:\n0 merged (for sweeps: every run held every invariant), 1 a merged sweep run broke one, 2 refused or\nunreadable inputs, or an output that cannot be written."
-    )]
-    Merge {
-        /// The combined CSV of explore shards (written whole or not at all), or the directory of a merged sweep.
-        #[arg(long)]
-        out: std::path::PathBuf,
-        /// The shards' CSVs (`explore --shard K/N --csv FILE`), or their sweeps' results.csv (or directories).
-        #[arg(required = true)]
-        inputs: Vec<std::path::PathBuf>,
-    },
+    Merge(commands::merge::MergeArgs),
     /// Run a scenario's parameter grid and write what each run cost (CSV, plots).
-    Sweep(sweep_cmd::SweepArgs),
+    Sweep(commands::sweep::SweepArgs),
     /// List the kernel variants and the fixes that can be switched alone.
     #[command(after_help = "Example:\n  swapsim kernels\n\nExit status: 0.")]
     Kernels,
     /// Print a shell completion script.
-    #[command(
-        after_help = "Examples:\n  swapsim completions bash > ~/.local/share/bash-completion/completions/swapsim\n  swapsim completions zsh > ~/.zfunc/_swapsim\n  swapsim completions fish > ~/.config/fish/completions/swapsim.fish\n\nExit status: 0, or 2 for a shell it does not know."
-    )]
-    Completions {
-        /// The shell.
-        shell: clap_complete::Shell,
-    },
+    Completions(commands::man::CompletionsArgs),
     /// Print a man page (roff): swapsim's, or a subcommand's.
-    #[command(
-        after_help = "Examples:\n  swapsim man > swapsim.1 && man ./swapsim.1\n  swapsim man sweep | man -l -\n\nExit status: 0, or 2 for a subcommand it does not know."
-    )]
-    Man {
-        /// The subcommand (default: swapsim itself).
-        subcommand: Option<String>,
-    },
+    Man(commands::man::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -111,7 +90,7 @@ fn main() -> ExitCode {
     // current run and report and save what they found; a second signal
     // ends at once.
     let _ = ctrlc::set_handler(|| {
-        if run_cmd::INTERRUPTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        if interrupt::INTERRUPTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
             std::process::exit(130);
         }
     });
@@ -124,89 +103,17 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run(args) => run_cmd::run(&args),
-        Command::Explore(args) => explore_cmd::explore(&args),
-        Command::Replay(args) => explore_cmd::replay(&args),
-        Command::Shrink(args) => explore_cmd::shrink_cmd(&args),
-        Command::Sweep(args) => sweep_cmd::sweep(&args),
-        Command::Reduce(args) => reduce_cmd::reduce(&args),
-        Command::Merge { out, inputs } if sweep_cmd::is_sweep(&inputs) => sweep_cmd::merge(&out, &inputs),
-        Command::Merge { out, inputs } => {
-            let inputs: Vec<&std::path::Path> = inputs.iter().map(|p| p.as_path()).collect();
-            match seed_search::merge(&inputs) {
-                Ok(text) => match run_cmd::write_whole(&out, text.as_bytes()) {
-                    Ok(()) => {
-                        println!(
-                            "merged {} files: {} rows in {}",
-                            inputs.len(),
-                            text.lines().count() - 1,
-                            out.display()
-                        );
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("error: cannot write {}: {e}", out.display());
-                        ExitCode::from(2)
-                    }
-                },
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(2)
-                }
-            }
-        }
-        Command::Completions { shell } => {
-            use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "swapsim", &mut std::io::stdout());
-            ExitCode::SUCCESS
-        }
-        Command::Man { subcommand } => man_page(subcommand.as_deref()),
-        Command::Kernels => {
-            print!("{}", kernels_text());
-            ExitCode::SUCCESS
-        }
+        Command::Run(args) => commands::run::run(&args),
+        Command::Explore(args) => commands::explore::explore(&args),
+        Command::Replay(args) => commands::replay::replay(&args),
+        Command::Shrink(args) => commands::shrink::shrink_cmd(&args),
+        Command::Sweep(args) => commands::sweep::sweep(&args),
+        Command::Reduce(args) => commands::reduce::reduce(&args),
+        Command::Merge(args) => commands::merge::merge(&args),
+        Command::Completions(args) => commands::man::completions(&mut Cli::command(), &args),
+        Command::Man(args) => commands::man::man(Cli::command(), &args),
+        Command::Kernels => commands::kernels::kernels(),
     }
-}
-
-/// `swapsim man [SUBCOMMAND]`: the page in roff on stdout.
-fn man_page(subcommand: Option<&str>) -> ExitCode {
-    use clap::CommandFactory;
-    let mut command = Cli::command();
-    command.build();
-    let page = match subcommand {
-        None => clap_mangen::Man::new(command),
-        Some(name) => match command.find_subcommand(name) {
-            Some(sub) => clap_mangen::Man::new(sub.clone()).title(format!("swapsim-{name}")),
-            None => {
-                let names: Vec<&str> = command.get_subcommands().map(|c| c.get_name()).collect();
-                eprintln!("error: no subcommand {name:?}; the subcommands are {}", names.join(", "));
-                return ExitCode::from(2);
-            }
-        },
-    };
-    let mut out = Vec::new();
-    if let Err(e) = page.render(&mut out) {
-        eprintln!("error: cannot render the man page: {e}");
-        return ExitCode::from(2);
-    }
-    use std::io::Write as _;
-    let _ = std::io::stdout().write_all(&out);
-    ExitCode::SUCCESS
-}
-
-/// `swapsim kernels`: the variants, then each fix with what it changes and
-/// which races it closes.
-fn kernels_text() -> String {
-    use kernel::{Variant, FIXES};
-    let mut out = String::from("Kernel variants (--kernel NAME):\n");
-    for variant in Variant::ALL {
-        out += &format!("  {:<13} {}\n", variant.name(), variant.description());
-    }
-    out += "\nFixes (--fix NAME / --no-fix NAME, on top of pre4 or patched; the later designs take none):\n";
-    for fix in &FIXES {
-        out += &format!("  {:<13} {}\n  {:<13} closes race {}\n", fix.name, fix.change, "", fix.closes);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use clap::Args;
 use engine::Outcome;
 use script::{RunOptions, Strategy};
 
-use crate::run_cmd::write_whole;
+use crate::output::error;
+use crate::output::write_whole;
 
 #[derive(Args)]
 #[command(
@@ -21,7 +22,7 @@ pub struct ReduceArgs {
     /// The scenario (a Lua file).
     pub file: PathBuf,
     #[command(flatten)]
-    pub kernel: crate::run_cmd::KernelArgs,
+    pub kernel: crate::args::KernelArgs,
     /// The invariant that must still break.
     #[arg(long, value_name = "NAME", value_parser = crate::names::invariant())]
     pub invariant: String,
@@ -45,12 +46,9 @@ fn breaks(path: &str, source: &str, fixes: kernel::Fixes, invariant: &str, runs:
 pub fn reduce(args: &ReduceArgs) -> ExitCode {
     let kernel = match args.kernel.choice() {
         Ok(kernel) => kernel,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return error(e),
     };
-    let (path, source) = match crate::run_cmd::read_source(&args.file) {
+    let (path, source) = match crate::input::read_source(&args.file) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -72,30 +70,12 @@ pub fn reduce(args: &ReduceArgs) -> ExitCode {
     // Comments and blank lines first, in one go; then ddmin over the rest.
     let code: Vec<usize> =
         all.iter().copied().filter(|&i| !lines[i].trim().is_empty() && !lines[i].trim().starts_with("--")).collect();
-    let mut current = if test(&code) { code } else { all.clone() };
+    let start = if test(&code) { code } else { all.clone() };
     let mut tests = 2u64;
-    let mut chunks = 2usize;
-    while current.len() >= 2 && !crate::run_cmd::interrupted() {
-        let size = current.len().div_ceil(chunks);
-        let mut reduced = false;
-        for start in (0..current.len()).step_by(size) {
-            let candidate: Vec<usize> =
-                current.iter().enumerate().filter(|&(j, _)| j < start || j >= start + size).map(|(_, &i)| i).collect();
-            tests += 1;
-            if test(&candidate) {
-                current = candidate;
-                chunks = (chunks - 1).max(2);
-                reduced = true;
-                break;
-            }
-        }
-        if !reduced {
-            if chunks >= current.len() {
-                break;
-            }
-            chunks = (chunks * 2).min(current.len());
-        }
-    }
+    let current = crate::ddmin::ddmin(start, 2, crate::interrupt::interrupted, |candidate| {
+        tests += 1;
+        test(candidate)
+    });
     let mut text = format!(
         "-- Reduced by `swapsim reduce` from {path} ({} lines -> {}): under {} a random search of seeds\n\
          -- 1..{} still breaks {}.\n",
