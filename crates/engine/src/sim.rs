@@ -974,6 +974,12 @@ impl Sim {
         self.st.borrow().locks.get(lock).is_some_and(|l| l.is_held())
     }
 
+    /// Whether `task` holds `lock` (exclusively or as a reader). Not a
+    /// footprint read: no other task can change the answer.
+    pub(crate) fn lock_held_by(&self, lock: LockId, task: TaskId) -> bool {
+        self.st.borrow().locks.get(lock).is_some_and(|l| l.owner == Some(task) || l.readers.contains(&task))
+    }
+
     pub(crate) fn lock_depth(&self, task: TaskId) -> i32 {
         self.st.borrow().tasks[task.0 as usize].lock_depth
     }

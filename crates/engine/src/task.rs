@@ -222,6 +222,12 @@ impl Task {
         self.sim.disown(self.id, page_lock);
     }
 
+    /// `lockdep_assert_held`: whether this task holds `lock` (a spinlock,
+    /// rwlock or semaphore it took and has not released).
+    pub fn holds(&self, lock: LockId) -> bool {
+        self.sim.lock_held_by(lock, self.id)
+    }
+
     /// Whether PG_locked is set (`PageLocked`).
     pub fn page_locked(&self, page_lock: LockId) -> bool {
         self.sim.lock_is_held(page_lock)

@@ -27,8 +27,12 @@ pub fn check_swapoff_complete(k: &Kernel, type_: usize, shm: bool) -> Option<Bro
             }
             let owner = w.procs.values().find(|p| p.mm == Some(mm_id));
             let whose = match owner {
-                Some(p) if p.linked => format!("task pid {} ({}), which is on the task list", p.pid, p.name),
-                Some(p) => format!("task pid {} ({}), which was not on the task list", p.pid, p.name),
+                Some(p) => format!(
+                    "task pid {} ({}), {}",
+                    p.pid,
+                    p.name,
+                    crate::signatures::when_the_walk_passed(&w, p.pid, mm_id, entry, k.fixes.mmlist)
+                ),
                 None => "no task (the mm is being torn down)".to_string(),
             };
             let in_chain = mm.mmap.iter().any(|&v| w.vmas.get(v).is_some_and(|v| v.start <= addr && addr < v.end));

@@ -382,6 +382,10 @@ async fn do_swap_page(
     write: bool,
 ) -> KResult<Handled> {
     k.key(t, crate::signatures::KeyEvent::FaultSwap { mm, addr, entry });
+    // do_page_fault's down(&mm->mmap_sem): the fault's pte stays the one
+    // it read as far as munmap and (with the patch) swapoff are concerned.
+    let mmap_sem = k.w().mms[mm].mmap_sem;
+    k.assert_held(t, mmap_sem, "the mm's mmap_sem", "do_swap_page")?;
     if k.fixes.era.is_later() {
         return do_swap_page_later(k, t, mm, addr, entry, write).await;
     }

@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 use engine::{TaskId, Violation};
 
 use crate::types::*;
-use crate::Kernel;
+use crate::{Kernel, World};
 
 /// Past this many events the log stops growing (a long sweep run), and a
 /// violation after that is classified as far as the log goes.
@@ -627,6 +627,35 @@ fn smp_munmap_walk(c: &Ctx) -> Option<String> {
     }
     let p = unscanned_after(c, |e, mm| matches!(*e, KeyEvent::VmaUnlinked { mm: m, .. } if m == mm))?;
     Some(format!("munmap unlinked VMAs of the mm while swapoff's walk for {} passed it", p.entry))
+}
+
+/// Where the task `pid` owning `mm` stood when swapoff's walk for `entry`
+/// passed (the walk over the task list in pre4, the mm list with the
+/// patch), for the swapoff-completeness message: the task list when
+/// swapoff returned says nothing about what the walk could see.
+pub fn when_the_walk_passed(w: &World, pid: Pid, mm: MmId, entry: SwpEntry, mm_list: bool) -> String {
+    let at = |f: &dyn Fn(&KeyEvent) -> bool| w.keys.iter().position(|k| f(&k.event));
+    let Some(done) = at(&|e| *e == KeyEvent::SlotDone { entry }) else {
+        return "and swapoff's walk for this entry left no record".to_string();
+    };
+    let start = at(&|e| *e == KeyEvent::SlotStart { entry }).unwrap_or(0);
+    if w.keys[start..done].iter().any(|k| k.event == KeyEvent::WalkMm { entry, mm }) {
+        return format!("whose mm swapoff's walk for {entry} did reach (the pte was not on the VMAs it scanned)");
+    }
+    let linked = at(&|e| *e == KeyEvent::TaskLinked { pid });
+    let list = if mm_list { "the mm list" } else { "the task list" };
+    match linked {
+        None if !w.procs.get(&pid).is_some_and(|p| p.linked) => {
+            format!("which was not on the task list when swapoff's walk for {entry} passed (do_fork had not reached SET_LINKS)")
+        }
+        Some(l) if l > done => {
+            format!("which was not yet on the task list when swapoff's walk for {entry} passed (SET_LINKS came after)")
+        }
+        _ if w.keys[..done].iter().any(|k| matches!(k.event, KeyEvent::MmDropped { pid: p, .. } if p == pid)) => {
+            format!("which had dropped its mm (tsk->mm = NULL) when swapoff's walk for {entry} passed")
+        }
+        _ => format!("and swapoff's walk over {list} for {entry} did not reach its mm"),
+    }
 }
 
 impl Kernel {

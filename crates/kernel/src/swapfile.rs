@@ -520,6 +520,11 @@ pub(crate) fn inuse_pages(k: &Kernel, type_: usize) -> u32 {
 /// the swap-cache copy and the temporary reference, and force a count that
 /// is still not zero to zero ("VM: Undead swap entry").
 pub async fn try_to_unuse(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
+    // sys_swapoff holds the BKL around it: shrink_mmap and the page
+    // stealer's swap-cache checks rely on it (the seed's locking note).
+    if t.lock_depth() < 0 {
+        return Err(k.oops(t, "lock-held", "try_to_unuse: the big kernel lock is not held here (lockdep_assert_held)"));
+    }
     let sdev_lock = k.w().swap_info[type_].sdev_lock;
     loop {
         // Find a swap page in use, and take a temporary reference on it.
@@ -684,11 +689,13 @@ async fn unuse_mm(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, page: PageId)
 /// use-after-free).
 pub(crate) async fn unuse_vmas(k: &Kernel, t: &Task, mm: MmId, entry: SwpEntry, page: PageId) -> KResult<()> {
     k.check_mm(t, mm, "unuse_process")?;
+    assert_walk_locked(k, t, mm, "unuse_process")?;
     k.key(t, crate::signatures::KeyEvent::WalkMm { entry, mm });
     let mut cur: Option<VmaId> = k.w().mms[mm].mmap.first().copied();
     while let Some(vma) = cur {
         t.point("unuse_vma:vm_start").await;
         k.check_mm(t, mm, "unuse_vma")?;
+        assert_walk_locked(k, t, mm, "unuse_vma")?;
         let (start, end) = {
             let w = k.w();
             let Some(v) = w.vmas.get(vma) else {
@@ -776,6 +783,7 @@ async fn unuse_pte(
                 ));
             }
             check_page_table(k, t, mm, addr)?;
+            assert_walk_locked(k, t, mm, "unuse_pte")?;
             set_pte(k, mm, addr, Pte::Present { page, write: false, dirty: true, young: true });
             k.key(t, crate::signatures::KeyEvent::UnusePte { mm, addr, entry });
             t.note("unuse_pte:set_pte", || {
@@ -789,6 +797,19 @@ async fn unuse_pte(
         _ => {}
     }
     Ok(())
+}
+
+/// The patch's walk relies on the mm's mmap_sem (unuse_mm's down) from
+/// the first VMA to the last pte: without it a fault, munmap or exit
+/// changes the chain and the ptes under it (races 3, 5, 6 and the SMP
+/// walk). pre4's walk has no such lock to assert; 2.4.10 and 5.1 lock
+/// each page table instead.
+fn assert_walk_locked(k: &Kernel, t: &Task, mm: MmId, point: &str) -> KResult<()> {
+    if !(k.fixes.mmlist && k.fixes.mmap_sem) || k.fixes.era.is_later() {
+        return Ok(());
+    }
+    let mmap_sem = k.w().mms[mm].mmap_sem;
+    k.assert_held(t, mmap_sem, "the mm's mmap_sem", point)
 }
 
 /// The page table unuse_pte read its pte from is still the mm's: else the

@@ -839,3 +839,33 @@ fn the_last_detach_of_a_removed_segment_sleeps_on_shm_ids_sem_and_deletes_it() {
     drop(w);
     assert_eq!(invariants::check_quiescent(&k), None);
 }
+
+/// The patch's walk relies on mmap_sem from the first VMA to the last pte:
+/// a walk without it (the fix half undone: `up` moved before the walk) is a
+/// `lock-held` violation at once, whether or not another task races there.
+#[test]
+fn the_patched_walk_without_mmap_sem_is_a_lock_held_violation() {
+    let (sim, k) = boot(Variant::Patched);
+    let pid = swapped_process(&sim, &k, 1);
+    let Pte::Swap(entry) = pte(&k, pid, 0x10000) else { panic!("the page is not out") };
+    let mm = k.w().procs[&pid].mm.unwrap();
+    let outcome = run_as(&sim, &k, pid, move |k, t| async move {
+        let _ = swapfile::unuse_vmas(&k, &t, mm, entry, PageId::default()).await;
+    });
+    let Outcome::Violation(v) = outcome else { panic!("no violation: {outcome:?}") };
+    assert_eq!(v.invariant, "lock-held", "{}", v.message);
+    assert!(v.message.contains("mmap_sem"), "{}", v.message);
+}
+
+/// pre4's walk has no mmap_sem to assert: the same walk is no violation.
+#[test]
+fn the_pre4_walk_asserts_no_mmap_sem() {
+    let (sim, k) = boot(Variant::Pre4);
+    let pid = swapped_process(&sim, &k, 1);
+    let mm = k.w().procs[&pid].mm.unwrap();
+    let outcome = run_as(&sim, &k, pid, move |k, t| async move {
+        let other = SwpEntry { type_: 0, offset: 9 };
+        let _ = swapfile::unuse_vmas(&k, &t, mm, other, PageId::default()).await;
+    });
+    assert_eq!(outcome, Outcome::Finished);
+}

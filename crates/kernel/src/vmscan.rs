@@ -273,6 +273,10 @@ pub async fn kswapd(k: &Kernel, t: &Task) -> KResult<()> {
 /// page gets a new slot, joins the swap cache and is written out
 /// asynchronously.
 async fn try_to_swap_out(k: &Kernel, t: &Task, mm: MmId, addr: u64) -> KResult<(SwapOut, bool)> {
+    // swap_out_mm's vmlist_access_lock: the seed's argument that the
+    // victim is not in free_page_and_swap_cache or do_wp_page meanwhile.
+    let ptl = k.w().mms[mm].page_table_lock;
+    k.assert_held(t, ptl, "the victim's page_table_lock", "try_to_swap_out")?;
     let pte = k.w().pte(mm, addr);
     let Pte::Present { page, write, dirty, young } = pte else { return Ok((SwapOut::Failed, false)) };
     k.check_page(t, page, "try_to_swap_out")?;

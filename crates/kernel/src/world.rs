@@ -419,6 +419,16 @@ impl Kernel {
         Oops
     }
 
+    /// `lockdep_assert_held`: where the C (or the patch) relies on `lock`
+    /// being held by the caller, a run in which it is not is a violation
+    /// (`lock-held`), even if no other task happens to race there.
+    pub fn assert_held(&self, t: &Task, lock: engine::LockId, what: &str, point: &str) -> KResult<()> {
+        if t.holds(lock) {
+            return Ok(());
+        }
+        Err(self.oops(t, "lock-held", format!("{point}: {what} is not held here (lockdep_assert_held)")))
+    }
+
     /// `printk`: a kernel message, kept in order and noted in the event log.
     pub fn printk(&self, t: &Task, point: engine::Point, message: impl Into<String>) {
         let message = message.into();
