@@ -168,6 +168,7 @@ fn run_seeds(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, fi
         Err(e) => return error(e),
     };
     let mut broken = crate::output::tally::Tally::default();
+    let mut buckets = crate::output::tally::Tally::default();
     const LISTED: u64 = 20;
     let mut total = 0u64;
     let progress = crate::output::progress::Progress::new(last.saturating_sub(first).saturating_add(1));
@@ -194,9 +195,13 @@ fn run_seeds(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, fi
         }
         if report.outcome.is_failure() {
             if broken.total() < LISTED {
-                progress.suspend(|| println!("seed {seed}: {}", headline(&report.outcome)));
+                let bucket = crate::output::tally::bucket_of(&report).map(|b| format!(" ({b})")).unwrap_or_default();
+                progress.suspend(|| println!("seed {seed}: {}{bucket}", headline(&report.outcome)));
             }
             broken.add(&outcome_key(&report.outcome), seed);
+            if let Some(bucket) = crate::output::tally::bucket_of(&report) {
+                buckets.add(&bucket, seed);
+            }
         }
     }
     progress.finish();
@@ -226,6 +231,7 @@ fn run_seeds(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, fi
         total - broken.total()
     );
     println!("firsts:   {}", broken.firsts());
+    print!("{}", buckets.bucket_lines());
     println!("first:    seed {first_broken}; replay: {}", replay_command(kernel, path, first_broken));
     ExitCode::from(1)
 }

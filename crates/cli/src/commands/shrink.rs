@@ -102,7 +102,9 @@ pub fn trimmed(choices: &[u32]) -> Vec<u32> {
 
 /// Delta-debug a schedule's choices (Zeller's ddmin over the choices that
 /// are not the default): set chunks of them back to the default while the
-/// same invariant still breaks, then cut the tail. Returns the shrunk
+/// same invariant still breaks in the same bucket (race signature: a
+/// shorter schedule of another race is not the find), then cut the tail.
+/// Returns the shrunk
 /// schedule (its choices and step re-recorded from a final replay), the
 /// number of replays it took, and whether that final replay broke the
 /// invariant (if not, the schedule given did not break it either, and is
@@ -112,15 +114,21 @@ pub fn shrink(path: &str, source: &str, schedule: &ScheduleFile) -> (ScheduleFil
     let Ok(runner) = script::run::Runner::new(path, source, Default::default()) else {
         return (schedule.clone(), 0, false);
     };
-    let mut breaks = |choices: &[u32]| -> Option<RunReport> {
-        replays += 1;
+    let run = |choices: &[u32]| -> Option<RunReport> {
         let opts = RunOptions {
             record_events: false,
             ..options(schedule.fixes, schedule.seed, Strategy::Random, Some(choices.to_vec()))
         };
-        let report = runner.run(&opts).ok()?;
+        runner.run(&opts).ok()
+    };
+    replays += 1;
+    let bucket = run(&schedule.choices).and_then(|r| r.bucket).map(|b| b.name);
+    let mut breaks = |choices: &[u32]| -> Option<RunReport> {
+        replays += 1;
+        let report = run(choices)?;
+        let same_bucket = bucket.is_none() || report.bucket.as_ref().map(|b| &b.name) == bucket.as_ref();
         match &report.outcome {
-            Outcome::Violation(v) if v.invariant == schedule.violation => Some(report),
+            Outcome::Violation(v) if v.invariant == schedule.violation && same_bucket => Some(report),
             _ => None,
         }
     };

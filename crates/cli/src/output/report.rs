@@ -47,6 +47,12 @@ pub fn render_one(
                 let by = report.culprit.as_deref().map(|c| format!(", detected by task {c}")).unwrap_or_default();
                 let _ = writeln!(out, "  at step {}{by}:", v.step);
                 let _ = writeln!(out, "  {}", v.message);
+                if let Some(bucket) = &report.bucket {
+                    let _ = writeln!(out, "bucket:   {}", bucket.name);
+                    if !bucket.evidence.is_empty() {
+                        let _ = writeln!(out, "  {}", bucket.evidence);
+                    }
+                }
             } else {
                 let _ = writeln!(out, "  {}", describe(outcome));
             }

@@ -17,6 +17,9 @@ pub struct RunRow {
     /// The invariant a violation broke (the outcome's name otherwise, empty
     /// when the run finished): what the summary counts.
     pub kind: String,
+    /// The race signature a violation matched (`unclassified: ...` when
+    /// none did; the outcome's kind otherwise; empty when the run finished).
+    pub bucket: String,
     /// Steps the run took (it stops at a violation).
     pub steps: u64,
     pub time_ns: u64,
@@ -24,7 +27,7 @@ pub struct RunRow {
 
 /// The columns of the explore CSV: the search's identity (the same in
 /// every row of a search and of each of its shards), then the run's.
-pub const CSV_COLUMNS: [&str; 15] = [
+pub const CSV_COLUMNS: [&str; 16] = [
     "tool",
     "scenario_fnv1a",
     "kernel",
@@ -38,6 +41,7 @@ pub const CSV_COLUMNS: [&str; 15] = [
     "seed",
     "outcome",
     "invariant",
+    "bucket",
     "steps",
     "simulated_ns",
 ];
@@ -108,7 +112,8 @@ impl RunRow {
             Outcome::StepLimit(_) => ("step-limit", "step-limit".into()),
             Outcome::Aborted => ("aborted", "aborted".into()),
         };
-        RunRow { seed, outcome, kind, steps: report.steps, time_ns: report.time_ns }
+        let bucket = super::tally::bucket_of(report).unwrap_or_default();
+        RunRow { seed, outcome, kind, bucket, steps: report.steps, time_ns: report.time_ns }
     }
 
     pub fn failed(&self) -> bool {
@@ -116,10 +121,17 @@ impl RunRow {
     }
 
     /// The run's fields of a CSV row: seed, outcome, invariant (empty
-    /// unless a violation), steps, simulated ns.
-    fn fields(&self) -> [String; 5] {
+    /// unless a violation), bucket, steps, simulated ns.
+    fn fields(&self) -> [String; 6] {
         let invariant = if self.outcome == "violation" { self.kind.clone() } else { String::new() };
-        [self.seed.to_string(), self.outcome.to_string(), invariant, self.steps.to_string(), self.time_ns.to_string()]
+        [
+            self.seed.to_string(),
+            self.outcome.to_string(),
+            invariant,
+            self.bucket.clone(),
+            self.steps.to_string(),
+            self.time_ns.to_string(),
+        ]
     }
 }
 
@@ -248,8 +260,8 @@ fn read_row(record: &csv::StringRecord) -> Result<ReadRow, String> {
     if !OUTCOMES.contains(&f(11)) {
         return Err(format!("outcome {:?} is none of {}", f(11), OUTCOMES.join(", ")));
     }
-    count(13)?;
     count(14)?;
-    let fields = (10..15).map(|i| f(i).to_string()).collect();
+    count(15)?;
+    let fields = (10..16).map(|i| f(i).to_string()).collect();
     Ok(ReadRow { identity, shard, fields, seed })
 }

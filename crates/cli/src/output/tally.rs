@@ -41,6 +41,37 @@ impl Tally {
     pub fn firsts(&self) -> String {
         self.kinds.iter().map(|(k, (_, seed))| format!("{k} seed {seed}")).collect::<Vec<_>>().join("; ")
     }
+
+    /// The kinds with their count and first seed, `unclassified` buckets
+    /// first (candidate new races), then by name.
+    pub fn unclassified_first(&self) -> Vec<(&str, u64, u64)> {
+        let mut kinds: Vec<(&str, u64, u64)> = self.kinds.iter().map(|(k, &(n, s))| (k.as_str(), n, s)).collect();
+        kinds.sort_by_key(|&(k, _, _)| !k.starts_with("unclassified"));
+        kinds
+    }
+
+    /// The summary's bucket lines: "buckets:" then one line per bucket.
+    pub fn bucket_lines(&self) -> String {
+        let mut out = String::new();
+        if self.total == 0 {
+            return out;
+        }
+        out += "buckets:  what broke, by race signature (docs/races.md § Signatures); unclassified first\n";
+        for (name, n, seed) in self.unclassified_first() {
+            out += &format!("  {n:>6}  first seed {seed:<6}  {name}\n");
+        }
+        out
+    }
+}
+
+/// A run's bucket: its race signature's name for a violation, the outcome's
+/// kind for a deadlock, step limit or abort, None for a clean run.
+pub fn bucket_of(report: &script::RunReport) -> Option<String> {
+    match (&report.outcome, &report.bucket) {
+        (engine::Outcome::Finished, _) => None,
+        (_, Some(bucket)) => Some(bucket.name.clone()),
+        (outcome, None) => Some(script::run::describe(outcome).split(':').next().unwrap_or("").to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -54,5 +85,16 @@ mod tests {
         assert_eq!((tally.total(), tally.first()), (3, Some(3)));
         assert_eq!(tally.counts(), "deadlock 1, swap-cache 2");
         assert_eq!(tally.firsts(), "deadlock seed 5; swap-cache seed 3");
+    }
+
+    #[test]
+    fn unclassified_buckets_come_first() {
+        let mut tally = super::Tally::default();
+        for (kind, seed) in [("race1-fork", 3), ("unclassified: swap-count: x", 7), ("race3-do-swap-page", 4)] {
+            tally.add(kind, seed);
+        }
+        let names: Vec<&str> = tally.unclassified_first().iter().map(|b| b.0).collect();
+        assert_eq!(names, ["unclassified: swap-count: x", "race1-fork", "race3-do-swap-page"]);
+        assert!(tally.bucket_lines().lines().nth(1).unwrap().ends_with("unclassified: swap-count: x"));
     }
 }

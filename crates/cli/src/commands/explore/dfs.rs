@@ -97,6 +97,9 @@ pub(super) fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source:
         return if crate::interrupt::interrupted() { ExitCode::from(130) } else { ExitCode::SUCCESS };
     };
     println!("result:   schedule {explored} breaks: {}", script::run::describe(&report.outcome));
+    if let Some(bucket) = crate::output::tally::bucket_of(&report) {
+        println!("bucket:   {bucket}");
+    }
     let Some((invariant, step)) = violation(&report) else { return ExitCode::from(1) };
     // Record the raw choices of that schedule for the schedule file (a plain
     // replay of its ranks: the sleep sets only ever cut a run short).

@@ -238,8 +238,10 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     let ran: Vec<u64> = rows.iter().map(|r| r.seed).collect();
     print!("{}", coverage.report(&ran));
     let mut found = crate::output::tally::Tally::default();
+    let mut buckets = crate::output::tally::Tally::default();
     for row in rows.iter().filter(|r| r.failed()) {
         found.add(&row.kind, row.seed);
+        buckets.add(&row.bucket, row.seed);
     }
     let first_seed =
         rows.iter().find(|r| r.failed() && args.invariant.as_ref().is_none_or(|name| *name == r.kind)).map(|r| r.seed);
@@ -258,6 +260,7 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
         return failed(if crate::interrupt::interrupted() { ExitCode::from(130) } else { ExitCode::SUCCESS });
     }
     println!("result:   {runs_done} runs, {total} found something ({})", found.counts());
+    print!("{}", buckets.bucket_lines());
     let Some((seed, report)) = first else {
         println!("first:    no run broke {}", args.invariant.as_deref().unwrap_or("-"));
         return failed(ExitCode::from(1));
@@ -268,5 +271,31 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
     };
     println!("first:    seed {seed}: {invariant} at step {step}");
     let tag = seed.to_string();
-    failed(save_schedule(args, &kernel, &path, &source, seed, &tag, invariant, step, &report.choices))
+    let code = save_schedule(args, &kernel, &path, &source, seed, &tag, invariant, step, &report.choices);
+    // One saved, shrunk schedule per bucket, not only the first find's: the
+    // first find of every other bucket (of the --invariant asked for).
+    let first_bucket = crate::output::tally::bucket_of(&report).unwrap_or_default();
+    let others: Vec<(String, u64)> = buckets
+        .unclassified_first()
+        .into_iter()
+        .filter(|&(name, _, _)| name != first_bucket)
+        .filter_map(|(name, _, seed)| {
+            let row = rows.iter().find(|r| r.seed == seed)?;
+            args.invariant.as_ref().is_none_or(|wanted| *wanted == row.kind).then(|| (name.to_string(), seed))
+        })
+        .take(MAX_SAVED_BUCKETS)
+        .collect();
+    for (bucket, seed) in others {
+        let report = match script::run::run(&path, &source, &options(kernel.fixes, seed, strategy, None)) {
+            Ok(report) => report,
+            Err(e) => return error(e),
+        };
+        let Some((invariant, step)) = violation(&report) else { continue };
+        println!("bucket:   {bucket}: seed {seed}: {invariant} at step {step}");
+        save_schedule(args, &kernel, &path, &source, seed, &seed.to_string(), invariant, step, &report.choices);
+    }
+    failed(code)
 }
+
+/// How many buckets besides the first find's get a saved schedule.
+const MAX_SAVED_BUCKETS: usize = 8;
