@@ -60,6 +60,9 @@ enum Command {
     /// List the kernel variants and the fixes that can be switched alone.
     #[command(after_help = "Example:\n  swapsim kernels\n\nExit status: 0.")]
     Kernels,
+    /// List the race signatures a violation is classified by (its bucket).
+    #[command(after_help = "Example:\n  swapsim signatures\n\nExit status: 0.")]
+    Signatures,
     /// Print a shell completion script.
     Completions(commands::man::CompletionsArgs),
     /// Print a man page (roff): swapsim's, or a subcommand's.
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
         Command::Completions(args) => commands::man::completions(&mut Cli::command(), &args),
         Command::Man(args) => commands::man::man(Cli::command(), &args),
         Command::Kernels => commands::kernels::kernels(),
+        Command::Signatures => commands::signatures::signatures(),
     }
 }
 

@@ -6,7 +6,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use kernel::{Variant, FIXES};
 
 /// Every invariant a run can break (docs/invariants.md describes each).
-pub const INVARIANTS: [&str; 12] = [
+pub const INVARIANTS: [&str; 13] = [
     "swapoff-completeness",
     "swap-count",
     "page-count",
@@ -17,6 +17,7 @@ pub const INVARIANTS: [&str; 12] = [
     "data-integrity",
     "use-after-free",
     "lock-discipline",
+    "lock-held",
     "sleep-in-atomic",
     "scenario-expectation",
 ];

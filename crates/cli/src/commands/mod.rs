@@ -11,6 +11,7 @@ pub mod reduce;
 pub mod replay;
 pub mod run;
 pub mod shrink;
+pub mod signatures;
 pub mod sweep;
 
 use engine::Outcome;

@@ -155,7 +155,8 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
             ReplayMode::Index => schedule.clone(),
             ReplayMode::Semantic => ScheduleFile { choices: trimmed(&report.choices), ..schedule.clone() },
         };
-        match reproduction_rate(&around, &source, n, perturb) {
+        let rate = reproduction_rate(&around, &source, n, perturb);
+        match rate.as_ref().map(|r| r.0).map_err(Clone::clone) {
             Ok((same, other, ran)) if ran < n => {
                 println!("interrupted: stopped after {ran} of {n} runs around the schedule; the rate covers those");
                 println!(
@@ -175,6 +176,9 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
             ),
             Err(e) => return error(e),
         }
+        if let Ok((_, buckets)) = &rate {
+            print!("{}", buckets.bucket_lines_by("run"));
+        }
     }
     let flag = if mode == ReplayMode::Semantic && args.semantic { " --semantic" } else { "" };
     println!("replay:   swapsim replay {}{flag}", args.file.display());
@@ -187,13 +191,16 @@ pub fn replay(args: &ReplayArgs) -> ExitCode {
 
 /// Re-run `n` times around the schedule (perturbation stream i for run i):
 /// how many break the recorded invariant, how many something else.
-/// Stops early at Ctrl-C; the third number is how many runs it made.
-fn reproduction_rate(schedule: &ScheduleFile, source: &str, n: u64, p: f64) -> Result<(u64, u64, u64), String> {
+/// Stops early at Ctrl-C; the third number is how many runs it made. The
+/// tally has what broke by bucket (race signature), keyed by run number.
+type Rate = ((u64, u64, u64), crate::output::tally::Tally);
+fn reproduction_rate(schedule: &ScheduleFile, source: &str, n: u64, p: f64) -> Result<Rate, String> {
     let runner = script::run::Runner::new(&schedule.scenario, source, Default::default()).map_err(|e| e.to_string())?;
     let (mut same, mut other) = (0, 0);
+    let mut buckets = crate::output::tally::Tally::default();
     for i in 0..n {
         if crate::interrupt::interrupted() {
-            return Ok((same, other, i));
+            return Ok(((same, other, i), buckets));
         }
         let opts = RunOptions {
             record_events: false,
@@ -201,11 +208,14 @@ fn reproduction_rate(schedule: &ScheduleFile, source: &str, n: u64, p: f64) -> R
             ..options(schedule.fixes, schedule.seed, Strategy::Random, Some(schedule.choices.clone()))
         };
         let report = runner.run(&opts).map_err(|e| e.to_string())?;
+        if let Some(bucket) = crate::output::tally::bucket_of(&report) {
+            buckets.add(&bucket, i);
+        }
         match violation(&report) {
             Some((invariant, _)) if invariant == schedule.violation => same += 1,
             _ if report.outcome.is_failure() => other += 1,
             _ => {}
         }
     }
-    Ok((same, other, n))
+    Ok(((same, other, n), buckets))
 }

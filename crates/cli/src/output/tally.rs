@@ -50,17 +50,23 @@ impl Tally {
         kinds
     }
 
-    /// The summary's bucket lines: "buckets:" then one line per bucket.
-    pub fn bucket_lines(&self) -> String {
+    /// The summary's bucket lines: "buckets:" then one line per bucket,
+    /// with its count and first `what` ("seed", or "run" for replay --rate).
+    pub fn bucket_lines_by(&self, what: &str) -> String {
         let mut out = String::new();
         if self.total == 0 {
             return out;
         }
         out += "buckets:  what broke, by race signature (docs/races.md § Signatures); unclassified first\n";
         for (name, n, seed) in self.unclassified_first() {
-            out += &format!("  {n:>6}  first seed {seed:<6}  {name}\n");
+            out += &format!("  {n:>6}  first {what} {seed:<6}  {name}\n");
         }
         out
+    }
+
+    /// `bucket_lines_by("seed")`.
+    pub fn bucket_lines(&self) -> String {
+        self.bucket_lines_by("seed")
     }
 }
 

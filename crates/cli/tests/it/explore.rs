@@ -404,3 +404,23 @@ fn dfs_without_runs_explores_until_done() {
     assert_eq!(capped.code, 0, "{}{}", capped.stdout, capped.stderr);
     assert!(capped.stdout.contains("10 schedules explored, not all (raise --runs)"), "{}", capped.stdout);
 }
+
+/// dfs exhausts race 3's scenario under the patch at two preemptions (every
+/// schedule, sleep sets on), and finds race 3 itself under pre4 at the same
+/// bound: with mmap_sem held across the walk (the lock-held checks catch a
+/// walk without it at once) no schedule of the fault breaks.
+#[test]
+fn dfs_exhausts_race3_under_the_patch_and_finds_it_under_pre4() {
+    let args = ["explore", "scenarios/race3_fault.lua", "--strategy", "dfs", "--preemptions", "2"];
+    let patched =
+        swapsim(&[&args[..], &["--kernel", "patched", "--out", out_dir("dfs-race3-p").to_str().unwrap()]].concat());
+    assert_eq!(patched.code, 0, "{}{}", patched.stdout, patched.stderr);
+    assert!(
+        patched.stdout.contains("result:   explored all ") && patched.stdout.contains("no violation"),
+        "{}",
+        patched.stdout
+    );
+    let pre4 = swapsim(&[&args[..], &["--kernel", "pre4", "--out", out_dir("dfs-race3-4").to_str().unwrap()]].concat());
+    assert_eq!(pre4.code, 1, "{}{}", pre4.stdout, pre4.stderr);
+    assert!(pre4.stdout.contains("bucket:   race3-do-swap-page"), "{}", pre4.stdout);
+}

@@ -12,6 +12,7 @@ mod later;
 mod race1;
 mod races;
 mod semantic_replay;
+mod signatures;
 mod sweep;
 mod timeline;
 mod tutorial;

@@ -16,6 +16,12 @@ fn out_dir(name: &str) -> PathBuf {
 
 /// Run one seed; return the `result:` line.
 fn headline(file: &str, flags: &[&str], seed: u32) -> String {
+    result_and_bucket(file, flags, seed).0
+}
+
+/// Run one seed; return the `result:` line and the bucket (race signature)
+/// the run prints for a violation.
+fn result_and_bucket(file: &str, flags: &[&str], seed: u32) -> (String, Option<String>) {
     let seed = seed.to_string();
     let mut args = vec!["run", file];
     args.extend_from_slice(flags);
@@ -24,7 +30,8 @@ fn headline(file: &str, flags: &[&str], seed: u32) -> String {
     assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
     let line = run.stdout.lines().find(|l| l.starts_with("result:")).expect("a result line").to_string();
     assert_eq!(run.code == 1, !line.contains("clean"), "exit code matches the result: {line}");
-    line
+    let bucket = run.stdout.lines().find_map(|l| l.strip_prefix("bucket:").map(|b| b.trim().to_string()));
+    (line, bucket)
 }
 
 /// Run a seed range; return the `result:` line.
@@ -40,9 +47,35 @@ pub(crate) fn range(file: &str, flags: &[&str], seeds: &str) -> String {
 pub(crate) const PRE4: &[&str] = &["--kernel", "pre4"];
 pub(crate) const PATCHED: &[&str] = &["--kernel", "patched"];
 
-fn breaks(file: &str, flags: &[&str], seed: u32, invariant: &str) {
-    let line = headline(file, flags, seed);
+/// The seed breaks `invariant`, and the run's key events match the race
+/// signature `bucket` (which interleaving broke it, not only which check).
+fn breaks(file: &str, flags: &[&str], seed: u32, invariant: &str, bucket: &str) {
+    let (line, got) = result_and_bucket(file, flags, seed);
     assert!(line.contains(&format!("VIOLATION {invariant}")), "{file} {flags:?} seed {seed}: {line}");
+    assert_eq!(got.as_deref(), Some(bucket), "{file} {flags:?} seed {seed}: {line}");
+}
+
+/// Run a seed range; return its buckets: (name, count, first seed).
+fn buckets(file: &str, flags: &[&str], seeds: &str) -> Vec<(String, u64, u64)> {
+    let mut args = vec!["run", file];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--seeds", seeds]);
+    let run = swapsim(&args);
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    let lines = run.stdout.lines().skip_while(|l| !l.starts_with("buckets:")).skip(1);
+    lines
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            // COUNT first seed SEED NAME...
+            (words[4..].join(" "), words[0].parse().unwrap(), words[3].parse().unwrap())
+        })
+        .collect()
+}
+
+/// How many runs of `buckets` fell in the bucket `name`.
+fn count(buckets: &[(String, u64, u64)], name: &str) -> u64 {
+    buckets.iter().find(|b| b.0 == name).map_or(0, |b| b.1)
 }
 
 fn holds(file: &str, flags: &[&str], seed: u32) {
@@ -57,7 +90,7 @@ fn clean_range(file: &str, flags: &[&str], seeds: &str) {
 
 #[test]
 fn race1_fork() {
-    breaks("scenarios/race1_fork.lua", PRE4, 3, "swapoff-completeness");
+    breaks("scenarios/race1_fork.lua", PRE4, 3, "swapoff-completeness", "race1-fork");
     clean_range("scenarios/race1_fork.lua", PATCHED, "1..500");
 }
 
@@ -68,11 +101,11 @@ fn race1_fork() {
 #[test]
 fn race1_fork_across_two_page_tables() {
     let file = "scenarios/race1_fork_two_tables.lua";
-    breaks(file, PRE4, 3, "swapoff-completeness");
+    breaks(file, PRE4, 3, "swapoff-completeness", "race1-fork");
     // The mm-list fix alone does not close it: the child's mm is listed,
     // but its VMA chain is still empty while fork sleeps.
     let off = &["--kernel", "patched", "--no-fix", "mmap-sem"];
-    breaks(file, off, 3, "swapoff-completeness");
+    breaks(file, off, 3, "swapoff-completeness", "race1-fork");
     let run = swapsim(&["run", file, "--kernel", "patched", "--no-fix", "mmap-sem", "--seed", "3"]);
     let slept = run.stdout.lines().position(|l| l.contains("sleep") && l.contains("rw_swap_page:read"));
     let resumed = run.stdout.lines().position(|l| l.contains("parent") && l.contains("copy_page_range:pte_alloc"));
@@ -93,7 +126,7 @@ fn race1_fork_across_two_page_tables() {
 
 #[test]
 fn race2_exit() {
-    breaks("scenarios/race2_exit.lua", PRE4, 10, "swapoff-completeness");
+    breaks("scenarios/race2_exit.lua", PRE4, 10, "swapoff-completeness", "race2-exit");
     // The window is the C's: the exiter sleeps on shm_ids.sem in the
     // SHM_DEST teardown (shm_close -> shm_remove_name -> shm_unlink), which
     // drops the BKL that swapoff was spinning for.
@@ -141,13 +174,13 @@ fn shm_swap_window_aliases_the_swap_cache_under_pre4_and_the_patch() {
 
 #[test]
 fn race3_fault() {
-    breaks("scenarios/race3_fault.lua", PRE4, 16, "fault-result");
+    breaks("scenarios/race3_fault.lua", PRE4, 16, "fault-result", "race3-do-swap-page");
     clean_range("scenarios/race3_fault.lua", PATCHED, "1..500");
 }
 
 #[test]
 fn race4_shm() {
-    breaks("scenarios/race4_shm.lua", PRE4, 30, "swap-cache");
+    breaks("scenarios/race4_shm.lua", PRE4, 30, "swap-cache", "race4-shm-delete");
     let patched = range("scenarios/race4_shm.lua", PATCHED, "1..500");
     assert!(!patched.contains("swap-cache"), "no double delete under the patch: {patched}");
 }
@@ -157,7 +190,13 @@ fn race5_munmap_needs_the_lookup_wait_switched_off() {
     // The real lookup_swap_cache waits for the page lock: no double delete.
     holds("scenarios/race5_munmap.lua", PRE4, 705);
     // Without the wait (the what-if), the double delete of race 5.
-    breaks("scenarios/race5_munmap.lua", &["--kernel", "pre4", "--no-fix", "lookup-wait"], 705, "swap-cache");
+    breaks(
+        "scenarios/race5_munmap.lua",
+        &["--kernel", "pre4", "--no-fix", "lookup-wait"],
+        705,
+        "swap-cache",
+        "race5-free-page-and-swap-cache",
+    );
     // The patch's page lock closes it even then.
     holds("scenarios/race5_munmap.lua", &["--kernel", "patched", "--no-fix", "lookup-wait"], 705);
     clean_range("scenarios/race5_munmap.lua", PATCHED, "1..500");
@@ -165,26 +204,32 @@ fn race5_munmap_needs_the_lookup_wait_switched_off() {
 
 #[test]
 fn race5_finds_a_munmap_use_after_free_the_seed_does_not_list() {
-    breaks("scenarios/race5_munmap.lua", PRE4, 331, "use-after-free");
+    breaks("scenarios/race5_munmap.lua", PRE4, 331, "use-after-free", "smp-munmap-walk");
     holds("scenarios/race5_munmap.lua", PATCHED, 331);
 }
 
 #[test]
 fn race6_readahead() {
-    breaks("scenarios/race6_readahead.lua", PRE4, 30, "swap-count");
+    breaks("scenarios/race6_readahead.lua", PRE4, 30, "swap-count", "race6-readahead");
     clean_range("scenarios/race6_readahead.lua", PATCHED, "1..500");
 }
 
 #[test]
 fn race6_kswapd() {
-    breaks("scenarios/race6_kswapd.lua", PRE4, 43, "swapoff-completeness");
+    // Under pre4 this scenario breaks, but by its faulting task (race 3's
+    // mechanism), never by the page stealer putting back an entry swapoff
+    // had passed: that window exists only with the patch's sleep on
+    // mmap_sem in the crab (without_no_new_refs_kswapd_reopens_race_6).
+    breaks("scenarios/race6_kswapd.lua", PRE4, 43, "swapoff-completeness", "race3-do-swap-page");
+    let pre4 = buckets("scenarios/race6_kswapd.lua", PRE4, "1..300");
+    assert!(count(&pre4, "race3-do-swap-page") > 0 && count(&pre4, "race6-kswapd") == 0, "{pre4:?}");
     clean_range("scenarios/race6_kswapd.lua", PATCHED, "1..500");
 }
 
 #[test]
 fn race7_stays_open_under_the_patch() {
-    breaks("scenarios/race7_shm_nopage.lua", PRE4, 5, "swap-count");
-    breaks("scenarios/race7_shm_nopage.lua", PATCHED, 5, "swap-count");
+    breaks("scenarios/race7_shm_nopage.lua", PRE4, 5, "swap-count", "race7-shm-nopage");
+    breaks("scenarios/race7_shm_nopage.lua", PATCHED, 5, "swap-count", "race7-shm-nopage");
 }
 
 // One test per fix: switched off alone on top of the patch.
@@ -192,11 +237,11 @@ fn race7_stays_open_under_the_patch() {
 #[test]
 fn without_mmlist_races_1_2_and_3_come_back() {
     let off = &["--kernel", "patched", "--no-fix", "mmlist"];
-    breaks("scenarios/race1_fork.lua", off, 3, "swapoff-completeness");
-    breaks("scenarios/race2_exit.lua", off, 2229, "swapoff-completeness");
+    breaks("scenarios/race1_fork.lua", off, 3, "swapoff-completeness", "race1-fork");
+    breaks("scenarios/race2_exit.lua", off, 2229, "swapoff-completeness", "race2-exit");
     // Without the mm list swapoff walks the task list under tasklist_lock,
     // where it cannot take mmap_sem, so race 3 comes back too.
-    breaks("scenarios/race3_fault.lua", off, 16, "fault-result");
+    breaks("scenarios/race3_fault.lua", off, 16, "fault-result", "race3-do-swap-page");
 }
 
 #[test]
@@ -212,11 +257,16 @@ fn the_page_lock_is_half_a_fix_for_race_4_without_mmap_sem_ordering() {
 }
 
 #[test]
-fn without_mmap_sem_races_1_2_and_3_come_back() {
+fn without_mmap_sem_races_2_and_3_come_back_and_race_1_scenario_breaks_by_race_3() {
     let off = &["--kernel", "patched", "--no-fix", "mmap-sem"];
-    breaks("scenarios/race1_fork.lua", off, 8, "swapoff-completeness");
-    breaks("scenarios/race2_exit.lua", off, 10, "swapoff-completeness");
-    breaks("scenarios/race3_fault.lua", off, 16, "fault-result");
+    // The mm list alone closes race 1: the child's mm follows its parent's,
+    // so the crab reaches the child after any entry dup_mmap copied. What
+    // breaks race1_fork.lua without mmap_sem is the child's own fault.
+    breaks("scenarios/race1_fork.lua", off, 8, "swapoff-completeness", "race3-do-swap-page");
+    let race1 = buckets("scenarios/race1_fork.lua", off, "1..300");
+    assert!(count(&race1, "race3-do-swap-page") > 0 && count(&race1, "race1-fork") == 0, "{race1:?}");
+    breaks("scenarios/race2_exit.lua", off, 10, "swapoff-completeness", "race2-exit");
+    breaks("scenarios/race3_fault.lua", off, 16, "fault-result", "race3-do-swap-page");
 }
 
 #[test]
@@ -230,6 +280,7 @@ fn the_page_lock_closes_race_4_only_once_mmap_sem_is_gone() {
         &["--kernel", "patched", "--no-fix", "mmap-sem", "--no-fix", "page-lock"],
         882,
         "swap-cache",
+        "race4-shm-delete",
     );
     let line = headline("scenarios/race4_shm.lua", &["--kernel", "patched", "--no-fix", "mmap-sem"], 882);
     assert!(!line.contains("swap-cache"), "the page lock alone closes that schedule: {line}");
@@ -238,7 +289,7 @@ fn the_page_lock_closes_race_4_only_once_mmap_sem_is_gone() {
 #[test]
 fn no_readahead_closes_race_6_once_mmap_sem_is_gone() {
     let both = &["--kernel", "patched", "--no-fix", "mmap-sem", "--no-fix", "no-readahead"];
-    breaks("scenarios/race6_readahead.lua", both, 188, "swap-count");
+    breaks("scenarios/race6_readahead.lua", both, 188, "swap-count", "race6-readahead");
     holds("scenarios/race6_readahead.lua", &["--kernel", "patched", "--no-fix", "mmap-sem"], 188);
     clean_range("scenarios/race6_readahead.lua", &["--kernel", "patched", "--no-fix", "no-readahead"], "1..300");
 }
@@ -250,6 +301,7 @@ fn without_no_new_refs_kswapd_reopens_race_6() {
         &["--kernel", "patched", "--no-fix", "no-new-refs"],
         2,
         "swapoff-completeness",
+        "race6-kswapd",
     );
     holds("scenarios/race6_kswapd.lua", PATCHED, 2);
     clean_range("scenarios/race1_fork.lua", &["--kernel", "patched", "--no-fix", "no-new-refs"], "1..200");
