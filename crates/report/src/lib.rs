@@ -90,6 +90,7 @@ pub(crate) mod tests {
             lock_order: Vec::new(),
             point_pairs: Vec::new(),
             culprit: None,
+            bucket: None,
             tasks: run_tasks.iter().map(|t| t.to_string()).collect(),
             run_tasks: run_tasks.iter().map(|t| t.to_string()).collect(),
             points: Vec::new(),

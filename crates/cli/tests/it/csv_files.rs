@@ -304,7 +304,7 @@ fn explore_rows_carry_the_search_and_merge_refuses_what_does_not_belong() {
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
     lines[3] = lines[3].rsplit_once(',').unwrap().0.to_string();
     std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
-    refused(&[&a, &bad], "bad.csv:4: 14 fields where the header has 15");
+    refused(&[&a, &bad], "bad.csv:4: 15 fields where the header has 16");
     std::fs::write(&bad, text.replacen("2/2,2,", "2/2,3,", 1)).unwrap();
     refused(&[&a, &bad], "bad.csv:2: not a row of an explore CSV: seed 3 is not a run of shard 2/2");
     std::fs::write(&bad, text.replacen(",finished,", ",fine,", 1)).unwrap();

@@ -79,9 +79,13 @@ fn every_breaking_seed_of_a_range_breaks_alone_the_same_way() {
     let range = swapsim(&["run", "scenarios/race1_fork.lua", "--kernel", "pre4", "--seeds", "1..60"]);
     for line in range.stdout.lines().filter(|l| l.starts_with("seed ")) {
         let (seed, verdict) = line.trim_start_matches("seed ").split_once(": ").unwrap();
+        // "VIOLATION swapoff-completeness (race1-fork)": the bucket too.
+        let (verdict, bucket) = verdict.rsplit_once(" (").unwrap();
+        let bucket = bucket.trim_end_matches(')');
         let alone = swapsim(&["run", "scenarios/race1_fork.lua", "--kernel", "pre4", "--seed", seed]);
         assert_eq!(alone.code, 1, "seed {seed}");
         assert!(alone.stdout.contains(&format!("result:   {verdict}")), "seed {seed}: {}", alone.stdout);
+        assert!(alone.stdout.contains(&format!("bucket:   {bucket}\n")), "seed {seed}: {}", alone.stdout);
     }
 }
 

@@ -284,7 +284,7 @@ fn jobs_do_not_change_the_results_and_shards_merge_into_the_whole_search() {
     assert!(
         one_csv.starts_with(
             "tool,scenario_fnv1a,kernel,fixes,strategy,pct_depth,pct_steps,first_seed,runs,shard,seed,outcome,\
-             invariant,steps,simulated_ns\n"
+             invariant,bucket,steps,simulated_ns\n"
         ),
         "{one_csv}"
     );

@@ -291,9 +291,13 @@ fn two_explores_into_one_out_folder_write_whole_bundles() {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "bundle"))
         .collect();
-    assert_eq!(bundles.len(), 1, "{bundles:?}");
-    for part in ["race1_fork.lua", "schedule", "report.txt", "COMMAND"] {
-        assert!(bundles[0].join(part).is_file(), "{part}");
+    // One bundle per bucket: seeds 3 (race 1) and 8 (race 3's mechanism),
+    // each written whole though both searches wrote it.
+    assert_eq!(bundles.len(), 2, "{bundles:?}");
+    for bundle in &bundles {
+        for part in ["race1_fork.lua", "schedule", "report.txt", "COMMAND"] {
+            assert!(bundle.join(part).is_file(), "{}: {part}", bundle.display());
+        }
     }
     assert!(leftovers(&out).is_empty(), "{:?}", leftovers(&out));
 }

@@ -41,6 +41,7 @@ fn every_signature_has_a_saved_schedule_that_replays_into_its_bucket() {
 fn explore_saves_one_schedule_per_bucket() {
     let out = std::env::temp_dir().join(format!("swapsim-buckets-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
     // Seeds 1..20 of race1_fork.lua under pre4 break by race 1 (seed 3)
     // and by race 3's mechanism (seed 8, the child's fault).
     let run = swapsim(&[
