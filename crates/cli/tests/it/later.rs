@@ -176,13 +176,13 @@ fn shmem_swapin_reads_the_cleared_swap_file_on_5_3_and_not_on_5_14() {
     assert!(line.contains("no violation"), "{line}");
 }
 
-/// 82b1c07a0af6 (CVE-2024-26960): munmap's free_swap_and_cache drops the
+/// 82b1c07a0af6 (CVE-2024-26960): exit's free_swap_and_cache drops the
 /// last pte reference, swapoff frees the cached page and tears the device
 /// down, and the zap's tail reads it (5.14); 6.9 holds the device.
 #[test]
 fn free_swap_and_cache_reads_the_freed_device_on_5_14_and_not_on_6_9() {
     const S: &str = "scenarios/later/82b1c07a_zap.lua";
-    let (line, out) = report(&["run", S, "--kernel", "5.14", "--seed", "2218"]);
+    let (line, out) = report(&["run", S, "--kernel", "5.14", "--seed", "326"]);
     assert!(line.contains("VIOLATION use-after-free"), "{line}");
     assert!(out.contains("freed at sys_swapoff:"), "{out}");
     let line = result_line(&[
@@ -198,7 +198,7 @@ fn free_swap_and_cache_reads_the_freed_device_on_5_14_and_not_on_6_9() {
         "--out",
         &out_dir(),
     ]);
-    assert!(line.contains("schedule 751 breaks: VIOLATION of use-after-free"), "{line}");
+    assert!(line.contains("schedule 25 breaks: VIOLATION of use-after-free"), "{line}");
     let line = result_line(&["run", S, "--kernel", "6.9", "--seeds", "1..300"]);
     assert!(line.contains("none broke"), "{line}");
     let line = result_line(&[
