@@ -43,8 +43,9 @@ pub struct Fixes {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Later {
     /// 5.1-rc1..rc4's `SWAP_UNUSE_MAX_TRIES` (3): try_to_unuse gives up with
-    /// -EBUSY after its third pass; removed by Hugh Dickins, "mm: swapoff:
-    /// remove too limiting SWAP_UNUSE_MAX_TRIES" (linux-mm 2019-04-08).
+    /// -EBUSY after its third pass; removed by Hugh Dickins, dd862deb151a
+    /// "mm: swapoff: remove too limiting SWAP_UNUSE_MAX_TRIES" (linux-mm
+    /// 2019-04-08).
     pub unuse_max_tries: bool,
     /// The 5.x device (4.11 on): at swapoff's end `swap_file` is cleared,
     /// `swap_map` vfree'd and the per-device swap cache freed
@@ -288,7 +289,7 @@ impl Variant {
             }
             Variant::Linux5_1Rc => {
                 "5.1-rc1..rc4: 5.1 giving up with -EBUSY after 3 passes (SWAP_UNUSE_MAX_TRIES; fixed in 5.1 by \
-                 \"mm: swapoff: remove too limiting SWAP_UNUSE_MAX_TRIES\")"
+                 dd862deb151a \"mm: swapoff: remove too limiting SWAP_UNUSE_MAX_TRIES\")"
             }
             Variant::Linux5_2 => {
                 "5.2: 5.1 + the 5.x device teardown (swap_map, swap cache, swap_file freed; lockless readers; \
