@@ -46,7 +46,7 @@
 ---@field read_error? number Probability in [0, 1] that a swap read fails; pre4-5 uses the page as if read (default 0).
 
 ---A kernel variant a sweep runs (`swapsim kernels` describes each).
----@alias SweepKernel "pre4"|"patched"|"2.4.10"|"5.1"
+---@alias SweepKernel "pre4"|"patched"|"2.4.10"|"5.1"|"5.1-rc1"|"5.2"|"5.3"|"5.14"|"6.9"
 
 ---`sweep{...}`: the parameter grid that `swapsim sweep` runs (every point x kernel x seed, in timed mode).
 ---@class SweepOptions

@@ -29,12 +29,22 @@ pub enum LockKind {
     /// A wait queue (`wait_queue_head_t`): not a lock; tasks sleep on it
     /// until `wake_up`.
     WaitQueue,
+    /// `struct rw_semaphore` (`down_read`/`down_write`): many readers or one
+    /// writer; a waiter sleeps. A release wakes every sleeper to try again,
+    /// so a reader may pass a waiting writer (Linux queues them in order:
+    /// the model admits more reader orders than the kernel, never fewer).
+    RwSem,
 }
 
 impl LockKind {
     /// Holding a lock of this kind forbids sleeping.
     pub fn forbids_sleep(self) -> bool {
         matches!(self, LockKind::Spin | LockKind::RwSpin)
+    }
+
+    /// A lock with a read side (`rwlock_t`, `rw_semaphore`).
+    pub fn has_readers(self) -> bool {
+        matches!(self, LockKind::RwSpin | LockKind::RwSem)
     }
 }
 
@@ -135,8 +145,8 @@ impl LockState {
     /// Whether `task` could take the lock now (exclusively, or as a reader).
     pub fn available(&self, read: bool) -> bool {
         match self.kind {
-            LockKind::RwSpin if read => self.owner.is_none(),
-            LockKind::RwSpin => self.owner.is_none() && self.readers.is_empty(),
+            LockKind::RwSpin | LockKind::RwSem if read => self.owner.is_none(),
+            LockKind::RwSpin | LockKind::RwSem => self.owner.is_none() && self.readers.is_empty(),
             LockKind::PageBit => !self.locked,
             LockKind::WaitQueue => false,
             _ => self.owner.is_none(),

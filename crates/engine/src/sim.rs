@@ -1632,7 +1632,7 @@ impl SimState {
         let state = &mut self.locks[lock];
         state.taken_at = point;
         state.taken_cost = taken_cost;
-        if state.kind == LockKind::RwSpin && read {
+        if state.kind.has_readers() && read {
             state.readers.push(task);
         } else {
             state.owner = Some(task);
@@ -1643,7 +1643,7 @@ impl SimState {
         info.state = TaskState::Runnable;
         info.spin_read = false;
         info.waiting = None;
-        let read = read && self.locks.get(lock).is_some_and(|l| l.kind == LockKind::RwSpin);
+        let read = read && self.locks.get(lock).is_some_and(|l| l.kind.has_readers());
         self.log_lock_op(task, EventKind::Acquired, lock, point, read, !may_wait);
         true
     }
@@ -1682,7 +1682,7 @@ impl SimState {
             return;
         };
         let kind = state.kind;
-        let holder = if kind == LockKind::RwSpin && read {
+        let holder = if kind.has_readers() && read {
             let position = task.and_then(|t| state.readers.iter().position(|&r| r == t));
             position.map(|p| state.readers.remove(p))
         } else if state.is_held() {
@@ -1716,7 +1716,7 @@ impl SimState {
         // waiter of the page bit (taken whole: no allocation).
         let (first, all) = match kind {
             LockKind::Semaphore => (state.sleepers.pop_front(), VecDeque::new()),
-            LockKind::PageBit => (None, std::mem::take(&mut state.sleepers)),
+            LockKind::PageBit | LockKind::RwSem => (None, std::mem::take(&mut state.sleepers)),
             _ => (None, VecDeque::new()),
         };
         if let Some(info) = self.tasks.get_mut(holder.0 as usize) {
@@ -1729,7 +1729,7 @@ impl SimState {
             self.charge(cost_task, lock_op);
         }
         if self.cfg.record_events {
-            self.op_read = kind == LockKind::RwSpin && read;
+            self.op_read = kind.has_readers() && read;
             self.push_event(task, EventKind::Released, Some(lock), point);
             self.op_read = false;
         }

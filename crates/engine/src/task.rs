@@ -194,6 +194,28 @@ impl Task {
         self.sim.release(self.id, sem, false, point);
     }
 
+    /// `down_read` on an rw_semaphore: sleeps while a writer holds it.
+    pub async fn down_read(&self, sem: LockId, point: Point) {
+        self.point(point).await;
+        self.sleeping_acquire_as(sem, true, point).await;
+    }
+
+    /// `up_read`: wakes the sleepers to try again.
+    pub fn up_read(&self, sem: LockId, point: Point) {
+        self.sim.release(self.id, sem, true, point);
+    }
+
+    /// `down_write` on an rw_semaphore: sleeps while anyone holds it.
+    pub async fn down_write(&self, sem: LockId, point: Point) {
+        self.point(point).await;
+        self.sleeping_acquire_as(sem, false, point).await;
+    }
+
+    /// `up_write`.
+    pub fn up_write(&self, sem: LockId, point: Point) {
+        self.sim.release(self.id, sem, false, point);
+    }
+
     /// `lock_page`: sleeps while PG_locked is set.
     pub async fn lock_page(&self, page_lock: LockId, point: Point) {
         self.point(point).await;
@@ -242,14 +264,18 @@ impl Task {
     }
 
     async fn sleeping_acquire(&self, lock: LockId, point: Point) {
-        self.sim.attempt(self.id, lock, point, false, false);
+        self.sleeping_acquire_as(lock, false, point).await;
+    }
+
+    async fn sleeping_acquire_as(&self, lock: LockId, read: bool, point: Point) {
+        self.sim.attempt(self.id, lock, point, read, false);
         let mut contended = false;
         loop {
-            if self.sim.try_acquire(self.id, lock, false, point) {
+            if self.sim.try_acquire(self.id, lock, read, point) {
                 return;
             }
             if !contended {
-                self.sim.contended(self.id, lock, point, false, false);
+                self.sim.contended(self.id, lock, point, read, false);
                 contended = true;
             }
             self.sleep(SleepOn::Lock(lock), point).await;

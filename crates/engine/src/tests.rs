@@ -84,6 +84,48 @@ fn semaphore_sleeper_runs_after_up() {
     }
 }
 
+/// An rw_semaphore (5.x's mmap_sem): readers share it and sleep (not
+/// spin) under a writer, which sleeps holding it and wakes them all.
+#[test]
+fn rwsem_readers_share_sleep_under_a_writer_and_log_their_side() {
+    let mut saw_two_readers = false;
+    for seed in 0..100 {
+        let sim = sim(3, seed);
+        let sem = sim.new_lock(LockKind::RwSem, "mmap_sem", "mm1.mmap_sem".into());
+        let readers = Rc::new(RefCell::new(0));
+        let max_readers = Rc::new(RefCell::new(0));
+        for name in ["r1", "r2"] {
+            let (readers, max_readers) = (Rc::clone(&readers), Rc::clone(&max_readers));
+            sim.spawn(name, move |t| async move {
+                t.down_read(sem, "r:down_read").await;
+                *readers.borrow_mut() += 1;
+                let now = *readers.borrow();
+                max_readers.replace_with(|&mut m| m.max(now));
+                t.sleep_io("r:io", 1000).await; // a reader may sleep holding it
+                *readers.borrow_mut() -= 1;
+                t.up_read(sem, "r:up_read");
+            });
+        }
+        let readers_w = Rc::clone(&readers);
+        sim.spawn("w", move |t| async move {
+            t.down_write(sem, "w:down_write").await;
+            assert_eq!(*readers_w.borrow(), 0, "writer inside with readers");
+            t.sleep_io("w:io", 1000).await;
+            assert_eq!(*readers_w.borrow(), 0, "reader entered under the writer");
+            t.up_write(sem, "w:up_write");
+        });
+        assert_eq!(sim.run(), Outcome::Finished);
+        saw_two_readers |= *max_readers.borrow() == 2;
+        let events = sim.events();
+        let side =
+            |point: &str| events.iter().find(|e| e.point == point && e.kind == EventKind::Acquired).map(|e| e.read);
+        assert_eq!(side("r:down_read"), Some(true), "a read acquisition is logged as read");
+        assert_eq!(side("w:down_write"), Some(false), "a write acquisition is logged as write");
+        sim.shutdown();
+    }
+    assert!(saw_two_readers, "no seed let two readers in at once");
+}
+
 #[test]
 fn rwlock_readers_share_and_a_writer_excludes() {
     let mut saw_two_readers = false;

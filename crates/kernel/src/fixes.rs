@@ -33,6 +33,42 @@ pub struct Fixes {
     /// Which kernel's swapoff design runs: the 2.3.99 code (where the
     /// switches above apply) or a later kernel's whole design.
     pub era: Era,
+    /// The 5.x pieces and fixes on top of [`Era::Linux5_1`] (issue 18).
+    pub later: Later,
+}
+
+/// What a 5.x kernel adds to the 5.1 design, and the fixes of the races
+/// that came with it, each one commit (docs/model.md § The later races).
+/// Off in every variant but the ones named for a 5.x kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Later {
+    /// 5.1-rc1..rc4's `SWAP_UNUSE_MAX_TRIES` (3): try_to_unuse gives up with
+    /// -EBUSY after its third pass; removed by Hugh Dickins, dd862deb151a
+    /// "mm: swapoff: remove too limiting SWAP_UNUSE_MAX_TRIES" (linux-mm
+    /// 2019-04-08).
+    pub unuse_max_tries: bool,
+    /// The 5.x device (4.11 on): at swapoff's end `swap_file` is cleared,
+    /// `swap_map` vfree'd and the per-device swap cache freed
+    /// (exit_swap_address_space), while `__swap_duplicate`, the swap-cache
+    /// lookups and readahead read them without `swap_device_lock` on the
+    /// device; `mmap_sem` is a reader/writer semaphore (faults and unuse_mm
+    /// read); zap ends in `free_swap_and_cache`.
+    pub teardown: bool,
+    /// eb085574a752 (v5.3): `get_swap_device`/`put_swap_device` around
+    /// `__swap_duplicate` and the swap-cache lookups; swapoff clears
+    /// SWP_VALID and waits for them (synchronize_rcu) before the teardown.
+    pub get_swap_device: bool,
+    /// 2799e77529c2 + 63d8620ecf93 and 2efa33fc7f6e (v5.14): do_swap_page and
+    /// shmem_swapin_page hold the device (percpu_ref) across the swap-in.
+    pub swapin_ref: bool,
+    /// 82b1c07a0af6 (v6.9, CVE-2024-26960): free_swap_and_cache holds the
+    /// device across its tail.
+    pub zap_ref: bool,
+}
+
+impl Later {
+    pub const NONE: Later =
+        Later { unuse_max_tries: false, teardown: false, get_swap_device: false, swapin_ref: false, zap_ref: false };
 }
 
 /// The swapoff design a kernel variant runs. The later ones are whole
@@ -143,6 +179,7 @@ impl Fixes {
         no_new_refs: false,
         lookup_wait: true,
         era: Era::Seed,
+        later: Later::NONE,
     };
     pub const ALL: Fixes = Fixes {
         mmlist: true,
@@ -152,6 +189,7 @@ impl Fixes {
         no_new_refs: true,
         lookup_wait: true,
         era: Era::Seed,
+        later: Later::NONE,
     };
 
     /// Switch one fix by name; the error lists the names there are.
@@ -159,7 +197,7 @@ impl Fixes {
         if self.era.is_later() {
             return Err(format!(
                 "--fix/--no-fix {name}: the seed patch's switches apply to the 2.3.99 variants (pre4, patched); \
-                 2.4.10 and 5.1 are whole later designs"
+                 the later kernels are whole designs"
             ));
         }
         match FIXES.iter().find(|f| f.name == name) {
@@ -196,10 +234,30 @@ pub enum Variant {
     Linux2_4_10,
     /// The 5.1 swapoff design ([`Era::Linux5_1`]).
     Linux5_1,
+    /// 5.1-rc1..rc4: 5.1 with `SWAP_UNUSE_MAX_TRIES` ([`Later::unuse_max_tries`]).
+    Linux5_1Rc,
+    /// 5.2: the 5.x device teardown with no get_swap_device ([`Later::teardown`]).
+    Linux5_2,
+    /// 5.3..5.13: 5.2 + eb085574a752 ([`Later::get_swap_device`]).
+    Linux5_3,
+    /// 5.14..6.8: 5.3 + 2799e77529c2/63d8620ecf93/2efa33fc7f6e ([`Later::swapin_ref`]).
+    Linux5_14,
+    /// 6.9: 5.14 + 82b1c07a0af6 ([`Later::zap_ref`]).
+    Linux6_9,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 4] = [Variant::Pre4, Variant::Patched, Variant::Linux2_4_10, Variant::Linux5_1];
+    pub const ALL: [Variant; 9] = [
+        Variant::Pre4,
+        Variant::Patched,
+        Variant::Linux2_4_10,
+        Variant::Linux5_1,
+        Variant::Linux5_1Rc,
+        Variant::Linux5_2,
+        Variant::Linux5_3,
+        Variant::Linux5_14,
+        Variant::Linux6_9,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -207,6 +265,11 @@ impl Variant {
             Variant::Patched => "patched",
             Variant::Linux2_4_10 => "2.4.10",
             Variant::Linux5_1 => "5.1",
+            Variant::Linux5_1Rc => "5.1-rc1",
+            Variant::Linux5_2 => "5.2",
+            Variant::Linux5_3 => "5.3",
+            Variant::Linux5_14 => "5.14",
+            Variant::Linux6_9 => "6.9",
         }
     }
 
@@ -224,15 +287,44 @@ impl Variant {
             Variant::Linux5_1 => {
                 "5.1's swapoff: one pass over each mm's page tables (mmap_sem), then the swap cache; retry while in use"
             }
+            Variant::Linux5_1Rc => {
+                "5.1-rc1..rc4: 5.1 giving up with -EBUSY after 3 passes (SWAP_UNUSE_MAX_TRIES; fixed in 5.1 by \
+                 dd862deb151a \"mm: swapoff: remove too limiting SWAP_UNUSE_MAX_TRIES\")"
+            }
+            Variant::Linux5_2 => {
+                "5.2: 5.1 + the 5.x device teardown (swap_map, swap cache, swap_file freed; lockless readers; \
+                 rw mmap_sem; free_swap_and_cache in zap), before eb085574a752"
+            }
+            Variant::Linux5_3 => {
+                "5.3..5.13: 5.2 + eb085574a752 (get_swap_device in __swap_duplicate and the swap-cache lookups)"
+            }
+            Variant::Linux5_14 => {
+                "5.14..6.8: 5.3 + 2799e77529c2, 63d8620ecf93, 2efa33fc7f6e (do_swap_page, shmem_swapin hold the device)"
+            }
+            Variant::Linux6_9 => "6.9: 5.14 + 82b1c07a0af6 (CVE-2024-26960: free_swap_and_cache holds the device)",
         }
     }
 
     pub fn fixes(self) -> Fixes {
+        let five_one = Fixes { era: Era::Linux5_1, ..Fixes::NONE };
         match self {
             Variant::Pre4 => Fixes::NONE,
             Variant::Patched => Fixes::ALL,
             Variant::Linux2_4_10 => Fixes { era: Era::Linux2_4_10, ..Fixes::NONE },
             Variant::Linux5_1 => Fixes { era: Era::Linux5_1, ..Fixes::NONE },
+            Variant::Linux5_1Rc => Fixes { later: Later { unuse_max_tries: true, ..Later::NONE }, ..five_one },
+            Variant::Linux5_2 => Fixes { later: Later { teardown: true, ..Later::NONE }, ..five_one },
+            Variant::Linux5_3 => {
+                Fixes { later: Later { teardown: true, get_swap_device: true, ..Later::NONE }, ..five_one }
+            }
+            Variant::Linux5_14 => Fixes {
+                later: Later { teardown: true, get_swap_device: true, swapin_ref: true, ..Later::NONE },
+                ..five_one
+            },
+            Variant::Linux6_9 => Fixes {
+                later: Later { teardown: true, get_swap_device: true, swapin_ref: true, zap_ref: true, ..Later::NONE },
+                ..five_one
+            },
         }
     }
 }

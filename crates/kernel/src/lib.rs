@@ -31,6 +31,7 @@ pub mod exit;
 pub mod fixes;
 pub mod fork;
 pub mod invariants;
+pub mod later_races;
 pub mod later_swap;
 pub mod memory;
 pub mod mm;
@@ -38,6 +39,7 @@ pub mod mmap;
 pub mod page_alloc;
 pub mod shm;
 pub mod signatures;
+pub mod swap_device;
 pub mod swap_state;
 pub mod swapfile;
 pub mod tracked;
@@ -47,7 +49,7 @@ pub mod unuse_5_1;
 pub mod vmscan;
 mod world;
 
-pub use fixes::{Era, FixInfo, Fixes, Variant, FIXES};
+pub use fixes::{Era, FixInfo, Fixes, Later, Variant, FIXES};
 pub use types::*;
 pub use world::{Faults, Kernel, KernelCosts, Machine, Stats, World};
 

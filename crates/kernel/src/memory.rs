@@ -4,8 +4,8 @@ use engine::Task;
 
 use crate::page_alloc::{alloc_page, free_page, get_page};
 use crate::swap_state::{
-    delete_from_swap_cache_nolock, find_get_page, free_page_and_swap_cache, is_page_shared, lookup_swap_cache,
-    read_swap_cache_async, read_swap_cache_why,
+    delete_from_swap_cache_nolock, free_page_and_swap_cache, is_page_shared, lookup_swap_cache, read_swap_cache_async,
+    read_swap_cache_why,
 };
 use crate::swapfile::{swap_duplicate, swap_free};
 use crate::types::*;
@@ -66,15 +66,27 @@ pub async fn user_access(k: &Kernel, t: &Task, addr: u64, write: bool) -> KResul
         }
         // Page fault.
         let mmap_sem = k.w().mms[mm].mmap_sem;
-        t.down(mmap_sem, "do_page_fault:down_mmap_sem").await;
+        let read = k.fixes.later.teardown; // 5.x: down_read(&mm->mmap_sem)
+        if read {
+            t.down_read(mmap_sem, "do_page_fault:down_read_mmap_sem").await;
+        } else {
+            t.down(mmap_sem, "do_page_fault:down_mmap_sem").await;
+        }
+        let up = |t: &Task| {
+            if read {
+                t.up_read(mmap_sem, "do_page_fault:up_read_mmap_sem");
+            } else {
+                t.up(mmap_sem, "do_page_fault:up_mmap_sem");
+            }
+        };
         let vma = find_vma(k, mm, addr);
         let Some(vma) = vma else {
-            t.up(mmap_sem, "do_page_fault:up_mmap_sem");
+            up(t);
             return Ok(Access::Segv);
         };
         k.w().stats.faults += 1;
         let ret = handle_mm_fault(k, t, mm, vma, addr, write).await?;
-        t.up(mmap_sem, "do_page_fault:up_mmap_sem");
+        up(t);
         if let Err(failure) = ret {
             if !matches!(failure, FaultFailure::SigBus(_)) {
                 k.printk(t, "do_page_fault:out_of_memory", format!("VM: killing process {pid}"));
@@ -262,6 +274,18 @@ async fn do_anonymous_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, write: boo
     Ok(Ok(()))
 }
 
+/// 5.x's `swap_cluster_readahead`, shmem_swapin's readahead: it reads
+/// `si->swap_file->f_mapping->host` (inode_read_congested) before the
+/// cluster. do_swap_page on the 5.x variants' devices (non-rotational, as
+/// zram or an SSD) reads ahead by VMA (`swap_vma_readahead`), which reads
+/// no swap_file: the plain [`swapin_readahead`].
+pub(crate) async fn swap_cluster_readahead(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<()> {
+    let point = "swap_cluster_readahead:swap_file";
+    t.point(point).await;
+    crate::swap_device::read(k, t, entry.type_, crate::swap_device::Piece::SwapFile, point)?;
+    swapin_readahead(k, t, entry).await
+}
+
 /// `swapin_readahead` (mm/memory.c), BKL held: `valid_swaphandles` takes
 /// a temporary reference on each slot of the aligned cluster that is in
 /// use, then each is read asynchronously and the reference dropped. (The
@@ -387,7 +411,11 @@ async fn do_swap_page(
     let mmap_sem = k.w().mms[mm].mmap_sem;
     k.assert_held(t, mmap_sem, "the mm's mmap_sem", "do_swap_page")?;
     if k.fixes.era.is_later() {
-        return do_swap_page_later(k, t, mm, addr, entry, write).await;
+        // 5.14 (2799e77529c2): `si = get_swap_device(entry); if (!si) goto
+        // out;` at the top, put at the end: the fault is retried.
+        let hold = k.fixes.later.swapin_ref;
+        let body = do_swap_page_later(k, t, mm, addr, entry, write);
+        return crate::swap_device::holding(k, t, entry, hold, Ok(()), body).await;
     }
     let page = match lookup_swap_cache(k, t, entry).await? {
         Some(page) => Ok(page),
@@ -473,7 +501,7 @@ async fn do_swap_page_later(
     write: bool,
 ) -> KResult<Handled> {
     let five_one = k.fixes.era == crate::Era::Linux5_1;
-    let page = match find_get_page(k, t, entry).await? {
+    let page = match crate::swap_state::lookup_swap_cache_later(k, t, entry).await? {
         Some(page) => Ok(page),
         None => {
             swapin_readahead(k, t, entry).await?;
@@ -784,7 +812,11 @@ pub async fn zap_page_range(k: &Kernel, t: &Task, mm: MmId, start: u64, end: u64
             }
             Pte::Swap(entry) => {
                 k.key(t, crate::signatures::KeyEvent::ZapSwap { mm, addr, entry });
-                swap_free(k, t, entry, "zap_pte_range:swap_free").await?
+                if k.fixes.later.teardown {
+                    crate::later_races::free_swap_and_cache(k, t, entry).await?
+                } else {
+                    swap_free(k, t, entry, "zap_pte_range:swap_free").await?
+                }
             }
         }
     }

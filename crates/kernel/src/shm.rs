@@ -107,17 +107,34 @@ async fn shmem_swapin_later(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KRe
             };
             return Ok(Ok(page));
         };
-        t.spin_lock(k.pagecache_lock, "shmem_getpage:lookup_swap_cache").await;
-        let found = k.w().swap_cache.get(&entry).copied();
-        if let Some(page) = found {
-            get_page(k, t, page, "shmem_getpage:get_page")?;
-        }
-        t.spin_unlock(k.pagecache_lock, "shmem_getpage:lookup_swap_cache_unlock");
+        let found = if k.fixes.later.teardown {
+            // 5.x: lookup_swap_cache in the device's own swap cache.
+            crate::swap_state::lookup_swap_cache_later(k, t, entry).await?
+        } else {
+            t.spin_lock(k.pagecache_lock, "shmem_getpage:lookup_swap_cache").await;
+            let found = k.w().swap_cache.get(&entry).copied();
+            if let Some(page) = found {
+                get_page(k, t, page, "shmem_getpage:get_page")?;
+            }
+            t.spin_unlock(k.pagecache_lock, "shmem_getpage:lookup_swap_cache_unlock");
+            found
+        };
         let Some(page) = found else {
             t.spin_unlock(k.shm_lock, "shmem_getpage:info_unlock");
-            swapin_readahead(k, t, entry).await?;
-            let read = read_swap_cache_why(k, t, entry).await?;
+            // 5.14 (2efa33fc7f6e): shmem_swapin_page holds the device across
+            // the swap-in, or gives up with -EEXIST and looks again.
+            let hold = k.fixes.later.swapin_ref;
+            let swapin = async {
+                if k.fixes.later.teardown {
+                    crate::memory::swap_cluster_readahead(k, t, entry).await?;
+                } else {
+                    swapin_readahead(k, t, entry).await?;
+                }
+                read_swap_cache_why(k, t, entry).await.map(Some)
+            };
+            let read = crate::swap_device::holding(k, t, entry, hold, None, swapin).await?;
             t.spin_lock(k.shm_lock, "shmem_getpage:info_lock_again").await;
+            let Some(read) = read else { continue };
             match read {
                 Ok(page) => free_page(k, t, page, "shmem_getpage:page_cache_release")?,
                 Err(failure) if k.w().shm_segs[seg].entries[idx] == Pte::Swap(entry) => return Ok(Err(failure)),

@@ -5,6 +5,7 @@ use engine::{Point, Task};
 
 use crate::memory::FaultFailure;
 use crate::page_alloc::{alloc_page, free_page, get_page, page_number};
+use crate::swap_device::Piece;
 use crate::swapfile::{swap_duplicate, swap_free};
 use crate::types::*;
 use crate::{KResult, Kernel};
@@ -226,7 +227,7 @@ async fn read_swap_cache_async_later(
 ) -> KResult<Result<PageId, FaultFailure>> {
     let mut new_page: Option<PageId> = None;
     loop {
-        if let Some(found) = find_get_page(k, t, entry).await? {
+        if let Some(found) = lookup_swap_cache_later(k, t, entry).await? {
             if let Some(page) = new_page {
                 free_page(k, t, page, "read_swap_cache_async:page_cache_release")?;
             }
@@ -255,6 +256,15 @@ async fn read_swap_cache_async_later(
     }
 }
 
+/// The later kernels' swap-cache lookup by a reader that holds nothing of
+/// the device (do_swap_page's `lookup_swap_cache`, `__read_swap_cache_async`):
+/// `find_get_page`, inside get_swap_device/put_swap_device from 5.3
+/// (eb085574a752); a device that is going finds no page.
+pub async fn lookup_swap_cache_later(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<Option<PageId>> {
+    let hold = k.fixes.later.get_swap_device;
+    crate::swap_device::holding(k, t, entry, hold, None, find_get_page(k, t, entry)).await
+}
+
 /// `find_get_page(&swapper_space, entry)` (mm/filemap.c): the page under
 /// pagecache_lock, with a reference, neither locked nor waited for. It is
 /// the later kernels' `lookup_swap_cache` (2.4.17 mm/swap_state.c: "we
@@ -262,6 +272,14 @@ async fn read_swap_cache_async_later(
 /// rechecks what it needs.
 pub async fn find_get_page(k: &Kernel, t: &Task, entry: SwpEntry) -> KResult<Option<PageId>> {
     t.spin_lock(k.pagecache_lock, "find_get_page:pagecache_lock").await;
+    // 5.x: the tree is the device's own (swap_address_space(entry)), which
+    // swapoff's exit_swap_address_space frees.
+    if let Err(oops) =
+        crate::swap_device::read(k, t, entry.type_, Piece::AddressSpace, "find_get_page:swap_address_space")
+    {
+        t.spin_unlock(k.pagecache_lock, "find_get_page:pagecache_unlock");
+        return Err(oops);
+    }
     let found = k.w().swap_cache.get(&entry).copied();
     if let Some(page) = found {
         get_page(k, t, page, "find_get_page:get_page")?;

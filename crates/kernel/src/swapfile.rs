@@ -7,6 +7,7 @@ use engine::{Point, Task};
 use crate::memory::{read_pte, set_pte};
 use crate::mm::{hold_mm, release_mm};
 use crate::page_alloc::{free_page, get_page};
+use crate::swap_device::Piece;
 use crate::swap_state::{delete_from_swap_cache, delete_from_swap_cache_nolock, read_swap_cache};
 use crate::types::*;
 use crate::{Era, KResult, Kernel};
@@ -64,6 +65,12 @@ fn check_entry(k: &Kernel, t: &Task, entry: SwpEntry, point: Point, need_used: b
 /// false (after a printk) when the entry is not in use — the way
 /// read_swap_cache notices that swapoff got there first.
 pub async fn swap_duplicate(k: &Kernel, t: &Task, entry: SwpEntry, point: Point) -> KResult<bool> {
+    // 5.3's __swap_duplicate holds the device (eb085574a752).
+    let hold = k.fixes.later.get_swap_device;
+    crate::swap_device::holding(k, t, entry, hold, false, swap_duplicate_held(k, t, entry, point)).await
+}
+
+async fn swap_duplicate_held(k: &Kernel, t: &Task, entry: SwpEntry, point: Point) -> KResult<bool> {
     if let MapCheck::Refused(message) = check_entry(k, t, entry, point, false)? {
         // 2.4.10's swap_duplicate fails a free or out-of-range slot quietly
         // (readahead meets them all the time); only a bad type is printed.
@@ -74,6 +81,14 @@ pub async fn swap_duplicate(k: &Kernel, t: &Task, entry: SwpEntry, point: Point)
     }
     let sdev_lock = k.w().swap_info[entry.type_].sdev_lock;
     t.spin_lock(sdev_lock, "swap_duplicate:swap_device_lock").await;
+    if k.fixes.later.teardown {
+        // 5.x's __swap_duplicate tests `offset >= p->max` before it locks
+        // and reads `p->swap_map[offset]` after, with no second test.
+        if let Err(oops) = crate::swap_device::read(k, t, entry.type_, Piece::SwapMap, "__swap_duplicate:swap_map") {
+            t.spin_unlock(sdev_lock, "swap_duplicate:swap_device_unlock");
+            return Err(oops);
+        }
+    }
     {
         let mut w = k.w();
         let p = &w.swap_info[entry.type_];
@@ -112,6 +127,12 @@ pub async fn swap_free(k: &Kernel, t: &Task, entry: SwpEntry, point: Point) -> K
 
 /// `__swap_free(entry, count)` (mm/swapfile.c).
 pub async fn swap_free_count(k: &Kernel, t: &Task, entry: SwpEntry, count: u16, point: Point) -> KResult<()> {
+    swap_free_usage(k, t, entry, count, point).await.map(|_| ())
+}
+
+/// `__swap_free`, returning the slot's count as it left it under the lock
+/// (5.x's `__swap_entry_free` returns it to free_swap_and_cache).
+pub(crate) async fn swap_free_usage(k: &Kernel, t: &Task, entry: SwpEntry, count: u16, point: Point) -> KResult<u16> {
     if let MapCheck::Refused(message) = check_entry(k, t, entry, point, true)? {
         k.printk(t, point, message.clone());
         return Err(k.oops(t, "swap-count", format!("{point}: swap_free({entry}) printed \"{message}\"")));
@@ -133,11 +154,11 @@ pub async fn swap_free_count(k: &Kernel, t: &Task, entry: SwpEntry, count: u16, 
         let World { swap_info, nr_swap_pages, .. } = &mut *w;
         let p = &mut swap_info[entry.type_];
         match p.swap_map.as_mut() {
-            None => Some("swap_map is NULL".to_string()),
+            None => Err("swap_map is NULL".to_string()),
             Some(map) => {
                 let slot = &mut map[entry.offset as usize];
                 if *slot < SWAP_MAP_MAX && *slot < count {
-                    Some(format!("VM: Bad count {count} current count {} ({entry})", *slot))
+                    Err(format!("VM: Bad count {count} current count {} ({entry})", *slot))
                 } else {
                     if *slot < SWAP_MAP_MAX {
                         *slot -= count;
@@ -148,18 +169,20 @@ pub async fn swap_free_count(k: &Kernel, t: &Task, entry: SwpEntry, count: u16, 
                             **nr_swap_pages += 1;
                         }
                     }
-                    None
+                    Ok(*slot)
                 }
             }
         }
     };
     t.spin_unlock(sdev_lock, "swap_free:swap_device_unlock");
     t.spin_unlock(k.swaplock, "swap_free:swap_list_unlock");
-    if let Some(message) = bad_count {
-        k.printk(t, point, message.clone());
-        return Err(k.oops(t, "swap-count", format!("{point}: swap_free({entry}) printed \"{message}\"")));
+    match bad_count {
+        Ok(usage) => Ok(usage),
+        Err(message) => {
+            k.printk(t, point, message.clone());
+            Err(k.oops(t, "swap-count", format!("{point}: swap_free({entry}) printed \"{message}\"")))
+        }
     }
-    Ok(())
 }
 
 use crate::world::World;
@@ -336,6 +359,9 @@ pub async fn sys_swapon(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
         p.lowest_bit = 1;
         p.highest_bit = size.saturating_sub(1);
         p.flags = SWP_WRITEOK;
+        if k.fixes.later.teardown {
+            crate::swap_device::swapon_setup(p);
+        }
     }
     t.point("sys_swapon:after_writeok").await;
     t.spin_lock(k.swaplock, "sys_swapon:swap_list_lock").await;
@@ -480,6 +506,10 @@ async fn sys_swapoff_later(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
             t.unlock_kernel("sys_swapoff:unlock_kernel");
         }
         return Ok(err);
+    }
+    if k.fixes.later.teardown {
+        crate::swap_device::swapoff_teardown(k, t, type_).await?;
+        return Ok(0);
     }
     t.may_sleep("sys_swapoff:blkdev_put", k.costs.alloc_sleep).await;
     t.spin_lock(k.swaplock, "sys_swapoff:swap_list_lock_free").await;

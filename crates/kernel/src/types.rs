@@ -208,6 +208,8 @@ pub struct SwapInfo {
     pub size: u32,
     /// The disk: the contents written to each slot.
     pub disk: Vec<u64>,
+    /// The 5.x device state swapoff frees at its end (`swap_device.rs`).
+    pub device: crate::swap_device::DeviceState,
 }
 
 /// A task as the kernel sees it (`struct task_struct`, the parts that matter).

@@ -17,13 +17,14 @@ use crate::memory::{read_pte, swapin_readahead};
 use crate::mm::{mmget_not_zero, mmput};
 use crate::page_alloc::{free_page, get_page};
 use crate::swap_state::{find_get_page, read_swap_cache};
-use crate::swapfile::{inuse_pages, swap_count, swap_free, ENOMEM};
+use crate::swapfile::{inuse_pages, swap_count, swap_free, EBUSY, ENOMEM};
 use crate::types::*;
 use crate::{KResult, Kernel};
 
 /// `try_to_unuse(type, frontswap = false, 0)` of 5.1; returns 0 or -ENOMEM.
 /// (Signals are not modelled, so the -EINTR exit never happens.)
 pub async fn try_to_unuse(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
+    let mut retries = 0;
     loop {
         // retry:
         let retval = shmem_unuse(k, t, type_).await?;
@@ -35,12 +36,24 @@ pub async fn try_to_unuse(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
             return Ok(retval);
         }
         free_leftover_swap_cache(k, t, type_).await?;
+        if k.fixes.later.unuse_max_tries {
+            // 5.1-rc1..rc4: `if (++retries >= SWAP_UNUSE_MAX_TRIES) retval =
+            // -EBUSY; else if (si->inuse_pages) goto retry;`
+            retries += 1;
+            if retries >= SWAP_UNUSE_MAX_TRIES {
+                return Ok(-EBUSY);
+            }
+        }
         if inuse_pages(k, type_) == 0 {
             return Ok(0);
         }
         t.cond_resched("try_to_unuse:retry_cond_resched").await;
     }
 }
+
+/// `SWAP_UNUSE_MAX_TRIES` (5.1-rc1..rc4 mm/swapfile.c, removed by Hugh
+/// Dickins' "mm: swapoff: remove too limiting SWAP_UNUSE_MAX_TRIES").
+const SWAP_UNUSE_MAX_TRIES: u32 = 3;
 
 /// The pass over the mmlist: take a user on each listed mm that has any
 /// (`mmget_not_zero` under mmlist_lock), drop the lock and the previous
@@ -89,7 +102,12 @@ async fn unuse_mmlist(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
 async fn unuse_mm(k: &Kernel, t: &Task, mm: MmId, type_: usize) -> KResult<i64> {
     k.check_mm(t, mm, "unuse_mm")?;
     let mmap_sem = k.w().mms[mm].mmap_sem;
-    t.down(mmap_sem, "unuse_mm:down_read_mmap_sem").await;
+    let read = k.fixes.later.teardown; // a real rw_semaphore from 5.2 on here
+    if read {
+        t.down_read(mmap_sem, "unuse_mm:down_read_mmap_sem").await;
+    } else {
+        t.down(mmap_sem, "unuse_mm:down_read_mmap_sem").await;
+    }
     let vmas = k.w().mms[mm].mmap.clone();
     let mut retval = 0;
     for vma in vmas {
@@ -99,7 +117,11 @@ async fn unuse_mm(k: &Kernel, t: &Task, mm: MmId, type_: usize) -> KResult<i64> 
         }
         t.cond_resched("unuse_mm:cond_resched").await;
     }
-    t.up(mmap_sem, "unuse_mm:up_read_mmap_sem");
+    if read {
+        t.up_read(mmap_sem, "unuse_mm:up_read_mmap_sem");
+    } else {
+        t.up(mmap_sem, "unuse_mm:up_read_mmap_sem");
+    }
     Ok(retval)
 }
 

@@ -293,6 +293,16 @@ impl Kernel {
                 ),
                 size,
                 disk: vec![0; size as usize],
+                device: crate::swap_device::DeviceState {
+                    comp: fixes.later.get_swap_device.then(|| {
+                        sim.new_lock(
+                            LockKind::WaitQueue,
+                            "swap_comp",
+                            LockName::Numbered("swap_info[", i as u64, "].comp"),
+                        )
+                    }),
+                    ..Default::default()
+                },
             })
             .collect::<Vec<_>>();
         let world = World {
@@ -515,8 +525,9 @@ impl Kernel {
         let mut w = self.w();
         let number = *w.next_mm_number;
         *w.next_mm_number += 1;
-        let mmap_sem =
-            self.sim.new_lock(LockKind::Semaphore, "mmap_sem", LockName::Numbered("mm#", number.into(), ".mmap_sem"));
+        // 5.x's mmap_sem is an rw_semaphore (faults and unuse_mm read it).
+        let kind = if self.fixes.later.teardown { LockKind::RwSem } else { LockKind::Semaphore };
+        let mmap_sem = self.sim.new_lock(kind, "mmap_sem", LockName::Numbered("mm#", number.into(), ".mmap_sem"));
         let page_table_lock = self.sim.new_lock(
             LockKind::Spin,
             "page_table_lock",

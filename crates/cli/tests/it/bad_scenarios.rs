@@ -74,7 +74,11 @@ fn missing_file_and_bad_usage() {
     let run = swapsim(&["run", "scenarios/race1_fork.lua", "--kernel", "pre5"]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("invalid value 'pre5' for '--kernel <KERNEL>'"), "{}", run.stderr);
-    assert!(run.stderr.contains("[possible values: pre4, patched, 2.4.10, 5.1]"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("[possible values: pre4, patched, 2.4.10, 5.1, 5.1-rc1, 5.2, 5.3, 5.14, 6.9]"),
+        "{}",
+        run.stderr
+    );
     let run = swapsim(&["run", "scenarios/race1_fork.lua", "--seeds", "9..3"]);
     assert_eq!(run.code, 2);
 }

@@ -50,3 +50,169 @@ fn the_3cpu_stealer_scenario_breaks_pre4() {
     let line = result_line(&["run", SCENARIO, "--kernel", "pre4", "--seeds", "1..300"]);
     assert!(!line.contains("none broke"), "{line}");
 }
+
+// ---- issue 18: the later races, each found before its fix and closed by it ----
+
+fn out_dir() -> String {
+    std::env::temp_dir().to_str().unwrap().to_string()
+}
+
+/// The `result:` line and the report of one run.
+fn report(args: &[&str]) -> (String, String) {
+    let run = swapsim(args);
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    (result_line(args), run.stdout)
+}
+
+/// SWAP_UNUSE_MAX_TRIES (5.1-rc1..rc4): swapoff gives up with -EBUSY while
+/// an exiting mm frees its swap; 5.1 goes round until it is gone.
+#[test]
+fn swap_unuse_max_tries_fails_swapoff_on_5_1_rc1_and_not_on_5_1() {
+    const S: &str = "scenarios/later/unuse_max_tries.lua";
+    let (line, out) = report(&["run", S, "--kernel", "5.1-rc1", "--seed", "14"]);
+    assert!(line.contains("VIOLATION scenario-expectation"), "{line}");
+    assert!(out.contains("swapoff(1) failed with -16"), "{out}");
+    let line = result_line(&["run", S, "--kernel", "5.1", "--seeds", "1..300"]);
+    assert!(line.contains("none broke"), "{line}");
+}
+
+/// eb085574a752: a fault that read its swap entry before swapoff looks it
+/// up in the device's swap cache after swapoff freed it (5.2); 5.3's
+/// get_swap_device finds no device and the fault backs out.
+#[test]
+fn eb085574_swapin_reads_the_freed_swap_cache_on_5_2_and_not_on_5_3() {
+    const S: &str = "scenarios/later/eb085574_swapin.lua";
+    let (line, out) = report(&["run", S, "--kernel", "5.2", "--timed", "--seed", "7"]);
+    assert!(line.contains("VIOLATION use-after-free"), "{line}");
+    assert!(
+        out.contains("find_get_page:swap_address_space read the swap cache")
+            && out.contains("freed at sys_swapoff:exit_swap_address_space"),
+        "the reader's point and the freer's: {out}"
+    );
+    let line = result_line(&["run", S, "--kernel", "5.3", "--timed", "--seeds", "1..300"]);
+    assert!(line.contains("none broke"), "{line}");
+    let line = result_line(&[
+        "explore",
+        S,
+        "--kernel",
+        "5.2",
+        "--strategy",
+        "dfs",
+        "--preemptions",
+        "1",
+        "--no-shrink",
+        "--out",
+        &out_dir(),
+    ]);
+    assert!(line.contains("schedule 231 breaks: VIOLATION of use-after-free"), "{line}");
+    let line = result_line(&[
+        "explore",
+        S,
+        "--kernel",
+        "5.3",
+        "--strategy",
+        "dfs",
+        "--preemptions",
+        "1",
+        "--no-shrink",
+        "--out",
+        &out_dir(),
+    ]);
+    assert!(line.contains("explored all 530 schedules with <= 1 preemptions: no violation"), "{line}");
+}
+
+/// 2efa33fc7f6e (with 2799e77529c2 and 63d8620ecf93): shmem's swap-in reads
+/// si->swap_file in swap_cluster_readahead after swapoff cleared it (5.3);
+/// 5.14 holds the device across the swap-in.
+#[test]
+fn shmem_swapin_reads_the_cleared_swap_file_on_5_3_and_not_on_5_14() {
+    const S: &str = "scenarios/later/2efa33fc_shmem_swapin.lua";
+    let line = result_line(&[
+        "explore",
+        S,
+        "--kernel",
+        "5.3",
+        "--strategy",
+        "dfs",
+        "--preemptions",
+        "1",
+        "--no-shrink",
+        "--out",
+        &out_dir(),
+    ]);
+    assert!(
+        line.contains("schedule 113 breaks: VIOLATION of use-after-free")
+            && line.contains("swap_cluster_readahead:swap_file read the swap_file of swap device 1")
+            && line.contains("freed at sys_swapoff:swap_device_lock_free"),
+        "{line}"
+    );
+    let line = result_line(&[
+        "explore",
+        S,
+        "--kernel",
+        "5.14",
+        "--strategy",
+        "dfs",
+        "--preemptions",
+        "1",
+        "--no-shrink",
+        "--out",
+        &out_dir(),
+    ]);
+    assert!(line.contains("explored all 226 schedules with <= 1 preemptions: no violation"), "{line}");
+    let line = result_line(&[
+        "explore",
+        S,
+        "--kernel",
+        "5.14",
+        "--strategy",
+        "pct",
+        "--runs",
+        "300",
+        "--no-shrink",
+        "--out",
+        &out_dir(),
+    ]);
+    assert!(line.contains("no violation"), "{line}");
+}
+
+/// 82b1c07a0af6 (CVE-2024-26960): exit's free_swap_and_cache drops the
+/// last pte reference, swapoff frees the cached page and tears the device
+/// down, and the zap's tail reads it (5.14); 6.9 holds the device.
+#[test]
+fn free_swap_and_cache_reads_the_freed_device_on_5_14_and_not_on_6_9() {
+    const S: &str = "scenarios/later/82b1c07a_zap.lua";
+    let (line, out) = report(&["run", S, "--kernel", "5.14", "--seed", "326"]);
+    assert!(line.contains("VIOLATION use-after-free"), "{line}");
+    assert!(out.contains("freed at sys_swapoff:"), "{out}");
+    let line = result_line(&[
+        "explore",
+        S,
+        "--kernel",
+        "5.14",
+        "--strategy",
+        "dfs",
+        "--preemptions",
+        "1",
+        "--no-shrink",
+        "--out",
+        &out_dir(),
+    ]);
+    assert!(line.contains("schedule 25 breaks: VIOLATION of use-after-free"), "{line}");
+    let line = result_line(&["run", S, "--kernel", "6.9", "--seeds", "1..300"]);
+    assert!(line.contains("none broke"), "{line}");
+    let line = result_line(&[
+        "explore",
+        S,
+        "--kernel",
+        "6.9",
+        "--strategy",
+        "pct",
+        "--runs",
+        "300",
+        "--no-shrink",
+        "--out",
+        &out_dir(),
+    ]);
+    assert!(line.contains("no violation"), "{line}");
+}
