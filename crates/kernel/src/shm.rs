@@ -48,7 +48,10 @@ pub async fn shm_nopage(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KResult
             w.shm_segs[seg].entries[idx] = Pte::Present { page, write: true, dirty: true, young: true };
             page
         }
-        Pte::Swap(_) if k.fixes.era.is_later() => match shmem_swapin_later(k, t, seg, idx).await? {
+        Pte::Swap(entry) if k.fixes.era.is_later() => match {
+            k.key(t, crate::signatures::KeyEvent::ShmSwapin { seg, idx, entry });
+            shmem_swapin_later(k, t, seg, idx).await?
+        } {
             Ok(page) => page,
             Err(failure) => {
                 t.spin_unlock(k.shm_lock, "shmem_getpage:enomem_unlock");

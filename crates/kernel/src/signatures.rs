@@ -69,6 +69,8 @@ pub enum KeyEvent {
     SwapCacheDrop { page: PageId, entry: SwpEntry, by: &'static str },
     /// shm_nopage read SHM_ENTRY = `entry` and dropped the shm lock.
     ShmNopageSnap { seg: usize, idx: usize, entry: SwpEntry },
+    /// A later kernel's shmem swap-in started on SHM_ENTRY = `entry`.
+    ShmSwapin { seg: usize, idx: usize, entry: SwpEntry },
     /// shm_unuse replaced SHM_ENTRY `entry` by swapoff's page.
     ShmUnuse { seg: usize, idx: usize, entry: SwpEntry },
     /// shm_swap_preop took slot `entry` (count 2), not yet in the segment.
@@ -88,6 +90,9 @@ pub enum KeyEvent {
     ForkFailed { mm: MmId },
     /// munmap took the VMA `[start, end)` of `mm` off its chain.
     VmaUnlinked { mm: MmId, start: u64, end: u64 },
+    /// 5.1-rc's try_to_unuse gave up with -EBUSY after `passes` passes
+    /// (SWAP_UNUSE_MAX_TRIES).
+    UnuseGaveUp { type_: usize, passes: u32 },
 }
 
 /// A race's signature.
@@ -105,6 +110,34 @@ pub struct Signature {
 /// before the one it contains (fork's -ENOMEM unwinding before race 1, the
 /// stale shm snapshot of race 7 after the double delete of race 4).
 pub const SIGNATURES: &[Signature] = &[
+    Signature {
+        name: "swap-unuse-max-tries",
+        title: "5.1-rc1..rc4: swapoff gives up with -EBUSY after SWAP_UNUSE_MAX_TRIES passes (fixed by dd862deb151a)",
+        predicate: "try_to_unuse ended its third pass with slots still in use (an exiting mm still freeing its \
+                    swap) and returned -EBUSY",
+        check: unuse_max_tries,
+    },
+    Signature {
+        name: "82b1c07a-zap",
+        title: "free_swap_and_cache against swapoff (82b1c07a0af6, CVE-2024-26960)",
+        predicate: "the breaking task was in zap_pte_range's free_swap_and_cache of an entry when it read device \
+                    state (swap_map, the swap cache) that swapoff had freed",
+        check: zap_82b1c07a,
+    },
+    Signature {
+        name: "2efa33fc-shmem-swapin",
+        title: "shmem_swapin against swapoff (2efa33fc7f6e, with 2799e77529c2 and 63d8620ecf93)",
+        predicate: "the breaking task's shmem swap-in read device state (si->swap_file in its readahead, the swap \
+                    cache) that swapoff had freed",
+        check: shmem_swapin_2efa33fc,
+    },
+    Signature {
+        name: "eb085574-swapin",
+        title: "do_swap_page against swapoff's teardown (eb085574a752)",
+        predicate: "the breaking task's do_swap_page, started on an entry, read device state (swap_map, the swap \
+                    cache) that swapoff had freed meanwhile",
+        check: swapin_eb085574,
+    },
     Signature {
         name: "shm-swap-window",
         title: "shm_swap's unpublished slot (not in the seed; open)",
@@ -406,6 +439,7 @@ fn event_name(e: &KeyEvent) -> &'static str {
         KeyEvent::ReadaheadRef { .. } | KeyEvent::ReadaheadDone { .. } => "swapin_readahead",
         KeyEvent::SwapCacheDrop { by, .. } => by,
         KeyEvent::ShmNopageSnap { .. } => "shm_nopage",
+        KeyEvent::ShmSwapin { .. } => "shmem_swapin",
         KeyEvent::ShmUnuse { .. } => "shm_unuse",
         KeyEvent::ShmSwapPreop { .. } => "shm_swap_preop",
         KeyEvent::ShmSwapPublish { .. } => "shm_swap_core",
@@ -418,10 +452,47 @@ fn event_name(e: &KeyEvent) -> &'static str {
         KeyEvent::ChainDetached { .. } => "exit_mmap",
         KeyEvent::ForkFailed { .. } => "copy_mm's free_pt",
         KeyEvent::VmaUnlinked { .. } => "do_munmap",
+        KeyEvent::UnuseGaveUp { .. } => "try_to_unuse's SWAP_UNUSE_MAX_TRIES",
     }
 }
 
 // ---- the signatures ----
+
+fn unuse_max_tries(c: &Ctx) -> Option<String> {
+    c.events().find_map(|(_, e)| match *e {
+        KeyEvent::UnuseGaveUp { type_, passes } => {
+            Some(format!("try_to_unuse of device {} gave up with -EBUSY after {passes} passes", type_ + 1))
+        }
+        _ => None,
+    })
+}
+
+/// A read of device state that swapoff freed (swap_device.rs's messages):
+/// the point that read it.
+fn device_state_read<'a>(c: &'a Ctx) -> Option<&'a str> {
+    let freed_by_swapoff = c.v.invariant == "use-after-free" && c.v.message.contains(", which swapoff");
+    freed_by_swapoff.then(|| c.v.message.split_whitespace().next().unwrap_or(""))
+}
+
+fn zap_82b1c07a(c: &Ctx) -> Option<String> {
+    let reader = device_state_read(c)?;
+    let last = c.mine().next_back()?;
+    let KeyEvent::ZapSwap { entry, .. } = *last.1 else { return None };
+    Some(format!("zap_pte_range freed {entry}; its free_swap_and_cache then read at {reader} what swapoff freed"))
+}
+
+fn shmem_swapin_2efa33fc(c: &Ctx) -> Option<String> {
+    let reader = device_state_read(c)?;
+    let in_shmem = c.mine().any(|(_, e)| matches!(e, KeyEvent::ShmSwapin { .. }));
+    (reader.starts_with("swap_cluster_readahead") || in_shmem)
+        .then(|| format!("shmem swap-in read at {reader} what swapoff freed"))
+}
+
+fn swapin_eb085574(c: &Ctx) -> Option<String> {
+    let reader = device_state_read(c)?;
+    let fault = c.stale_ptes().into_iter().find(|p| c.log.get(p.at).is_some_and(|e| c.v.task == e.task))?;
+    Some(format!("do_swap_page on {} read at {reader} what swapoff freed after the fault started", fault.entry))
+}
 
 fn shm_swap_window(c: &Ctx) -> Option<String> {
     if c.v.invariant != "swap-cache" || !c.v.message.contains("already has a page") {

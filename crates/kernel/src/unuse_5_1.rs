@@ -41,6 +41,7 @@ pub async fn try_to_unuse(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
             // -EBUSY; else if (si->inuse_pages) goto retry;`
             retries += 1;
             if retries >= SWAP_UNUSE_MAX_TRIES {
+                k.key(t, crate::signatures::KeyEvent::UnuseGaveUp { type_, passes: retries });
                 return Ok(-EBUSY);
             }
         }
