@@ -12,20 +12,127 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use kernel::PAGE_SIZE;
-use mlua::{Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
+use mlua::{Function, Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
 
 use crate::spec::{mapped, ProcessSpec, RawMachine, RawSpec, SetupOp, SetupStep};
 
 pub type SharedSpec = Rc<RefCell<RawSpec>>;
 
-/// Every global the scenario API adds, for the reference docs and tests.
-pub const GLOBALS: &[&str] = &[
-    "machine", "sweep", "param", "process", "shmget", "fork", "thread", "exit", "exec", "read", "write", "mmap",
-    "munmap", "shmctl", "swapoff", "swapon", "swap_out", "getpid", "waitpid", "sleep", "expect",
+/// What kind of function of the API an [`ApiFunction`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiKind {
+    /// A global that declares the scenario while the file loads (or
+    /// `param`, which works anywhere).
+    Declaration,
+    /// A global that only a process program may call.
+    SystemCall,
+    /// A method of a process handle (`p:map(...)`), a declaration.
+    ProcessMethod,
+}
+
+/// One function of the scenario API and the arguments it takes: the
+/// reference, the annotations and the argument check all read this table.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiFunction {
+    pub name: &'static str,
+    pub kind: ApiKind,
+    /// Its parameters, in order; an optional one ends in `?`.
+    pub params: &'static [&'static str],
+}
+
+impl ApiFunction {
+    /// How messages name it: `read`, `p:map()`.
+    pub fn shown(&self) -> String {
+        match self.kind {
+            ApiKind::ProcessMethod => format!("p:{}()", self.name),
+            _ => self.name.to_string(),
+        }
+    }
+
+    /// The call as the reference writes it: `swap_out(addr [, pid])`,
+    /// `p:map(start, pages)`.
+    pub fn call(&self) -> String {
+        let mut args = String::new();
+        let mut optional = 0;
+        for (i, param) in self.params.iter().enumerate() {
+            let comma = if i == 0 { "" } else { ", " };
+            match param.strip_suffix('?') {
+                Some(name) if i == 0 => args += &format!("[{name}"),
+                Some(name) => args += &format!(" [, {name}"),
+                None => args += &format!("{comma}{param}"),
+            }
+            optional += usize::from(param.ends_with('?'));
+        }
+        args += &"]".repeat(optional);
+        let prefix = if self.kind == ApiKind::ProcessMethod { "p:" } else { "" };
+        format!("{prefix}{}({args})", self.name)
+    }
+
+    /// What it takes, in words: `no arguments`, `1 argument`, `at most 2 arguments`.
+    fn takes(&self) -> String {
+        let n = self.params.len();
+        let at_most = if self.params.iter().any(|p| p.ends_with('?')) { "at most " } else { "" };
+        match n {
+            0 => "no arguments".to_string(),
+            1 => format!("{at_most}1 argument"),
+            n => format!("{at_most}{n} arguments"),
+        }
+    }
+}
+
+const fn declaration(name: &'static str, params: &'static [&'static str]) -> ApiFunction {
+    ApiFunction { name, kind: ApiKind::Declaration, params }
+}
+
+const fn system_call(name: &'static str, params: &'static [&'static str]) -> ApiFunction {
+    ApiFunction { name, kind: ApiKind::SystemCall, params }
+}
+
+const fn method(name: &'static str, params: &'static [&'static str]) -> ApiFunction {
+    ApiFunction { name, kind: ApiKind::ProcessMethod, params }
+}
+
+/// Every function of the scenario API. `register` wraps each one in the
+/// same argument check: a call with more arguments than it lists is an
+/// error naming the first extra one and the call.
+pub const API: &[ApiFunction] = &[
+    declaration("machine", &["options"]),
+    declaration("sweep", &["options"]),
+    declaration("param", &["name"]),
+    declaration("process", &["name", "program?"]),
+    declaration("shmget", &["pages"]),
+    system_call("fork", &["program?"]),
+    system_call("thread", &["program"]),
+    system_call("exit", &[]),
+    system_call("exec", &[]),
+    system_call("read", &["addr"]),
+    system_call("write", &["addr"]),
+    system_call("mmap", &["addr", "pages"]),
+    system_call("munmap", &["addr", "pages"]),
+    system_call("shmctl", &["seg", "cmd"]),
+    system_call("swapoff", &["device"]),
+    system_call("swapon", &["device"]),
+    system_call("swap_out", &["addr", "pid?"]),
+    system_call("getpid", &[]),
+    system_call("waitpid", &["pid"]),
+    system_call("sleep", &["ms"]),
+    system_call("expect", &["condition", "message?"]),
+    method("map", &["start", "pages"]),
+    method("shmat", &["seg", "start"]),
+    method("write", &["addr"]),
+    method("read", &["addr"]),
+    method("swap_out", &["addr"]),
 ];
 
+/// Every global the scenario API adds, for the reference docs and tests.
+pub fn globals() -> Vec<&'static str> {
+    API.iter().filter(|f| f.kind != ApiKind::ProcessMethod).map(|f| f.name).collect()
+}
+
 /// The methods of a process handle.
-pub const PROCESS_METHODS: &[&str] = &["map", "shmat", "write", "read", "swap_out"];
+pub fn process_methods() -> Vec<&'static str> {
+    API.iter().filter(|f| f.kind == ApiKind::ProcessMethod).map(|f| f.name).collect()
+}
 
 /// The system calls, written in Lua so that they can yield the program's
 /// coroutine and so that argument errors point at the caller's line.
@@ -60,6 +167,22 @@ end
 local function check_pages(fname, pages)
   if mtype(pages) ~= "integer" or pages < 1 or pages > 1048576 then
     error(format("%s: expected a number of pages between 1 and 1048576, got %s", fname, shown(pages)), 3)
+  end
+end
+
+-- The argument check every function of the API goes through (see API in
+-- api.rs): more arguments than the call takes is an error at the caller's
+-- line. `self_arg` is 1 for a method, whose handle is not counted.
+function __swapsim_checked(name, call, takes, max, self_arg, f)
+  local select = select
+  return function(...)
+    local n = select('#', ...)
+    if n > max + self_arg then
+      local extra = select(max + self_arg + 1, ...)
+      error(format("%s: takes %s, %s; got %d (argument #%d is %s)", name, takes, call, n - self_arg, max + 1,
+        shown(extra)), 2)
+    end
+    return f(...)
   end
 end
 
@@ -179,6 +302,28 @@ pub fn register(lua: &Lua, spec: SharedSpec) -> mlua::Result<()> {
     globals.set("__swapsim_segment_id", segment_id)?;
     lua.load(PRELUDE).set_name("=swapsim").exec()?;
     globals.set("__swapsim_segment_id", Value::Nil)?;
+    // Every function of the API, globals and methods alike, goes through
+    // the one argument check.
+    let checked: Function = globals.get("__swapsim_checked")?;
+    let methods = lua.create_table()?;
+    for f in API {
+        let (inner, self_arg) = match f.kind {
+            ApiKind::ProcessMethod => (process_method(lua, f.name)?, 1),
+            _ => (globals.get::<Function>(f.name)?, 0),
+        };
+        let wrapped: Function = checked.call((f.shown(), f.call(), f.takes(), f.params.len(), self_arg, inner))?;
+        match f.kind {
+            ApiKind::ProcessMethod => methods.raw_set(f.name, wrapped)?,
+            _ => globals.set(f.name, wrapped)?,
+        }
+    }
+    // Any other key of a process handle is an error, as mlua's own are.
+    let unknown = lua.load(r#"return { __index = function(_, key) error("attempt to get an unknown field '" .. tostring(key) .. "'", 2) end }"#)
+        .set_name("=swapsim")
+        .eval::<Table>()?;
+    methods.set_metatable(Some(unknown))?;
+    lua.set_named_registry_value(PROCESS_METHODS_KEY, methods)?;
+    globals.set("__swapsim_checked", Value::Nil)?;
     globals.set("coroutine", Value::Nil)?;
     Ok(())
 }
@@ -187,9 +332,19 @@ fn spec(lua: &Lua) -> SharedSpec {
     lua.app_data_ref::<SharedSpec>().expect("register() stores the spec").clone()
 }
 
-/// The line of the scenario that called the current Rust function.
+/// The line of the scenario that called the current Rust function: the
+/// first frame up the stack that is not the API's own Lua (the argument
+/// check wraps every function).
 fn caller_line(lua: &Lua) -> usize {
-    lua.inspect_stack(1, |debug| debug.current_line()).flatten().unwrap_or(0)
+    (1..8)
+        .map_while(|level| {
+            lua.inspect_stack(level, |debug| {
+                let internal = debug.source().source.as_deref().is_some_and(|s| s == "=swapsim" || s == "=[C]");
+                (internal, debug.current_line())
+            })
+        })
+        .find_map(|(internal, line)| line.filter(|_| !internal))
+        .unwrap_or(0)
 }
 
 fn declaring(lua: &Lua, what: &str) -> mlua::Result<SharedSpec> {
@@ -751,14 +906,13 @@ fn address(what: &str, value: &Value) -> mlua::Result<u64> {
     }
 }
 
-impl UserData for Process {
-    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        fields.add_field_method_get("pid", |_, this| Ok(this.0 as i64 + 1));
-        fields.add_field_method_get("name", |lua, this| Ok(spec(lua).borrow().processes[this.0].name.clone()));
-    }
+/// Where `register` keeps the process handle's methods (the handle's `__index`).
+const PROCESS_METHODS_KEY: &str = "swapsim.process_methods";
 
-    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_function("map", |lua, (this, start, pages): (Value, Value, Value)| {
+/// The set-up method `name` of a process handle, before the argument check.
+fn process_method(lua: &Lua, name: &str) -> mlua::Result<Function> {
+    match name {
+        "map" => lua.create_function(|lua, (this, start, pages): (Value, Value, Value)| {
             let this = this_process(&this, "map", "start, pages")?;
             let spec = declaring(lua, "p:map()")?;
             let start = address("p:map()", &start)?;
@@ -784,8 +938,8 @@ impl UserData for Process {
             }
             spec.processes[this].maps.push((start, pages));
             Ok(())
-        });
-        methods.add_function("shmat", |lua, (this, segment, start): (Value, Value, Value)| {
+        }),
+        "shmat" => lua.create_function(|lua, (this, segment, start): (Value, Value, Value)| {
             let this = this_process(&this, "shmat", "seg, start")?;
             let spec = declaring(lua, "p:shmat()")?;
             let segment = match &segment {
@@ -811,19 +965,33 @@ impl UserData for Process {
             }
             spec.processes[this].attaches.push((segment, start));
             Ok(())
-        });
-        methods.add_function("write", |lua, (this, addr): (Value, Value)| {
+        }),
+        "write" => lua.create_function(|lua, (this, addr): (Value, Value)| {
             let this = this_process(&this, "write", "addr")?;
             Process(this).setup(lua, "p:write()", SetupOp::Write(address("p:write()", &addr)?))
-        });
-        methods.add_function("read", |lua, (this, addr): (Value, Value)| {
+        }),
+        "read" => lua.create_function(|lua, (this, addr): (Value, Value)| {
             let this = this_process(&this, "read", "addr")?;
             Process(this).setup(lua, "p:read()", SetupOp::Read(address("p:read()", &addr)?))
-        });
-        methods.add_function("swap_out", |lua, (this, addr): (Value, Value)| {
+        }),
+        "swap_out" => lua.create_function(|lua, (this, addr): (Value, Value)| {
             let this = this_process(&this, "swap_out", "addr")?;
             Process(this).setup(lua, "p:swap_out()", SetupOp::SwapOut(address("p:swap_out()", &addr)?))
-        });
+        }),
+        other => unreachable!("{other} is not a process method"),
+    }
+}
+
+impl UserData for Process {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("pid", |_, this| Ok(this.0 as i64 + 1));
+        fields.add_field_method_get("name", |lua, this| Ok(spec(lua).borrow().processes[this.0].name.clone()));
+        // The methods, each wrapped in the API's argument check by `register`.
+        fields
+            .add_meta_field_with(mlua::MetaMethod::Index, |lua| lua.named_registry_value::<Table>(PROCESS_METHODS_KEY));
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         methods.add_meta_method("__tostring", |lua, this, ()| {
             Ok(format!("process {} ({})", this.0 + 1, spec(lua).borrow().processes[this.0].name))
         });
