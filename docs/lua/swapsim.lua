@@ -107,9 +107,10 @@ function Process:write(addr) end
 ---@param addr integer
 function Process:read(addr) end
 
----Set-up step: push the dirty page at `addr` out to swap completely (swap_out, write, shrink_mmap).
+---Set-up step: push the dirty page at `addr` out to swap completely (swap_out, write, shrink_mmap), to swap device `device` (1 is the first) if given, else to the first device with a free slot.
 ---@param addr integer
-function Process:swap_out(addr) end
+---@param device? integer
+function Process:swap_out(addr, device) end
 
 -- ---------------------------------------------------------------------
 -- System calls: only inside a process program.

@@ -121,7 +121,7 @@ pub const API: &[ApiFunction] = &[
     method("shmat", &["seg", "start"]),
     method("write", &["addr"]),
     method("read", &["addr"]),
-    method("swap_out", &["addr"]),
+    method("swap_out", &["addr", "device?"]),
 ];
 
 /// Every global the scenario API adds, for the reference docs and tests.
@@ -867,7 +867,7 @@ impl Process {
         let line = caller_line(lua);
         let mut spec = spec.borrow_mut();
         let addr = match op {
-            SetupOp::Write(a) | SetupOp::Read(a) | SetupOp::SwapOut(a) => a,
+            SetupOp::Write(a) | SetupOp::Read(a) | SetupOp::SwapOut(a, _) => a,
         };
         let process = &spec.processes[self.0];
         if !mapped(&process.ranges(&spec.segments), addr) {
@@ -974,9 +974,20 @@ fn process_method(lua: &Lua, name: &str) -> mlua::Result<Function> {
             let this = this_process(&this, "read", "addr")?;
             Process(this).setup(lua, "p:read()", SetupOp::Read(address("p:read()", &addr)?))
         }),
-        "swap_out" => lua.create_function(|lua, (this, addr): (Value, Value)| {
-            let this = this_process(&this, "swap_out", "addr")?;
-            Process(this).setup(lua, "p:swap_out()", SetupOp::SwapOut(address("p:swap_out()", &addr)?))
+        "swap_out" => lua.create_function(|lua, (this, addr, device): (Value, Value, Value)| {
+            let this = this_process(&this, "swap_out", "addr [, device]")?;
+            let addr = address("p:swap_out()", &addr)?;
+            let device = match device {
+                Value::Nil => None,
+                Value::Integer(n) if n >= 1 => Some(n as usize),
+                other => {
+                    return Err(mlua::Error::runtime(format!(
+                        "p:swap_out(): expected a swap device number (1 is the first), a positive integer; got {}",
+                        shown(&other)
+                    )))
+                }
+            };
+            Process(this).setup(lua, "p:swap_out()", SetupOp::SwapOut(addr, device))
         }),
         other => unreachable!("{other} is not a process method"),
     }

@@ -13,8 +13,10 @@ pub enum SetupOp {
     Write(u64),
     /// Load from it.
     Read(u64),
-    /// Push the page out to swap (page stealer, write-out, shrink_mmap).
-    SwapOut(u64),
+    /// Push the page out to swap (page stealer, write-out, shrink_mmap),
+    /// to the given device (numbered from 1), or wherever `get_swap_page`
+    /// puts it.
+    SwapOut(u64, Option<usize>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -314,11 +316,20 @@ impl RawSpec {
             });
         }
         for step in &self.setup {
-            if let SetupOp::SwapOut(_) = step.op {
+            if let SetupOp::SwapOut(_, device) = step.op {
                 if swap_devices.is_empty() {
                     return Err(at(
                         step.line,
                         "swap_out: the machine has no swap device (machine{ swap_devices = {64} })".into(),
+                    ));
+                }
+                if let Some(device) = device.filter(|&d| d > swap_devices.len()) {
+                    return Err(at(
+                        step.line,
+                        format!(
+                            "p:swap_out(): there is no swap device {device}: the machine has {} (machine{{ swap_devices }})",
+                            swap_devices.len()
+                        ),
                     ));
                 }
             }

@@ -112,3 +112,19 @@ fn an_extra_argument_is_an_error_at_the_callers_line() {
         "{err}"
     );
 }
+
+#[test]
+fn swap_out_names_a_device_the_machine_has() {
+    let err = bad("swap_out_no_such_device.lua");
+    assert!(
+        err.contains(
+            "swap_out_no_such_device.lua:5: p:swap_out(): there is no swap device 3: the machine has 2 (machine{ swap_devices })"
+        ),
+        "{err}"
+    );
+    let err = bad("swap_out_bad_device.lua");
+    assert!(
+        err.contains(r#"swap_out_bad_device.lua:5: p:swap_out(): expected a swap device number (1 is the first), a positive integer; got the string "two""#),
+        "{err}"
+    );
+}
