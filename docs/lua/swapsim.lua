@@ -174,6 +174,14 @@ function swapon(device) end
 ---@return boolean done
 function swap_out(addr, pid) end
 
+---Direct reclaim: try_to_free_pages (PF_MEMALLOC, do_try_to_free_pages: shrink_mmap, shm_swap, swap_out from priority 6 to 0) in the caller's context; returns whether it freed SWAP_CLUSTER_MAX (32) pages.
+---@return boolean freed
+function try_to_free_pages() end
+
+---shm_swap at priority 0: write one shm page that no pte maps out to swap; returns whether a page went.
+---@return boolean done
+function shm_swap() end
+
 ---The caller's pid.
 ---@return integer pid
 function getpid() end

@@ -1,12 +1,12 @@
 //! The scenario API: what a scenario file can call.
 //!
-//! Declarations (`machine`, `process`, `shmget`, and the set-up methods of
-//! a process handle) run while the file loads and fill a [`RawSpec`].
-//! System calls (`fork`, `thread`, `exit`, `exec`, `waitpid`, `read`,
-//! `write`, `mmap`, `munmap`, `shmctl`, `swapoff`, `swapon`, `swap_out`,
-//! `sleep`, `getpid`, `expect`) may only be made from a process program: each one
-//! yields the program's coroutine with a request that the driver turns into
-//! kernel routines, and the coroutine resumes with the result.
+//! [`API`] lists every function with its parameters. Declarations
+//! (`machine`, `process`, `shmget`, ..., and the set-up methods of a
+//! process handle) run while the file loads and fill a [`RawSpec`].
+//! System calls (`fork`, `read`, `swapoff`, ...) may only be made from a
+//! process program: each one yields the program's coroutine with a
+//! request that the driver turns into kernel routines, and the coroutine
+//! resumes with the result.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -113,6 +113,8 @@ pub const API: &[ApiFunction] = &[
     system_call("swapoff", &["device"]),
     system_call("swapon", &["device"]),
     system_call("swap_out", &["addr", "pid?"]),
+    system_call("try_to_free_pages", &[]),
+    system_call("shm_swap", &[]),
     system_call("getpid", &[]),
     system_call("waitpid", &["pid"]),
     system_call("sleep", &["ms"]),
@@ -255,6 +257,14 @@ function swap_out(addr, pid)
   check_integer("swap_out", "an address", addr)
   if pid ~= nil then check_integer("swap_out", "a pid", pid) end
   return syscall("swap_out", addr, pid)
+end
+
+function try_to_free_pages()
+  return syscall("try_to_free_pages")
+end
+
+function shm_swap()
+  return syscall("shm_swap")
 end
 
 function getpid()

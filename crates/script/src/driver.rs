@@ -78,6 +78,10 @@ enum Request {
     },
     /// `shmctl(seg, IPC_RMID)`.
     ShmctlRmid(usize),
+    /// Direct reclaim: `try_to_free_pages`.
+    TryToFreePages,
+    /// `shm_swap` at priority 0.
+    ShmSwap,
     Exec,
     Waitpid(u32),
     Sleep(u64),
@@ -158,6 +162,8 @@ impl Request {
             Request::Mmap { .. } => "mmap",
             Request::Munmap { .. } => "munmap",
             Request::ShmctlRmid(_) => "shmctl",
+            Request::TryToFreePages => "try_to_free_pages",
+            Request::ShmSwap => "shm_swap",
             Request::Exec => "exec",
             Request::Waitpid(_) => "waitpid",
             Request::Sleep(_) => "sleep",
@@ -174,8 +180,24 @@ fn parse_request((name, first, second): Yielded) -> Result<Request, String> {
     let mut values = [name, first, second].into_iter();
     // The name as one of ours, compared as bytes (no String per call).
     const NAMES: &[&str] = &[
-        "fork", "thread", "exit", "read", "write", "swapoff", "swapon", "swap_out", "mmap", "munmap", "exec",
-        "waitpid", "sleep", "getpid", "expect", "shmctl",
+        "fork",
+        "thread",
+        "exit",
+        "read",
+        "write",
+        "swapoff",
+        "swapon",
+        "swap_out",
+        "mmap",
+        "munmap",
+        "exec",
+        "waitpid",
+        "sleep",
+        "getpid",
+        "expect",
+        "shmctl",
+        "try_to_free_pages",
+        "shm_swap",
     ];
     let name: &'static str = match values.next() {
         Some(Value::String(s)) => {
@@ -218,6 +240,8 @@ fn parse_request((name, first, second): Yielded) -> Result<Request, String> {
         "munmap" => Request::Munmap { addr: integer(arg())?, pages: integer(arg())? },
         "shmctl" => Request::ShmctlRmid(integer(arg())? as usize),
         "exec" => Request::Exec,
+        "try_to_free_pages" => Request::TryToFreePages,
+        "shm_swap" => Request::ShmSwap,
         "waitpid" => Request::Waitpid(integer(arg())? as u32),
         "sleep" => Request::Sleep(match arg() {
             Value::Integer(ms) if ms >= 0 => ms as u64 * 1_000_000,
@@ -304,6 +328,21 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
         Request::Mmap { addr, pages } => Next::Resume(values(&ctx.lua, mmap::sys_mmap(k, t, addr, pages).await?)),
         Request::Munmap { addr, pages } => Next::Resume(values(&ctx.lua, mmap::sys_munmap(k, t, addr, pages).await?)),
         Request::ShmctlRmid(seg) => Next::Resume(values(&ctx.lua, kernel::shm::sys_shmctl_rmid(k, t, seg).await?)),
+        Request::TryToFreePages => {
+            // try_to_free_pages (mm/vmscan.c:535-545) as __alloc_pages'
+            // direct reclaim calls it with GFP_KERNEL (__GFP_WAIT): with
+            // PF_MEMALLOC set, do_try_to_free_pages in the caller's context
+            // (no BKL: a system call, or a fault's do_anonymous_page).
+            k.w().pf_memalloc.push(t.id());
+            let freed = vmscan::do_try_to_free_pages(k, t).await;
+            k.w().pf_memalloc.retain(|&id| id != t.id());
+            Next::Resume(values(&ctx.lua, freed?))
+        }
+        Request::ShmSwap => {
+            // shm_swap (ipc/shm.c:1471-1522) at priority 0, the last pass
+            // of do_try_to_free_pages: one shm page out, if any can go.
+            Next::Resume(values(&ctx.lua, kernel::shm::shm_swap(k, t, 0, None).await?))
+        }
         Request::Sleep(ns) => {
             // sys_nanosleep (kernel/timer.c): a timed sleep.
             t.sleep_io("sys_nanosleep:schedule_timeout", ns).await;

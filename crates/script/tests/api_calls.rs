@@ -69,3 +69,34 @@ p:swap_out(0x11000, 1)
         "full.lua:8: set-up step failed: the page at 0x11000 went out to 2:1, not to device 1: device 1 is full"
     );
 }
+
+/// `try_to_free_pages()` runs do_try_to_free_pages as direct reclaim does:
+/// it reclaims swap-cache pages nobody maps (shrink_mmap), writes shm pages
+/// out (shm_swap) and steals ptes (swap_out). `shm_swap()` writes one shm
+/// page out.
+#[test]
+fn direct_reclaim_and_shm_swap_are_calls() {
+    let source = r#"
+machine { cpus = 1, memory_pages = 64, swap_devices = { 64 }, alloc_sleep = 0 }
+local seg = shmget(2)
+local p = process("p", function()
+  write(0x40000000)
+  write(0x40001000)
+  for i = 0, 7 do write(0x10000 + i * 4096) end
+  munmap(0x40000000, 2)
+  expect(shm_swap() == true, "shm_swap took a page")
+  local freed = try_to_free_pages()
+  expect(freed == false, "not 32 pages to free in so small a machine")
+end)
+p:map(0x10000, 8)
+p:shmat(seg, 0x40000000)
+"#;
+    let options = RunOptions::new(Variant::Patched.fixes(), 1);
+    let report = run("reclaim.lua", source, &options).unwrap();
+    assert_eq!(report.outcome, Outcome::Finished, "{:?}", report.printk);
+    // shm_swap's write, then reclaim's: the second shm page and the
+    // anonymous pages swap_out aged and then took.
+    assert!(events_with(&report, "shm_swap:shm_lockall") >= 2, "shm_swap ran from both calls");
+    assert!(events_with(&report, "swap_out:lock_kernel") >= 1, "do_try_to_free_pages ran swap_out");
+    assert!(report.stats.swap_outs >= 2, "{:?}", report.stats);
+}
