@@ -101,6 +101,7 @@ pub const API: &[ApiFunction] = &[
     declaration("param", &["name"]),
     declaration("process", &["name", "program?"]),
     declaration("shmget", &["pages"]),
+    declaration("point", &["name"]),
     system_call("fork", &["program?"]),
     system_call("thread", &["program"]),
     system_call("exit", &[]),
@@ -117,6 +118,8 @@ pub const API: &[ApiFunction] = &[
     system_call("shm_swap", &[]),
     system_call("getpid", &[]),
     system_call("waitpid", &["pid"]),
+    system_call("wait_exit", &["pid"]),
+    system_call("wait_point", &["point", "times?"]),
     system_call("sleep", &["ms"]),
     system_call("expect", &["condition", "message?"]),
     method("map", &["start", "pages"]),
@@ -142,6 +145,7 @@ const PRELUDE: &str = r#"
 local yield, isyieldable, mtype, type, error, tostring = coroutine.yield, coroutine.isyieldable, math.type, type, error, tostring
 local format = string.format
 local segment_id = __swapsim_segment_id
+local point_id = __swapsim_point_id
 
 local function syscall(name, ...)
   if not isyieldable() then
@@ -284,6 +288,22 @@ function waitpid(pid)
   return syscall("waitpid", pid)
 end
 
+function wait_exit(pid)
+  check_integer("wait_exit", "a pid", pid)
+  return syscall("wait_exit", pid)
+end
+
+function wait_point(point, times)
+  local id = point_id(point)
+  if id == nil then
+    error("wait_point: expected a point from point(name) as its first argument, got " .. shown(point), 2)
+  end
+  if times ~= nil and (mtype(times) ~= "integer" or times < 1) then
+    error("wait_point: expected a number of passes, a positive integer; got " .. shown(times), 2)
+  end
+  return syscall("wait_point", id, times or 1)
+end
+
 function expect(condition, message)
   if message ~= nil and type(message) ~= "string" then
     error("expect: the message must be a string, got " .. shown(message), 2)
@@ -310,8 +330,17 @@ pub fn register(lua: &Lua, spec: SharedSpec) -> mlua::Result<()> {
         })
     })?;
     globals.set("__swapsim_segment_id", segment_id)?;
+    let point_id = lua.create_function(|_, point: Value| {
+        Ok(match point {
+            Value::UserData(ud) => ud.borrow::<PointHandle>().ok().map(|p| p.0 as i64),
+            _ => None,
+        })
+    })?;
+    globals.set("__swapsim_point_id", point_id)?;
+    globals.set("point", lua.create_function(point)?)?;
     lua.load(PRELUDE).set_name("=swapsim").exec()?;
     globals.set("__swapsim_segment_id", Value::Nil)?;
+    globals.set("__swapsim_point_id", Value::Nil)?;
     // Every function of the API, globals and methods alike, goes through
     // the one argument check.
     let checked: Function = globals.get("__swapsim_checked")?;
@@ -837,6 +866,63 @@ fn shmget(lua: &Lua, pages: Value) -> mlua::Result<Segment> {
     spec.segments.push(pages as u64);
     spec.segment_lines.push(line);
     Ok(Segment(spec.segments.len() - 1))
+}
+
+/// `point(name)`: a named point of the model, for `wait_point`. Its
+/// passes are counted from the start of the interleaved run.
+fn point(lua: &Lua, name: Value) -> mlua::Result<PointHandle> {
+    let spec = declaring(lua, "point()")?;
+    let Value::String(name) = name else {
+        return Err(mlua::Error::runtime(format!(
+            "point: expected the name of a named point (a string, \"function:where\"), got {}",
+            shown(&name)
+        )));
+    };
+    let name = name.to_string_lossy();
+    let Some(&known) = crate::points::MODEL_POINTS.iter().find(|p| **p == name) else {
+        let function = name.split_once(':').map_or(name.as_str(), |(f, _)| f);
+        let same: Vec<&str> = crate::points::MODEL_POINTS
+            .iter()
+            .copied()
+            .filter(|p| p.split_once(':').is_some_and(|(f, _)| f == function))
+            .collect();
+        let hint = if same.is_empty() {
+            "no point of the model is in a function of that name".to_string()
+        } else {
+            format!("the points of {function} are {}", same.join(", "))
+        };
+        return Err(mlua::Error::runtime(format!(
+            "point: the model has no named point {name:?} ({hint}; docs/fidelity.md lists every point, and swapsim run \
+             FILE --list-points those a run reaches)"
+        )));
+    };
+    let mut spec = spec.borrow_mut();
+    let id = match spec.points.iter().position(|p| *p == known) {
+        Some(id) => id,
+        None => {
+            spec.points.push(known);
+            spec.points.len() - 1
+        }
+    };
+    Ok(PointHandle(id, known))
+}
+
+/// A named point's handle, from `point(name)`.
+#[derive(Clone, Copy)]
+pub struct PointHandle(pub usize, pub &'static str);
+
+impl UserData for PointHandle {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("name", |_, this| Ok(this.1));
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_method("__tostring", |_, this, ()| Ok(format!("point {}", this.1)));
+        methods
+            .add_meta_method(mlua::MetaMethod::NewIndex, |_, _, (_key, _value): (Value, Value)| -> mlua::Result<()> {
+                Err(read_only("point", "pt.name"))
+            });
+    }
 }
 
 /// A shm segment handle.

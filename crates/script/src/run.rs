@@ -640,12 +640,23 @@ fn interleave(
     if let Some(max) = options.max_steps {
         sim.limit_steps(max);
     }
+    // The points the programs may wait for: counted from here on.
+    let points = scenario
+        .points
+        .iter()
+        .map(|&point| {
+            let name = engine::LockName::Owned(format!("point {point}"));
+            let queue = sim.new_lock(engine::LockKind::WaitQueue, "point_wait", name);
+            (sim.watch_point(point, queue), queue)
+        })
+        .collect();
     let ctx = Rc::new(Ctx {
         k: Rc::clone(k),
         lua,
         path: path.to_string(),
         error: RefCell::new(None),
         calls: RefCell::new(Vec::new()),
+        points,
     });
     for (process, &pid) in scenario.processes.iter().zip(pids) {
         let Some(program) = process.program.clone() else { continue };

@@ -60,6 +60,9 @@ pub struct RawSpec {
     pub sweep: Option<(Sweep, usize)>,
     /// The point of the sweep this run is (from the run's options).
     pub params: Vec<(String, i64)>,
+    /// The named points the programs may wait for (`point(name)`), in
+    /// declaration order.
+    pub points: Vec<&'static str>,
 }
 
 /// A parameter grid: `sweep{ params = { processes = {1, 2, 4} }, kernels =
@@ -177,6 +180,8 @@ pub struct Scenario {
     pub segments: Vec<u64>,
     pub processes: Vec<ProcessSpec>,
     pub setup: Vec<SetupStep>,
+    /// The named points the programs may wait for, by handle.
+    pub points: Vec<&'static str>,
 }
 
 pub const DEFAULT_CPUS: usize = 1;
@@ -351,6 +356,7 @@ impl RawSpec {
             segments: self.segments.clone(),
             processes: self.processes.clone(),
             setup: self.setup.clone(),
+            points: self.points.clone(),
         })
     }
 }
