@@ -308,3 +308,42 @@ fn every_api_function_refuses_an_extra_argument() {
     }
     assert!(problems.is_empty(), "an extra argument was not refused as it should be:{problems}");
 }
+
+/// The reference's headings and the annotations' declarations write every
+/// call with the parameters `api::API` lists (the argument check's table):
+/// `### \`swap_out(addr [, pid])\``, `function swap_out(addr, pid)` with
+/// `---@param pid? ...` for an optional one.
+#[test]
+fn the_reference_and_the_annotations_write_each_call_as_the_api_table_does() {
+    use script::api::{ApiKind, API};
+    let (_, reference) = repo_file("docs/scenario-api.md");
+    let (_, annotations) = repo_file("docs/lua/swapsim.lua");
+    let mut problems = String::new();
+    for f in API {
+        let heading = format!("### `{}`", f.call());
+        if !reference.lines().any(|l| l == heading) {
+            problems += &format!("\n  docs/scenario-api.md has no heading {heading}");
+        }
+        let params: Vec<&str> = f.params.iter().map(|p| p.trim_end_matches('?')).collect();
+        let declared = match f.kind {
+            ApiKind::ProcessMethod => format!("function Process:{}({})", f.name, params.join(", ")),
+            _ => format!("function {}({})", f.name, params.join(", ")),
+        };
+        let Some(at) = annotations.lines().position(|l| l.starts_with(&declared)) else {
+            problems += &format!("\n  docs/lua/swapsim.lua does not declare {declared}");
+            continue;
+        };
+        // The ---@param lines just above the declaration.
+        let lines: Vec<&str> = annotations.lines().collect();
+        let above: Vec<&str> = lines[..at].iter().rev().take_while(|l| l.starts_with("---")).copied().collect();
+        for param in f.params {
+            let optional = param.ends_with('?');
+            let name = param.trim_end_matches('?');
+            let tag = if optional { format!("---@param {name}? ") } else { format!("---@param {name} ") };
+            if !above.iter().any(|l| l.starts_with(&tag)) {
+                problems += &format!("\n  {declared}: no line {tag}...");
+            }
+        }
+    }
+    assert!(problems.is_empty(), "the API table and its docs disagree:{problems}");
+}
