@@ -176,21 +176,8 @@ local function check_pages(fname, pages)
   end
 end
 
--- The argument check every function of the API goes through (see API in
--- api.rs): more arguments than the call takes is an error at the caller's
--- line. `self_arg` is 1 for a method, whose handle is not counted.
-function __swapsim_checked(name, call, takes, max, self_arg, f)
-  local select = select
-  return function(...)
-    local n = select('#', ...)
-    if n > max + self_arg then
-      local extra = select(max + self_arg + 1, ...)
-      error(format("%s: takes %s, %s; got %d (argument #%d is %s)", name, takes, call, n - self_arg, max + 1,
-        shown(extra)), 2)
-    end
-    return f(...)
-  end
-end
+-- For the argument check that wraps every function of the API (register).
+__swapsim_shown = shown
 
 function fork(program)
   if program ~= nil and type(program) ~= "function" then
@@ -343,14 +330,14 @@ pub fn register(lua: &Lua, spec: SharedSpec) -> mlua::Result<()> {
     globals.set("__swapsim_point_id", Value::Nil)?;
     // Every function of the API, globals and methods alike, goes through
     // the one argument check.
-    let checked: Function = globals.get("__swapsim_checked")?;
+    let shown: Function = globals.get("__swapsim_shown")?;
     let methods = lua.create_table()?;
     for f in API {
         let (inner, self_arg) = match f.kind {
             ApiKind::ProcessMethod => (process_method(lua, f.name)?, 1),
             _ => (globals.get::<Function>(f.name)?, 0),
         };
-        let wrapped: Function = checked.call((f.shown(), f.call(), f.takes(), f.params.len(), self_arg, inner))?;
+        let wrapped: Function = lua.load(checked(f, self_arg)).set_name("=swapsim").call((shown.clone(), inner))?;
         match f.kind {
             ApiKind::ProcessMethod => methods.raw_set(f.name, wrapped)?,
             _ => globals.set(f.name, wrapped)?,
@@ -362,7 +349,7 @@ pub fn register(lua: &Lua, spec: SharedSpec) -> mlua::Result<()> {
         .eval::<Table>()?;
     methods.set_metatable(Some(unknown))?;
     lua.set_named_registry_value(PROCESS_METHODS_KEY, methods)?;
-    globals.set("__swapsim_checked", Value::Nil)?;
+    globals.set("__swapsim_shown", Value::Nil)?;
     globals.set("coroutine", Value::Nil)?;
     Ok(())
 }
@@ -1000,6 +987,31 @@ fn address(what: &str, value: &Value) -> mlua::Result<u64> {
             shown(other)
         ))),
     }
+}
+
+/// The argument check of `f`, as Lua source: a chunk that takes `shown`
+/// and the function itself and returns the function wrapped. More
+/// arguments than `f` takes is an error at the caller's line, naming the
+/// first extra one and the call; `self_arg` is 1 for a method, whose
+/// handle is not counted. The inner function is called through a local of
+/// its own name, so that Lua's messages about its arguments name it.
+fn checked(f: &ApiFunction, self_arg: usize) -> String {
+    let max = f.params.len();
+    let message = format!("{}: takes {}, {}; got %d (argument #{} is %s)", f.shown(), f.takes(), f.call(), max + 1);
+    format!(
+        "local shown, {name} = ...\n\
+         local select, error, format = select, error, string.format\n\
+         return function(...)\n\
+           local n = select('#', ...)\n\
+           if n > {limit} then\n\
+             error(format({message:?}, n - {self_arg}, shown((select({extra}, ...)))), 2)\n\
+           end\n\
+           return {name}(...)\n\
+         end\n",
+        name = f.name,
+        limit = max + self_arg,
+        extra = max + self_arg + 1,
+    )
 }
 
 /// Where `register` keeps the process handle's methods (the handle's `__index`).
