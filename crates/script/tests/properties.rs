@@ -249,8 +249,8 @@ proptest! {
 /// kernel breaks nothing but the open races on the same cases, and those
 /// in at most `OPEN_SHARE` percent. Measured on 2026-12-06: pre4 broke 85
 /// of the 200 CI cases (42.5%: swap-count 37, swapoff-completeness 36,
-/// fault-result 11, accounting 1), and 87 to 95 with `PROPTEST_RNG_SEED`
-/// 1, 2, 3; the patch's open races 3 (race 7; 3 to 6 with the other
+/// fault-result 11, accounting 1), and 72 to 95 with `PROPTEST_RNG_SEED`
+/// 1 to 11; the patch's open races 3 (race 7; 2 to 8 with the other
 /// seeds). Free memory fell to `pages_low` in 60 of the 200 runs under
 /// pre4, to `pages_min` in 25. The narrow generator of before (128 pages,
 /// one device, no shm, no reclaim) broke pre4 in 7% of its cases. A change
