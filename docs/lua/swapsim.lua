@@ -65,6 +65,10 @@ local Process = {}
 ---@field id integer The segment id, in `shmget` order from 0.
 ---@field pages integer The size in pages.
 
+---A named point of the model, from `point(name)`, for `wait_point`.
+---@class Point
+---@field name string The point's name, "function:where".
+
 ---Describe the machine (declaration).
 ---@param options MachineOptions
 function machine(options) end
@@ -107,9 +111,15 @@ function Process:write(addr) end
 ---@param addr integer
 function Process:read(addr) end
 
----Set-up step: push the dirty page at `addr` out to swap completely (swap_out, write, shrink_mmap).
+---Set-up step: push the dirty page at `addr` out to swap completely (swap_out, write, shrink_mmap), to swap device `device` (1 is the first) if given, else to the first device with a free slot.
 ---@param addr integer
-function Process:swap_out(addr) end
+---@param device? integer
+function Process:swap_out(addr, device) end
+
+---A named point of the model ("function:where"; an unknown name is an error while the file loads), whose passes are counted from the start of the interleaved run, for `wait_point` (declaration).
+---@param name string
+---@return Point pt
+function point(name) end
 
 -- ---------------------------------------------------------------------
 -- System calls: only inside a process program.
@@ -173,6 +183,14 @@ function swapon(device) end
 ---@return boolean done
 function swap_out(addr, pid) end
 
+---Direct reclaim: try_to_free_pages (PF_MEMALLOC, do_try_to_free_pages: shrink_mmap, shm_swap, swap_out from priority 6 to 0) in the caller's context; returns whether it freed SWAP_CLUSTER_MAX (32) pages.
+---@return boolean freed
+function try_to_free_pages() end
+
+---shm_swap at priority 0: write one shm page that no pte maps out to swap; returns whether a page went.
+---@return boolean done
+function shm_swap() end
+
 ---The caller's pid.
 ---@return integer pid
 function getpid() end
@@ -182,7 +200,18 @@ function getpid() end
 ---@return integer ret
 function waitpid(pid) end
 
----sys_nanosleep: sleep `ms` milliseconds of simulated time.
+---Block in user space until process `pid` has exited, without reaping it; returns `pid`, or -10 (ECHILD) if there is no such process. Orders tasks in every mode.
+---@param pid integer
+---@return integer ret
+function wait_exit(pid) end
+
+---Block in user space until tasks have passed the named point `times` times in all (default 1) since the interleaved run started; returns the passes so far. Orders tasks in every mode.
+---@param point Point From point(name).
+---@param times? integer 1 or more.
+---@return integer passes
+function wait_point(point, times) end
+
+---sys_nanosleep: sleep `ms` milliseconds of simulated time. Orders tasks only in timed mode (sweep, run --timed): in random, PCT and dfs runs its timer is one more option.
 ---@param ms number 0 to 86400000 (a day); fractions allowed.
 function sleep(ms) end
 

@@ -249,6 +249,17 @@ struct SimState {
     daemons: Vec<TaskId>,
     /// How many timers are I/O completions (`TimerAction::Call`).
     io_timers: usize,
+    /// The named points tasks wait for (`Sim::watch_point`).
+    watches: Vec<PointWatch>,
+}
+
+/// A named point whose passes are counted, and the wait queue each pass
+/// wakes.
+#[derive(Clone, Debug)]
+struct PointWatch {
+    point: Point,
+    queue: LockId,
+    passes: u64,
 }
 
 type TaskFuture = Pin<Box<dyn Future<Output = ()>>>;
@@ -322,6 +333,7 @@ impl Sim {
             settled_prefix: 0,
             daemons: Vec::new(),
             io_timers: 0,
+            watches: Vec::new(),
         };
         Rc::new(Sim {
             st: RefCell::new(st),
@@ -861,6 +873,7 @@ impl Sim {
 
     pub(crate) fn reach_point(&self, task: TaskId, point: Point) {
         let mut st = self.st.borrow_mut();
+        st.leave_point(task);
         st.tasks[task.0 as usize].at = point;
         if st.cfg.count_points {
             *st.point_counts.entry(point).or_default() += 1;
@@ -874,6 +887,25 @@ impl Sim {
             st.last_point = Some((task, point));
         }
         st.log(Some(task), EventKind::Point, None, point);
+    }
+
+    /// Count the passes of the named `point` from now on — a task that
+    /// yielded there going on to its next point, back to user space or to
+    /// its end — and wake every task asleep on `queue` at each one (for a
+    /// scenario that orders its tasks by what another one has done).
+    /// Returns the watch's number for [`Sim::point_passes`].
+    pub fn watch_point(&self, point: Point, queue: LockId) -> usize {
+        let mut st = self.st.borrow_mut();
+        st.watches.push(PointWatch { point, queue, passes: 0 });
+        st.watches.len() - 1
+    }
+
+    /// How often the point of watch `watch` has been passed (its count
+    /// lives with its wait queue, for the step's footprint).
+    pub fn point_passes(&self, watch: usize) -> u64 {
+        let st = self.st.borrow();
+        touch_lock(st.watches[watch].queue, false);
+        st.watches[watch].passes
     }
 
     /// The lock-class orders this run took (with `lock_order` on): (class
@@ -1062,6 +1094,7 @@ impl Sim {
     pub(crate) fn preempt(&self, task: TaskId, point: Point) {
         let mut st = self.st.borrow_mut();
         st.log(Some(task), EventKind::Preempt, None, point);
+        st.leave_point(task);
         st.tasks[task.0 as usize].at = point;
         st.leave_cpu(task);
         st.tasks[task.0 as usize].state = TaskState::Runnable;
@@ -1119,6 +1152,7 @@ impl SimState {
             settled_prefix,
             daemons,
             io_timers,
+            watches,
         } = self;
         assert!(timers.is_empty() && timer_lags.is_empty(), "a settled simulator has no timer pending");
         SimState {
@@ -1161,6 +1195,23 @@ impl SimState {
             settled_prefix: *settled_prefix,
             daemons: daemons.clone(),
             io_timers: *io_timers,
+            watches: watches.clone(),
+        }
+    }
+
+    /// `task` goes on from the point it yielded at: a pass of that point,
+    /// counted for a watch of it, whose waiters wake.
+    fn leave_point(&mut self, task: TaskId) {
+        if self.watches.is_empty() {
+            return;
+        }
+        let at = self.tasks[task.0 as usize].at;
+        for i in 0..self.watches.len() {
+            if self.watches[i].point == at {
+                self.watches[i].passes += 1;
+                let queue = self.watches[i].queue;
+                self.wake_all(queue, Some(task), at);
+            }
         }
     }
 
@@ -1577,6 +1628,7 @@ impl SimState {
             self.violate(Some(task), "lock-discipline", message);
         }
         self.log(Some(task), EventKind::Exit, None, "do_exit:schedule");
+        self.leave_point(task);
         self.leave_cpu(task);
         self.tasks[task.0 as usize].state = TaskState::Done;
         if let Some(tag) = self.tags.get_mut(task.0 as usize) {

@@ -48,16 +48,16 @@ pub async fn shm_nopage(k: &Kernel, t: &Task, seg: ShmId, idx: usize) -> KResult
             w.shm_segs[seg].entries[idx] = Pte::Present { page, write: true, dirty: true, young: true };
             page
         }
-        Pte::Swap(entry) if k.fixes.era.is_later() => match {
+        Pte::Swap(entry) if k.fixes.era.is_later() => {
             k.key(t, crate::signatures::KeyEvent::ShmSwapin { seg, idx, entry });
-            shmem_swapin_later(k, t, seg, idx).await?
-        } {
-            Ok(page) => page,
-            Err(failure) => {
-                t.spin_unlock(k.shm_lock, "shmem_getpage:enomem_unlock");
-                return oom(k, t, i_sem, failure).await;
+            match shmem_swapin_later(k, t, seg, idx).await? {
+                Ok(page) => page,
+                Err(failure) => {
+                    t.spin_unlock(k.shm_lock, "shmem_getpage:enomem_unlock");
+                    return oom(k, t, i_sem, failure).await;
+                }
             }
-        },
+        }
         Pte::Swap(entry) => {
             t.spin_unlock(k.shm_lock, "shm_nopage_core:shm_unlock");
             k.key(t, crate::signatures::KeyEvent::ShmNopageSnap { seg, idx, entry });

@@ -1,31 +1,143 @@
 //! The scenario API: what a scenario file can call.
 //!
-//! Declarations (`machine`, `process`, `shmget`, and the set-up methods of
-//! a process handle) run while the file loads and fill a [`RawSpec`].
-//! System calls (`fork`, `thread`, `exit`, `exec`, `waitpid`, `read`,
-//! `write`, `mmap`, `munmap`, `shmctl`, `swapoff`, `swapon`, `swap_out`,
-//! `sleep`, `getpid`, `expect`) may only be made from a process program: each one
-//! yields the program's coroutine with a request that the driver turns into
-//! kernel routines, and the coroutine resumes with the result.
+//! [`API`] lists every function with its parameters. Declarations
+//! (`machine`, `process`, `shmget`, ..., and the set-up methods of a
+//! process handle) run while the file loads and fill a [`RawSpec`].
+//! System calls (`fork`, `read`, `swapoff`, ...) may only be made from a
+//! process program: each one yields the program's coroutine with a
+//! request that the driver turns into kernel routines, and the coroutine
+//! resumes with the result.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use kernel::PAGE_SIZE;
-use mlua::{Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
+use mlua::{Function, Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
 
 use crate::spec::{mapped, ProcessSpec, RawMachine, RawSpec, SetupOp, SetupStep};
 
 pub type SharedSpec = Rc<RefCell<RawSpec>>;
 
-/// Every global the scenario API adds, for the reference docs and tests.
-pub const GLOBALS: &[&str] = &[
-    "machine", "sweep", "param", "process", "shmget", "fork", "thread", "exit", "exec", "read", "write", "mmap",
-    "munmap", "shmctl", "swapoff", "swapon", "swap_out", "getpid", "waitpid", "sleep", "expect",
+/// What kind of function of the API an [`ApiFunction`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiKind {
+    /// A global that declares the scenario while the file loads (or
+    /// `param`, which works anywhere).
+    Declaration,
+    /// A global that only a process program may call.
+    SystemCall,
+    /// A method of a process handle (`p:map(...)`), a declaration.
+    ProcessMethod,
+}
+
+/// One function of the scenario API and the arguments it takes: the
+/// reference, the annotations and the argument check all read this table.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiFunction {
+    pub name: &'static str,
+    pub kind: ApiKind,
+    /// Its parameters, in order; an optional one ends in `?`.
+    pub params: &'static [&'static str],
+}
+
+impl ApiFunction {
+    /// How messages name it: `read`, `p:map()`.
+    pub fn shown(&self) -> String {
+        match self.kind {
+            ApiKind::ProcessMethod => format!("p:{}()", self.name),
+            _ => self.name.to_string(),
+        }
+    }
+
+    /// The call as the reference writes it: `swap_out(addr [, pid])`,
+    /// `p:map(start, pages)`.
+    pub fn call(&self) -> String {
+        let mut args = String::new();
+        let mut optional = 0;
+        for (i, param) in self.params.iter().enumerate() {
+            let comma = if i == 0 { "" } else { ", " };
+            match param.strip_suffix('?') {
+                Some(name) if i == 0 => args += &format!("[{name}"),
+                Some(name) => args += &format!(" [, {name}"),
+                None => args += &format!("{comma}{param}"),
+            }
+            optional += usize::from(param.ends_with('?'));
+        }
+        args += &"]".repeat(optional);
+        let prefix = if self.kind == ApiKind::ProcessMethod { "p:" } else { "" };
+        format!("{prefix}{}({args})", self.name)
+    }
+
+    /// What it takes, in words: `no arguments`, `1 argument`, `at most 2 arguments`.
+    fn takes(&self) -> String {
+        let n = self.params.len();
+        let at_most = if self.params.iter().any(|p| p.ends_with('?')) { "at most " } else { "" };
+        match n {
+            0 => "no arguments".to_string(),
+            1 => format!("{at_most}1 argument"),
+            n => format!("{at_most}{n} arguments"),
+        }
+    }
+}
+
+const fn declaration(name: &'static str, params: &'static [&'static str]) -> ApiFunction {
+    ApiFunction { name, kind: ApiKind::Declaration, params }
+}
+
+const fn system_call(name: &'static str, params: &'static [&'static str]) -> ApiFunction {
+    ApiFunction { name, kind: ApiKind::SystemCall, params }
+}
+
+const fn method(name: &'static str, params: &'static [&'static str]) -> ApiFunction {
+    ApiFunction { name, kind: ApiKind::ProcessMethod, params }
+}
+
+/// Every function of the scenario API. `register` wraps each one in the
+/// same argument check: a call with more arguments than it lists is an
+/// error naming the first extra one and the call.
+pub const API: &[ApiFunction] = &[
+    declaration("machine", &["options"]),
+    declaration("sweep", &["options"]),
+    declaration("param", &["name"]),
+    declaration("process", &["name", "program?"]),
+    declaration("shmget", &["pages"]),
+    declaration("point", &["name"]),
+    system_call("fork", &["program?"]),
+    system_call("thread", &["program"]),
+    system_call("exit", &[]),
+    system_call("exec", &[]),
+    system_call("read", &["addr"]),
+    system_call("write", &["addr"]),
+    system_call("mmap", &["addr", "pages"]),
+    system_call("munmap", &["addr", "pages"]),
+    system_call("shmctl", &["seg", "cmd"]),
+    system_call("swapoff", &["device"]),
+    system_call("swapon", &["device"]),
+    system_call("swap_out", &["addr", "pid?"]),
+    system_call("try_to_free_pages", &[]),
+    system_call("shm_swap", &[]),
+    system_call("getpid", &[]),
+    system_call("waitpid", &["pid"]),
+    system_call("wait_exit", &["pid"]),
+    system_call("wait_point", &["point", "times?"]),
+    system_call("sleep", &["ms"]),
+    system_call("expect", &["condition", "message?"]),
+    method("map", &["start", "pages"]),
+    method("shmat", &["seg", "start"]),
+    method("write", &["addr"]),
+    method("read", &["addr"]),
+    method("swap_out", &["addr", "device?"]),
 ];
 
+/// Every global the scenario API adds, for the reference docs and tests.
+pub fn globals() -> Vec<&'static str> {
+    API.iter().filter(|f| f.kind != ApiKind::ProcessMethod).map(|f| f.name).collect()
+}
+
 /// The methods of a process handle.
-pub const PROCESS_METHODS: &[&str] = &["map", "shmat", "write", "read", "swap_out"];
+pub fn process_methods() -> Vec<&'static str> {
+    API.iter().filter(|f| f.kind == ApiKind::ProcessMethod).map(|f| f.name).collect()
+}
 
 /// The system calls, written in Lua so that they can yield the program's
 /// coroutine and so that argument errors point at the caller's line.
@@ -33,6 +145,7 @@ const PRELUDE: &str = r#"
 local yield, isyieldable, mtype, type, error, tostring = coroutine.yield, coroutine.isyieldable, math.type, type, error, tostring
 local format = string.format
 local segment_id = __swapsim_segment_id
+local point_id = __swapsim_point_id
 
 local function syscall(name, ...)
   if not isyieldable() then
@@ -62,6 +175,9 @@ local function check_pages(fname, pages)
     error(format("%s: expected a number of pages between 1 and 1048576, got %s", fname, shown(pages)), 3)
   end
 end
+
+-- For the argument check that wraps every function of the API (register).
+__swapsim_shown = shown
 
 function fork(program)
   if program ~= nil and type(program) ~= "function" then
@@ -134,6 +250,14 @@ function swap_out(addr, pid)
   return syscall("swap_out", addr, pid)
 end
 
+function try_to_free_pages()
+  return syscall("try_to_free_pages")
+end
+
+function shm_swap()
+  return syscall("shm_swap")
+end
+
 function getpid()
   return syscall("getpid")
 end
@@ -149,6 +273,22 @@ end
 function waitpid(pid)
   check_integer("waitpid", "a pid", pid)
   return syscall("waitpid", pid)
+end
+
+function wait_exit(pid)
+  check_integer("wait_exit", "a pid", pid)
+  return syscall("wait_exit", pid)
+end
+
+function wait_point(point, times)
+  local id = point_id(point)
+  if id == nil then
+    error("wait_point: expected a point from point(name) as its first argument, got " .. shown(point), 2)
+  end
+  if times ~= nil and (mtype(times) ~= "integer" or times < 1) then
+    error("wait_point: expected a number of passes, a positive integer; got " .. shown(times), 2)
+  end
+  return syscall("wait_point", id, times or 1)
 end
 
 function expect(condition, message)
@@ -177,8 +317,39 @@ pub fn register(lua: &Lua, spec: SharedSpec) -> mlua::Result<()> {
         })
     })?;
     globals.set("__swapsim_segment_id", segment_id)?;
+    let point_id = lua.create_function(|_, point: Value| {
+        Ok(match point {
+            Value::UserData(ud) => ud.borrow::<PointHandle>().ok().map(|p| p.0 as i64),
+            _ => None,
+        })
+    })?;
+    globals.set("__swapsim_point_id", point_id)?;
+    globals.set("point", lua.create_function(point)?)?;
     lua.load(PRELUDE).set_name("=swapsim").exec()?;
     globals.set("__swapsim_segment_id", Value::Nil)?;
+    globals.set("__swapsim_point_id", Value::Nil)?;
+    // Every function of the API, globals and methods alike, goes through
+    // the one argument check.
+    let shown: Function = globals.get("__swapsim_shown")?;
+    let methods = lua.create_table()?;
+    for f in API {
+        let (inner, self_arg) = match f.kind {
+            ApiKind::ProcessMethod => (process_method(lua, f.name)?, 1),
+            _ => (globals.get::<Function>(f.name)?, 0),
+        };
+        let wrapped: Function = lua.load(checked(f, self_arg)).set_name("=swapsim").call((shown.clone(), inner))?;
+        match f.kind {
+            ApiKind::ProcessMethod => methods.raw_set(f.name, wrapped)?,
+            _ => globals.set(f.name, wrapped)?,
+        }
+    }
+    // Any other key of a process handle is an error, as mlua's own are.
+    let unknown = lua.load(r#"return { __index = function(_, key) error("attempt to get an unknown field '" .. tostring(key) .. "'", 2) end }"#)
+        .set_name("=swapsim")
+        .eval::<Table>()?;
+    methods.set_metatable(Some(unknown))?;
+    lua.set_named_registry_value(PROCESS_METHODS_KEY, methods)?;
+    globals.set("__swapsim_shown", Value::Nil)?;
     globals.set("coroutine", Value::Nil)?;
     Ok(())
 }
@@ -187,9 +358,19 @@ fn spec(lua: &Lua) -> SharedSpec {
     lua.app_data_ref::<SharedSpec>().expect("register() stores the spec").clone()
 }
 
-/// The line of the scenario that called the current Rust function.
+/// The line of the scenario that called the current Rust function: the
+/// first frame up the stack that is not the API's own Lua (the argument
+/// check wraps every function).
 fn caller_line(lua: &Lua) -> usize {
-    lua.inspect_stack(1, |debug| debug.current_line()).flatten().unwrap_or(0)
+    (1..8)
+        .map_while(|level| {
+            lua.inspect_stack(level, |debug| {
+                let internal = debug.source().source.as_deref().is_some_and(|s| s == "=swapsim" || s == "=[C]");
+                (internal, debug.current_line())
+            })
+        })
+        .find_map(|(internal, line)| line.filter(|_| !internal))
+        .unwrap_or(0)
 }
 
 fn declaring(lua: &Lua, what: &str) -> mlua::Result<SharedSpec> {
@@ -674,6 +855,63 @@ fn shmget(lua: &Lua, pages: Value) -> mlua::Result<Segment> {
     Ok(Segment(spec.segments.len() - 1))
 }
 
+/// `point(name)`: a named point of the model, for `wait_point`. Its
+/// passes are counted from the start of the interleaved run.
+fn point(lua: &Lua, name: Value) -> mlua::Result<PointHandle> {
+    let spec = declaring(lua, "point()")?;
+    let Value::String(name) = name else {
+        return Err(mlua::Error::runtime(format!(
+            "point: expected the name of a named point (a string, \"function:where\"), got {}",
+            shown(&name)
+        )));
+    };
+    let name = name.to_string_lossy();
+    let Some(&known) = crate::points::MODEL_POINTS.iter().find(|p| **p == name) else {
+        let function = name.split_once(':').map_or(name.as_str(), |(f, _)| f);
+        let same: Vec<&str> = crate::points::MODEL_POINTS
+            .iter()
+            .copied()
+            .filter(|p| p.split_once(':').is_some_and(|(f, _)| f == function))
+            .collect();
+        let hint = if same.is_empty() {
+            "no point of the model is in a function of that name".to_string()
+        } else {
+            format!("the points of {function} are {}", same.join(", "))
+        };
+        return Err(mlua::Error::runtime(format!(
+            "point: the model has no named point {name:?} ({hint}; docs/fidelity.md lists every point, and swapsim run \
+             FILE --list-points those a run reaches)"
+        )));
+    };
+    let mut spec = spec.borrow_mut();
+    let id = match spec.points.iter().position(|p| *p == known) {
+        Some(id) => id,
+        None => {
+            spec.points.push(known);
+            spec.points.len() - 1
+        }
+    };
+    Ok(PointHandle(id, known))
+}
+
+/// A named point's handle, from `point(name)`.
+#[derive(Clone, Copy)]
+pub struct PointHandle(pub usize, pub &'static str);
+
+impl UserData for PointHandle {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("name", |_, this| Ok(this.1));
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_method("__tostring", |_, this, ()| Ok(format!("point {}", this.1)));
+        methods
+            .add_meta_method(mlua::MetaMethod::NewIndex, |_, _, (_key, _value): (Value, Value)| -> mlua::Result<()> {
+                Err(read_only("point", "pt.name"))
+            });
+    }
+}
+
 /// A shm segment handle.
 #[derive(Clone, Copy)]
 pub struct Segment(pub usize);
@@ -712,7 +950,7 @@ impl Process {
         let line = caller_line(lua);
         let mut spec = spec.borrow_mut();
         let addr = match op {
-            SetupOp::Write(a) | SetupOp::Read(a) | SetupOp::SwapOut(a) => a,
+            SetupOp::Write(a) | SetupOp::Read(a) | SetupOp::SwapOut(a, _) => a,
         };
         let process = &spec.processes[self.0];
         if !mapped(&process.ranges(&spec.segments), addr) {
@@ -751,14 +989,38 @@ fn address(what: &str, value: &Value) -> mlua::Result<u64> {
     }
 }
 
-impl UserData for Process {
-    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        fields.add_field_method_get("pid", |_, this| Ok(this.0 as i64 + 1));
-        fields.add_field_method_get("name", |lua, this| Ok(spec(lua).borrow().processes[this.0].name.clone()));
-    }
+/// The argument check of `f`, as Lua source: a chunk that takes `shown`
+/// and the function itself and returns the function wrapped. More
+/// arguments than `f` takes is an error at the caller's line, naming the
+/// first extra one and the call; `self_arg` is 1 for a method, whose
+/// handle is not counted. The inner function is called through a local of
+/// its own name, so that Lua's messages about its arguments name it.
+fn checked(f: &ApiFunction, self_arg: usize) -> String {
+    let max = f.params.len();
+    let message = format!("{}: takes {}, {}; got %d (argument #{} is %s)", f.shown(), f.takes(), f.call(), max + 1);
+    format!(
+        "local shown, {name} = ...\n\
+         local select, error, format = select, error, string.format\n\
+         return function(...)\n\
+           local n = select('#', ...)\n\
+           if n > {limit} then\n\
+             error(format({message:?}, n - {self_arg}, shown((select({extra}, ...)))), 2)\n\
+           end\n\
+           return {name}(...)\n\
+         end\n",
+        name = f.name,
+        limit = max + self_arg,
+        extra = max + self_arg + 1,
+    )
+}
 
-    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_function("map", |lua, (this, start, pages): (Value, Value, Value)| {
+/// Where `register` keeps the process handle's methods (the handle's `__index`).
+const PROCESS_METHODS_KEY: &str = "swapsim.process_methods";
+
+/// The set-up method `name` of a process handle, before the argument check.
+fn process_method(lua: &Lua, name: &str) -> mlua::Result<Function> {
+    match name {
+        "map" => lua.create_function(|lua, (this, start, pages): (Value, Value, Value)| {
             let this = this_process(&this, "map", "start, pages")?;
             let spec = declaring(lua, "p:map()")?;
             let start = address("p:map()", &start)?;
@@ -784,8 +1046,8 @@ impl UserData for Process {
             }
             spec.processes[this].maps.push((start, pages));
             Ok(())
-        });
-        methods.add_function("shmat", |lua, (this, segment, start): (Value, Value, Value)| {
+        }),
+        "shmat" => lua.create_function(|lua, (this, segment, start): (Value, Value, Value)| {
             let this = this_process(&this, "shmat", "seg, start")?;
             let spec = declaring(lua, "p:shmat()")?;
             let segment = match &segment {
@@ -811,19 +1073,44 @@ impl UserData for Process {
             }
             spec.processes[this].attaches.push((segment, start));
             Ok(())
-        });
-        methods.add_function("write", |lua, (this, addr): (Value, Value)| {
+        }),
+        "write" => lua.create_function(|lua, (this, addr): (Value, Value)| {
             let this = this_process(&this, "write", "addr")?;
             Process(this).setup(lua, "p:write()", SetupOp::Write(address("p:write()", &addr)?))
-        });
-        methods.add_function("read", |lua, (this, addr): (Value, Value)| {
+        }),
+        "read" => lua.create_function(|lua, (this, addr): (Value, Value)| {
             let this = this_process(&this, "read", "addr")?;
             Process(this).setup(lua, "p:read()", SetupOp::Read(address("p:read()", &addr)?))
-        });
-        methods.add_function("swap_out", |lua, (this, addr): (Value, Value)| {
-            let this = this_process(&this, "swap_out", "addr")?;
-            Process(this).setup(lua, "p:swap_out()", SetupOp::SwapOut(address("p:swap_out()", &addr)?))
-        });
+        }),
+        "swap_out" => lua.create_function(|lua, (this, addr, device): (Value, Value, Value)| {
+            let this = this_process(&this, "swap_out", "addr [, device]")?;
+            let addr = address("p:swap_out()", &addr)?;
+            let device = match device {
+                Value::Nil => None,
+                Value::Integer(n) if n >= 1 => Some(n as usize),
+                other => {
+                    return Err(mlua::Error::runtime(format!(
+                        "p:swap_out(): expected a swap device number (1 is the first), a positive integer; got {}",
+                        shown(&other)
+                    )))
+                }
+            };
+            Process(this).setup(lua, "p:swap_out()", SetupOp::SwapOut(addr, device))
+        }),
+        other => unreachable!("{other} is not a process method"),
+    }
+}
+
+impl UserData for Process {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("pid", |_, this| Ok(this.0 as i64 + 1));
+        fields.add_field_method_get("name", |lua, this| Ok(spec(lua).borrow().processes[this.0].name.clone()));
+        // The methods, each wrapped in the API's argument check by `register`.
+        fields
+            .add_meta_field_with(mlua::MetaMethod::Index, |lua| lua.named_registry_value::<Table>(PROCESS_METHODS_KEY));
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         methods.add_meta_method("__tostring", |lua, this, ()| {
             Ok(format!("process {} ({})", this.0 + 1, spec(lua).borrow().processes[this.0].name))
         });

@@ -34,6 +34,9 @@ pub(crate) struct Ctx {
     pub error: RefCell<Option<ScenarioError>>,
     /// Every system call and fault that completed, for latency figures.
     pub calls: RefCell<Vec<Call>>,
+    /// The scenario's declared points (`point(name)`), by handle: the
+    /// engine's watch of each and the wait queue its passes wake.
+    pub points: Vec<(usize, engine::LockId)>,
 }
 
 /// One completed system call; a read or write that took a page fault is
@@ -78,8 +81,20 @@ enum Request {
     },
     /// `shmctl(seg, IPC_RMID)`.
     ShmctlRmid(usize),
+    /// Direct reclaim: `try_to_free_pages`.
+    TryToFreePages,
+    /// `shm_swap` at priority 0.
+    ShmSwap,
     Exec,
     Waitpid(u32),
+    /// Wait in user space until the process has exited (not reaped).
+    WaitExit(u32),
+    /// Wait in user space until the declared point (by handle) has been
+    /// passed this many times.
+    WaitPoint {
+        point: usize,
+        times: u64,
+    },
     Sleep(u64),
     Getpid,
     Expect(bool, String),
@@ -135,7 +150,11 @@ async fn run_program(ctx: Rc<Ctx>, t: Task, program: Option<Function>) {
                 Ok(request) => request,
                 Err(message) => return ctx.fail(&t, ScenarioError { location: Some(ctx.path.clone()), message }),
             };
-            match syscall(&ctx, &t, request).await {
+            let next = match request {
+                Request::WaitExit(_) | Request::WaitPoint { .. } => wait(&ctx, &t, request).await,
+                request => syscall(&ctx, &t, request).await,
+            };
+            match next {
                 Ok(Next::Resume(values)) => reply = values,
                 Ok(Next::Exited) | Err(_) => return,
             }
@@ -158,8 +177,12 @@ impl Request {
             Request::Mmap { .. } => "mmap",
             Request::Munmap { .. } => "munmap",
             Request::ShmctlRmid(_) => "shmctl",
+            Request::TryToFreePages => "try_to_free_pages",
+            Request::ShmSwap => "shm_swap",
             Request::Exec => "exec",
             Request::Waitpid(_) => "waitpid",
+            Request::WaitExit(_) => "wait_exit",
+            Request::WaitPoint { .. } => "wait_point",
             Request::Sleep(_) => "sleep",
             Request::Getpid => "getpid",
             Request::Expect(..) => "expect",
@@ -174,8 +197,26 @@ fn parse_request((name, first, second): Yielded) -> Result<Request, String> {
     let mut values = [name, first, second].into_iter();
     // The name as one of ours, compared as bytes (no String per call).
     const NAMES: &[&str] = &[
-        "fork", "thread", "exit", "read", "write", "swapoff", "swapon", "swap_out", "mmap", "munmap", "exec",
-        "waitpid", "sleep", "getpid", "expect", "shmctl",
+        "fork",
+        "thread",
+        "exit",
+        "read",
+        "write",
+        "swapoff",
+        "swapon",
+        "swap_out",
+        "mmap",
+        "munmap",
+        "exec",
+        "waitpid",
+        "sleep",
+        "getpid",
+        "expect",
+        "shmctl",
+        "try_to_free_pages",
+        "shm_swap",
+        "wait_exit",
+        "wait_point",
     ];
     let name: &'static str = match values.next() {
         Some(Value::String(s)) => {
@@ -218,7 +259,11 @@ fn parse_request((name, first, second): Yielded) -> Result<Request, String> {
         "munmap" => Request::Munmap { addr: integer(arg())?, pages: integer(arg())? },
         "shmctl" => Request::ShmctlRmid(integer(arg())? as usize),
         "exec" => Request::Exec,
+        "try_to_free_pages" => Request::TryToFreePages,
+        "shm_swap" => Request::ShmSwap,
         "waitpid" => Request::Waitpid(integer(arg())? as u32),
+        "wait_exit" => Request::WaitExit(integer(arg())? as u32),
+        "wait_point" => Request::WaitPoint { point: integer(arg())? as usize, times: integer(arg())? },
         "sleep" => Request::Sleep(match arg() {
             Value::Integer(ms) if ms >= 0 => ms as u64 * 1_000_000,
             Value::Number(ms) if ms >= 0.0 => (ms * 1e6) as u64,
@@ -247,6 +292,32 @@ fn parse_request((name, first, second): Yielded) -> Result<Request, String> {
 
 fn values(lua: &Lua, value: impl IntoLuaMulti) -> MultiValue {
     value.into_lua_multi(lua).unwrap_or_default()
+}
+
+/// `wait_exit` and `wait_point`: the program blocks in user space, holding
+/// nothing and outside the kernel, on a wait queue until the condition
+/// holds (checked before each sleep, so no wake-up is lost). Not a C
+/// path: a scenario's way to order its tasks, like a pipe between them.
+async fn wait(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
+    let k = &ctx.k;
+    let value = match request {
+        Request::WaitExit(pid) => {
+            let Some(queue) = k.w().procs.get(&pid).map(|p| p.exit_wait) else {
+                return Ok(Next::Resume(values(&ctx.lua, -10)));
+            };
+            t.wait_event(queue, "scenario:wait_exit", || k.w().procs.get(&pid).is_none_or(|p| p.exited)).await;
+            i64::from(pid)
+        }
+        Request::WaitPoint { point, times } => {
+            let (watch, queue) = ctx.points[point];
+            let sim = t.sim();
+            t.wait_event(queue, "scenario:wait_point", || sim.point_passes(watch) >= times).await;
+            sim.point_passes(watch) as i64
+        }
+        _ => unreachable!("only waits come here"),
+    };
+    touch_lua();
+    Ok(Next::Resume(values(&ctx.lua, value)))
 }
 
 /// Enter the kernel, run the request's routines, leave it: check the
@@ -304,6 +375,21 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
         Request::Mmap { addr, pages } => Next::Resume(values(&ctx.lua, mmap::sys_mmap(k, t, addr, pages).await?)),
         Request::Munmap { addr, pages } => Next::Resume(values(&ctx.lua, mmap::sys_munmap(k, t, addr, pages).await?)),
         Request::ShmctlRmid(seg) => Next::Resume(values(&ctx.lua, kernel::shm::sys_shmctl_rmid(k, t, seg).await?)),
+        Request::TryToFreePages => {
+            // try_to_free_pages (mm/vmscan.c:535-545) as __alloc_pages'
+            // direct reclaim calls it with GFP_KERNEL (__GFP_WAIT): with
+            // PF_MEMALLOC set, do_try_to_free_pages in the caller's context
+            // (no BKL: a system call, or a fault's do_anonymous_page).
+            k.w().pf_memalloc.push(t.id());
+            let freed = vmscan::do_try_to_free_pages(k, t).await;
+            k.w().pf_memalloc.retain(|&id| id != t.id());
+            Next::Resume(values(&ctx.lua, freed?))
+        }
+        Request::ShmSwap => {
+            // shm_swap (ipc/shm.c:1471-1522) at priority 0, the last pass
+            // of do_try_to_free_pages: one shm page out, if any can go.
+            Next::Resume(values(&ctx.lua, kernel::shm::shm_swap(k, t, 0, None).await?))
+        }
         Request::Sleep(ns) => {
             // sys_nanosleep (kernel/timer.c): a timed sleep.
             t.sleep_io("sys_nanosleep:schedule_timeout", ns).await;
@@ -315,6 +401,7 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
             Next::Resume(MultiValue::new())
         }
         Request::Getpid => Next::Resume(values(&ctx.lua, k.current(t))),
+        Request::WaitExit(_) | Request::WaitPoint { .. } => unreachable!("a wait enters no kernel: see wait()"),
         Request::Expect(ok, message) => {
             if !ok {
                 t.violation("scenario-expectation", message);

@@ -19,6 +19,10 @@
 
 pub mod api;
 mod driver;
+/// The model's named points (`MODEL_POINTS`), read from its sources at build time.
+pub mod points {
+    include!(concat!(env!("OUT_DIR"), "/points.rs"));
+}
 pub mod run;
 pub mod sandbox;
 pub mod spec;

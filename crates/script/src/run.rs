@@ -536,11 +536,12 @@ fn set_up(sim: &Rc<Sim>, k: &Rc<Kernel>, scenario: &Scenario, path: &str) -> Res
                         Err(_) => None,
                     }
                 }
-                SetupOp::SwapOut(addr) => match vmscan::page_out(&kk, &t, addr).await {
+                SetupOp::SwapOut(addr, None) => match vmscan::page_out(&kk, &t, addr).await {
                     Ok(Ok(_)) => None,
                     Ok(Err(message)) => Some(message),
                     Err(_) => None,
                 },
+                SetupOp::SwapOut(addr, Some(device)) => page_out_to(&kk, &t, addr, device - 1).await,
             };
             *failed.borrow_mut() = problem;
         });
@@ -560,6 +561,37 @@ fn set_up(sim: &Rc<Sim>, k: &Rc<Kernel>, scenario: &Scenario, path: &str) -> Res
         });
     }
     Ok(pids)
+}
+
+/// The set-up step `p:swap_out(addr, device)`: `page_out` with
+/// `get_swap_page` starting its walk of the swap list at device `type_`
+/// (`swap_list.next`, put back afterwards), so a free slot there is the
+/// one taken. A set-up device, not a kernel path: the scenario says where
+/// the page went, as if the devices' priorities had put it there. Returns
+/// why the step failed, if it did.
+async fn page_out_to(k: &Kernel, t: &engine::Task, addr: u64, type_: usize) -> Option<String> {
+    let (next, full) = {
+        let w = k.w();
+        let si = &w.swap_info[type_];
+        (*w.swap_list_next, si.inuse_pages + 1 >= si.max)
+    };
+    *k.w().swap_list_next = type_ as i32;
+    let result = vmscan::page_out(k, t, addr).await;
+    *k.w().swap_list_next = next;
+    match result {
+        Ok(Ok(entry)) if entry.type_ == type_ => None,
+        Ok(Ok(entry)) => Some(format!(
+            "the page at {addr:#x} went out to {entry}, not to device {}: {}",
+            type_ + 1,
+            if full {
+                format!("device {} is full", type_ + 1)
+            } else {
+                "it goes back to the slot it had (it was in the swap cache, or read in from that slot)".to_string()
+            }
+        )),
+        Ok(Err(message)) => Some(message),
+        Err(_) => None,
+    }
 }
 
 /// The interleaved phase, from the state [`set_up`] left, and the report.
@@ -611,12 +643,23 @@ fn interleave(
     if let Some(max) = options.max_steps {
         sim.limit_steps(max);
     }
+    // The points the programs may wait for: counted from here on.
+    let points = scenario
+        .points
+        .iter()
+        .map(|&point| {
+            let name = engine::LockName::Owned(format!("point {point}"));
+            let queue = sim.new_lock(engine::LockKind::WaitQueue, "point_wait", name);
+            (sim.watch_point(point, queue), queue)
+        })
+        .collect();
     let ctx = Rc::new(Ctx {
         k: Rc::clone(k),
         lua,
         path: path.to_string(),
         error: RefCell::new(None),
         calls: RefCell::new(Vec::new()),
+        points,
     });
     for (process, &pid) in scenario.processes.iter().zip(pids) {
         let Some(program) = process.program.clone() else { continue };

@@ -13,8 +13,10 @@ pub enum SetupOp {
     Write(u64),
     /// Load from it.
     Read(u64),
-    /// Push the page out to swap (page stealer, write-out, shrink_mmap).
-    SwapOut(u64),
+    /// Push the page out to swap (page stealer, write-out, shrink_mmap),
+    /// to the given device (numbered from 1), or wherever `get_swap_page`
+    /// puts it.
+    SwapOut(u64, Option<usize>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +60,9 @@ pub struct RawSpec {
     pub sweep: Option<(Sweep, usize)>,
     /// The point of the sweep this run is (from the run's options).
     pub params: Vec<(String, i64)>,
+    /// The named points the programs may wait for (`point(name)`), in
+    /// declaration order.
+    pub points: Vec<&'static str>,
 }
 
 /// A parameter grid: `sweep{ params = { processes = {1, 2, 4} }, kernels =
@@ -175,6 +180,8 @@ pub struct Scenario {
     pub segments: Vec<u64>,
     pub processes: Vec<ProcessSpec>,
     pub setup: Vec<SetupStep>,
+    /// The named points the programs may wait for, by handle.
+    pub points: Vec<&'static str>,
 }
 
 pub const DEFAULT_CPUS: usize = 1;
@@ -314,11 +321,20 @@ impl RawSpec {
             });
         }
         for step in &self.setup {
-            if let SetupOp::SwapOut(_) = step.op {
+            if let SetupOp::SwapOut(_, device) = step.op {
                 if swap_devices.is_empty() {
                     return Err(at(
                         step.line,
                         "swap_out: the machine has no swap device (machine{ swap_devices = {64} })".into(),
+                    ));
+                }
+                if let Some(device) = device.filter(|&d| d > swap_devices.len()) {
+                    return Err(at(
+                        step.line,
+                        format!(
+                            "p:swap_out(): there is no swap device {device}: the machine has {} (machine{{ swap_devices }})",
+                            swap_devices.len()
+                        ),
                     ));
                 }
             }
@@ -340,6 +356,7 @@ impl RawSpec {
             segments: self.segments.clone(),
             processes: self.processes.clone(),
             setup: self.setup.clone(),
+            points: self.points.clone(),
         })
     }
 }

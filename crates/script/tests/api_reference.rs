@@ -129,11 +129,11 @@ fn the_reference_documents_every_global_method_and_field_and_nothing_else() {
     let mut problems = String::new();
     problems += &differences("global functions", &doc.globals, &registered, "docs/scenario-api.md");
     problems +=
-        &differences("api::GLOBALS (the list api.rs keeps)", &set(script::api::GLOBALS), &registered, "api::GLOBALS");
+        &differences("api::API (the table api.rs keeps)", &set(&script::api::globals()), &registered, "api::API");
     problems += &differences(
         "process-handle methods",
         &doc.methods,
-        &set(script::api::PROCESS_METHODS),
+        &set(&script::api::process_methods()),
         "docs/scenario-api.md",
     );
     problems +=
@@ -213,7 +213,7 @@ fn the_luals_annotations_declare_every_global_and_method_and_nothing_else() {
     problems += &differences(
         "process-handle methods",
         &process_methods,
-        &set(script::api::PROCESS_METHODS),
+        &set(&script::api::process_methods()),
         "docs/lua/swapsim.lua",
     );
     for field in PROCESS_FIELDS {
@@ -263,4 +263,90 @@ fn the_editor_configuration_matches_the_sandbox_and_the_kernels() {
             }
         }
     }
+}
+
+/// Every function of the API refuses one argument more than it takes, at
+/// the caller's line, naming the argument and the call: declarations and
+/// methods while the file loads, system calls inside a program. The list
+/// is `api::API`, so a function added to the API cannot skip the check.
+#[test]
+fn every_api_function_refuses_an_extra_argument() {
+    use script::api::{ApiKind, API};
+    let mut problems = String::new();
+    for f in API {
+        // The check comes before any other: the arguments it takes can be nil.
+        let args: Vec<&str> = f.params.iter().map(|_| "nil").chain(["7"]).collect();
+        let args = args.join(", ");
+        let (source, line) = match f.kind {
+            ApiKind::Declaration => (format!("process(\"q\")\n{}({args})\n", f.name), 2),
+            ApiKind::ProcessMethod => (format!("local p = process(\"q\")\np:{}({args})\n", f.name), 2),
+            ApiKind::SystemCall => (format!("process(\"q\", function()\n  {}({args})\nend)\n", f.name), 2),
+        };
+        let error = match f.kind {
+            ApiKind::SystemCall => {
+                let options = script::RunOptions::new(kernel::Variant::Patched.fixes(), 1);
+                script::run::run("extra.lua", &source, &options).err()
+            }
+            _ => script::run::load("extra.lua", &source, Default::default()).err(),
+        };
+        let n = f.params.len();
+        let expected = format!(
+            "extra.lua:{line}: {}: takes {}, {}; got {} (argument #{} is 7)",
+            f.shown(),
+            match (n, f.params.iter().any(|p| p.ends_with('?'))) {
+                (0, _) => "no arguments".to_string(),
+                (1, false) => "1 argument".to_string(),
+                (1, true) => "at most 1 argument".to_string(),
+                (n, false) => format!("{n} arguments"),
+                (n, true) => format!("at most {n} arguments"),
+            },
+            f.call(),
+            n + 1,
+            n + 1
+        );
+        match error {
+            Some(e) if e.to_string() == expected => {}
+            other => problems += &format!("\n  {}: expected {expected:?}, got {other:?}", f.shown()),
+        }
+    }
+    assert!(problems.is_empty(), "an extra argument was not refused as it should be:{problems}");
+}
+
+/// The reference's headings and the annotations' declarations write every
+/// call with the parameters `api::API` lists (the argument check's table):
+/// `### \`swap_out(addr [, pid])\``, `function swap_out(addr, pid)` with
+/// `---@param pid? ...` for an optional one.
+#[test]
+fn the_reference_and_the_annotations_write_each_call_as_the_api_table_does() {
+    use script::api::{ApiKind, API};
+    let (_, reference) = repo_file("docs/scenario-api.md");
+    let (_, annotations) = repo_file("docs/lua/swapsim.lua");
+    let mut problems = String::new();
+    for f in API {
+        let heading = format!("### `{}`", f.call());
+        if !reference.lines().any(|l| l == heading) {
+            problems += &format!("\n  docs/scenario-api.md has no heading {heading}");
+        }
+        let params: Vec<&str> = f.params.iter().map(|p| p.trim_end_matches('?')).collect();
+        let declared = match f.kind {
+            ApiKind::ProcessMethod => format!("function Process:{}({})", f.name, params.join(", ")),
+            _ => format!("function {}({})", f.name, params.join(", ")),
+        };
+        let Some(at) = annotations.lines().position(|l| l.starts_with(&declared)) else {
+            problems += &format!("\n  docs/lua/swapsim.lua does not declare {declared}");
+            continue;
+        };
+        // The ---@param lines just above the declaration.
+        let lines: Vec<&str> = annotations.lines().collect();
+        let above: Vec<&str> = lines[..at].iter().rev().take_while(|l| l.starts_with("---")).copied().collect();
+        for param in f.params {
+            let optional = param.ends_with('?');
+            let name = param.trim_end_matches('?');
+            let tag = if optional { format!("---@param {name}? ") } else { format!("---@param {name} ") };
+            if !above.iter().any(|l| l.starts_with(&tag)) {
+                problems += &format!("\n  {declared}: no line {tag}...");
+            }
+        }
+    }
+    assert!(problems.is_empty(), "the API table and its docs disagree:{problems}");
 }

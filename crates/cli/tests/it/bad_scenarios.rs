@@ -98,3 +98,37 @@ fn shmctl_checks_its_arguments_at_the_callers_line() {
         "{err}"
     );
 }
+
+#[test]
+fn an_extra_argument_is_an_error_at_the_callers_line() {
+    let err = bad("extra_argument_in_program.lua");
+    assert!(
+        err.contains(
+            r#"extra_argument_in_program.lua:4: fork: takes at most 1 argument, fork([program]); got 2 (argument #2 is the string "x")"#
+        ),
+        "{err}"
+    );
+    let err = bad("extra_argument_at_load.lua");
+    assert!(
+        err.contains(
+            r#"extra_argument_at_load.lua:3: p:map(): takes 2 arguments, p:map(start, pages); got 3 (argument #3 is the string "x")"#
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn swap_out_names_a_device_the_machine_has() {
+    let err = bad("swap_out_no_such_device.lua");
+    assert!(
+        err.contains(
+            "swap_out_no_such_device.lua:5: p:swap_out(): there is no swap device 3: the machine has 2 (machine{ swap_devices })"
+        ),
+        "{err}"
+    );
+    let err = bad("swap_out_bad_device.lua");
+    assert!(
+        err.contains(r#"swap_out_bad_device.lua:5: p:swap_out(): expected a swap device number (1 is the first), a positive integer; got the string "two""#),
+        "{err}"
+    );
+}
