@@ -100,6 +100,42 @@ while read -r r c; do
 done < "$jobs"
 wait
 
+# The later races: scenario | title | signature | kernel before the fix | the fix.
+pct_runs=$(( seeds < 3000 ? seeds : 3000 ))
+later=(
+  "later/unuse_max_tries.lua|SWAP_UNUSE_MAX_TRIES (dd862deb151a)|swap-unuse-max-tries|5.1-rc1|5.1"
+  "later/eb085574_swapin.lua|do_swap_page vs teardown (eb085574a752)|eb085574-swapin|5.2|5.3"
+  "later/2efa33fc_shmem_swapin.lua|shmem_swapin vs swapoff (2efa33fc7f6e)|2efa33fc-shmem-swapin|5.3|5.14"
+  "later/82b1c07a_zap.lua|free_swap_and_cache vs swapoff (82b1c07a0af6)|82b1c07a-zap|5.14|6.9"
+)
+# One cell: the signature's count and first seed in a run's bucket lines.
+count_of() {
+  local file=$1 sig=$2
+  local line
+  line=$(sed -n '/^buckets:/,/^first:/p' "$file" | grep -E "^ +[0-9]+ +first (seed|run) [0-9]+ +$sig\$" || true)
+  if [ -n "$line" ]; then
+    echo "$line" | awk '{print "**found** " $1 " (first seed " $4 ")"}'
+  else
+    echo "not found"
+  fi
+}
+: > "$work/later.md"
+for row in "${later[@]}"; do
+  IFS='|' read -r file title sig before after <<< "$row"
+  for kernel in "$before" "$after"; do
+    "$bin" run "scenarios/$file" --kernel "$kernel" --seeds "1..$seeds" > "$work/l.random" || true
+    "$bin" run "scenarios/$file" --kernel "$kernel" --seeds "1..$seeds" --timed > "$work/l.timed" || true
+    "$bin" explore "scenarios/$file" --kernel "$kernel" --strategy pct --runs "$pct_runs" --no-shrink \
+      --out "$work/l.out" > "$work/l.pct" || true
+    "$bin" explore "scenarios/$file" --kernel "$kernel" --strategy dfs --preemptions 1 --runs 20000 --no-shrink \
+      --out "$work/l.out" > "$work/l.dfs" || true
+    dfs=$(grep '^result:' "$work/l.dfs" | sed -E 's/^result: +//; s/: VIOLATION.*//; s/:.*no violation.*/: clean/')
+    grep -q "^bucket: *$sig" "$work/l.dfs" || dfs="$dfs${dfs:+ }(not this signature)"
+    grep -q "^bucket:" "$work/l.dfs" || dfs=$(grep '^result:' "$work/l.dfs" | sed -E 's/^result: +//')
+    echo "| $title (\`$file\`) | $sig | $kernel | $(count_of "$work/l.random" "$sig") | $(count_of "$work/l.timed" "$sig") | $(count_of "$work/l.pct" "$sig") | $dfs |" >> "$work/later.md"
+  done
+done
+
 out="$work/races.md"
 {
   echo "# The races, the fixes, and what each fix closes"
@@ -144,6 +180,18 @@ out="$work/races.md"
   done
   echo
   echo "Fixes: see \`swapsim kernels\`. What the table shows: docs/model.md."
+  echo
+  echo "## The later swapoff races (issue 18)"
+  echo
+  echo "Races found in Linux long after the seed, each modelled on the kernel just before"
+  echo "its fix and on the fix (\`swapsim kernels\`; docs/model.md § The later races). A cell"
+  echo "counts the race's own signature over seeds 1..$seeds of random runs, of"
+  echo "\`--timed\` runs, and of $pct_runs pct runs (depth 3), and gives dfs at one"
+  echo "preemption: the schedule that breaks, or the schedules it exhausts."
+  echo
+  echo "| race (scenario) | signature | kernel | random | timed | pct | dfs, 1 preemption |"
+  echo "|---|---|---|---|---|---|---|"
+  cat "$work/later.md"
   echo
   echo "## Signatures"
   echo

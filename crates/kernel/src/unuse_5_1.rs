@@ -62,14 +62,28 @@ const SWAP_UNUSE_MAX_TRIES: u32 = 3;
 async fn unuse_mmlist(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
     // prev_mm = &init_mm; mmget(prev_mm): init_mm never goes.
     let mut prev_mm: Option<MmId> = None;
-    let mut index = 0usize; // p = p->next, as a position on the list
+    // p, the list node the walk stands on (None: init_mm's).
+    let mut p: Option<MmId> = None;
     t.spin_lock(k.mmlist_lock, "try_to_unuse:mmlist_lock").await;
+    // while (si->inuse_pages && (p = p->next) != &init_mm.mmlist): the
+    // count first, so a walk whose device is empty stops before it follows
+    // a node another swapoff's drain_mmlist took off the list.
     while inuse_pages(k, type_) > 0 {
-        let next = k.w().mmlist.get(index).copied();
+        let next = {
+            let w = k.w();
+            match p {
+                None => w.mmlist.first().copied(),
+                Some(cur) => match w.mmlist.iter().position(|&x| x == cur) {
+                    Some(at) => w.mmlist.get(at + 1).copied(),
+                    // list_del_init left the node pointing at itself.
+                    None => Some(cur),
+                },
+            }
+        };
         let Some(mm) = next else { break };
+        p = Some(mm);
         if !mmget_not_zero(k, t, mm)? {
-            index += 1; // being torn down: skip it, still under the lock
-            continue;
+            continue; // being torn down: skip it, still under the lock
         }
         t.spin_unlock(k.mmlist_lock, "try_to_unuse:mmlist_unlock");
         if let Some(prev) = prev_mm {
@@ -83,13 +97,6 @@ async fn unuse_mmlist(k: &Kernel, t: &Task, type_: usize) -> KResult<i64> {
         }
         t.cond_resched("try_to_unuse:cond_resched").await;
         t.spin_lock(k.mmlist_lock, "try_to_unuse:mmlist_lock_next").await;
-        // mm is held, so it is still listed: go on after it.
-        let at = k.w().mmlist.iter().position(|&x| x == mm);
-        let Some(at) = at else {
-            t.spin_unlock(k.mmlist_lock, "try_to_unuse:mmlist_unlock");
-            return Err(k.oops(t, "mm-existence", "try_to_unuse: a held mm left the mmlist"));
-        };
-        index = at + 1;
     }
     t.spin_unlock(k.mmlist_lock, "try_to_unuse:mmlist_unlock_end");
     if let Some(prev) = prev_mm {

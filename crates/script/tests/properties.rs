@@ -178,48 +178,15 @@ fn config() -> ProptestConfig {
 }
 
 /// The races the patch leaves open (docs/races.md): a violation under the
-/// patch is one of them when its run shows the race's mechanism, else it
-/// is a failure. Race 7: shm_nopage swapped a shm entry in (it took the
-/// shm lock back more often than it allocated) in a run with a swapoff, and the double free
-/// or the stale page broke `swap-count`, `swap-cache` or `page-count`. The
-/// shm_swap window: on SMP, shm_swap published an entry
-/// (`shm_swap:shm_lockall`) in a run with a swapoff, and the swap cache got a
-/// second page for it (`swap-cache`: "already has a page").
-fn known_open_race(report: &script::RunReport, cpus: u8) -> Option<&'static str> {
-    let Outcome::Violation(v) = &report.outcome else { return None };
-    let reached = |point: &str| report.points.iter().find(|&&(p, _)| p == point).map_or(0, |&(_, n)| n);
-    let passed = |point: &str| reached(point) > 0;
-    if !passed("sys_swapoff:lock_kernel") {
-        return None;
-    }
-    // shm_nopage takes the shm lock again after allocating a page or after
-    // swapping the entry in: more of those than allocations is a swap-in.
-    let swapped_in = reached("shm_nopage_core:shm_lock_again") > reached("shm_nopage_core:alloc_page");
-    if swapped_in && ["swap-count", "swap-cache", "page-count"].contains(&v.invariant) {
-        return Some("race 7");
-    }
-    if cpus >= 2
-        && passed("shm_swap:shm_lockall")
-        && v.invariant == "swap-cache"
-        && v.message.contains("already has a page")
-    {
-        return Some("the shm_swap window");
-    }
-    None
-}
-
-/// A false alarm of the 5.1 transplant this generator found (two swapoffs
-/// of different devices at once, reported with issue 13): the model's
-/// `unuse_mmlist` (crates/kernel/src/unuse_5_1.rs) looks for the mm it
-/// holds on the mmlist before it tests `inuse_pages`, where 5.1's loop
-/// tests `si->inuse_pages` first; the other swapoff's `drain_mmlist`
-/// empties the list once no device has a slot in use, so the model oopses
-/// where 5.1 ends its loop. Classified by its message, under 5.1 only,
-/// until the kernel model is fixed; anything else fails.
-fn known_model_bug(report: &script::RunReport, variant: Variant) -> bool {
-    matches!(&report.outcome, Outcome::Violation(v)
-        if variant == Variant::Linux5_1 && v.invariant == "mm-existence"
-            && v.message == "try_to_unuse: a held mm left the mmlist")
+/// patch is one of them when the run's key events match the race's
+/// signature (its bucket, `kernel::signatures`): race 7
+/// (`race7-shm-nopage`: a shm_nopage worked from an SHM_ENTRY that
+/// shm_unuse replaced meanwhile) or the shm_swap window
+/// (`shm-swap-window`: swapoff took a slot shm_swap had not published).
+/// Anything else, `unclassified` included, is a failure.
+fn known_open_race(report: &script::RunReport) -> Option<&'static str> {
+    let bucket = report.bucket.as_ref()?;
+    ["race7-shm-nopage", "shm-swap-window"].into_iter().find(|&open| bucket.name == open)
 }
 
 fn run_case(w: &Workload, variant: Variant) -> script::RunReport {
@@ -236,17 +203,18 @@ proptest! {
     fn the_patched_kernel_keeps_every_invariant_but_the_open_races(w in workload()) {
         let report = run_case(&w, Variant::Patched);
         prop_assert!(
-            report.outcome == Outcome::Finished || known_open_race(&report, w.cpus).is_some(),
+            report.outcome == Outcome::Finished || known_open_race(&report).is_some(),
             "{}\n{:?}\n{:?}", scenario(&w), report.outcome, report.printk
         );
     }
 
     #[test]
     fn the_later_swapoff_designs_keep_every_invariant(w in workload()) {
-        for variant in [Variant::Linux2_4_10, Variant::Linux5_1] {
+        // The designs that close every race (6.9 has every later fix).
+        for variant in [Variant::Linux2_4_10, Variant::Linux5_1, Variant::Linux6_9] {
             let report = run_case(&w, variant);
             prop_assert!(
-                report.outcome == Outcome::Finished || known_model_bug(&report, variant),
+                report.outcome == Outcome::Finished,
                 "{} under {}\n{:?}\n{:?}", scenario(&w), variant, report.outcome, report.printk
             );
         }
@@ -298,7 +266,7 @@ fn the_generator_breaks_pre4_in_a_stated_share_of_cases() {
             *by_invariant.entry(v.invariant).or_default() += 1;
         }
         let patched = run_case(&w, Variant::Patched);
-        match known_open_race(&patched, w.cpus) {
+        match known_open_race(&patched) {
             Some(_) => open += 1,
             None if patched.outcome != Outcome::Finished => {
                 unclassified.push(format!("seed {}: {:?}\n{}", w.seed, patched.outcome, scenario(&w)));
@@ -359,7 +327,7 @@ proptest! {
         let options = RunOptions { faults: Some(faults), count_points: true, ..RunOptions::new(Variant::Patched.fixes(), w.seed) };
         let report = run("gen.lua", &source, &options).unwrap();
         prop_assert!(
-            report.outcome == Outcome::Finished || known_open_race(&report, w.cpus).is_some(),
+            report.outcome == Outcome::Finished || known_open_race(&report).is_some(),
             "{}\n{:?}\n{:?}", source, report.outcome, report.printk
         );
     }
