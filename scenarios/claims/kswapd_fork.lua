@@ -5,10 +5,12 @@
 --    (possibly large) children being created."
 --
 -- What it tries: kswapd reclaiming while a large process forks.
---   1. parent (P) has 24 dirty pages and forks: do_fork → copy_mm →
---      mm_alloc, dup_mmap, copy_page_range, which may sleep (mm_alloc,
---      the VMA's kmem_cache_alloc, pte_alloc); the child is linked on the
---      task list (SET_LINKS, kernel/fork.c:734) only after copy_mm returns.
+--   1. parent (P) has 24 dirty pages in two VMAs and forks: do_fork →
+--      copy_mm → mm_alloc, dup_mmap, copy_page_range, which may sleep
+--      (mm_alloc, each VMA's kmem_cache_alloc, pte_alloc): when it sleeps
+--      for the second VMA, the child already maps the first VMA's 12
+--      pages. The child is linked on the task list (SET_LINKS,
+--      kernel/fork.c:734) only after copy_mm returns.
 --   2. hog (H) faults 12 pages in until memory is at pages_low: kswapd runs
 --      swap_out (mm/vmscan.c:324-400), which picks its victims from the
 --      task list (for_each_task) — never the child being built, whose
@@ -27,8 +29,12 @@ local parent = process("parent", function()
   local child = fork(function() exit() end)
   waitpid(child)
 end)
-parent:map(0x10000, 24)
-for i = 0, 23 do parent:write(0x10000 + i * 4096) end
+parent:map(0x10000, 12)                -- two VMAs: dup_mmap sleeps for the
+parent:map(0x800000, 12)               -- second after copying the first's ptes
+for i = 0, 11 do
+  parent:write(0x10000 + i * 4096)
+  parent:write(0x800000 + i * 4096)
+end
 
 local hog = process("hog", function()
   for i = 0, 11 do write(0x100000 + i * 4096) end   -- down to pages_low: wakes kswapd
