@@ -251,7 +251,7 @@ fn the_editor_configuration_matches_the_sandbox_and_the_kernels() {
     let scenarios = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
     for entry in std::fs::read_dir(scenarios).unwrap() {
         let path = entry.unwrap().path();
-        if !path.extension().is_some_and(|x| x == "lua") {
+        if path.extension().is_none_or(|x| x != "lua") {
             continue; // scenarios/claims/ has no sweep
         }
         let source = std::fs::read_to_string(&path).unwrap();
