@@ -3,6 +3,7 @@
 mod atomic;
 mod bad_inputs;
 mod bad_scenarios;
+mod claims;
 mod cli_names;
 mod csv_files;
 mod determinism;
