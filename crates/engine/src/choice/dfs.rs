@@ -1,7 +1,7 @@
 //! Bounded depth-first search (CHESS) with sleep sets: the chooser of one
 //! schedule, and how the search picks the next one.
 
-use crate::choice::{Chooser, Decision, StepKind, PRUNE};
+use super::{Chooser, Decision, StepKind, PRUNE};
 use crate::footprint::Footprint;
 use crate::task::TaskId;
 use std::rc::Rc;
