@@ -34,6 +34,7 @@ mod sim;
 mod task;
 
 pub use choice::dfs::{DecisionLog, DecisionRecord, DfsChooser, DfsPlan, DfsRun, Sleeper};
+pub use choice::dpor::DporTree;
 pub use choice::pct::PctChooser;
 pub use choice::perturb::PerturbChooser;
 pub use choice::random::RandomChooser;

@@ -9,6 +9,7 @@
 //! time). This file holds what they share: the decisions and their labels.
 
 pub mod dfs;
+pub mod dpor;
 pub mod pct;
 pub mod perturb;
 pub mod random;
