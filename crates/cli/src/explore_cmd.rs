@@ -56,7 +56,8 @@ pub struct ExploreArgs {
     /// Threads for random and pct searches (the results do not depend on it).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
-    /// Run only shard K of N (the runs i with i % N == K-1), to split a
+    /// Run only shard K of N (random, pct: the runs i with i % N == K-1; dfs:
+    /// the search's subtrees by schedule prefix, in turn), to split a
     /// search across machines; combine the CSVs with `swapsim merge`.
     #[arg(long, value_name = "K/N", value_parser = crate::seed_search::parse_shard)]
     pub shard: Option<crate::seed_search::Shard>,
@@ -218,9 +219,9 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             Strategy::Random
         }
         StrategyName::Dfs => {
-            if args.jobs > 1 || args.shard.is_some() || args.csv.is_some() {
+            if args.jobs > 1 || args.csv.is_some() {
                 eprintln!(
-                    "error: --jobs, --shard and --csv apply to the random and pct strategies; dfs runs one search in order"
+                    "error: --jobs and --csv apply to the random and pct strategies; dfs runs one search in order"
                 );
                 return ExitCode::from(2);
             }
@@ -536,7 +537,13 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
         }
     };
     let progress = crate::progress::Progress::new(args.runs());
-    let mut plan = engine::DfsPlan { sleep_sets, ..Default::default() };
+    let mut plan = match args.shard {
+        Some(shard) => {
+            println!("shard:    {}/{} of the search's subtrees (by schedule prefix)", shard.index, shard.count);
+            engine::DfsPlan::sharded(sleep_sets, (shard.index - 1) as u32, shard.count as u32)
+        }
+        None => engine::DfsPlan { sleep_sets, ..Default::default() },
+    };
     let mut explored = 0u64;
     let mut pruned = 0u64;
     let mut exhausted = false;
@@ -557,6 +564,17 @@ fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> E
             }
         };
         let run = std::mem::take(&mut *plan.log.borrow_mut());
+        if !plan.owned() {
+            // Another shard's subtree: its first schedule only finds the next.
+            match plan.next(&run, bound) {
+                Some(next) => plan = next,
+                None => {
+                    exhausted = true;
+                    break;
+                }
+            }
+            continue;
+        }
         progress.inc(!run.pruned && report.outcome.is_failure());
         // A dfs witness is its schedule's number in the search.
         order.add_run(explored + pruned + 1, &report.lock_order);
