@@ -26,7 +26,6 @@
 //! are vectors or ordered maps; there is no wall clock and no threads.
 
 mod choice;
-mod dfs;
 mod event;
 pub mod footprint;
 mod lock;
@@ -34,12 +33,15 @@ mod outcome;
 mod sim;
 mod task;
 
-pub use choice::{
-    Chooser, Decision, Divergence, EventClass, Label, LabelView, PctChooser, PerturbChooser, RandomChooser,
-    ReplayChooser, SemanticEvent, SemanticLog, SemanticReplayChooser, SemanticReplayReport, StepKind, TaskTag,
-    TimedChooser, PRUNE,
-};
-pub use dfs::{DecisionLog, DecisionRecord, DfsChooser, DfsPlan, DfsRun, Sleeper};
+pub use choice::dfs::{DecisionLog, DecisionRecord, DfsChooser, DfsPlan, DfsRun, Sleeper};
+pub use choice::dpor::DporTree;
+pub use choice::pct::PctChooser;
+pub use choice::perturb::PerturbChooser;
+pub use choice::random::RandomChooser;
+pub use choice::replay::ReplayChooser;
+pub use choice::semantic::{Divergence, SemanticLog, SemanticReplayChooser, SemanticReplayReport};
+pub use choice::timed::TimedChooser;
+pub use choice::{Chooser, Decision, EventClass, Label, LabelView, SemanticEvent, StepKind, TaskTag, PRUNE};
 pub use event::{Event, EventKind, StallCause};
 pub use footprint::Footprint;
 pub use lock::{LockId, LockKind, LockName};

@@ -243,7 +243,23 @@ fn dfs_exhausts_the_bounded_schedules_of_the_patched_exit_race() {
     assert!(replay.stdout.contains(", as recorded"), "{}", replay.stdout);
     let refused = swapsim(&[&args[..], &["--jobs", "2"]].concat());
     assert_eq!(refused.code, 2);
-    assert!(refused.stderr.contains("--jobs, --shard and --csv apply to the random and pct strategies"));
+    assert!(refused.stderr.contains("--jobs and --csv apply to the random and pct strategies"));
+    // Shards split the tree by schedule prefix: together they run the whole
+    // search's schedules once (cut short or not), and each runs a part.
+    let (mut explored, mut cut) = (0, 0);
+    for shard in ["1/3", "2/3", "3/3"] {
+        let part = swapsim(&[&args[..], &["--kernel", "patched", "--preemptions", "1", "--shard", shard]].concat());
+        assert_eq!(part.code, 0, "{}{}", part.stdout, part.stderr);
+        let number = |before: &str| -> u64 {
+            let rest = &part.stdout[part.stdout.find(before).expect(before) + before.len()..];
+            rest.split_whitespace().next().and_then(|n| n.parse().ok()).expect("a count")
+        };
+        let n = number("explored all ");
+        assert!(n > 0 && n < 519, "shard {shard}: {n} schedules");
+        explored += n;
+        cut += number("sleep sets: ");
+    }
+    assert_eq!((explored, cut), (519, 367));
 }
 
 #[test]

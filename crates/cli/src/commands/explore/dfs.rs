@@ -29,7 +29,13 @@ pub(super) fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source:
         Err(e) => return error(e),
     };
     let progress = crate::output::progress::Progress::new(args.runs());
-    let mut plan = engine::DfsPlan { sleep_sets, ..Default::default() };
+    let mut plan = match args.shard {
+        Some(shard) => {
+            println!("shard:    {}/{} of the search's subtrees (by schedule prefix)", shard.index, shard.count);
+            engine::DfsPlan::sharded(sleep_sets, (shard.index - 1) as u32, shard.count as u32)
+        }
+        None => engine::DfsPlan { sleep_sets, ..Default::default() },
+    };
     let mut explored = 0u64;
     let mut pruned = 0u64;
     let mut exhausted = false;
@@ -47,6 +53,17 @@ pub(super) fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source:
             Err(e) => return error(e),
         };
         let run = std::mem::take(&mut *plan.log.borrow_mut());
+        if !plan.owned() {
+            // Another shard's subtree: its first schedule only finds the next.
+            match plan.next(&run, bound) {
+                Some(next) => plan = next,
+                None => {
+                    exhausted = true;
+                    break;
+                }
+            }
+            continue;
+        }
         progress.inc(!run.pruned && report.outcome.is_failure());
         // A dfs witness is its schedule's number in the search.
         order.add_run(explored + pruned + 1, &report.lock_order);

@@ -61,7 +61,8 @@ pub struct ExploreArgs {
     /// Threads for random and pct searches (the results do not depend on it).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
-    /// Run only shard K of N (the runs i with i % N == K-1), to split a
+    /// Run only shard K of N (random, pct: the runs i with i % N == K-1; dfs:
+    /// the search's subtrees by schedule prefix, in turn), to split a
     /// search across machines; combine the CSVs with `swapsim merge`.
     #[arg(long, value_name = "K/N", value_parser = crate::seed_search::parse_shard)]
     pub shard: Option<crate::seed_search::Shard>,
@@ -147,9 +148,9 @@ pub fn explore(args: &ExploreArgs) -> ExitCode {
             Strategy::Random
         }
         StrategyName::Dfs => {
-            if args.jobs > 1 || args.shard.is_some() || args.csv.is_some() {
+            if args.jobs > 1 || args.csv.is_some() {
                 eprintln!(
-                    "error: --jobs, --shard and --csv apply to the random and pct strategies; dfs runs one search in order"
+                    "error: --jobs and --csv apply to the random and pct strategies; dfs runs one search in order"
                 );
                 return ExitCode::from(2);
             }

@@ -1,9 +1,11 @@
 //! Bounded depth-first search (CHESS) with sleep sets: the chooser of one
 //! schedule, and how the search picks the next one.
 
-use crate::choice::{Chooser, Decision, StepKind, PRUNE};
+use super::dpor::{DporDecision, DporStep, DporTree};
+use super::{Chooser, Decision, StepKind, PRUNE};
 use crate::footprint::Footprint;
 use crate::task::TaskId;
+use std::cell::RefCell;
 use std::rc::Rc;
 
 /// What a [`DfsChooser`] saw at one decision.
@@ -40,6 +42,10 @@ pub struct DfsRun {
     /// The run stopped early: the step it was to take is asleep, so every
     /// schedule going on from there is equivalent to one explored before.
     pub pruned: bool,
+    /// With DPOR: per decision, what the search needs to analyse the run.
+    pub dpor: Vec<DporDecision>,
+    /// With DPOR: every step, in order.
+    pub steps: Vec<DporStep>,
 }
 
 pub type DecisionLog = std::rc::Rc<std::cell::RefCell<DfsRun>>;
@@ -61,10 +67,15 @@ pub type DecisionLog = std::rc::Rc<std::cell::RefCell<DfsRun>>;
 /// McKinley, "Bounded partial-order reduction", OOPSLA 2013).
 pub struct DfsChooser {
     prefix: Vec<u32>,
-    /// Per decision of the prefix: the step explored at it before, which
-    /// sleeps from there on.
-    asleep: Vec<Option<Rc<Sleeper>>>,
+    /// Per decision of the prefix: the steps explored at it before, which
+    /// sleep from there on.
+    asleep: Vec<Vec<Rc<Sleeper>>>,
     sleep_sets: bool,
+    /// With DPOR ([`super::dpor`]): the preemption bound, for the choice
+    /// past the prefix when the default step is asleep; u32::MAX for none.
+    dpor: Option<u32>,
+    /// Preemptions so far.
+    used: u32,
     next: usize,
     running: Option<TaskId>,
     log: DecisionLog,
@@ -85,7 +96,7 @@ impl DfsChooser {
     /// (`SimConfig::record_footprints`).
     pub fn with_sleep_sets(
         prefix: Vec<u32>,
-        asleep: Vec<Option<Rc<Sleeper>>>,
+        asleep: Vec<Vec<Rc<Sleeper>>>,
         sleep_sets: bool,
         log: DecisionLog,
     ) -> DfsChooser {
@@ -93,8 +104,19 @@ impl DfsChooser {
         // are about as long as each other).
         let room = 2 * prefix.len() + 16;
         *log.borrow_mut() =
-            DfsRun { records: Vec::with_capacity(room), sleepers: Vec::with_capacity(room), pruned: false };
-        DfsChooser { prefix, asleep, sleep_sets, next: 0, running: None, log, sleep: Vec::new(), pending: None }
+            DfsRun { records: Vec::with_capacity(room), sleepers: Vec::with_capacity(room), ..DfsRun::default() };
+        DfsChooser {
+            prefix,
+            asleep,
+            sleep_sets,
+            dpor: None,
+            used: 0,
+            next: 0,
+            running: None,
+            log,
+            sleep: Vec::new(),
+            pending: None,
+        }
     }
 }
 
@@ -118,34 +140,53 @@ impl Chooser for DfsChooser {
             Decision::Inject { .. } => (0, false),
         };
         let at = self.next;
-        let rank = self.prefix.get(at).copied().unwrap_or(0).min(n as u32 - 1);
-        self.next += 1;
-        // Rank 0 is the default; rank r is the r-th other option.
-        let index = if rank == 0 {
-            default
-        } else {
-            (0..n).filter(|&i| i != default).nth(rank as usize - 1).unwrap_or(default)
-        };
         let preemptive = preemptive && n > 1;
+        if self.sleep_sets {
+            if let Some(explored) = self.asleep.get(at) {
+                self.sleep.extend(explored.iter().cloned());
+            }
+        }
+        let mut rank = self.prefix.get(at).copied().unwrap_or(0).min(n as u32 - 1);
+        if let (Some(bound), Decision::Step { options, .. }) = (self.dpor, decision) {
+            // Past the prefix DPOR takes the default, or, when the default
+            // step is asleep, the first awake option the bound allows.
+            if at >= self.prefix.len() && self.sleep.iter().any(|s| s.kind == options[default]) {
+                let cost = u32::from(preemptive);
+                let awake = (1..n as u32).find(|&r| {
+                    let i = rank_index(r, default, n);
+                    self.used + cost <= bound && !self.sleep.iter().any(|s| s.kind == options[i])
+                });
+                rank = awake.unwrap_or(0);
+            }
+        }
+        self.next += 1;
+        let index = rank_index(rank, default, n);
+        self.used += u32::from(preemptive && rank > 0);
         let mut log = self.log.borrow_mut();
         log.records.push(DecisionRecord { n: n as u32, rank, preemptive });
         log.sleepers.push(None);
+        if self.dpor.is_some() {
+            let (kinds, sleeping) = match decision {
+                Decision::Step { options, .. } => (options.to_vec(), self.sleep.iter().map(|s| s.kind).collect()),
+                _ => (Vec::new(), Vec::new()),
+            };
+            log.dpor.push(DporDecision { kinds, default: default as u32, sleeping, running: self.running });
+        }
         match decision {
             Decision::Step { options, .. } => {
                 let kind = options[index];
-                if self.sleep_sets {
-                    if let Some(Some(explored)) = self.asleep.get(at) {
-                        self.sleep.push(Rc::clone(explored));
-                    }
-                    if self.sleep.iter().any(|s| s.kind == kind) {
-                        log.pruned = true;
-                        return PRUNE;
-                    }
+                if self.sleep_sets && self.sleep.iter().any(|s| s.kind == kind) {
+                    log.pruned = true;
+                    return PRUNE;
                 }
                 if let StepKind::Task(t) = kind {
                     self.running = Some(t);
                 }
-                let sleepable = rank == 0 && preemptive && matches!(kind, StepKind::Task(_));
+                // Under a bound only a preemptive decision's default
+                // sleeps (see above); without one, DPOR puts every task
+                // step it explored to sleep.
+                let sleepable =
+                    matches!(kind, StepKind::Task(_)) && ((rank == 0 && preemptive) || self.dpor == Some(u32::MAX));
                 self.pending = Some((at, kind, sleepable));
             }
             // A decision inside the step: the step is not the same step
@@ -162,9 +203,26 @@ impl Chooser for DfsChooser {
     fn stepped(&mut self, footprint: Footprint) {
         // A sleeping step wakes when a step it does not commute with runs.
         self.sleep.retain(|s| !s.footprint.conflicts(&footprint));
-        if let Some((at, kind, true)) = self.pending.take() {
-            self.log.borrow_mut().sleepers[at] = Some(Rc::new(Sleeper { kind, footprint }));
+        let Some((at, kind, sleepable)) = self.pending.take() else { return };
+        let mut log = self.log.borrow_mut();
+        if self.dpor.is_some() {
+            let step = Rc::new(Sleeper { kind, footprint });
+            if sleepable {
+                log.sleepers[at] = Some(Rc::clone(&step));
+            }
+            log.steps.push(DporStep { decision: at as u32, step, sleepable });
+        } else if sleepable {
+            log.sleepers[at] = Some(Rc::new(Sleeper { kind, footprint }));
         }
+    }
+}
+
+/// The option of rank `rank` (0: the default; r: the r-th other option).
+pub(crate) fn rank_index(rank: u32, default: usize, n: usize) -> usize {
+    if rank == 0 {
+        default
+    } else {
+        (0..n).filter(|&i| i != default).nth(rank as usize - 1).unwrap_or(default)
     }
 }
 
@@ -174,16 +232,54 @@ impl Chooser for DfsChooser {
 #[derive(Clone, Debug, Default)]
 pub struct DfsPlan {
     pub prefix: Vec<u32>,
-    pub asleep: Vec<Option<Rc<Sleeper>>>,
+    pub asleep: Vec<Vec<Rc<Sleeper>>>,
     pub sleep_sets: bool,
     pub log: DecisionLog,
+    /// With DPOR ([`DfsPlan::dpor`]): the search tree the schedules share.
+    pub dpor: Option<Rc<RefCell<DporTree>>>,
+    /// Explore only shard K of N (K from 0): see [`DfsPlan::sharded`].
+    pub shard: Option<(u32, u32)>,
+    /// The top subtree this schedule is in (numbered in search order), and
+    /// how many the search has entered so far.
+    pub subtree: u64,
+    pub subtrees: u64,
 }
 
+/// A dfs splits into shards by the ranks of its first `SHARD_SPLIT`
+/// decisions that have a choice: each such prefix is a subtree of its own.
+pub const SHARD_SPLIT: usize = 6;
+
 impl DfsPlan {
+    /// The first schedule of a search with source-DPOR and sleep sets
+    /// ([`super::dpor`]) instead of every rank of every decision.
+    /// `bound` is the search's preemption bound (u32::MAX: none), the one
+    /// [`DfsPlan::next`] is given.
+    pub fn dpor(bound: u32) -> DfsPlan {
+        DfsPlan { sleep_sets: true, dpor: Some(Rc::new(RefCell::new(DporTree::new(bound)))), ..Default::default() }
+    }
+
+    /// The first schedule of shard `index` (from 0) of `count` of a plain or
+    /// sleep-set dfs: the search's subtrees by schedule prefix (the ranks of
+    /// the first [`SHARD_SPLIT`] decisions with a choice) go to the shards
+    /// in turn. A shard runs the first schedule of every subtree to find
+    /// the next ones, but explores and counts only its own ([`DfsPlan::owned`]),
+    /// so the shards together run each schedule of the whole search once.
+    pub fn sharded(sleep_sets: bool, index: u32, count: u32) -> DfsPlan {
+        DfsPlan { sleep_sets, shard: Some((index, count)), subtrees: 1, ..Default::default() }
+    }
+
+    /// Whether this schedule belongs to the shard (always, unsharded).
+    pub fn owned(&self) -> bool {
+        self.shard.is_none_or(|(index, count)| self.subtree % u64::from(count) == u64::from(index))
+    }
+
     /// The chooser that runs this schedule (with sleep sets, the run must
     /// record footprints: `SimConfig::record_footprints`).
     pub fn chooser(&self) -> DfsChooser {
-        DfsChooser::with_sleep_sets(self.prefix.clone(), self.asleep.clone(), self.sleep_sets, self.log.clone())
+        let mut c =
+            DfsChooser::with_sleep_sets(self.prefix.clone(), self.asleep.clone(), self.sleep_sets, self.log.clone());
+        c.dpor = self.dpor.as_ref().map(|tree| tree.borrow().bound());
+        c
     }
 
     /// The schedule after this one, given how this one went (`run`): the
@@ -192,23 +288,49 @@ impl DfsPlan {
     /// 0 sleeps in the schedules that try its other ranks. None: the
     /// search is complete.
     pub fn next(&self, run: &DfsRun, bound: u32) -> Option<DfsPlan> {
+        if let Some(tree) = &self.dpor {
+            assert!(self.shard.is_none(), "a DPOR search does not split into shards");
+            let (prefix, asleep) = tree.borrow_mut().next(self.prefix.len(), run, bound)?;
+            let (sleep_sets, log, dpor, shard) = (true, self.log.clone(), self.dpor.clone(), None);
+            return Some(DfsPlan { prefix, asleep, sleep_sets, log, dpor, shard, subtree: 0, subtrees: 0 });
+        }
         let records = &run.records;
         let mut used: Vec<u32> = Vec::with_capacity(records.len());
         let mut preemptions = 0;
-        for r in records {
+        // The decisions before `top` hold the first SHARD_SPLIT choices.
+        let mut top = records.len();
+        let mut choices = 0;
+        for (i, r) in records.iter().enumerate() {
             used.push(preemptions);
             preemptions += u32::from(r.preemptive && r.rank > 0);
+            if r.n > 1 {
+                choices += 1;
+                if choices == SHARD_SPLIT && top == records.len() {
+                    top = i + 1;
+                }
+            }
         }
-        let i = (0..records.len()).rev().find(|&i| {
+        // A subtree of another shard: only its first schedule runs here.
+        let end = if self.owned() { records.len() } else { top };
+        let i = (0..end).rev().find(|&i| {
             let r = records[i];
             r.rank + 1 < r.n && used[i] + u32::from(r.preemptive) <= bound
         })?;
+        let (subtree, subtrees) = match self.shard {
+            Some(_) if i < top => (self.subtrees, self.subtrees + 1),
+            _ => (self.subtree, self.subtrees),
+        };
         let mut prefix: Vec<u32> = records[..i].iter().map(|r| r.rank).collect();
         prefix.push(records[i].rank + 1);
-        let mut asleep: Vec<Option<Rc<Sleeper>>> = self.asleep.iter().take(i).cloned().collect();
-        asleep.resize(i, None);
-        asleep.push(if records[i].rank == 0 { run.sleepers[i].clone() } else { self.asleep.get(i).cloned().flatten() });
-        Some(DfsPlan { prefix, asleep, sleep_sets: self.sleep_sets, log: self.log.clone() })
+        let mut asleep: Vec<Vec<Rc<Sleeper>>> = self.asleep.iter().take(i).cloned().collect();
+        asleep.resize(i, Vec::new());
+        let mut here = self.asleep.get(i).cloned().unwrap_or_default();
+        if records[i].rank == 0 {
+            here.extend(run.sleepers[i].clone());
+        }
+        asleep.push(here);
+        let (sleep_sets, log, shard) = (self.sleep_sets, self.log.clone(), self.shard);
+        Some(DfsPlan { prefix, asleep, sleep_sets, log, dpor: None, shard, subtree, subtrees })
     }
 }
 
@@ -305,13 +427,37 @@ mod tests {
 
     /// Every (outcome, final state) a dfs within `bound` reaches, and how
     /// many schedules it ran to the end; None past `CAP` runs.
-    fn reachable(prog: &[Vec<Op>], cpus: usize, bound: u32, sleep_sets: bool) -> Option<(BTreeSet<String>, u64)> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mode {
+        Full,
+        SleepSets,
+        Dpor,
+    }
+
+    fn reachable(prog: &[Vec<Op>], cpus: usize, bound: u32, mode: Mode) -> Option<(BTreeSet<String>, u64)> {
+        reachable_in(prog, cpus, bound, mode, None).map(|(seen, complete, _)| (seen, complete))
+    }
+
+    /// The same in one shard (K, N): also the schedules cut short.
+    fn reachable_in(
+        prog: &[Vec<Op>],
+        cpus: usize,
+        bound: u32,
+        mode: Mode,
+        shard: Option<(u32, u32)>,
+    ) -> Option<(BTreeSet<String>, u64, u64)> {
         const CAP: u64 = 3_000;
         let mut seen = BTreeSet::new();
-        let mut complete = 0;
-        let mut plan = DfsPlan { sleep_sets, ..Default::default() };
+        let (mut complete, mut pruned) = (0, 0);
+        let mut plan = match (mode, shard) {
+            (Mode::Full, None) => DfsPlan::default(),
+            (Mode::SleepSets, None) => DfsPlan { sleep_sets: true, ..Default::default() },
+            (Mode::Dpor, _) => DfsPlan::dpor(bound),
+            (_, Some((k, n))) => DfsPlan::sharded(mode == Mode::SleepSets, k, n),
+        };
         for _ in 0..CAP {
-            let cfg = SimConfig { cpus, record_events: false, record_footprints: sleep_sets, ..Default::default() };
+            let cfg =
+                SimConfig { cpus, record_events: false, record_footprints: plan.sleep_sets, ..Default::default() };
             let sim = Sim::new(cfg, Box::new(plan.chooser()));
             let cells = Rc::new(RefCell::new(vec![0u64; 3]));
             let locals = Rc::new(RefCell::new(vec![0u64; prog.len()]));
@@ -347,13 +493,15 @@ mod tests {
             let outcome = sim.run();
             sim.shutdown();
             let run = std::mem::take(&mut *plan.log.borrow_mut());
-            if !run.pruned {
+            if run.pruned {
+                pruned += u64::from(plan.owned());
+            } else if plan.owned() {
                 complete += 1;
                 seen.insert(format!("{outcome:?} at {} {:?} {:?}", sim.now(), cells.borrow(), locals.borrow()));
             }
             match plan.next(&run, bound) {
                 Some(next) => plan = next,
-                None => return Some((seen, complete)),
+                None => return Some((seen, complete, pruned)),
             }
         }
         None
@@ -372,8 +520,9 @@ mod tests {
             let cpus = 1 + case % 2;
             for bound in [1, 2] {
                 // Searches too long for a unit test are skipped (both would be cut).
-                let Some((full, n_full)) = reachable(&prog, cpus, bound, false) else { continue };
-                let (reduced, n_reduced) = reachable(&prog, cpus, bound, true).expect("no longer than the full search");
+                let Some((full, n_full)) = reachable(&prog, cpus, bound, Mode::Full) else { continue };
+                let (reduced, n_reduced) =
+                    reachable(&prog, cpus, bound, Mode::SleepSets).expect("no longer than the full search");
                 assert_eq!(full, reduced, "case {case}, {cpus} CPUs, bound {bound}: {prog:?}");
                 assert!(n_reduced <= n_full);
                 full_runs += n_full;
@@ -384,5 +533,65 @@ mod tests {
         assert!(compared >= 200, "only {compared} searches compared");
         eprintln!("{compared} searches: {full_runs} schedules without sleep sets, {reduced_runs} with");
         assert!(reduced_runs < full_runs * 9 / 10, "sleep sets cut little: {reduced_runs} of {full_runs}");
+    }
+
+    /// Source-DPOR is sound: it reaches every outcome and final state the
+    /// full search reaches, with no bound (the algorithm's theorem) and
+    /// within preemption bounds 1 and 2 (where it is only this test), for
+    /// many random programs; and it runs far fewer schedules.
+    #[test]
+    fn dpor_reaches_every_final_state_of_the_full_search() {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2017);
+        let (mut full_runs, mut dpor_runs, mut compared) = (0, 0, 0);
+        for case in 0..150 {
+            let prog = program(&mut rng, 2 + case % 2);
+            let cpus = 1 + case % 2;
+            for bound in [1, 2, u32::MAX] {
+                let Some((full, n_full)) = reachable(&prog, cpus, bound, Mode::Full) else { continue };
+                let (reduced, n_dpor) =
+                    reachable(&prog, cpus, bound, Mode::Dpor).expect("no longer than the full search");
+                assert_eq!(full, reduced, "case {case}, {cpus} CPUs, bound {bound}: {prog:?}");
+                full_runs += n_full;
+                dpor_runs += n_dpor;
+                compared += 1;
+            }
+        }
+        assert!(compared >= 300, "only {compared} searches compared");
+        eprintln!("{compared} searches: {full_runs} schedules without reduction, {dpor_runs} with DPOR");
+        assert!(dpor_runs < full_runs * 3 / 5, "DPOR cut little: {dpor_runs} of {full_runs}");
+    }
+
+    /// Shards split a dfs: together they run every schedule of the whole
+    /// search once (the same counts, schedules cut short included) and
+    /// reach the same final states, with and without sleep sets.
+    #[test]
+    fn shards_together_run_the_whole_search() {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(31);
+        let mut compared = 0;
+        for case in 0..40 {
+            let prog = program(&mut rng, 2 + case % 2);
+            let cpus = 1 + case % 2;
+            for mode in [Mode::Full, Mode::SleepSets] {
+                let Some(whole) = reachable_in(&prog, cpus, 2, mode, None) else { continue };
+                for count in [2, 3] {
+                    let (mut seen, mut complete, mut pruned) = (BTreeSet::new(), 0, 0);
+                    let mut owners = 0;
+                    for index in 0..count {
+                        let (s, c, p) =
+                            reachable_in(&prog, cpus, 2, mode, Some((index, count))).expect("a shard is smaller");
+                        owners += u32::from(c + p > 0);
+                        seen.extend(s);
+                        complete += c;
+                        pruned += p;
+                    }
+                    assert_eq!((seen, complete, pruned), whole.clone(), "case {case}, {count} shards: {prog:?}");
+                    assert!(owners > 1 || whole.1 + whole.2 < 4, "case {case}: one shard ran everything");
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared >= 100, "only {compared} splits compared");
     }
 }

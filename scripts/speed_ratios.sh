@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Issue 17's speed targets: each figure beside its target, swapsim and the peer
+# checkers (shuttle, from ../shared/peers) measured in the same run, each case
+# in its own process on one CPU (taskset -c 0 where it exists).
+#
+#   scripts/speed_ratios.sh [PEERS_DIR]     (default: ../shared/peers from the repository root)
+#
+# It builds swapsim in release, runs the peers' run.sh (which builds them and
+# prints `peer.<tool>.<case>.<metric> = <value>` lines), and the bench's quick
+# section for the bench loop's pace and stress_make_j4. Wall clock is read
+# here only to report speed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PEERS=${1:-../shared/peers}
+PIN=()
+if command -v taskset >/dev/null 2>&1; then PIN=(taskset -c 0); fi
+cargo build --release -p cli --quiet
+BIN=target/release/swapsim
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+# Whole-process seconds of a command (stdout dropped).
+secs() {
+    local start end
+    start=$(date +%s.%N)
+    "$@" >/dev/null
+    end=$(date +%s.%N)
+    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }'
+}
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# The peers: every figure they print.
+"$PEERS/run.sh" >"$TMP/peers.txt"
+peer() { awk -F' = ' -v k="$1" '$1 == k { print $2 }' "$TMP/peers.txt"; }
+
+# 1. explore race 1 under the patch, random, one job: whole process.
+RUNS=100000
+s=$(secs "${PIN[@]}" "$BIN" explore scenarios/race1_fork.lua --kernel patched --runs $RUNS --strategy random --jobs 1)
+race1=$(rate $RUNS "$s")
+shuttle_race1=$(peer peer.shuttle.race1_patched.random.iters_per_s)
+
+# 2. The two-task toy (the bench's toy: two processes writing one page each).
+cat >"$TMP/toy.lua" <<'EOF'
+machine { cpus = 2, memory_pages = 64, swap_devices = { 16 } }
+process("a", function() write(0x100000) end):map(0x100000, 1)
+process("b", function() write(0x100000) end):map(0x100000, 1)
+EOF
+s=$(secs "${PIN[@]}" "$BIN" explore "$TMP/toy.lua" --kernel patched --runs $RUNS --strategy random --jobs 1)
+toy=$(rate $RUNS "$s")
+shuttle_toy=$(peer peer.shuttle.toy.random.iters_per_s)
+
+# 3. --jobs 2 against --jobs 1 (the same search).
+s2=$(secs "$BIN" explore scenarios/race1_fork.lua --kernel patched --runs $RUNS --strategy random --jobs 2)
+race1_j2=$(rate $RUNS "$s2")
+
+# 4. The bench loop (runs only, one Lua state) and stress_make_j4.
+"${PIN[@]}" cargo bench -p cli --quiet -- quick race1 stress >"$TMP/bench.txt" 2>/dev/null
+loop=$(awk '$1 == "patched" && $2 == "off" && $3 == "reused" { print $6 }' "$TMP/bench.txt")
+stress=$(awk '/^stress_make_j4 \(patched/ { for (i = 1; i <= NF; i++) if ($i == "steps/s;") print $(i - 1) }' "$TMP/bench.txt")
+
+printf '%-44s %14s %14s %8s  %s\n' figure swapsim peer/base ratio target
+printf '%-44s %14s %14s %8s  %s\n' "explore race 1 patched (runs/s)" "$race1" "$shuttle_race1" \
+    "$(ratio "$race1" "${shuttle_race1:-nan}")" ">= 1.0x shuttle race 1"
+printf '%-44s %14s %14s %8s  %s\n' "explore toy (runs/s)" "$toy" "$shuttle_toy" \
+    "$(ratio "$toy" "${shuttle_toy:-nan}")" ">= 1.0x shuttle toy"
+printf '%-44s %14s %14s %8s  %s\n' "bench loop / explore (runs/s)" "$race1" "$loop" \
+    "$(awk -v a="$loop" -v b="$race1" 'BEGIN { printf "%.0f%%", (a / b - 1) * 100 }')" "explore's overhead <= 10%"
+printf '%-44s %14s %14s %8s  %s\n' "stress_make_j4 (steps/s)" "$stress" "10000000" \
+    "$(ratio "$stress" 10000000)" ">= 1.0 (10 M steps/s)"
+printf '%-44s %14s %14s %8s  %s\n' "explore race 1 --jobs 2 / --jobs 1 (runs/s)" "$race1_j2" "$race1" \
+    "$(ratio "$race1_j2" "$race1")" ">= 1.8x"
