@@ -162,7 +162,7 @@ pub const SIGNATURES: &[Signature] = &[
         name: "race7-shm-nopage",
         title: "race 7: shm_nopage pages in a handle swapoff already paged in (open)",
         predicate: "a shm_nopage read SHM_ENTRY = E and dropped the shm lock, then shm_unuse replaced that \
-                    entry: the fault goes on with the stale E",
+                    entry: the fault goes on with the stale E (a break that names another entry is not this)",
         check: race7,
     },
     Signature {
@@ -427,6 +427,12 @@ fn mentions(message: &str, entry: SwpEntry) -> bool {
     })
 }
 
+/// Whether `message` names some swap entry ("1:4").
+fn names_an_entry(message: &str) -> bool {
+    let b = message.as_bytes();
+    (1..b.len().saturating_sub(1)).any(|i| b[i] == b':' && b[i - 1].is_ascii_digit() && b[i + 1].is_ascii_digit())
+}
+
 /// A key event's kind, in a few words.
 fn event_name(e: &KeyEvent) -> &'static str {
     match e {
@@ -547,6 +553,10 @@ fn race5(c: &Ctx) -> Option<String> {
 fn race7(c: &Ctx) -> Option<String> {
     c.events().find_map(|(i, e)| {
         let KeyEvent::ShmNopageSnap { seg, idx, entry } = *e else { return None };
+        // A break about another entry (a readahead neighbour's) is not this.
+        if names_an_entry(&c.v.message) && !mentions(&c.v.message, entry) {
+            return None;
+        }
         c.find(i, c.log.len(), |e| *e == KeyEvent::ShmUnuse { seg, idx, entry })?;
         Some(format!("shm_nopage read shm{seg}[{idx}] = {entry}; shm_unuse then replaced it"))
     })
