@@ -76,7 +76,7 @@ fn compare(searches: &[(&str, Variant, u32)]) {
 /// random program of `engine`'s `dpor_reaches_every_final_state_of_the_full_search`.
 /// Run it with `cargo test -p script --test sleep_sets dpor -- --ignored`.
 #[test]
-#[ignore]
+#[ignore = "known unsound (issue 17): DPOR misses race 3's violations under pre4 at one preemption"]
 fn dpor_reaches_every_outcome_of_the_full_search() {
     for (file, variant, bound) in [
         ("race2_exit.lua", Variant::Pre4, 1),
