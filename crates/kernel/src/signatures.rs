@@ -141,8 +141,8 @@ pub const SIGNATURES: &[Signature] = &[
     Signature {
         name: "shm-swap-window",
         title: "shm_swap's unpublished slot (not in the seed; open)",
-        predicate: "shm_swap_preop took slot E, then swapoff's try_to_unuse took E before shm_swap_core published \
-                    it: two pages for E in the swap cache",
+        predicate: "shm_swap_preop took slot E, then swapoff's try_to_unuse took E while shm_swap_core had not \
+                    yet added its page: two pages for E in the swap cache",
         check: shm_swap_window,
     },
     Signature {
@@ -504,13 +504,18 @@ fn shm_swap_window(c: &Ctx) -> Option<String> {
     if c.v.invariant != "swap-cache" || !c.v.message.contains("already has a page") {
         return None;
     }
+    // shm_swap_preop took E, and swapoff's try_to_unuse took E too while
+    // shm_swap's page for it was not yet (or only just) in the swap cache:
+    // either add is the alias.
     c.events().find_map(|(i, e)| {
         let KeyEvent::ShmSwapPreop { entry } = *e else { return None };
-        let start = c.find(i, c.log.len(), |e| *e == KeyEvent::SlotStart { entry })?;
-        let published = c.find(i, c.log.len(), |e| *e == KeyEvent::ShmSwapPublish { entry });
-        published
-            .is_none_or(|p| p > start)
-            .then(|| format!("shm_swap_preop took {entry}; try_to_unuse took it before shm_swap_core published it"))
+        if !mentions(&c.v.message, entry) {
+            return None;
+        }
+        c.find(i, c.log.len(), |e| *e == KeyEvent::SlotStart { entry })?;
+        Some(format!(
+            "shm_swap_preop took {entry}; swapoff's try_to_unuse took it too before shm_swap_core's page was in"
+        ))
     })
 }
 
