@@ -232,7 +232,10 @@ fn run_seeds(args: &RunArgs, kernel: &KernelChoice, path: &str, source: &str, fi
     );
     println!("firsts:   {}", broken.firsts());
     print!("{}", buckets.bucket_lines());
-    println!("first:    seed {first_broken}; replay: {}", replay_command(kernel, path, first_broken));
+    println!(
+        "first:    seed {first_broken}; replay: {}",
+        replay_command(kernel, path, first_broken) + &strategy_flags(args)
+    );
     ExitCode::from(1)
 }
 

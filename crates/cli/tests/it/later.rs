@@ -216,3 +216,18 @@ fn free_swap_and_cache_reads_the_freed_device_on_5_14_and_not_on_6_9() {
     ]);
     assert!(line.contains("no violation"), "{line}");
 }
+
+/// `run --timed --seeds` names `--timed` in the replay command of its first
+/// find, and that command reproduces the find (without it the seed runs
+/// random and is clean).
+#[test]
+fn a_timed_seed_range_replays_with_timed() {
+    let file = "scenarios/later/eb085574_swapin.lua";
+    let range = swapsim(&["run", file, "--kernel", "5.2", "--timed", "--seeds", "1..10"]);
+    assert_eq!(range.code, 1, "{}{}", range.stdout, range.stderr);
+    let replay = range.stdout.lines().find_map(|l| l.split_once("; replay: ")).map(|(_, c)| c.to_string()).unwrap();
+    assert!(replay.ends_with(" --seed 7 --timed"), "{replay}");
+    let again = swapsim(&["run", file, "--kernel", "5.2", "--seed", "7", "--timed"]);
+    assert_eq!(again.code, 1, "{}", again.stdout);
+    assert!(again.stdout.contains("bucket:   eb085574-swapin"), "{}", again.stdout);
+}
