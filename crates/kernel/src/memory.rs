@@ -644,6 +644,7 @@ async fn do_wp_page(k: &Kernel, t: &Task, mm: MmId, addr: u64, pte: Pte) -> KRes
         let data = k.w().pages[old_page].data;
         k.w().pages[new_page].data = data;
         set_pte(k, mm, addr, Pte::Present { page: new_page, write: true, dirty: true, young: true });
+        k.key(t, crate::signatures::KeyEvent::WpCopy { mm, addr, old: old_page });
         to_free = old_page;
     }
     t.spin_unlock(ptl, "do_wp_page:page_table_unlock_done");

@@ -50,6 +50,11 @@ pub enum KeyEvent {
     WalkVma { entry: SwpEntry, mm: MmId, start: u64, end: u64 },
     /// unuse_pte replaced the pte's `entry` by the page.
     UnusePte { mm: MmId, addr: u64, entry: SwpEntry },
+    /// unuse_pte's `set_pte(pte_mkdirty(pte))` of a present pte of `page`,
+    /// written from the value it read with no lock.
+    UnusePteDirty { mm: MmId, addr: u64, page: PageId },
+    /// do_wp_page's break_cow mapped a copy in place of `old`.
+    WpCopy { mm: MmId, addr: u64, old: PageId },
     /// do_swap_page started on the pte's `entry` ...
     FaultSwap { mm: MmId, addr: u64, entry: SwpEntry },
     /// ... and returned.
@@ -144,6 +149,14 @@ pub const SIGNATURES: &[Signature] = &[
         predicate: "shm_swap_preop took slot E, then swapoff's try_to_unuse took E while shm_swap_core had not \
                     yet added its page: two pages for E in the swap cache",
         check: shm_swap_window,
+    },
+    Signature {
+        name: "unuse-pte-stale-mkdirty",
+        title: "unuse_pte's unlocked read against do_wp_page's copy (not in the seed; pre4, SMP)",
+        predicate: "do_wp_page's break_cow replaced the pte's page P by a copy and dropped P, then unuse_pte's \
+                    set_pte(pte_mkdirty(pte)), from the value it read before, mapped P again; P is then used after \
+                    its free",
+        check: unuse_pte_stale_mkdirty,
     },
     Signature {
         name: "race4-shm-delete",
@@ -440,7 +453,8 @@ fn event_name(e: &KeyEvent) -> &'static str {
         KeyEvent::SlotStart { .. } => "try_to_unuse's slot",
         KeyEvent::SlotDone { .. } => "try_to_unuse's undead check",
         KeyEvent::WalkMm { .. } | KeyEvent::WalkVma { .. } => "swapoff's walk",
-        KeyEvent::UnusePte { .. } => "unuse_pte",
+        KeyEvent::UnusePte { .. } | KeyEvent::UnusePteDirty { .. } => "unuse_pte",
+        KeyEvent::WpCopy { .. } => "do_wp_page",
         KeyEvent::FaultSwap { .. } => "do_swap_page",
         KeyEvent::ReadaheadRef { .. } | KeyEvent::ReadaheadDone { .. } => "swapin_readahead",
         KeyEvent::SwapCacheDrop { by, .. } => by,
@@ -515,6 +529,20 @@ fn shm_swap_window(c: &Ctx) -> Option<String> {
         c.find(i, c.log.len(), |e| *e == KeyEvent::SlotStart { entry })?;
         Some(format!(
             "shm_swap_preop took {entry}; swapoff's try_to_unuse took it too before shm_swap_core's page was in"
+        ))
+    })
+}
+
+fn unuse_pte_stale_mkdirty(c: &Ctx) -> Option<String> {
+    // What breaks is the old page, mapped again and then freed.
+    if c.v.invariant != "use-after-free" {
+        return None;
+    }
+    c.events().find_map(|(i, e)| {
+        let KeyEvent::WpCopy { mm, addr, old } = *e else { return None };
+        c.find(i, c.log.len(), |e| *e == KeyEvent::UnusePteDirty { mm, addr, page: old })?;
+        Some(format!(
+            "do_wp_page copied the page at {addr:#x}; unuse_pte's stale set_pte then mapped the old page again"
         ))
     })
 }

@@ -801,6 +801,7 @@ async fn unuse_pte(
             k.check_mm(t, mm, "unuse_pte")?;
             check_page_table(k, t, mm, addr)?;
             set_pte(k, mm, addr, Pte::Present { page, write, dirty: true, young });
+            k.key(t, crate::signatures::KeyEvent::UnusePteDirty { mm, addr, page });
         }
         Pte::Swap(e) if e == entry => {
             t.point("unuse_pte:set_pte").await;
