@@ -39,12 +39,33 @@ pub fn write_folder(dir: &Path, what: &str, files: &[(&str, &[u8])]) -> std::io:
     let partial = parent.join(unique_temp_name(what));
     let written = std::fs::create_dir(&partial)
         .and_then(|_| files.iter().try_for_each(|(name, bytes)| std::fs::write(partial.join(name), bytes)))
-        .and_then(|_| {
-            let _ = std::fs::remove_dir_all(dir);
-            std::fs::rename(&partial, dir)
-        });
+        .and_then(|_| replace_folder(&partial, dir, parent, what));
     if written.is_err() {
         let _ = std::fs::remove_dir_all(&partial);
     }
     written
+}
+
+/// Rename `partial` over `dir`. A folder cannot be renamed over one that
+/// is not empty, so a folder already there (an earlier run's, or another
+/// command's that wrote the same find a moment ago) is first moved aside
+/// under a name of our own and removed; if another writer puts its folder
+/// back in between, try again: the last whole folder wins.
+fn replace_folder(partial: &Path, dir: &Path, parent: &Path, what: &str) -> std::io::Result<()> {
+    const TRIES: usize = 16;
+    let mut last = None;
+    for _ in 0..TRIES {
+        match std::fs::rename(partial, dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if dir.exists() => {
+                let aside = parent.join(unique_temp_name(what));
+                if std::fs::rename(dir, &aside).is_ok() {
+                    let _ = std::fs::remove_dir_all(&aside);
+                }
+                last = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("the folder kept coming back")))
 }
