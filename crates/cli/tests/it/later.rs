@@ -64,6 +64,42 @@ fn report(args: &[&str]) -> (String, String) {
     (result_line(args), run.stdout)
 }
 
+/// The `result:` line of a dfs search at one preemption of `scenario`.
+fn dfs_one_preemption(scenario: &str, kernel: &str) -> String {
+    let out = out_dir();
+    result_line(&[
+        "explore",
+        scenario,
+        "--kernel",
+        kernel,
+        "--strategy",
+        "dfs",
+        "--preemptions",
+        "1",
+        "--no-shrink",
+        "--out",
+        &out,
+    ])
+}
+
+/// The `result:` line of 300 pct runs of `scenario`.
+fn pct_300(scenario: &str, kernel: &str) -> String {
+    let out = out_dir();
+    result_line(&[
+        "explore",
+        scenario,
+        "--kernel",
+        kernel,
+        "--strategy",
+        "pct",
+        "--runs",
+        "300",
+        "--no-shrink",
+        "--out",
+        &out,
+    ])
+}
+
 /// SWAP_UNUSE_MAX_TRIES (5.1-rc1..rc4): swapoff gives up with -EBUSY while
 /// an exiting mm frees its swap; 5.1 goes round until it is gone.
 #[test]
@@ -72,6 +108,7 @@ fn swap_unuse_max_tries_fails_swapoff_on_5_1_rc1_and_not_on_5_1() {
     let (line, out) = report(&["run", S, "--kernel", "5.1-rc1", "--seed", "14"]);
     assert!(line.contains("VIOLATION scenario-expectation"), "{line}");
     assert!(out.contains("swapoff(1) failed with -16"), "{out}");
+    assert!(out.contains("bucket:   swap-unuse-max-tries\n"), "{out}");
     let line = result_line(&["run", S, "--kernel", "5.1", "--seeds", "1..300"]);
     assert!(line.contains("none broke"), "{line}");
 }
@@ -89,35 +126,12 @@ fn eb085574_swapin_reads_the_freed_swap_cache_on_5_2_and_not_on_5_3() {
             && out.contains("freed at sys_swapoff:exit_swap_address_space"),
         "the reader's point and the freer's: {out}"
     );
+    assert!(out.contains("bucket:   eb085574-swapin\n"), "{out}");
     let line = result_line(&["run", S, "--kernel", "5.3", "--timed", "--seeds", "1..300"]);
     assert!(line.contains("none broke"), "{line}");
-    let line = result_line(&[
-        "explore",
-        S,
-        "--kernel",
-        "5.2",
-        "--strategy",
-        "dfs",
-        "--preemptions",
-        "1",
-        "--no-shrink",
-        "--out",
-        &out_dir(),
-    ]);
+    let line = dfs_one_preemption(S, "5.2");
     assert!(line.contains("schedule 231 breaks: VIOLATION of use-after-free"), "{line}");
-    let line = result_line(&[
-        "explore",
-        S,
-        "--kernel",
-        "5.3",
-        "--strategy",
-        "dfs",
-        "--preemptions",
-        "1",
-        "--no-shrink",
-        "--out",
-        &out_dir(),
-    ]);
+    let line = dfs_one_preemption(S, "5.3");
     assert!(line.contains("explored all 530 schedules with <= 1 preemptions: no violation"), "{line}");
 }
 
@@ -127,52 +141,16 @@ fn eb085574_swapin_reads_the_freed_swap_cache_on_5_2_and_not_on_5_3() {
 #[test]
 fn shmem_swapin_reads_the_cleared_swap_file_on_5_3_and_not_on_5_14() {
     const S: &str = "scenarios/later/2efa33fc_shmem_swapin.lua";
-    let line = result_line(&[
-        "explore",
-        S,
-        "--kernel",
-        "5.3",
-        "--strategy",
-        "dfs",
-        "--preemptions",
-        "1",
-        "--no-shrink",
-        "--out",
-        &out_dir(),
-    ]);
+    let line = dfs_one_preemption(S, "5.3");
     assert!(
         line.contains("schedule 113 breaks: VIOLATION of use-after-free")
             && line.contains("swap_cluster_readahead:swap_file read the swap_file of swap device 1")
             && line.contains("freed at sys_swapoff:swap_device_lock_free"),
         "{line}"
     );
-    let line = result_line(&[
-        "explore",
-        S,
-        "--kernel",
-        "5.14",
-        "--strategy",
-        "dfs",
-        "--preemptions",
-        "1",
-        "--no-shrink",
-        "--out",
-        &out_dir(),
-    ]);
+    let line = dfs_one_preemption(S, "5.14");
     assert!(line.contains("explored all 226 schedules with <= 1 preemptions: no violation"), "{line}");
-    let line = result_line(&[
-        "explore",
-        S,
-        "--kernel",
-        "5.14",
-        "--strategy",
-        "pct",
-        "--runs",
-        "300",
-        "--no-shrink",
-        "--out",
-        &out_dir(),
-    ]);
+    let line = pct_300(S, "5.14");
     assert!(line.contains("no violation"), "{line}");
 }
 
@@ -185,35 +163,12 @@ fn free_swap_and_cache_reads_the_freed_device_on_5_14_and_not_on_6_9() {
     let (line, out) = report(&["run", S, "--kernel", "5.14", "--seed", "326"]);
     assert!(line.contains("VIOLATION use-after-free"), "{line}");
     assert!(out.contains("freed at sys_swapoff:"), "{out}");
-    let line = result_line(&[
-        "explore",
-        S,
-        "--kernel",
-        "5.14",
-        "--strategy",
-        "dfs",
-        "--preemptions",
-        "1",
-        "--no-shrink",
-        "--out",
-        &out_dir(),
-    ]);
+    assert!(out.contains("bucket:   82b1c07a-zap\n"), "{out}");
+    let line = dfs_one_preemption(S, "5.14");
     assert!(line.contains("schedule 25 breaks: VIOLATION of use-after-free"), "{line}");
     let line = result_line(&["run", S, "--kernel", "6.9", "--seeds", "1..300"]);
     assert!(line.contains("none broke"), "{line}");
-    let line = result_line(&[
-        "explore",
-        S,
-        "--kernel",
-        "6.9",
-        "--strategy",
-        "pct",
-        "--runs",
-        "300",
-        "--no-shrink",
-        "--out",
-        &out_dir(),
-    ]);
+    let line = pct_300(S, "6.9");
     assert!(line.contains("no violation"), "{line}");
 }
 
