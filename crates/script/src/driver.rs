@@ -10,10 +10,10 @@ use std::rc::Rc;
 use engine::Task;
 use kernel::memory::{user_access, Access};
 use kernel::{exit, fork, invariants, mmap, swapfile, vmscan, KResult, Kernel};
-use mlua::thread::ThreadStatus;
-use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Value};
+use mlua::{Function, Value};
 
-use crate::sandbox::{scenario_error, ScenarioError};
+use crate::memo::{Input, ProgramId, Programs, Reply, Resumed};
+use crate::sandbox::ScenarioError;
 
 /// The most system calls a run records (each one is kept for the latency
 /// figures).
@@ -28,7 +28,8 @@ const MAX_MESSAGE: usize = 4096;
 /// What every running program shares.
 pub(crate) struct Ctx {
     pub k: Rc<Kernel>,
-    pub lua: Lua,
+    /// The programs' Lua side.
+    pub programs: Programs,
     pub path: String,
     /// The first error raised by the scenario's own code while running.
     pub error: RefCell<Option<ScenarioError>>,
@@ -57,9 +58,10 @@ impl Ctx {
 }
 
 /// A system call request, parsed from what the program yielded.
-enum Request {
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Request {
     /// fork (false) or a CLONE_VM thread (true), and the child's program.
-    Fork(bool, Option<Function>),
+    Fork(bool, Option<ProgramId>),
     Exit,
     Access {
         addr: u64,
@@ -100,14 +102,14 @@ enum Request {
     Expect(bool, String),
 }
 
-/// After a system call: resume the program with these values, or stop.
+/// After a system call: resume the program with this reply, or stop.
 enum Next {
-    Resume(MultiValue),
+    Resume(Reply),
     Exited,
 }
 
 /// The body of a process task: start `program` (None: exit at once).
-pub(crate) fn start(ctx: Rc<Ctx>, program: Option<Function>) -> kernel::fork::ChildStart {
+pub(crate) fn start(ctx: Rc<Ctx>, program: Option<ProgramId>) -> kernel::fork::ChildStart {
     Box::new(move |t: Task| -> Pin<Box<dyn Future<Output = ()>>> { Box::pin(run_program(ctx, t, program)) })
 }
 
@@ -118,44 +120,25 @@ fn touch_lua() {
     engine::footprint::touch(kernel::tracked::LUA, 0, true);
 }
 
-async fn run_program(ctx: Rc<Ctx>, t: Task, program: Option<Function>) {
+/// A program's life: its steps in Lua (or from the memo, [`crate::memo`]),
+/// each up to its next system call, and the calls between them.
+async fn run_program(ctx: Rc<Ctx>, t: Task, program: Option<ProgramId>) {
     touch_lua();
-    let line = program.as_ref().and_then(|f| f.info().line_defined);
-    let thread = match program.map(|f| ctx.lua.create_thread(f)).transpose() {
-        Ok(thread) => thread,
-        Err(e) => return ctx.fail(&t, scenario_error(&e, &ctx.path)),
-    };
-    // The program's first instructions are paid for before it starts.
-    if let Some(Err(e)) = thread.as_ref().map(|thread| crate::sandbox::start_program(&ctx.lua, thread)) {
-        let mut error = scenario_error(&e, &ctx.path);
-        if let Some(line) = line {
-            error.location = Some(format!("{}:{line}", ctx.path));
-        }
-        return ctx.fail(&t, error);
-    }
-    if let Some(thread) = thread {
-        let mut reply = MultiValue::new();
+    if let Some(program) = program {
+        let mut input = Input::Start;
         loop {
             touch_lua();
-            // A call yields its name and at most two arguments: read as a
-            // tuple (missing values are nil), straight off the Lua stack.
-            let yielded: Yielded = match thread.resume(reply) {
-                Ok(values) => values,
-                Err(e) => return ctx.fail(&t, scenario_error(&e, &ctx.path)),
-            };
-            if thread.status() != ThreadStatus::Resumable {
-                break; // the program returned: exit()
-            }
-            let request = match parse_request(yielded) {
-                Ok(request) => request,
-                Err(message) => return ctx.fail(&t, ScenarioError { location: Some(ctx.path.clone()), message }),
+            let request = match ctx.programs.step(program, input) {
+                Resumed::Call(request) => request,
+                Resumed::Returned => break, // the program returned: exit()
+                Resumed::Failed(error) => return ctx.fail(&t, error),
             };
             let next = match request {
                 Request::WaitExit(_) | Request::WaitPoint { .. } => wait(&ctx, &t, request).await,
                 request => syscall(&ctx, &t, request).await,
             };
             match next {
-                Ok(Next::Resume(values)) => reply = values,
+                Ok(Next::Resume(reply)) => input = Input::Resume(reply),
                 Ok(Next::Exited) | Err(_) => return,
             }
         }
@@ -191,9 +174,14 @@ impl Request {
 }
 
 /// What a program's system call yields: the call's name and its arguments.
-type Yielded = (Value, Value, Value);
+pub(crate) type Yielded = (Value, Value, Value);
 
-fn parse_request((name, first, second): Yielded) -> Result<Request, String> {
+/// The request a program yielded; a forked child's program gets its id
+/// from `new_program`.
+pub(crate) fn parse_request(
+    (name, first, second): Yielded,
+    new_program: &mut dyn FnMut(Function) -> ProgramId,
+) -> Result<Request, String> {
     let mut values = [name, first, second].into_iter();
     // The name as one of ours, compared as bytes (no String per call).
     const NAMES: &[&str] = &[
@@ -237,7 +225,7 @@ fn parse_request((name, first, second): Yielded) -> Result<Request, String> {
         "fork" | "thread" => Request::Fork(
             name == "thread",
             match arg() {
-                Value::Function(f) => Some(f),
+                Value::Function(f) => Some(new_program(f)),
                 _ => None,
             },
         ),
@@ -290,8 +278,8 @@ fn parse_request((name, first, second): Yielded) -> Result<Request, String> {
     })
 }
 
-fn values(lua: &Lua, value: impl IntoLuaMulti) -> MultiValue {
-    value.into_lua_multi(lua).unwrap_or_default()
+fn reply(value: impl Into<Reply>) -> Reply {
+    value.into()
 }
 
 /// `wait_exit` and `wait_point`: the program blocks in user space, holding
@@ -303,7 +291,7 @@ async fn wait(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
     let value = match request {
         Request::WaitExit(pid) => {
             let Some(queue) = k.w().procs.get(&pid).map(|p| p.exit_wait) else {
-                return Ok(Next::Resume(values(&ctx.lua, -10)));
+                return Ok(Next::Resume(reply(-10)));
             };
             t.wait_event(queue, "scenario:wait_exit", || k.w().procs.get(&pid).is_none_or(|p| p.exited)).await;
             i64::from(pid)
@@ -317,7 +305,7 @@ async fn wait(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
         _ => unreachable!("only waits come here"),
     };
     touch_lua();
-    Ok(Next::Resume(values(&ctx.lua, value)))
+    Ok(Next::Resume(reply(value)))
 }
 
 /// Enter the kernel, run the request's routines, leave it: check the
@@ -336,10 +324,10 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
         }
         Request::Fork(clone_vm, program) => {
             let pid = fork::do_fork(k, t, clone_vm, start(Rc::clone(ctx), program)).await?;
-            Next::Resume(values(&ctx.lua, pid))
+            Next::Resume(reply(pid))
         }
         Request::Access { addr, write } => match user_access(k, t, addr, write).await? {
-            Access::Done => Next::Resume(MultiValue::new()),
+            Access::Done => Next::Resume(Reply::Nothing),
             access @ (Access::Segv | Access::Killed(_)) => {
                 let pid = k.current(t);
                 let why = if write { "write" } else { "read" };
@@ -361,20 +349,20 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
                     t.violation(invariant, message);
                 }
             }
-            Next::Resume(values(&ctx.lua, ret))
+            Next::Resume(reply(ret))
         }
         Request::Swapon(type_) => {
             let ret = swapfile::sys_swapon(k, t, type_).await?;
-            Next::Resume(values(&ctx.lua, ret))
+            Next::Resume(reply(ret))
         }
         Request::SwapOut { addr, pid } => {
             let victim = pid.unwrap_or_else(|| k.current(t));
             let done = vmscan::swap_out_pte(k, t, victim, addr).await? != vmscan::SwapOut::Failed;
-            Next::Resume(values(&ctx.lua, done))
+            Next::Resume(reply(done))
         }
-        Request::Mmap { addr, pages } => Next::Resume(values(&ctx.lua, mmap::sys_mmap(k, t, addr, pages).await?)),
-        Request::Munmap { addr, pages } => Next::Resume(values(&ctx.lua, mmap::sys_munmap(k, t, addr, pages).await?)),
-        Request::ShmctlRmid(seg) => Next::Resume(values(&ctx.lua, kernel::shm::sys_shmctl_rmid(k, t, seg).await?)),
+        Request::Mmap { addr, pages } => Next::Resume(reply(mmap::sys_mmap(k, t, addr, pages).await?)),
+        Request::Munmap { addr, pages } => Next::Resume(reply(mmap::sys_munmap(k, t, addr, pages).await?)),
+        Request::ShmctlRmid(seg) => Next::Resume(reply(kernel::shm::sys_shmctl_rmid(k, t, seg).await?)),
         Request::TryToFreePages => {
             // try_to_free_pages (mm/vmscan.c:535-545) as __alloc_pages'
             // direct reclaim calls it with GFP_KERNEL (__GFP_WAIT): with
@@ -383,30 +371,30 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
             k.w().pf_memalloc.push(t.id());
             let freed = vmscan::do_try_to_free_pages(k, t).await;
             k.w().pf_memalloc.retain(|&id| id != t.id());
-            Next::Resume(values(&ctx.lua, freed?))
+            Next::Resume(reply(freed?))
         }
         Request::ShmSwap => {
             // shm_swap (ipc/shm.c:1471-1522) at priority 0, the last pass
             // of do_try_to_free_pages: one shm page out, if any can go.
-            Next::Resume(values(&ctx.lua, kernel::shm::shm_swap(k, t, 0, None).await?))
+            Next::Resume(reply(kernel::shm::shm_swap(k, t, 0, None).await?))
         }
         Request::Sleep(ns) => {
             // sys_nanosleep (kernel/timer.c): a timed sleep.
             t.sleep_io("sys_nanosleep:schedule_timeout", ns).await;
-            Next::Resume(MultiValue::new())
+            Next::Resume(Reply::Nothing)
         }
-        Request::Waitpid(pid) => Next::Resume(values(&ctx.lua, exit::sys_wait4(k, t, pid).await?)),
+        Request::Waitpid(pid) => Next::Resume(reply(exit::sys_wait4(k, t, pid).await?)),
         Request::Exec => {
             mmap::exec_mmap(k, t).await?;
-            Next::Resume(MultiValue::new())
+            Next::Resume(Reply::Nothing)
         }
-        Request::Getpid => Next::Resume(values(&ctx.lua, k.current(t))),
+        Request::Getpid => Next::Resume(reply(k.current(t))),
         Request::WaitExit(_) | Request::WaitPoint { .. } => unreachable!("a wait enters no kernel: see wait()"),
         Request::Expect(ok, message) => {
             if !ok {
                 t.violation("scenario-expectation", message);
             }
-            Next::Resume(MultiValue::new())
+            Next::Resume(Reply::Nothing)
         }
     };
     touch_lua();

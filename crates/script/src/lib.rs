@@ -19,6 +19,7 @@
 
 pub mod api;
 mod driver;
+mod memo;
 /// The model's named points (`MODEL_POINTS`), read from its sources at build time.
 pub mod points {
     include!(concat!(env!("OUT_DIR"), "/points.rs"));

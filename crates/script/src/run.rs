@@ -2,7 +2,7 @@
 //! set-up steps one at a time, then interleave the process programs under
 //! the run's seed.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use engine::{Outcome, PctChooser, RandomChooser, ReplayChooser, Sim, SimConfig, TimedChooser, Violation};
@@ -11,6 +11,7 @@ use kernel::{invariants, swapfile, vmscan, Fixes, Kernel, Pid, Stats};
 
 use crate::api;
 use crate::driver::{self, Ctx};
+use crate::memo::{Memo, MemoSlot, Programs};
 use crate::sandbox::{
     compile_source, new_reusable_sandbox, scenario_error, SandboxLimits, SandboxReset, ScenarioError,
 };
@@ -70,6 +71,9 @@ pub struct RunOptions {
     /// At most this many steps in the interleaved phase (below the
     /// scenario's own budget): a long scenario's start, for tests.
     pub max_steps: Option<u64>,
+    /// Take the programs' steps from the runner's memo when it has them
+    /// ([`crate::memo`]); off, every run runs its Lua (the same report).
+    pub memo: bool,
 }
 
 impl RunOptions {
@@ -92,6 +96,7 @@ impl RunOptions {
             record_labels: false,
             semantic: None,
             max_steps: None,
+            memo: true,
         }
     }
 }
@@ -196,8 +201,19 @@ pub struct EventLine {
 /// so a runner builds it once; every run gets fresh globals (the chunk runs
 /// in a new environment table), a fresh spec, the budget and `math.random`
 /// stream reset to the run's seed, and read-only standard libraries, so
-/// that no run can leave state behind for the next.
+/// that no run can leave state behind for the next. What the programs do
+/// is memoised ([`crate::memo`]): a run whose Lua steps were all seen
+/// before runs no Lua.
 pub struct Runner {
+    loader: Rc<Loader>,
+    /// The set-ups of earlier runs (see [`SetupKey`]), oldest first.
+    setups: RefCell<Vec<Setup>>,
+    /// What the wall-clock watchdog sees of this runner's runs.
+    watch: std::sync::Arc<crate::watchdog::Watch>,
+}
+
+/// The sandbox and the scenario's chunk: what loads the scenario for a run.
+pub(crate) struct Loader {
     path: String,
     source: String,
     lua: mlua::Lua,
@@ -214,10 +230,123 @@ pub struct Runner {
     /// The metatables of the read-only library proxies (a run gets fresh
     /// proxies, see [`fresh_environment`]).
     libraries: Vec<mlua::Table>,
-    /// The set-ups of earlier runs (see [`SetupKey`]), oldest first.
-    setups: RefCell<Vec<Setup>>,
-    /// What the wall-clock watchdog sees of this runner's runs.
-    watch: std::sync::Arc<crate::watchdog::Watch>,
+    /// The program memo of each set of parameters, oldest first.
+    memos: RefCell<Vec<(Vec<(String, i64)>, MemoSlot)>>,
+    /// Program steps taken from a memo, and run in Lua (replays included).
+    steps: Cell<(u64, u64)>,
+}
+
+/// How many parameter sets' memos a runner keeps.
+const MAX_MEMOS: usize = 8;
+
+impl Loader {
+    /// Load and validate the scenario for one run with `seed`.
+    pub(crate) fn load(&self, seed: u64, params: &[(String, i64)]) -> Result<Scenario, ScenarioError> {
+        self.reset.reset(&self.lua, seed);
+        let spec: api::SharedSpec = Rc::new(RefCell::new(RawSpec { params: params.to_vec(), ..RawSpec::default() }));
+        self.lua.set_app_data(Rc::clone(&spec));
+        let env = fresh_environment(&self.lua, &self.env_meta, &self.libraries)
+            .map_err(|e| scenario_error(&e, &self.path))?;
+        let chunk = match self.chunk.get() {
+            Some(chunk) => chunk,
+            None => {
+                let chunk = compile_source(&self.lua, &self.path, &self.source)?;
+                self.chunk.get_or_init(|| chunk)
+            }
+        };
+        // The chunk takes its `_ENV` as an argument: every function it creates
+        // in this run closes over the new environment, so runs start from
+        // clean globals.
+        chunk.call::<()>(env).map_err(|e| scenario_error(&e, &self.path))?;
+        let scenario = spec.borrow().validate(&self.path)?;
+        spec.borrow_mut().running = true;
+        Ok(scenario)
+    }
+
+    /// Count a program step, from the memo or run in Lua.
+    pub(crate) fn count_step(&self, from_memo: bool) {
+        let (memo, lua) = self.steps.get();
+        self.steps.set(if from_memo { (memo + 1, lua) } else { (memo, lua + 1) });
+    }
+
+    pub(crate) fn lua(&self) -> &mlua::Lua {
+        &self.lua
+    }
+
+    pub(crate) fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub(crate) fn prints(&self) -> crate::sandbox::PrintLog {
+        Rc::clone(&self.prints)
+    }
+
+    /// Whether the scenario drew from `math.random` since the last load.
+    pub(crate) fn drew(&self) -> bool {
+        self.reset.drew()
+    }
+
+    /// The scenario draws random numbers: no memo for `params` from now on.
+    pub(crate) fn turn_memo_off(&self, params: &[(String, i64)]) {
+        let mut memos = self.memos.borrow_mut();
+        if let Some(slot) = memos.iter_mut().find(|(p, _)| p == params) {
+            slot.1 = MemoSlot::Off;
+        }
+    }
+
+    /// The run's Lua side: from the memo of `params` when it has one (no
+    /// Lua runs until a step is missing), else the chunk run now, with a
+    /// new memo if the chunk drew no random numbers.
+    fn programs(
+        self: &Rc<Self>,
+        seed: u64,
+        params: &[(String, i64)],
+        use_memo: bool,
+    ) -> Result<(Scenario, Programs), ScenarioError> {
+        let slot = self.memos.borrow().iter().find(|(p, _)| p == params).map(|(_, slot)| match slot {
+            MemoSlot::On(memo) => Some(Rc::clone(memo)),
+            MemoSlot::Off => None,
+        });
+        if let (true, Some(Some(memo))) = (use_memo, &slot) {
+            // What the chunk would do: reset the sandbox and print what it printed.
+            self.reset.reset(&self.lua, seed);
+            let scenario = memo.borrow().scenario.clone();
+            let mut prints = self.prints.borrow_mut();
+            for line in &memo.borrow().load_prints {
+                prints.push_recorded(line.clone());
+            }
+            drop(prints);
+            return Ok((scenario, Programs::walking(Rc::clone(self), seed, params, Some(Rc::clone(memo)))));
+        }
+        let scenario = self.load(seed, params)?;
+        let memo = match slot {
+            _ if !use_memo => None,
+            Some(Some(memo)) => Some(memo),
+            Some(None) => None,
+            None => {
+                let slot = if self.reset.drew() {
+                    MemoSlot::Off
+                } else {
+                    let load_prints = self.prints.borrow().lines.clone();
+                    MemoSlot::On(Rc::new(RefCell::new(Memo::new(scenario.clone(), load_prints))))
+                };
+                let memo = match &slot {
+                    MemoSlot::On(memo) => Some(Rc::clone(memo)),
+                    MemoSlot::Off => None,
+                };
+                let mut memos = self.memos.borrow_mut();
+                if memos.len() >= MAX_MEMOS {
+                    memos.remove(0);
+                }
+                memos.push((params.to_vec(), slot));
+                memo
+            }
+        };
+        // A memo's trie starts right after the chunk: a run that ran it
+        // walks the trie live from its root.
+        let programs = Programs::live(Rc::clone(self), seed, params, &scenario, memo);
+        Ok((scenario, programs))
+    }
 }
 
 /// A run under the watchdog's eye, until dropped.
@@ -242,7 +371,7 @@ impl Runner {
         api::register(&lua, Rc::new(RefCell::new(RawSpec::default()))).map_err(|e| scenario_error(&e, path))?;
         let libraries = protect_libraries(&lua).map_err(|e| scenario_error(&e, path))?;
         let env_meta = environment_metatable(&lua).map_err(|e| scenario_error(&e, path))?;
-        Ok(Runner {
+        let loader = Loader {
             path: path.to_string(),
             source: source.to_string(),
             lua,
@@ -251,44 +380,32 @@ impl Runner {
             chunk: Default::default(),
             env_meta,
             libraries,
+            memos: RefCell::new(Vec::new()),
+            steps: Cell::new((0, 0)),
+        };
+        Ok(Runner {
+            loader: Rc::new(loader),
             setups: RefCell::new(Vec::new()),
             watch: crate::watchdog::watch(path, limits.max_seconds),
         })
     }
 
-    /// Load and validate the scenario for one run with `seed`.
-    fn load(&self, seed: u64, params: &[(String, i64)]) -> Result<Scenario, ScenarioError> {
-        self.reset.reset(&self.lua, seed);
-        let spec: api::SharedSpec = Rc::new(RefCell::new(RawSpec { params: params.to_vec(), ..RawSpec::default() }));
-        self.lua.set_app_data(Rc::clone(&spec));
-        let env = fresh_environment(&self.lua, &self.env_meta, &self.libraries)
-            .map_err(|e| scenario_error(&e, &self.path))?;
-        let chunk = match self.chunk.get() {
-            Some(chunk) => chunk,
-            None => {
-                let chunk = compile_source(&self.lua, &self.path, &self.source)?;
-                self.chunk.get_or_init(|| chunk)
-            }
-        };
-        // The chunk takes its `_ENV` as an argument: every function it creates
-        // in this run closes over the new environment, so runs start from
-        // clean globals.
-        chunk.call::<()>(env).map_err(|e| scenario_error(&e, &self.path))?;
-        let scenario = spec.borrow().validate(&self.path)?;
-        spec.borrow_mut().running = true;
-        Ok(scenario)
+    /// How many program steps this runner's runs took from its memo, and
+    /// how many they ran in Lua (the replays after a miss included).
+    pub fn program_steps(&self) -> (u64, u64) {
+        self.loader.steps.get()
     }
 
     /// Load the scenario and validate it, without running anything.
     pub fn check(&self) -> Result<Scenario, ScenarioError> {
         let _watched = Watched::new(&self.watch, 1);
-        self.load(1, &[])
+        self.loader.load(1, &[])
     }
 
     /// One run.
     pub fn run(&self, options: &RunOptions) -> Result<RunReport, ScenarioError> {
         let _watched = Watched::new(&self.watch, options.seed);
-        let mut scenario = self.load(options.seed, &options.params)?;
+        let (mut scenario, programs) = self.loader.programs(options.seed, &options.params, options.memo)?;
         if let Some(faults) = options.faults {
             scenario.machine.faults = faults;
         }
@@ -319,7 +436,7 @@ impl Runner {
             None => {
                 let sim = Sim::new(config, Box::new(ReplayChooser::new(Vec::new())));
                 let k = Kernel::new(Rc::clone(&sim), &scenario.machine, options.fixes);
-                let pids = match set_up(&sim, &k, &scenario, &self.path) {
+                let pids = match set_up(&sim, &k, &scenario, &self.loader.path) {
                     Ok(pids) => pids,
                     Err(e) => {
                         sim.shutdown();
@@ -340,8 +457,7 @@ impl Runner {
                 (sim, k, pids)
             }
         };
-        let result =
-            interleave(&sim, &k, &pids, self.lua.clone(), Rc::clone(&self.prints), &scenario, &self.path, options);
+        let result = interleave(&sim, &k, &pids, programs, &scenario, &self.loader.path, options);
         sim.shutdown();
         result
     }
@@ -600,12 +716,12 @@ fn interleave(
     sim: &Rc<Sim>,
     k: &Rc<Kernel>,
     pids: &[Pid],
-    lua: mlua::Lua,
-    prints: crate::sandbox::PrintLog,
+    programs: Programs,
     scenario: &Scenario,
     path: &str,
     options: &RunOptions,
 ) -> Result<RunReport, ScenarioError> {
+    let prints = programs.prints();
     k.w().stats = Stats::default();
     *k.w().faults_armed = true;
     let first_run_task = sim.task_count();
@@ -655,16 +771,21 @@ fn interleave(
         .collect();
     let ctx = Rc::new(Ctx {
         k: Rc::clone(k),
-        lua,
+        programs,
         path: path.to_string(),
         error: RefCell::new(None),
         calls: RefCell::new(Vec::new()),
         points,
     });
+    // The processes' programs are programs 0, 1, ... (`memo::ProgramId`).
+    let mut program = 0;
     for (process, &pid) in scenario.processes.iter().zip(pids) {
-        let Some(program) = process.program.clone() else { continue };
+        if process.program.is_none() {
+            continue;
+        }
         let task = sim.spawn(process.name.clone(), driver::start(Rc::clone(&ctx), Some(program)));
         k.bind(task, pid);
+        program += 1;
     }
     if scenario.kswapd {
         let pid = k.create_kernel_thread("kswapd");
@@ -700,6 +821,7 @@ fn interleave(
         .iter()
         .map(|c| CallRecord { task: sim.task_name(c.task), name: c.name, start_ns: c.start_ns, end_ns: c.end_ns })
         .collect();
+    let printed = prints.borrow().lines.clone();
     let w = k.w();
     Ok(RunReport {
         outcome,
@@ -709,7 +831,7 @@ fn interleave(
         stalled_ns: sim.stalled(),
         stats: w.stats,
         printk: w.printk.clone(),
-        prints: prints.borrow().lines.clone(),
+        prints: printed,
         events,
         events_dropped: sim.events_dropped(),
         choices: sim.choices(),

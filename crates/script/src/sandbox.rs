@@ -386,6 +386,9 @@ pub struct SandboxReset {
     seed: Rc<Cell<u64>>,
     log: PrintLog,
     ids: Rc<ObjectIds>,
+    /// Set when the scenario draws from (or reseeds) `math.random`: what
+    /// it does from then on depends on the run's seed.
+    drew: Rc<Cell<bool>>,
 }
 
 impl SandboxReset {
@@ -406,6 +409,22 @@ impl SandboxReset {
         log.bytes = 0;
         drop(log);
         self.ids.reset(lua);
+        self.drew.set(false);
+    }
+
+    /// Whether the scenario used `math.random` or `math.randomseed` since
+    /// the last [`SandboxReset::reset`].
+    pub fn drew(&self) -> bool {
+        self.drew.get()
+    }
+}
+
+impl Printed {
+    /// Append a line printed earlier in the same way (the program memo
+    /// hands back what a Lua step printed when it recorded it).
+    pub(crate) fn push_recorded(&mut self, line: String) {
+        self.bytes += line.len() + 1;
+        self.lines.push(line);
     }
 }
 
@@ -514,7 +533,8 @@ fn build_sandbox(seed: u64, limits: SandboxLimits) -> mlua::Result<(Lua, PrintLo
     globals.raw_set("print", make_print(&lua, tostring, Rc::clone(&log))?)?;
 
     let current_seed = Rc::new(Cell::new(seed));
-    let rng = install_random(&lua, Rc::clone(&current_seed))?;
+    let drew = Rc::new(Cell::new(false));
+    let rng = install_random(&lua, Rc::clone(&current_seed), Rc::clone(&drew))?;
     install_instruction_limit(&lua, Rc::clone(&budget))?;
     budget.used.set(u64::from(HOOK_STRIDE));
     // Most of what a run allocates (its environment, closures, coroutines,
@@ -525,7 +545,7 @@ fn build_sandbox(seed: u64, limits: SandboxLimits) -> mlua::Result<(Lua, PrintLo
     lua.gc_set_mode(mlua::state::GcMode::Generational(mlua::state::GcGenParams::default()));
     // Last, so that building the sandbox itself is never what runs out.
     lua.set_memory_limit(limits.max_memory_bytes)?;
-    let reset = SandboxReset { budget, rng, seed: current_seed, log: Rc::clone(&log), ids };
+    let reset = SandboxReset { budget, rng, seed: current_seed, log: Rc::clone(&log), ids, drew };
     Ok((lua, log, reset))
 }
 
@@ -783,7 +803,11 @@ fn make_print(lua: &Lua, tostring: Function, log: PrintLog) -> mlua::Result<Func
 }
 
 /// `math.random` / `math.randomseed` on ChaCha8 stream 1 of the seed.
-fn install_random(lua: &Lua, current_seed: Rc<Cell<u64>>) -> mlua::Result<Rc<RefCell<ChaCha8Rng>>> {
+fn install_random(
+    lua: &Lua,
+    current_seed: Rc<Cell<u64>>,
+    drew: Rc<Cell<bool>>,
+) -> mlua::Result<Rc<RefCell<ChaCha8Rng>>> {
     let seed = current_seed.get();
     fn stream(seed: [u8; 32]) -> ChaCha8Rng {
         let mut rng = ChaCha8Rng::from_seed(seed);
@@ -800,8 +824,9 @@ fn install_random(lua: &Lua, current_seed: Rc<Cell<u64>>) -> mlua::Result<Rc<Ref
     let math: Table = lua.globals().raw_get("math")?;
 
     let random = {
-        let rng = Rc::clone(&rng);
+        let (rng, drew) = (Rc::clone(&rng), Rc::clone(&drew));
         lua.create_function(move |_, args: MultiValue| {
+            drew.set(true);
             let rv = rng.borrow_mut().next_u64();
             let (low, up) = match args.len() {
                 // Same float construction as Lua 5.4: the top 53 bits, scaled into [0, 1).
@@ -828,6 +853,7 @@ fn install_random(lua: &Lua, current_seed: Rc<Cell<u64>>) -> mlua::Result<Rc<Ref
     let reseed = Rc::clone(&rng);
     let run_seed = Rc::clone(&current_seed);
     let randomseed = lua.create_function(move |_, args: MultiValue| {
+        drew.set(true);
         let (n1, n2) = match args.len() {
             // Lua would pick a random seed here; the sandbox goes back to the run's seed.
             0 => (run_seed.get() as i64, 0),
