@@ -27,6 +27,7 @@
 
 mod choice;
 mod event;
+pub mod fast_hash;
 pub mod footprint;
 mod lock;
 mod outcome;

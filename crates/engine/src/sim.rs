@@ -9,6 +9,8 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
+
+use crate::fast_hash::{FastMap, FastSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -197,17 +199,17 @@ struct SimState {
     /// each decision, and how often each label was taken.
     tags: Vec<TaskTag>,
     labels: Vec<Label>,
-    occurrences: indexmap::IndexMap<(EventClass, TaskId, Point), u32>,
+    occurrences: FastMap<(EventClass, TaskId, Point), u32>,
     step: u64,
     events: VecDeque<Event>,
     /// Events dropped from the front of the log to respect `event_limit`.
     events_dropped: u64,
     /// How often each named point was reached, in first-reached order.
-    point_counts: indexmap::IndexMap<Point, u64>,
+    point_counts: FastMap<Point, u64>,
     /// (class held, class taken) -> (where the held one was taken, where the
     /// other was), first seen in this run.
-    lock_order: indexmap::IndexMap<(&'static str, &'static str), (Point, Point)>,
-    point_pairs: indexmap::IndexSet<(Point, Point)>,
+    lock_order: FastMap<(&'static str, &'static str), (Point, Point)>,
+    point_pairs: FastSet<(Point, Point)>,
     last_point: Option<(TaskId, Point)>,
     bkl: LockId,
     stop: Option<Outcome>,
@@ -306,13 +308,13 @@ impl Sim {
             choices: Vec::new(),
             tags: Vec::new(),
             labels: Vec::new(),
-            occurrences: indexmap::IndexMap::new(),
+            occurrences: FastMap::default(),
             step: 0,
             events: VecDeque::new(),
             events_dropped: 0,
-            point_counts: indexmap::IndexMap::new(),
-            lock_order: indexmap::IndexMap::new(),
-            point_pairs: indexmap::IndexSet::new(),
+            point_counts: FastMap::default(),
+            lock_order: FastMap::default(),
+            point_pairs: FastSet::default(),
             last_point: None,
             bkl,
             stop: None,
@@ -1710,15 +1712,11 @@ impl SimState {
         if kind == LockKind::Bkl {
             return;
         }
-        let before: Vec<(&'static str, Point)> = self.tasks[task.0 as usize]
-            .held
-            .iter()
-            .filter_map(|&h| info(h))
-            .filter(|&(held, kind, _)| kind != LockKind::Bkl && held != taken)
-            .map(|(held, _, at)| (held, at))
-            .collect();
-        for (held, at) in before {
-            self.lock_order.entry((held, taken)).or_insert((at, point));
+        for i in 0..self.tasks[task.0 as usize].held.len() {
+            let Some((held, kind, at)) = info(self.tasks[task.0 as usize].held[i]) else { continue };
+            if kind != LockKind::Bkl && held != taken {
+                self.lock_order.entry((held, taken)).or_insert((at, point));
+            }
         }
     }
 

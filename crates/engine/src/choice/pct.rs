@@ -1,6 +1,6 @@
 //! Probabilistic concurrency testing.
 
-use indexmap::IndexMap;
+use crate::fast_hash::FastMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -23,7 +23,7 @@ pub struct PctChooser {
     depth: u32,
     /// The steps at which a priority change happens, with its new priority.
     change_points: Vec<(u64, u32)>,
-    priorities: IndexMap<Option<TaskId>, u32>,
+    priorities: FastMap<Option<TaskId>, u32>,
     step: u64,
 }
 
@@ -35,7 +35,7 @@ impl PctChooser {
         let mut change_points: Vec<(u64, u32)> =
             (1..depth).map(|i| (rng.random_range(1..=steps.max(1)), depth - i)).collect();
         change_points.sort();
-        PctChooser { rng, sleep_probability, depth, change_points, priorities: IndexMap::new(), step: 0 }
+        PctChooser { rng, sleep_probability, depth, change_points, priorities: FastMap::default(), step: 0 }
     }
 
     fn priority(&mut self, who: Option<TaskId>) -> u32 {
