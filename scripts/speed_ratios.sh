@@ -19,13 +19,15 @@ BIN=target/release/swapsim
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-# Whole-process seconds of a command (stdout dropped).
+# Whole-process seconds of a command (stdout dropped): the median of five.
 secs() {
-    local start end
-    start=$(date +%s.%N)
-    "$@" >/dev/null
-    end=$(date +%s.%N)
-    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }'
+    local start end i
+    for i in 1 2 3 4 5; do
+        start=$(date +%s.%N)
+        "$@" >/dev/null
+        end=$(date +%s.%N)
+        awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f\n", b - a }'
+    done | sort -n | sed -n 3p
 }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
@@ -54,7 +56,15 @@ shuttle_toy=$(peer peer.shuttle.toy.random.iters_per_s)
 s2=$(secs "$BIN" explore scenarios/race1_fork.lua --kernel patched --runs $RUNS --strategy random --jobs 2)
 race1_j2=$(rate $RUNS "$s2")
 
-# 4. The bench loop (runs only, one Lua state) and stress_make_j4.
+# 4. Schedules: dfs on race 1 under the patch at two preemptions, beside
+#    loom's DPOR on its smaller race-1 model at the same bound.
+REDUCTION=()
+if "$BIN" explore --help | grep -q -- '--reduction'; then REDUCTION=(--reduction dpor); fi
+dfs_out=$("$BIN" explore scenarios/race1_fork.lua --kernel patched --strategy dfs --preemptions 2 "${REDUCTION[@]}")
+schedules=$(printf '%s\n' "$dfs_out" | sed -n 's/.*explored all \([0-9]*\) schedules.*/\1/p')
+loom_pb2=$(peer peer.loom.race1_patched.pb2.iters)
+
+# 5. The bench loop (runs only, one Lua state) and stress_make_j4.
 "${PIN[@]}" cargo bench -p cli --quiet -- quick race1 stress >"$TMP/bench.txt" 2>/dev/null
 loop=$(awk '$1 == "patched" && $2 == "off" && $3 == "reused" { print $6 }' "$TMP/bench.txt")
 stress=$(awk '/^stress_make_j4 \(patched/ { for (i = 1; i <= NF; i++) if ($i == "steps/s;") print $(i - 1) }' "$TMP/bench.txt")
@@ -70,3 +80,6 @@ printf '%-44s %14s %14s %8s  %s\n' "stress_make_j4 (steps/s)" "$stress" "1000000
     "$(ratio "$stress" 10000000)" ">= 1.0 (10 M steps/s)"
 printf '%-44s %14s %14s %8s  %s\n' "explore race 1 --jobs 2 / --jobs 1 (runs/s)" "$race1_j2" "$race1" \
     "$(ratio "$race1_j2" "$race1")" ">= 1.8x"
+printf '%-44s %14s %14s %8s  %s\n' "dfs race 1 patched, 2 preemptions (schedules)" "${schedules:-?}" "${loom_pb2:-?}" \
+    "$(ratio "${schedules:-nan}" "${loom_pb2:-nan}")" "<= 3000 schedules (loom: its smaller model)"
+echo "(dfs: ${REDUCTION[*]:-sleep sets only})"

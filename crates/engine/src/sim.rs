@@ -729,14 +729,16 @@ impl Sim {
                 }
                 let mut kinds = std::mem::take(&mut st.scratch_kinds);
                 kinds.clear();
-                kinds.extend(options.iter().map(|o| match *o {
-                    StepOption::Run(cpu) => StepKind::Task(st.cpus[cpu].current.expect("a busy CPU")),
-                    StepOption::Dispatch(task) => StepKind::Task(task),
-                    StepOption::Timer => StepKind::Timer,
-                }));
                 let mut times = std::mem::take(&mut st.scratch_times);
                 times.clear();
-                times.extend(options.iter().map(|o| st.option_time(*o)));
+                if st.cfg.record_labels || st.chooser.reads_options() {
+                    kinds.extend(options.iter().map(|o| match *o {
+                        StepOption::Run(cpu) => StepKind::Task(st.cpus[cpu].current.expect("a busy CPU")),
+                        StepOption::Dispatch(task) => StepKind::Task(task),
+                        StepOption::Timer => StepKind::Timer,
+                    }));
+                    times.extend(options.iter().map(|o| st.option_time(*o)));
+                }
                 let decision = Decision::Step { options: &kinds, times: &times };
                 let pick = if st.cfg.record_labels {
                     let labels: Vec<Label> = kinds.iter().map(|k| st.step_label(*k)).collect();

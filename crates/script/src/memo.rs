@@ -94,9 +94,9 @@ pub(crate) enum Resumed {
     Failed(ScenarioError),
 }
 
-/// The most steps a memo keeps; past them runs that leave the trie run
-/// their Lua without adding to it.
-const MAX_NODES: usize = 1 << 20;
+/// The most steps a memo keeps (some 30 MB); past them runs that leave
+/// the trie run their Lua without adding to it.
+const MAX_NODES: usize = 1 << 18;
 
 /// The trie of one scenario with one set of parameters.
 pub(crate) struct Memo {

@@ -589,8 +589,9 @@ pub fn load(path: &str, source: &str, limits: SandboxLimits) -> Result<Scenario,
 }
 
 /// Run the scenario once (a runner used once; reuse a [`Runner`] for many).
+/// No later run could use a memo: none is kept.
 pub fn run(path: &str, source: &str, options: &RunOptions) -> Result<RunReport, ScenarioError> {
-    Runner::new(path, source, options.limits)?.run(options)
+    Runner::new(path, source, options.limits)?.run(&RunOptions { memo: false, ..options.clone() })
 }
 
 /// Boot and set-up: the shm segments, the processes (pids 1, 2, ... in

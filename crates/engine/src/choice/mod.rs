@@ -61,6 +61,14 @@ pub trait Chooser {
     /// What the step just taken touched (only called when the run records
     /// footprints, `SimConfig::record_footprints`).
     fn stepped(&mut self, _footprint: Footprint) {}
+
+    /// Whether a step decision must say what its options are and when each
+    /// would happen; a chooser that picks by index alone (a random walk, a
+    /// recorded schedule) gets empty slices, and the simulator saves
+    /// computing them at every step.
+    fn reads_options(&self) -> bool {
+        true
+    }
 }
 
 /// What [`Chooser::choose`] returns for a step decision to end the run

@@ -35,6 +35,10 @@ impl Chooser for RandomChooser {
             Decision::MaySleep { .. } => draw_sleep(&mut self.rng, self.sleep_probability, n),
         }
     }
+
+    fn reads_options(&self) -> bool {
+        false
+    }
 }
 
 /// An allocation sleep: none, short (1) or, one time in four, long (2).
