@@ -231,10 +231,13 @@ pub(crate) struct Loader {
     /// proxies, see [`fresh_environment`]).
     libraries: Vec<mlua::Table>,
     /// The program memo of each set of parameters, oldest first.
-    memos: RefCell<Vec<(Vec<(String, i64)>, MemoSlot)>>,
+    memos: RefCell<Vec<(Params, MemoSlot)>>,
     /// Program steps taken from a memo, and run in Lua (replays included).
     steps: Cell<(u64, u64)>,
 }
+
+/// A run's values for the scenario's `param(name)`s.
+type Params = Vec<(String, i64)>;
 
 /// How many parameter sets' memos a runner keeps.
 const MAX_MEMOS: usize = 8;
