@@ -61,6 +61,13 @@ pub trait Chooser {
     /// What the step just taken touched (only called when the run records
     /// footprints, `SimConfig::record_footprints`).
     fn stepped(&mut self, _footprint: Footprint) {}
+
+    /// The run is over: `cut_short` could still step (tasks ready to run
+    /// or spinning, `Timer` for a pending timer), and `stopped` says
+    /// whether the run stopped before its tasks were done (a violation, the
+    /// step budget, the driver). Only called when the run records
+    /// footprints.
+    fn ended(&mut self, _cut_short: &[StepKind], _stopped: bool) {}
 }
 
 /// What [`Chooser::choose`] returns for a step decision to end the run
