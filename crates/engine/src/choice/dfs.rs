@@ -225,7 +225,9 @@ impl Chooser for DfsChooser {
         }
         if self.dpor.is_some() {
             log.cut_short = cut_short.to_vec();
-            log.stopped = stopped;
+            // A run the search cut short was stopped by the search, not by
+            // its last step.
+            log.stopped = stopped && !log.pruned;
         }
     }
 

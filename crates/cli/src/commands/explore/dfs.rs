@@ -20,7 +20,7 @@ use crate::output::error;
 /// explored before is cut short; with `--reduction dpor` only the decisions
 /// where conflicting steps could go the other way branch (source-DPOR).
 pub(super) fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> ExitCode {
-    let bound = args.preemptions;
+    let bound = args.preemption_bound();
     let dpor = args.reduction == ReductionName::Dpor;
     let sleep_sets = !args.no_sleep_sets;
     let limit = if bound == u32::MAX { "no preemption bound".to_string() } else { format!("<= {bound} preemptions") };
@@ -114,7 +114,7 @@ pub(super) fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source:
             "swapsim explore {path} {} --strategy dfs --preemptions {}{} --seed {} --runs {n} --no-shrink \
              (schedule {n} is the search's last)",
             kernel.flags(),
-            if bound == u32::MAX { "none".to_string() } else { bound.to_string() },
+            args.preemptions_flag(),
             if dpor {
                 " --reduction dpor"
             } else if sleep_sets {

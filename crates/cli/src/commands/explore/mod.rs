@@ -62,7 +62,7 @@ pub struct ExploreArgs {
     /// DFS: the most preemptions (and allocation sleeps) a schedule may
     /// have, or `none` for no bound.
     #[arg(long, default_value = "2", value_name = "K|none", value_parser = parse_preemptions)]
-    pub preemptions: u32,
+    pub preemptions: u64,
     /// DFS: explore every schedule within the bound, also those that only
     /// reorder independent steps of one explored before (no sleep sets).
     #[arg(long, conflicts_with = "reduction")]
@@ -112,6 +112,20 @@ impl ExploreArgs {
             (None, _) => 1000,
         }
     }
+
+    /// DFS's preemption bound (u32::MAX: none).
+    pub fn preemption_bound(&self) -> u32 {
+        u32::try_from(self.preemptions).unwrap_or(u32::MAX)
+    }
+
+    /// The bound as `--preemptions` takes it.
+    pub fn preemptions_flag(&self) -> String {
+        if self.preemptions == NO_BOUND {
+            "none".into()
+        } else {
+            self.preemptions.to_string()
+        }
+    }
 }
 
 /// The values of explore's options no parser checks, and its outputs:
@@ -133,6 +147,9 @@ fn check_explore_args(args: &ExploreArgs) -> Result<(), String> {
     if !(1..=MAX_PCT_DEPTH).contains(&args.depth) {
         return Err(format!("--depth is between 1 and {MAX_PCT_DEPTH}, got {}", args.depth));
     }
+    if args.preemptions != NO_BOUND && args.preemptions > MAX_PREEMPTIONS {
+        return Err(format!("--preemptions is at most {MAX_PREEMPTIONS} (or none), got {}", args.preemptions));
+    }
     if args.reduction == ReductionName::Dpor {
         if args.strategy != StrategyName::Dfs {
             return Err("--reduction applies to --strategy dfs".into());
@@ -150,18 +167,16 @@ fn check_explore_args(args: &ExploreArgs) -> Result<(), String> {
 /// PCT's depth: d - 1 priority change points are drawn per run.
 const MAX_PCT_DEPTH: u32 = 1000;
 /// DFS's preemption bound (the number of schedules grows as steps^bound).
-const MAX_PREEMPTIONS: u32 = 1000;
+const MAX_PREEMPTIONS: u64 = 1000;
+/// `--preemptions none`.
+const NO_BOUND: u64 = u64::MAX;
 
-/// `--preemptions`: a bound up to [`MAX_PREEMPTIONS`], or `none`
-/// (u32::MAX: no bound).
-fn parse_preemptions(text: &str) -> Result<u32, String> {
-    if text == "none" {
-        return Ok(u32::MAX);
-    }
-    match text.parse::<u32>() {
-        Ok(k) if k <= MAX_PREEMPTIONS => Ok(k),
-        Ok(k) => Err(format!("at most {MAX_PREEMPTIONS}, got {k} (or none)")),
-        Err(_) => Err(format!("a number of preemptions or none, got {text:?}")),
+/// `--preemptions`: a number (at most [`MAX_PREEMPTIONS`], checked with
+/// the other options), or `none`.
+fn parse_preemptions(text: &str) -> Result<u64, String> {
+    match text {
+        "none" => Ok(NO_BOUND),
+        _ => text.parse::<u64>().map_err(|_| format!("a number of preemptions or none, got {text:?}")),
     }
 }
 
