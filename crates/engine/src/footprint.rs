@@ -69,6 +69,12 @@ pub struct Footprint {
 }
 
 impl Footprint {
+    /// The footprint of a step that read and may have written everything:
+    /// it conflicts with every step that touches anything.
+    pub fn everything() -> Footprint {
+        Footprint { accesses: Vec::new(), reads_everything: true, writes_everything: true }
+    }
+
     pub fn accesses(&self) -> &[Access] {
         &self.accesses
     }

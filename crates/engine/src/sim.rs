@@ -693,6 +693,22 @@ impl Sim {
         footprint::set_recording(record_footprints);
         let outcome = self.run_steps(record_footprints);
         footprint::set_recording(false);
+        if record_footprints {
+            // For a DPOR search: whether the run stopped early, and the
+            // steps its end cut short (none in a deadlock: nothing could step).
+            let st = &mut *self.st.borrow_mut();
+            let stopped = !matches!(outcome, Outcome::Finished | Outcome::Deadlock(_));
+            let ready = |t: &TaskInfo| matches!(t.state, TaskState::Runnable | TaskState::Spinning(_));
+            let mut cut: Vec<StepKind> = Vec::new();
+            if !matches!(outcome, Outcome::Deadlock(_)) {
+                let tasks = (0..st.tasks.len() as u32).map(TaskId);
+                cut.extend(tasks.filter(|t| ready(&st.tasks[t.0 as usize])).map(StepKind::Task));
+                if !st.timers.is_empty() {
+                    cut.push(StepKind::Timer);
+                }
+            }
+            st.chooser.ended(&cut, stopped);
+        }
         outcome
     }
 

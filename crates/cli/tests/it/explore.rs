@@ -440,3 +440,58 @@ fn dfs_exhausts_race3_under_the_patch_and_finds_it_under_pre4() {
     assert_eq!(pre4.code, 1, "{}{}", pre4.stdout, pre4.stderr);
     assert!(pre4.stdout.contains("bucket:   race3-do-swap-page"), "{}", pre4.stdout);
 }
+
+/// `--reduction dpor`: the same verdicts as the sleep-set dfs on race 3
+/// (the first find under pre4, exhaustion under the patch; DPOR's runs
+/// match the full search's outcomes in script's sleep_sets tests), and the
+/// flags it does not combine with are refused.
+#[test]
+fn dfs_with_dpor_reaches_the_same_verdicts_as_the_sleep_set_dfs() {
+    let args = ["explore", "scenarios/race3_fault.lua", "--strategy", "dfs", "--preemptions", "1", "--no-shrink"];
+    let out = out_dir("dfs-dpor");
+    let out = out.to_str().unwrap();
+    let result = |kernel: &str, reduction: &str| {
+        let run = swapsim(&[&args[..], &["--kernel", kernel, "--reduction", reduction, "--out", out]].concat());
+        let line = run.stdout.lines().find(|l| l.starts_with("result:")).unwrap_or_default().to_string();
+        (run.code, line, run.stdout)
+    };
+    let (code, dpor, stdout) = result("patched", "dpor");
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("source-DPOR with sleep sets"), "{stdout}");
+    assert_eq!(dpor, "result:   explored all 120 schedules with <= 1 preemptions: no violation");
+    assert_eq!(result("patched", "sleep-sets").1, dpor);
+    let (code, dpor, stdout) = result("pre4", "dpor");
+    assert_eq!(code, 1, "{stdout}");
+    assert!(dpor.starts_with("result:   schedule 32 breaks: VIOLATION of swap-count"), "{dpor}");
+    assert!(stdout.contains("bucket:   race3-do-swap-page"), "{stdout}");
+    assert_eq!(result("pre4", "sleep-sets").1, dpor);
+    // No bound: `none`.
+    let unbounded = swapsim(&[
+        "explore",
+        "scenarios/race3_fault.lua",
+        "--kernel",
+        "patched",
+        "--strategy",
+        "dfs",
+        "--preemptions",
+        "none",
+        "--reduction",
+        "dpor",
+        "--runs",
+        "5",
+        "--out",
+        out,
+    ]);
+    assert_eq!(unbounded.code, 0, "{}{}", unbounded.stdout, unbounded.stderr);
+    assert!(unbounded.stdout.contains("strategy: dfs, no preemption bound"), "{}", unbounded.stdout);
+    let refused = |extra: &[&str], message: &str| {
+        let run = swapsim(&[&args[..], &["--kernel", "patched", "--out", out], extra].concat());
+        assert_eq!(run.code, 2, "{extra:?}: {}", run.stdout);
+        assert!(run.stderr.contains(message), "{extra:?}: {}", run.stderr);
+    };
+    refused(&["--reduction", "dpor", "--shard", "1/2"], "a dfs with --reduction dpor does not split");
+    refused(&["--reduction", "dpor", "--no-sleep-sets"], "cannot be used with");
+    let many = swapsim(&["explore", "scenarios/race3_fault.lua", "--strategy", "dfs", "--preemptions", "many"]);
+    assert_eq!(many.code, 2);
+    assert!(many.stderr.contains("a number of preemptions or none"), "{}", many.stderr);
+}

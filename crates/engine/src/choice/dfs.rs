@@ -46,6 +46,11 @@ pub struct DfsRun {
     pub dpor: Vec<DporDecision>,
     /// With DPOR: every step, in order.
     pub steps: Vec<DporStep>,
+    /// With DPOR: what could still step when the run ended.
+    pub cut_short: Vec<StepKind>,
+    /// With DPOR: the run stopped before its tasks were done (its last
+    /// step stopped it).
+    pub stopped: bool,
 }
 
 pub type DecisionLog = std::rc::Rc<std::cell::RefCell<DfsRun>>;
@@ -84,6 +89,8 @@ pub struct DfsChooser {
     /// The last step decision: its index, what it took, and whether it
     /// may be put to sleep (so far: no allocation or fault decision yet).
     pending: Option<(usize, StepKind, bool)>,
+    /// The decision of the last step taken.
+    last_step: Option<usize>,
 }
 
 impl DfsChooser {
@@ -116,6 +123,7 @@ impl DfsChooser {
             log,
             sleep: Vec::new(),
             pending: None,
+            last_step: None,
         }
     }
 }
@@ -200,10 +208,34 @@ impl Chooser for DfsChooser {
         index
     }
 
+    fn ended(&mut self, cut_short: &[StepKind], stopped: bool) {
+        let mut log = self.log.borrow_mut();
+        if stopped && !log.pruned {
+            // The last step stopped the run: it disabled every other step,
+            // as a write every step reads, so it commutes with none (a
+            // schedule that runs another step first does not stop there).
+            if let Some(at) = self.last_step {
+                if let Some(sleeper) = log.sleepers[at].as_mut() {
+                    *sleeper = Rc::new(Sleeper { kind: sleeper.kind, footprint: Footprint::everything() });
+                }
+            }
+            if let Some(step) = log.steps.last_mut() {
+                step.step = Rc::new(Sleeper { kind: step.step.kind, footprint: Footprint::everything() });
+            }
+        }
+        if self.dpor.is_some() {
+            log.cut_short = cut_short.to_vec();
+            // A run the search cut short was stopped by the search, not by
+            // its last step.
+            log.stopped = stopped && !log.pruned;
+        }
+    }
+
     fn stepped(&mut self, footprint: Footprint) {
         // A sleeping step wakes when a step it does not commute with runs.
         self.sleep.retain(|s| !s.footprint.conflicts(&footprint));
         let Some((at, kind, sleepable)) = self.pending.take() else { return };
+        self.last_step = Some(at);
         let mut log = self.log.borrow_mut();
         if self.dpor.is_some() {
             let step = Rc::new(Sleeper { kind, footprint });
@@ -398,15 +430,20 @@ mod tests {
         Up,
         Io(u64),
         MaySleep,
+        /// An invariant check: the run stops with a violation if the cell
+        /// holds an odd value (the other tasks' next steps never run).
+        Check(usize),
     }
 
-    fn program(rng: &mut impl rand::Rng, tasks: usize) -> Vec<Vec<Op>> {
+    /// `checks`: some steps are invariant checks that can end the run early.
+    fn program(rng: &mut impl rand::Rng, tasks: usize, checks: bool) -> Vec<Vec<Op>> {
         (0..tasks)
             .map(|_| {
                 let mut ops = Vec::new();
                 for _ in 0..rng.random_range(2..=3) {
                     let cell = rng.random_range(0..3);
-                    let op = match rng.random_range(0..10) {
+                    let op = match rng.random_range(0..if checks { 11 } else { 10 }) {
+                        10 => Op::Check(cell),
                         0..=2 => Op::Read(cell),
                         3..=5 => Op::Write(cell),
                         6 => Op::Io(rng.random_range(1..4) * 150),
@@ -485,6 +522,12 @@ mod tests {
                             Op::Up => t.up(sem, "up"),
                             Op::Io(ns) => t.sleep_io("io", ns).await,
                             Op::MaySleep => t.may_sleep("alloc", 200).await,
+                            Op::Check(c) => {
+                                footprint::touch(footprint::FIRST_USER_SPACE, c as u64, false);
+                                if cells.borrow()[c] % 2 == 1 {
+                                    t.violation("check", format!("cell {c} is odd"));
+                                }
+                            }
                         }
                         locals.borrow_mut()[i] = h.wrapping_add(1);
                     }
@@ -516,7 +559,7 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2000);
         let (mut full_runs, mut reduced_runs, mut compared) = (0, 0, 0);
         for case in 0..150 {
-            let prog = program(&mut rng, 2 + case % 2);
+            let prog = program(&mut rng, 2 + case % 2, case % 4 >= 2);
             let cpus = 1 + case % 2;
             for bound in [1, 2] {
                 // Searches too long for a unit test are skipped (both would be cut).
@@ -545,9 +588,11 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2017);
         let (mut full_runs, mut dpor_runs, mut compared) = (0, 0, 0);
         for case in 0..150 {
-            let prog = program(&mut rng, 2 + case % 2);
+            // Half the programs check an invariant that can stop the run
+            // early, cutting the other tasks short.
+            let prog = program(&mut rng, 2 + case % 2, case % 4 >= 2);
             let cpus = 1 + case % 2;
-            for bound in [1, 2, u32::MAX] {
+            for bound in [0, 1, 2, u32::MAX] {
                 let Some((full, n_full)) = reachable(&prog, cpus, bound, Mode::Full) else { continue };
                 let (reduced, n_dpor) =
                     reachable(&prog, cpus, bound, Mode::Dpor).expect("no longer than the full search");
@@ -571,7 +616,7 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(31);
         let mut compared = 0;
         for case in 0..40 {
-            let prog = program(&mut rng, 2 + case % 2);
+            let prog = program(&mut rng, 2 + case % 2, false);
             let cpus = 1 + case % 2;
             for mode in [Mode::Full, Mode::SleepSets] {
                 let Some(whole) = reachable_in(&prog, cpus, 2, mode, None) else { continue };

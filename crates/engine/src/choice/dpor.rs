@@ -25,31 +25,48 @@
 //! a superset of the backtrack points the theory asks for; the tests below
 //! showed that stopping at the first such step loses final states.
 //!
+//! A run that ends cuts short the steps the other tasks would have taken
+//! next (`DfsRun::cut_short`: tasks ready to run or spinning, the timer
+//! queue), so no race with them is seen in it; and a run that stopped
+//! early (a violation, the step budget) stopped at its last step, which
+//! disabled every other step. The search treats that stop as a write every
+//! step reads: the last step of a stopped run conflicts with every step,
+//! and each cut-short task gets a step after the run's last that touches
+//! everything. (Without this the search lost race 3's violations: the
+//! timer that would have woken the faulting task, or the task itself, was
+//! pending when the violation ended the run.) Where no initial of a
+//! reversed race is an option at its decision (the task was asleep, or
+//! queued with no idle CPU), every option there is added (Flanagan and
+//! Godefroid's fallback).
+//!
 //! With a preemption bound (Coons, Musuvathi and McKinley, "Bounded
 //! partial-order reduction", OOPSLA 2013), a backtrack point the bound
 //! forbids would lose the reversed order, so each race also adds its task
-//! where the running task got its CPU and at the latest earlier decision
-//! where taking it costs no preemption (nothing ran, or a due timer was
-//! the default), and only a preemptive decision's default step sleeps (as
-//! in the plain dfs). Without a bound, source-DPOR's theorem says every
-//! final state of the full search is reached (given footprints that name
-//! every conflict). With a bound that is no theorem: it is what
-//! `dfs::tests` (random programs, bounds 1, 2 and none) and
-//! `script/tests/sleep_sets.rs` (the race scenarios) check.
+//! where the running task got its CPU (or, if it is no option there, every
+//! option there) and at the latest earlier decision where taking it costs
+//! no preemption (nothing ran, or a due timer was the default), and only a
+//! preemptive decision's default step sleeps (as in the plain dfs).
+//! Without a bound, source-DPOR's theorem says every final state of the
+//! full search is reached (given footprints that name every conflict).
+//! With a bound that is no theorem: it is what `dfs::tests` (random
+//! programs with locks, a semaphore, I/O sleeps, allocation decisions, one
+//! or two CPUs for two or three tasks, and invariant checks that stop the
+//! run; bounds 0, 1, 2 and none) and `script/tests/sleep_sets.rs` (the race
+//! scenarios) check.
 //!
-//! Status: `explore` does not offer it. On the random programs it reaches
-//! every final state of the full search, but on `race3_fault.lua` (pre4,
-//! one preemption) it misses violations the full search finds (the ignored
-//! `dpor_reaches_every_outcome_of_the_full_search` in
-//! `script/tests/sleep_sets.rs`), and on race 1 under the patch at two
-//! preemptions it runs as many schedules as the sleep-set dfs (23 709):
-//! nearly every pair of steps there conflicts (a shared lock, the Lua
-//! state, the count of tasks in the kernel, the CPUs).
+//! Status: sound on those checks, and offered by `explore --strategy dfs
+//! --reduction dpor`, but it cuts nothing on the race scenarios: it runs
+//! as many schedules as the sleep-set dfs (race 3 under pre4 at one
+//! preemption: 265 both), because nearly every pair of steps there
+//! conflicts (a shared lock, the Lua state every program step resumes, the
+//! count of tasks in the kernel, the CPUs), and the bound's extra
+//! backtrack points add back what the races leave out.
 
 use std::rc::Rc;
 
 use super::dfs::{rank_index, DfsRun, Sleeper};
 use super::StepKind;
+use crate::footprint::Footprint;
 use crate::task::TaskId;
 
 /// Per decision of a schedule, the steps asleep from there on.
@@ -76,6 +93,17 @@ pub struct DporStep {
     pub step: Rc<Sleeper>,
     /// Whether it may sleep (a task's step with no decision inside).
     pub sleepable: bool,
+}
+
+/// A step whose races are looked for: a step of the run, or the step a
+/// task cut short by the run's end would have taken next (`footprint`
+/// None: it might touch anything).
+struct Racer<'a> {
+    index: usize,
+    proc: usize,
+    pos: u32,
+    kind: StepKind,
+    footprint: Option<&'a Footprint>,
 }
 
 /// A decision on the current path of the search.
@@ -210,7 +238,10 @@ impl DporTree {
             StepKind::Timer => 0usize,
             StepKind::Task(t) => t.0 as usize + 1,
         };
-        let procs = steps.iter().map(|s| slot(s.step.kind)).max().unwrap_or(0) + 1;
+        // Every task that stepped, was an option or was cut short.
+        let options = self.nodes.iter().flat_map(|n| n.kinds.iter().copied());
+        let kinds = steps.iter().map(|s| s.step.kind).chain(options).chain(run.cut_short.iter().copied());
+        let procs = kinds.map(slot).max().unwrap_or(0) + 1;
         let proc_of: Vec<usize> = steps.iter().map(|s| slot(s.step.kind)).collect();
         // Per process, its steps in order; pos is 1-based.
         let mut of_proc: Vec<Vec<usize>> = vec![Vec::new(); procs];
@@ -219,6 +250,10 @@ impl DporTree {
             of_proc[p].push(e);
             pos[e] = of_proc[p].len() as u32;
         }
+        // A run that stopped early (a violation) stopped at its last step:
+        // that step disabled every other, as a write every step reads, so
+        // it conflicts with every step.
+        let stops = |e: usize| run.stopped && e == m - 1;
         // Vector clocks: clock[e*procs + p] = the last step of p that
         // happens before e (e itself for its own process).
         let mut clock = vec![0u32; m * procs];
@@ -233,7 +268,7 @@ impl DporTree {
             vc[p] = pos[e];
             for i in (0..e).rev() {
                 let pi = proc_of[i];
-                if vc[pi] >= pos[i] || !steps[i].step.footprint.conflicts(&steps[e].step.footprint) {
+                if vc[pi] >= pos[i] || !(stops(e) || steps[i].step.footprint.conflicts(&steps[e].step.footprint)) {
                     continue;
                 }
                 for (x, y) in vc.iter_mut().zip(&before[i * procs..i * procs + procs]) {
@@ -242,39 +277,91 @@ impl DporTree {
             }
             last_of[p] = e;
         }
-        let vc = |e: usize| &clock[e * procs..e * procs + procs];
         let first_new = steps.iter().position(|s| s.decision as usize >= branch).unwrap_or(m);
         let mut covered = vec![0u32; procs];
         for j in first_new..m {
-            let q = proc_of[j];
-            let kind = steps[j].step.kind;
-            // The last decision before j's at which j's task was an option.
-            let at_j = steps[j].decision as usize;
-            let enabled = (0..at_j).rev().find(|&d| self.nodes[d].kinds.contains(&kind));
-            covered.fill(0);
-            if pos[j] > 1 {
-                covered.copy_from_slice(vc(of_proc[q][pos[j] as usize - 2]));
+            let step = &steps[j].step;
+            let j =
+                Racer { index: j, proc: proc_of[j], pos: pos[j], kind: step.kind, footprint: Some(&step.footprint) };
+            self.race_back(&j, steps[j.index].decision as usize, &proc_of, &of_proc, &pos, &clock, &mut covered, steps);
+        }
+        if run.pruned {
+            return;
+        }
+        // The run's end (every task done, or a violation stopped it) cut
+        // short the tasks that could still step (`DfsRun::cut_short`):
+        // their next steps never ran, so no race with them was seen. The
+        // end disables them all, as a write that every step reads; what
+        // each would have touched is unknown, so each stands for a step
+        // that touches everything, after the run's last: it races with the
+        // latest step of each other task that it does not follow.
+        let ends = self.nodes.len();
+        let mut virtual_clock = clock.clone();
+        let everything: Vec<u32> = (0..procs).map(|p| of_proc[p].len() as u32).collect();
+        virtual_clock.extend_from_slice(&everything);
+        for &kind in &run.cut_short {
+            let q = slot(kind);
+            let mut proc_of = proc_of.clone();
+            let mut of_proc = of_proc.clone();
+            let mut pos = pos.clone();
+            proc_of.push(q);
+            of_proc[q].push(m);
+            pos.push(of_proc[q].len() as u32);
+            virtual_clock[m * procs + q] = pos[m];
+            let j = Racer { index: m, proc: q, pos: pos[m], kind, footprint: None };
+            self.race_back(&j, ends, &proc_of, &of_proc, &pos, &virtual_clock, &mut covered, steps);
+            virtual_clock[m * procs + q] = everything[q];
+        }
+    }
+
+    /// Source-DPOR's race detection for step `j` (at decision `at_j`):
+    /// every earlier step of another task that conflicts with it and that
+    /// nothing orders before it gets the reversed order as a backtrack
+    /// point.
+    #[allow(clippy::too_many_arguments)]
+    fn race_back(
+        &mut self,
+        j: &Racer<'_>,
+        at_j: usize,
+        proc_of: &[usize],
+        of_proc: &[Vec<usize>],
+        pos: &[u32],
+        clock: &[u32],
+        covered: &mut [u32],
+        steps: &[DporStep],
+    ) {
+        let procs = covered.len();
+        let vc = |e: usize| &clock[e * procs..e * procs + procs];
+        let q = j.proc;
+        // The last decision before j's at which j's task was an option.
+        let enabled = (0..at_j).rev().find(|&d| self.nodes[d].kinds.contains(&j.kind));
+        covered.fill(0);
+        if j.pos > 1 {
+            covered.copy_from_slice(vc(of_proc[q][j.pos as usize - 2]));
+        }
+        covered[q] = j.pos;
+        for i in (0..j.index).rev() {
+            let pi = proc_of[i];
+            if covered[pi] >= pos[i] || !j.footprint.is_none_or(|f| steps[i].step.footprint.conflicts(f)) {
+                continue;
             }
-            covered[q] = pos[j];
-            for i in (0..j).rev() {
-                let pi = proc_of[i];
-                if covered[pi] >= pos[i] || !steps[i].step.footprint.conflicts(&steps[j].step.footprint) {
-                    continue;
-                }
-                let at = steps[i].decision as usize;
-                let initials = self.initials(i, j, &proc_of, &of_proc, &pos, &clock, procs, steps);
-                let reversible = initials.iter().any(|&k| self.nodes[at].index_of(k).is_some());
-                if reversible {
-                    self.reverse(i, at, &initials, steps);
-                }
-                // If j's task was no option from step i on (i released what
-                // j takes, a lock or a CPU, or j's task was asleep), the
-                // steps i follows are not ordered before j through i: look
-                // past it, to the step that took what i released.
-                if enabled.is_some_and(|d| d >= at) {
-                    for (x, y) in covered.iter_mut().zip(vc(i)) {
-                        *x = (*x).max(*y);
-                    }
+            let at = steps[i].decision as usize;
+            let initials = self.initials(i, j, proc_of, of_proc, pos, clock, procs, steps);
+            let reversible = initials.iter().any(|&k| self.nodes[at].index_of(k).is_some());
+            if !reversible {
+                // No initial of the reversed order can go first at i (j's
+                // task was asleep, or had no CPU): every option there might
+                // lead to it (Flanagan and Godefroid's fallback).
+                self.add_all(at);
+            }
+            self.reverse(i, at, &initials, steps);
+            // If j's task was an option at or after step i's decision, the
+            // race with i covers the steps i follows; if not (i released
+            // what j takes, a lock or a CPU, or j's task was asleep), look
+            // past i too, to the step that took what i released.
+            if enabled.is_some_and(|d| d >= at) {
+                for (x, y) in covered.iter_mut().zip(vc(i)) {
+                    *x = (*x).max(*y);
                 }
             }
         }
@@ -287,7 +374,12 @@ impl DporTree {
         self.add(at, initials);
         if self.bound != u32::MAX {
             if let Some((start, _)) = self.run_start(i, steps) {
-                self.add(start, initials);
+                if !self.add(start, initials) {
+                    // None of the initials can go first there (the race's
+                    // task was asleep, a timer had to wake it first): every
+                    // option there might (Flanagan and Godefroid's fallback).
+                    self.add_all(start);
+                }
             }
             if let Some(free) = self.free_before(at, initials) {
                 self.add(free, initials);
@@ -295,20 +387,37 @@ impl DporTree {
         }
     }
 
+    /// Add every option the bound allows at decision `at`.
+    fn add_all(&mut self, at: usize) {
+        let bound = self.bound;
+        let node = &mut self.nodes[at];
+        for c in 0..node.kinds.len() as u32 {
+            if node.used + node.cost(c) <= bound && !node.backtrack.contains(&c) {
+                node.backtrack.push(c);
+                self.added += 1;
+            }
+        }
+    }
+
     /// Add one of `initials` that is an option at decision `at` to its
     /// backtrack set, unless the set holds one already: the cheapest.
-    fn add(&mut self, at: usize, initials: &[StepKind]) {
+    /// Returns false if none of them is an option the bound allows there.
+    fn add(&mut self, at: usize, initials: &[StepKind]) -> bool {
         let bound = self.bound;
         let node = &mut self.nodes[at];
         // Only options the bound allows here count.
         let options: Vec<u32> =
             initials.iter().filter_map(|&k| node.index_of(k)).filter(|&c| node.used + node.cost(c) <= bound).collect();
-        if options.is_empty() || options.iter().any(|c| node.backtrack.contains(c)) {
-            return;
+        if options.is_empty() {
+            return false;
+        }
+        if options.iter().any(|c| node.backtrack.contains(c)) {
+            return true;
         }
         let best = options.into_iter().min_by_key(|&c| (node.cost(c), c)).expect("not empty");
         node.backtrack.push(best);
         self.added += 1;
+        true
     }
 
     /// The latest step decision before `at` at which one of `initials`
@@ -343,7 +452,7 @@ impl DporTree {
     fn initials(
         &self,
         i: usize,
-        j: usize,
+        j: &Racer<'_>,
         proc_of: &[usize],
         of_proc: &[Vec<usize>],
         pos: &[u32],
@@ -352,22 +461,21 @@ impl DporTree {
         steps: &[DporStep],
     ) -> Vec<StepKind> {
         let pi = proc_of[i];
-        let q = proc_of[j];
         let vc = |e: usize| &clock[e * procs..e * procs + procs];
         // Each process's first step in v.
         let mut firsts: Vec<(usize, usize)> = Vec::new();
         for (p, evs) in of_proc.iter().enumerate() {
             let at = evs.partition_point(|&e| e <= i);
             match evs.get(at) {
-                Some(&f) if f < j && vc(f)[pi] < pos[i] => firsts.push((p, f)),
-                Some(&f) if f >= j && p == q => firsts.push((p, j)),
+                Some(&f) if f < j.index && vc(f)[pi] < pos[i] => firsts.push((p, f)),
+                Some(&f) if f >= j.index && p == j.proc => firsts.push((p, j.index)),
                 _ => {}
             }
         }
         firsts
             .iter()
             .filter(|&&(p, f)| firsts.iter().all(|&(r, g)| r == p || vc(f)[r] < pos[g]))
-            .map(|&(_, f)| steps[f].step.kind)
+            .map(|&(_, f)| if f == j.index { j.kind } else { steps[f].step.kind })
             .collect()
     }
 }

@@ -69,6 +69,13 @@ pub trait Chooser {
     fn reads_options(&self) -> bool {
         true
     }
+
+    /// The run is over: `cut_short` could still step (tasks ready to run
+    /// or spinning, `Timer` for a pending timer), and `stopped` says
+    /// whether the run stopped before its tasks were done (a violation, the
+    /// step budget, the driver). Only called when the run records
+    /// footprints.
+    fn ended(&mut self, _cut_short: &[StepKind], _stopped: bool) {}
 }
 
 /// What [`Chooser::choose`] returns for a step decision to end the run

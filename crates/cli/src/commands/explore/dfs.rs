@@ -6,7 +6,7 @@ use engine::Outcome;
 use script::{RunOptions, RunReport};
 
 use super::save::save_schedule;
-use super::ExploreArgs;
+use super::{ExploreArgs, ReductionName};
 use crate::args::KernelChoice;
 use crate::commands::violation;
 use crate::output::error;
@@ -15,14 +15,25 @@ use crate::output::error;
 /// run the schedule with no preemption, then every schedule that differs
 /// from an explored one at a single later decision, as long as it has at
 /// most `--preemptions` preemptions; stop at the first violation, or when
-/// all are explored (or `--runs` is reached). Schedules that differ only in
-/// the order of independent steps are all run (no partial-order reduction).
+/// all are explored (or `--runs` is reached). With sleep sets (the
+/// default) a schedule that only reorders independent steps of one
+/// explored before is cut short; with `--reduction dpor` only the decisions
+/// where conflicting steps could go the other way branch (source-DPOR).
 pub(super) fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source: &str) -> ExitCode {
-    let bound = args.preemptions;
+    let bound = args.preemption_bound();
+    let dpor = args.reduction == ReductionName::Dpor;
     let sleep_sets = !args.no_sleep_sets;
+    let limit = if bound == u32::MAX { "no preemption bound".to_string() } else { format!("<= {bound} preemptions") };
     println!(
-        "strategy: dfs, at most {bound} preemptions (allocation sleeps count as preemptions){}",
-        if sleep_sets { ", sleep sets" } else { "" }
+        "strategy: dfs, {} (allocation sleeps count as preemptions){}",
+        if bound == u32::MAX { "no preemption bound".to_string() } else { format!("at most {bound} preemptions") },
+        if dpor {
+            ", source-DPOR with sleep sets"
+        } else if sleep_sets {
+            ", sleep sets"
+        } else {
+            ""
+        }
     );
     let runner = match script::run::Runner::new(path, source, Default::default()) {
         Ok(runner) => runner,
@@ -34,6 +45,7 @@ pub(super) fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source:
             println!("shard:    {}/{} of the search's subtrees (by schedule prefix)", shard.index, shard.count);
             engine::DfsPlan::sharded(sleep_sets, (shard.index - 1) as u32, shard.count as u32)
         }
+        None if dpor => engine::DfsPlan::dpor(bound),
         None => engine::DfsPlan { sleep_sets, ..Default::default() },
     };
     let mut explored = 0u64;
@@ -93,12 +105,23 @@ pub(super) fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source:
     if sleep_sets {
         println!("sleep sets: {pruned} more schedules cut short (they only reorder independent steps of one explored)");
     }
+    if let Some(tree) = &plan.dpor {
+        let tree = tree.borrow();
+        println!("dpor:     {} races reversed, {} backtrack points added", tree.races, tree.added);
+    }
     let witness = |n: u64| {
         format!(
-            "swapsim explore {path} {} --strategy dfs --preemptions {bound}{} --seed {} --runs {n} --no-shrink \
+            "swapsim explore {path} {} --strategy dfs --preemptions {}{} --seed {} --runs {n} --no-shrink \
              (schedule {n} is the search's last)",
             kernel.flags(),
-            if sleep_sets { "" } else { " --no-sleep-sets" },
+            args.preemptions_flag(),
+            if dpor {
+                " --reduction dpor"
+            } else if sleep_sets {
+                ""
+            } else {
+                " --no-sleep-sets"
+            },
             args.seed
         )
     };
@@ -107,7 +130,7 @@ pub(super) fn dfs(args: &ExploreArgs, kernel: &KernelChoice, path: &str, source:
     }
     let Some((ranks, report)) = found else {
         if exhausted {
-            println!("result:   explored all {explored} schedules with <= {bound} preemptions: no violation");
+            println!("result:   explored all {explored} schedules with {limit}: no violation");
             return ExitCode::SUCCESS;
         }
         println!("result:   {explored} schedules explored, not all (raise --runs): no violation so far");

@@ -28,6 +28,17 @@ pub enum StrategyName {
     Dfs,
 }
 
+/// How a dfs search skips schedules that only reorder independent steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReductionName {
+    /// Sleep sets (Godefroid): a schedule that would take a step explored
+    /// before, and independent of every step since, is cut short.
+    SleepSets,
+    /// Source-DPOR (Abdulla et al., POPL 2014) with sleep sets: only the
+    /// decisions where two conflicting steps could go the other way branch.
+    Dpor,
+}
+
 #[derive(Args)]
 #[command(
     after_help = "Examples:\n  swapsim explore scenarios/race1_fork.lua --kernel pre4 --runs 1000\n  swapsim explore scenarios/race4_shm.lua --kernel pre4 --runs 20000 --strategy pct --depth 3\n  swapsim explore scenarios/race1_fork.lua --kernel patched --runs 10000   # the fix holds\n  swapsim explore scenarios/race2_exit.lua --kernel patched --strategy dfs --preemptions 1   # exhaustive within the bound\n  swapsim explore scenarios/race4_shm.lua --runs 100000 --jobs 2 --csv output/race4.csv\n\nExit status: 0 no violation, 1 a violation was found, 2 bad usage or a bad scenario."
@@ -48,13 +59,17 @@ pub struct ExploreArgs {
     /// PCT's bug depth d (number of ordering constraints of the bug).
     #[arg(long, default_value_t = 3)]
     pub depth: u32,
-    /// DFS: the most preemptions (and allocation sleeps) a schedule may have.
-    #[arg(long, default_value_t = 2)]
-    pub preemptions: u32,
+    /// DFS: the most preemptions (and allocation sleeps) a schedule may
+    /// have, or `none` for no bound.
+    #[arg(long, default_value = "2", value_name = "K|none", value_parser = parse_preemptions)]
+    pub preemptions: u64,
     /// DFS: explore every schedule within the bound, also those that only
     /// reorder independent steps of one explored before (no sleep sets).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "reduction")]
     pub no_sleep_sets: bool,
+    /// DFS: how schedules that only reorder independent steps are skipped.
+    #[arg(long, value_enum, default_value = "sleep-sets")]
+    pub reduction: ReductionName,
     /// The seed of the first run; run i uses seed + i.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -97,6 +112,20 @@ impl ExploreArgs {
             (None, _) => 1000,
         }
     }
+
+    /// DFS's preemption bound (u32::MAX: none).
+    pub fn preemption_bound(&self) -> u32 {
+        u32::try_from(self.preemptions).unwrap_or(u32::MAX)
+    }
+
+    /// The bound as `--preemptions` takes it.
+    pub fn preemptions_flag(&self) -> String {
+        if self.preemptions == NO_BOUND {
+            "none".into()
+        } else {
+            self.preemptions.to_string()
+        }
+    }
 }
 
 /// The values of explore's options no parser checks, and its outputs:
@@ -118,8 +147,18 @@ fn check_explore_args(args: &ExploreArgs) -> Result<(), String> {
     if !(1..=MAX_PCT_DEPTH).contains(&args.depth) {
         return Err(format!("--depth is between 1 and {MAX_PCT_DEPTH}, got {}", args.depth));
     }
-    if args.preemptions > MAX_PREEMPTIONS {
-        return Err(format!("--preemptions is at most {MAX_PREEMPTIONS}, got {}", args.preemptions));
+    if args.preemptions != NO_BOUND && args.preemptions > MAX_PREEMPTIONS {
+        return Err(format!("--preemptions is at most {MAX_PREEMPTIONS} (or none), got {}", args.preemptions));
+    }
+    if args.reduction == ReductionName::Dpor {
+        if args.strategy != StrategyName::Dfs {
+            return Err("--reduction applies to --strategy dfs".into());
+        }
+        if args.shard.is_some() {
+            // DPOR's backtrack points come from the races of every run
+            // before, so a subtree's schedules depend on other subtrees.
+            return Err("--shard splits a dfs with sleep sets; a dfs with --reduction dpor does not split".into());
+        }
     }
     crate::output::check_outputs(&[("--csv", args.csv.as_deref())], &[&args.file])?;
     crate::output::check_output_dir("--out", &args.out, true).map_err(|e| format!("--out: {e}"))
@@ -128,7 +167,18 @@ fn check_explore_args(args: &ExploreArgs) -> Result<(), String> {
 /// PCT's depth: d - 1 priority change points are drawn per run.
 const MAX_PCT_DEPTH: u32 = 1000;
 /// DFS's preemption bound (the number of schedules grows as steps^bound).
-const MAX_PREEMPTIONS: u32 = 1000;
+const MAX_PREEMPTIONS: u64 = 1000;
+/// `--preemptions none`.
+const NO_BOUND: u64 = u64::MAX;
+
+/// `--preemptions`: a number (at most [`MAX_PREEMPTIONS`], checked with
+/// the other options), or `none`.
+fn parse_preemptions(text: &str) -> Result<u64, String> {
+    match text {
+        "none" => Ok(NO_BOUND),
+        _ => text.parse::<u64>().map_err(|_| format!("a number of preemptions or none, got {text:?}")),
+    }
+}
 
 pub fn explore(args: &ExploreArgs) -> ExitCode {
     let kernel = match args.kernel.choice().and_then(|kernel| check_explore_args(args).map(|_| kernel)) {

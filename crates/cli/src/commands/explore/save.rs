@@ -38,7 +38,7 @@ pub(super) fn save_schedule(
         strategy: match args.strategy {
             StrategyName::Random => "random".into(),
             StrategyName::Pct => format!("pct depth {}", args.depth),
-            StrategyName::Dfs => format!("dfs preemptions {}", args.preemptions),
+            StrategyName::Dfs => format!("dfs preemptions {}", args.preemptions_flag()),
         },
         violation: invariant.to_string(),
         step,
