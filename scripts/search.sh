@@ -58,6 +58,7 @@ median_range() {
 }
 
 # exhaust SCENARIO KERNEL [FLAGS...] -> whether bounded dfs explores every schedule clean
+# (a later --preemptions in FLAGS overrides the bound of 2)
 exhaust() {
   local out file=$1 kernel=$2
   shift 2
@@ -80,8 +81,8 @@ exhaust() {
   echo "it ran until the first find, and under the patched kernel whether it explored every"
   echo "schedule within the bound with no violation of any invariant."
   echo
-  echo "| race | scenario | kernel | invariant | random | pct (depth 3) | dfs | dfs, no sleep sets | dfs, patched kernel | dfs, patched, no sleep sets | dfs, 2.4.10 | dfs, 5.1 |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| race | scenario | kernel | invariant | random | pct (depth 3) | dfs | dfs, no sleep sets | dfs, DPOR | dfs, patched kernel | dfs, patched, no sleep sets | dfs, patched, DPOR | DPOR, patched, no bound | dfs, 2.4.10 | dfs, 5.1 |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   for row in "${races[@]}"; do
     IFS='|' read -r file race inv flags <<<"$row"
     # shellcheck disable=SC2086
@@ -101,11 +102,14 @@ exhaust() {
     }
     dfs=$(dfs_find "$@")
     dfs_full=$(dfs_find "$@" --no-sleep-sets)
+    dfs_dpor=$(dfs_find "$@" --reduction dpor)
     patched=$(exhaust "$file" patched)
     patched_full=$(exhaust "$file" patched --no-sleep-sets)
+    patched_dpor=$(exhaust "$file" patched --reduction dpor)
+    unbounded_dpor=$(exhaust "$file" patched --reduction dpor --preemptions none)
     later=$(exhaust "$file" 2.4.10)
     latest=$(exhaust "$file" 5.1)
-    echo "| $race | \`$file\` | \`$flags\` | $inv | $(median_range "${random[@]}") | $(median_range "${pct[@]}") | $dfs | $dfs_full | $patched | $patched_full | $later | $latest |"
+    echo "| $race | \`$file\` | \`$flags\` | $inv | $(median_range "${random[@]}") | $(median_range "${pct[@]}") | $dfs | $dfs_full | $dfs_dpor | $patched | $patched_full | $patched_dpor | $unbounded_dpor | $later | $latest |"
   done
   echo
   echo "PCT needs far fewer runs than the random walk where the race wants one task held back"
