@@ -113,65 +113,50 @@ pub(crate) enum Record {
 }
 
 impl Sim {
+    // The entry points are inlined dispatchers: at each call site in
+    // task.rs the operation is a constant, so the match folds away and
+    // what runs is the one helper behind the seam that does it.
+
     /// One [`LockOp`] of `task` on `lock`. True if the lock was taken
     /// (`Take`, `TryTake`) or the question's answer (`IsHeld`, `Holds`);
     /// false otherwise.
+    #[inline(always)]
     pub(crate) fn lock(&self, task: TaskId, lock: LockId, op: LockOp) -> bool {
         match op {
             LockOp::Attempt { point, read, trylock } => {
-                self.st.borrow_mut().log_lock_op(task, EventKind::Attempt, lock, point, read, trylock);
+                self.log_lock_op(task, EventKind::Attempt, lock, point, read, trylock)
             }
             LockOp::Contended { point, read, trylock } => {
-                self.st.borrow_mut().log_lock_op(task, EventKind::Contended, lock, point, read, trylock);
+                self.log_lock_op(task, EventKind::Contended, lock, point, read, trylock)
             }
-            LockOp::Take { point, read } => return self.st.borrow_mut().try_acquire(task, lock, read, point, true),
-            LockOp::TryTake { point } => return self.st.borrow_mut().try_acquire(task, lock, false, point, false),
+            LockOp::Take { point, read } => return self.try_acquire(task, lock, read, point, true),
+            LockOp::TryTake { point } => return self.try_acquire(task, lock, false, point, false),
             LockOp::Spin => self.spin_on(task, lock),
-            LockOp::Release { point, read } => self.st.borrow_mut().release(Some(task), lock, read, point),
+            LockOp::Release { point, read } => self.release(task, lock, read, point),
             LockOp::GiveToIo => self.disown(task, lock),
-            LockOp::IsHeld => {
-                touch_lock(lock, false);
-                return self.st.borrow().locks.get(lock).is_some_and(|l| l.is_held());
-            }
-            LockOp::Holds => {
-                return self
-                    .st
-                    .borrow()
-                    .locks
-                    .get(lock)
-                    .is_some_and(|l| l.owner == Some(task) || l.readers.contains(&task))
-            }
+            LockOp::IsHeld => return self.lock_is_held(lock),
+            LockOp::Holds => return self.lock_held_by(lock, task),
         }
         false
     }
 
     /// Move `task`'s BKL depth; returns the depth after it, and the BKL.
+    #[inline(always)]
     pub(crate) fn kernel_lock(&self, task: TaskId, op: KernelLock) -> (i32, LockId) {
-        let mut st = self.st.borrow_mut();
-        let bkl = st.bkl;
-        let info = &mut st.tasks[task.0 as usize];
         match op {
-            KernelLock::Enter => info.lock_depth += 1,
-            KernelLock::Exit(_) => info.lock_depth -= 1,
-            KernelLock::Depth => {}
+            KernelLock::Enter => self.bkl_depth_inc(task),
+            KernelLock::Exit(point) => self.bkl_depth_dec(task, point),
+            KernelLock::Depth => self.bkl_depth(task),
         }
-        let depth = info.lock_depth;
-        if let KernelLock::Exit(point) = op {
-            if depth < -1 {
-                st.violate(Some(task), "lock-discipline", format!("unlock_kernel at {point} without lock_kernel"));
-            } else if depth == -1 {
-                st.release(Some(task), bkl, false, point);
-            }
-        }
-        (depth, bkl)
     }
 
     /// Do what `task` asks of the scheduler. True only for a
     /// `CondResched` that rescheduled.
+    #[inline(always)]
     pub(crate) fn schedule(&self, task: TaskId, request: Sched) -> bool {
         match request {
-            Sched::Sleep(on, point) => self.st.borrow_mut().go_to_sleep(task, on, point),
-            Sched::WakeUp(queue, point) => self.st.borrow_mut().wake_all(queue, Some(task), point),
+            Sched::Sleep(on, point) => self.go_to_sleep(task, on, point),
+            Sched::WakeUp(queue, point) => self.wake_up_from(task, queue, point),
             Sched::CondResched => {
                 if !self.need_resched(task) {
                     return false;
@@ -213,22 +198,21 @@ impl Sim {
     }
 
     /// Record what happened on `task`.
+    #[inline(always)]
     pub(crate) fn record(&self, task: TaskId, what: Record) {
         match what {
             Record::Point(point) => self.reach_point(task, point),
-            Record::Work(ns) => self.st.borrow_mut().charge(task, ns),
-            Record::Violation(invariant, message) => self.st.borrow_mut().violate(Some(task), invariant, message),
+            Record::Work(ns) => self.charge(task, ns),
+            Record::Violation(invariant, message) => self.report_violation(task, invariant, message),
         }
     }
 
     /// Log free text (a printk, a result) if the run records events;
     /// `text` is built only then.
     pub(crate) fn note(&self, task: TaskId, point: Point, text: impl FnOnce() -> String) {
-        if !self.st.borrow().cfg.record_events {
-            return;
+        if self.records_events() {
+            self.log_note(task, point, text());
         }
-        let text = text();
-        self.st.borrow_mut().log(Some(task), EventKind::Note(text), None, point);
     }
 
     /// Simulated time on `task`'s CPU, in ns.
@@ -238,22 +222,15 @@ impl Sim {
 
     // ---- behind the seam ----
 
-    fn reach_point(&self, task: TaskId, point: Point) {
-        let mut st = self.st.borrow_mut();
-        st.leave_point(task);
-        st.tasks[task.0 as usize].at = point;
-        if st.cfg.count_points {
-            *st.point_counts.entry(point).or_default() += 1;
-        }
-        if st.cfg.point_pairs {
-            if let Some((other, before)) = st.last_point {
-                if other != task {
-                    st.point_pairs.insert((before, point));
-                }
-            }
-            st.last_point = Some((task, point));
-        }
-        st.log(Some(task), EventKind::Point, None, point);
+    fn log_lock_op(&self, task: TaskId, kind: EventKind, lock: LockId, point: Point, read: bool, trylock: bool) {
+        self.st.borrow_mut().log_lock_op(task, kind, lock, point, read, trylock);
+    }
+
+    /// One try; `waits`: the lock waits if it fails (spin, down,
+    /// lock_page), so the try orders the step after the holder's release;
+    /// a trylock orders nothing.
+    fn try_acquire(&self, task: TaskId, lock: LockId, read: bool, point: Point, waits: bool) -> bool {
+        self.st.borrow_mut().try_acquire(task, lock, read, point, waits)
     }
 
     fn spin_on(&self, task: TaskId, lock: LockId) {
@@ -263,6 +240,10 @@ impl Sim {
         let info = &mut st.tasks[task.0 as usize];
         info.state = TaskState::Spinning(lock);
         info.waiting = Some(Waiting::Spins { lock, number });
+    }
+
+    fn release(&self, task: TaskId, lock: LockId, read: bool, point: Point) {
+        self.st.borrow_mut().release(Some(task), lock, read, point);
     }
 
     fn disown(&self, task: TaskId, lock: LockId) {
@@ -276,18 +257,50 @@ impl Sim {
         st.tasks[task.0 as usize].held.retain(|&l| l != lock);
     }
 
-    fn check_no_locks_held(&self, task: TaskId, point: Point) {
+    fn lock_is_held(&self, lock: LockId) -> bool {
+        touch_lock(lock, false);
+        self.st.borrow().locks.get(lock).is_some_and(|l| l.is_held())
+    }
+
+    fn lock_held_by(&self, lock: LockId, task: TaskId) -> bool {
+        self.st.borrow().locks.get(lock).is_some_and(|l| l.owner == Some(task) || l.readers.contains(&task))
+    }
+
+    fn bkl_depth_inc(&self, task: TaskId) -> (i32, LockId) {
         let mut st = self.st.borrow_mut();
-        let info = &st.tasks[task.0 as usize];
-        if info.held.is_empty() && info.lock_depth < 0 {
-            return;
+        let bkl = st.bkl;
+        let info = &mut st.tasks[task.0 as usize];
+        info.lock_depth += 1;
+        (info.lock_depth, bkl)
+    }
+
+    fn bkl_depth_dec(&self, task: TaskId, point: Point) -> (i32, LockId) {
+        let mut st = self.st.borrow_mut();
+        let bkl = st.bkl;
+        let depth = {
+            let info = &mut st.tasks[task.0 as usize];
+            info.lock_depth -= 1;
+            info.lock_depth
+        };
+        if depth < -1 {
+            st.violate(Some(task), "lock-discipline", format!("unlock_kernel at {point} without lock_kernel"));
+        } else if depth == -1 {
+            st.release(Some(task), bkl, false, point);
         }
-        let mut names: Vec<String> = info.held.iter().map(|&l| st.lock_name(l)).collect();
-        if info.lock_depth >= 0 {
-            names.push(format!("kernel_flag (lock_depth {})", info.lock_depth));
-        }
-        let message = format!("returned to user space at {point} holding {}", names.join(", "));
-        st.violate(Some(task), "lock-discipline", message);
+        (depth, bkl)
+    }
+
+    fn bkl_depth(&self, task: TaskId) -> (i32, LockId) {
+        let st = self.st.borrow();
+        (st.tasks[task.0 as usize].lock_depth, st.bkl)
+    }
+
+    fn go_to_sleep(&self, task: TaskId, on: SleepOn, point: Point) {
+        self.st.borrow_mut().go_to_sleep(task, on, point);
+    }
+
+    fn wake_up_from(&self, task: TaskId, queue: LockId, point: Point) {
+        self.st.borrow_mut().wake_all(queue, Some(task), point);
     }
 
     /// need_resched, for a model whose CPUs take turns: another task waits
@@ -324,6 +337,20 @@ impl Sim {
         st.tasks[task.0 as usize].yielded_to = others;
     }
 
+    fn check_no_locks_held(&self, task: TaskId, point: Point) {
+        let mut st = self.st.borrow_mut();
+        let info = &st.tasks[task.0 as usize];
+        if info.held.is_empty() && info.lock_depth < 0 {
+            return;
+        }
+        let mut names: Vec<String> = info.held.iter().map(|&l| st.lock_name(l)).collect();
+        if info.lock_depth >= 0 {
+            names.push(format!("kernel_flag (lock_depth {})", info.lock_depth));
+        }
+        let message = format!("returned to user space at {point} holding {}", names.join(", "));
+        st.violate(Some(task), "lock-discipline", message);
+    }
+
     fn preempt(&self, task: TaskId, point: Point) {
         let mut st = self.st.borrow_mut();
         st.log(Some(task), EventKind::Preempt, None, point);
@@ -332,5 +359,39 @@ impl Sim {
         st.leave_cpu(task);
         st.tasks[task.0 as usize].state = TaskState::Runnable;
         st.runqueue.push_back(task);
+    }
+
+    fn reach_point(&self, task: TaskId, point: Point) {
+        let mut st = self.st.borrow_mut();
+        st.leave_point(task);
+        st.tasks[task.0 as usize].at = point;
+        if st.cfg.count_points {
+            *st.point_counts.entry(point).or_default() += 1;
+        }
+        if st.cfg.point_pairs {
+            if let Some((other, before)) = st.last_point {
+                if other != task {
+                    st.point_pairs.insert((before, point));
+                }
+            }
+            st.last_point = Some((task, point));
+        }
+        st.log(Some(task), EventKind::Point, None, point);
+    }
+
+    fn charge(&self, task: TaskId, ns: u64) {
+        self.st.borrow_mut().charge(task, ns);
+    }
+
+    fn report_violation(&self, task: TaskId, invariant: &'static str, message: String) {
+        self.st.borrow_mut().violate(Some(task), invariant, message);
+    }
+
+    fn records_events(&self) -> bool {
+        self.st.borrow().cfg.record_events
+    }
+
+    fn log_note(&self, task: TaskId, point: Point, text: String) {
+        self.st.borrow_mut().log(Some(task), EventKind::Note(text), None, point);
     }
 }
