@@ -9,8 +9,8 @@
 //!   [`Sim::choose_at`] for a recorded decision (an allocation, a fault).
 //! - Observation: [`Sim::record`] ([`Record`]: a named point, work, a
 //!   violation) and [`Sim::note`].
-//! - Queries: [`Sim::task_now`], and of Sim's public methods
-//!   `is_stopped` and `new_lock`.
+//! - Queries: [`Sim::task_now`], and Sim's public `is_stopped`; a new lock
+//!   comes from Sim's public `new_lock`.
 //!
 //! Each call is synchronous: it changes or reads the scheduler's state and
 //! returns. Ending a step (parking the future) is the task's side, so the
