@@ -26,6 +26,9 @@ use crate::outcome::{Outcome, Violation};
 use crate::task::{Task, TaskId, TaskState};
 use crate::Point;
 
+pub(crate) mod seam;
+use seam::SleepOn;
+
 /// Simulated costs of the engine's own operations, in ns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Costs {
@@ -92,12 +95,6 @@ impl Default for SimConfig {
             record_footprints: false,
         }
     }
-}
-
-/// What a sleeping task waits for.
-pub(crate) enum SleepOn {
-    Lock(LockId),
-    Timer(u64),
 }
 
 enum TimerAction {
@@ -357,12 +354,7 @@ impl Sim {
         self.spawn_from(None, name, body)
     }
 
-    pub(crate) fn spawn_from<F, Fut>(
-        self: &Rc<Self>,
-        parent: Option<TaskId>,
-        name: impl Into<String>,
-        body: F,
-    ) -> TaskId
+    fn spawn_from<F, Fut>(self: &Rc<Self>, parent: Option<TaskId>, name: impl Into<String>, body: F) -> TaskId
     where
         F: FnOnce(Task) -> Fut,
         Fut: Future<Output = ()> + 'static,
@@ -399,7 +391,7 @@ impl Sim {
             st.runqueue.push_back(id);
             id
         };
-        let future = body(Task { sim: Rc::clone(self), id });
+        let future = body(Task::new(Rc::clone(self), id));
         self.futures.borrow_mut().push(Some(Box::pin(future)));
         id
     }
@@ -467,10 +459,6 @@ impl Sim {
     /// interrupt or outside any task.
     pub fn wake_up(&self, queue: LockId, point: Point) {
         self.st.borrow_mut().wake_all(queue, None, point);
-    }
-
-    pub(crate) fn wake_up_from(&self, task: TaskId, queue: LockId, point: Point) {
-        self.st.borrow_mut().wake_all(queue, Some(task), point);
     }
 
     /// Start a new phase with a new chooser (e.g. the interleaved run after
@@ -884,30 +872,9 @@ impl Sim {
     }
 
     // ---------------------------------------------------------------
-    // Primitives' internals (called by `Task`)
+    // Point watches and the run's statistics. (What a task asks of the
+    // scheduler is in sim/seam.rs, the only surface `Task` uses.)
     // ---------------------------------------------------------------
-
-    pub(crate) fn task_now(&self, task: TaskId) -> u64 {
-        self.st.borrow().task_now(task)
-    }
-
-    pub(crate) fn reach_point(&self, task: TaskId, point: Point) {
-        let mut st = self.st.borrow_mut();
-        st.leave_point(task);
-        st.tasks[task.0 as usize].at = point;
-        if st.cfg.count_points {
-            *st.point_counts.entry(point).or_default() += 1;
-        }
-        if st.cfg.point_pairs {
-            if let Some((other, before)) = st.last_point {
-                if other != task {
-                    st.point_pairs.insert((before, point));
-                }
-            }
-            st.last_point = Some((task, point));
-        }
-        st.log(Some(task), EventKind::Point, None, point);
-    }
 
     /// Count the passes of the named `point` from now on — a task that
     /// yielded there going on to its next point, back to user space or to
@@ -943,182 +910,6 @@ impl Sim {
     /// The named points reached so far (with `count_points`), with counts.
     pub fn point_counts(&self) -> Vec<(Point, u64)> {
         self.st.borrow().point_counts.iter().map(|(&p, &n)| (p, n)).collect()
-    }
-
-    pub(crate) fn charge(&self, task: TaskId, ns: u64) {
-        self.st.borrow_mut().charge(task, ns);
-    }
-
-    pub(crate) fn records_events(&self) -> bool {
-        self.st.borrow().cfg.record_events
-    }
-
-    pub(crate) fn note(&self, task: Option<TaskId>, point: Point, text: String) {
-        self.st.borrow_mut().log(task, EventKind::Note(text), None, point);
-    }
-
-    pub(crate) fn report_violation(&self, task: Option<TaskId>, invariant: &'static str, message: String) {
-        self.st.borrow_mut().violate(task, invariant, message);
-    }
-
-    /// A decision `task` makes at `point` (an allocation, a fault).
-    pub(crate) fn choose_at(&self, task: TaskId, decision: Decision<'_>, n: usize) -> usize {
-        let mut st = self.st.borrow_mut();
-        let (class, point) = match decision {
-            Decision::MaySleep { point } => (EventClass::Sleep, point),
-            Decision::Inject { point, .. } => (EventClass::Fault, point),
-            Decision::Step { .. } => return st.choose(decision, n),
-        };
-        if st.cfg.record_labels {
-            let label = st.label(class, task, point);
-            st.choose_labeled(decision, n, vec![label])
-        } else {
-            st.choose(decision, n)
-        }
-    }
-
-    /// Log a lock request; `read` for the read side of an rwlock, `trylock`
-    /// for a request that never waits.
-    pub(crate) fn attempt(&self, task: TaskId, lock: LockId, point: Point, read: bool, trylock: bool) {
-        self.st.borrow_mut().log_lock_op(task, EventKind::Attempt, lock, point, read, trylock);
-    }
-
-    pub(crate) fn contended(&self, task: TaskId, lock: LockId, point: Point, read: bool, trylock: bool) {
-        self.st.borrow_mut().log_lock_op(task, EventKind::Contended, lock, point, read, trylock);
-    }
-
-    /// One attempt of a lock that waits if it fails (spin, down, lock_page).
-    pub(crate) fn try_acquire(&self, task: TaskId, lock: LockId, read: bool, point: Point) -> bool {
-        self.st.borrow_mut().try_acquire(task, lock, read, point, true)
-    }
-
-    /// A trylock (TryLockPage): it never waits, so it orders nothing.
-    pub(crate) fn try_acquire_once(&self, task: TaskId, lock: LockId, point: Point) -> bool {
-        self.st.borrow_mut().try_acquire(task, lock, false, point, false)
-    }
-
-    pub(crate) fn spin_on(&self, task: TaskId, lock: LockId) {
-        touch_lock(lock, false);
-        let mut st = self.st.borrow_mut();
-        let number = st.locks.get(lock).map(|l| l.number);
-        let info = &mut st.tasks[task.0 as usize];
-        info.state = TaskState::Spinning(lock);
-        info.waiting = Some(Waiting::Spins { lock, number });
-    }
-
-    pub(crate) fn release(&self, task: TaskId, lock: LockId, read: bool, point: Point) {
-        self.st.borrow_mut().release(Some(task), lock, read, point);
-    }
-
-    pub(crate) fn disown(&self, task: TaskId, lock: LockId) {
-        touch_lock(lock, true);
-        let mut st = self.st.borrow_mut();
-        if let Some(state) = st.locks.get_mut(lock) {
-            if state.owner == Some(task) {
-                state.owner = None;
-            }
-        }
-        st.tasks[task.0 as usize].held.retain(|&l| l != lock);
-    }
-
-    pub(crate) fn lock_is_held(&self, lock: LockId) -> bool {
-        touch_lock(lock, false);
-        self.st.borrow().locks.get(lock).is_some_and(|l| l.is_held())
-    }
-
-    /// Whether `task` holds `lock` (exclusively or as a reader). Not a
-    /// footprint read: no other task can change the answer.
-    pub(crate) fn lock_held_by(&self, lock: LockId, task: TaskId) -> bool {
-        self.st.borrow().locks.get(lock).is_some_and(|l| l.owner == Some(task) || l.readers.contains(&task))
-    }
-
-    pub(crate) fn lock_depth(&self, task: TaskId) -> i32 {
-        self.st.borrow().tasks[task.0 as usize].lock_depth
-    }
-
-    /// Returns the new depth.
-    pub(crate) fn bkl_depth_inc(&self, task: TaskId) -> i32 {
-        let mut st = self.st.borrow_mut();
-        let info = &mut st.tasks[task.0 as usize];
-        info.lock_depth += 1;
-        info.lock_depth
-    }
-
-    pub(crate) fn bkl_depth_dec(&self, task: TaskId, point: Point) {
-        let mut st = self.st.borrow_mut();
-        let depth = {
-            let info = &mut st.tasks[task.0 as usize];
-            info.lock_depth -= 1;
-            info.lock_depth
-        };
-        if depth < -1 {
-            st.violate(Some(task), "lock-discipline", format!("unlock_kernel at {point} without lock_kernel"));
-        } else if depth == -1 {
-            let bkl = st.bkl;
-            st.release(Some(task), bkl, false, point);
-        }
-    }
-
-    pub(crate) fn go_to_sleep(&self, task: TaskId, on: SleepOn, point: Point) {
-        self.st.borrow_mut().go_to_sleep(task, on, point);
-    }
-
-    pub(crate) fn check_no_locks_held(&self, task: TaskId, point: Point) {
-        let mut st = self.st.borrow_mut();
-        let info = &st.tasks[task.0 as usize];
-        if info.held.is_empty() && info.lock_depth < 0 {
-            return;
-        }
-        let mut names: Vec<String> = info.held.iter().map(|&l| st.lock_name(l)).collect();
-        if info.lock_depth >= 0 {
-            names.push(format!("kernel_flag (lock_depth {})", info.lock_depth));
-        }
-        let message = format!("returned to user space at {point} holding {}", names.join(", "));
-        st.violate(Some(task), "lock-discipline", message);
-    }
-
-    /// need_resched, for a model whose CPUs take turns: another task waits
-    /// in the run queue for a CPU, or runs on another CPU. (The second is a
-    /// modelling device: real CPUs run at once, so a task busy-waiting in a
-    /// cond_resched loop cannot stall another CPU's task, but a search that
-    /// keeps running the same task could.)
-    pub(crate) fn need_resched(&self, task: TaskId) -> bool {
-        footprint::touch(footprint::CPUS, 0, false);
-        footprint::touch(footprint::TASK, footprint::ALL, false);
-        let st = self.st.borrow();
-        !st.runqueue.is_empty()
-            || st.cpus.iter().filter_map(|c| c.current).any(|t| {
-                t != task && matches!(st.tasks[t.0 as usize].state, TaskState::Runnable | TaskState::Spinning(_))
-            })
-    }
-
-    /// `task` gives up its CPU in cond_resched: every task that could step
-    /// now (queued, or on a CPU) steps before it runs again.
-    pub(crate) fn yield_to_others(&self, task: TaskId) {
-        // Which tasks may step next now depends on every other task's
-        // steps (`yields_still`): no footprint can say that.
-        footprint::touch_everything(true);
-        let mut st = self.st.borrow_mut();
-        let mut others: Vec<(TaskId, u64)> =
-            st.runqueue.iter().filter(|&&t| t != task).map(|&t| (t, st.tasks[t.0 as usize].steps)).collect();
-        for cpu in &st.cpus {
-            if let Some(t) = cpu.current.filter(|&t| t != task) {
-                if matches!(st.tasks[t.0 as usize].state, TaskState::Runnable | TaskState::Spinning(_)) {
-                    others.push((t, st.tasks[t.0 as usize].steps));
-                }
-            }
-        }
-        st.tasks[task.0 as usize].yielded_to = others;
-    }
-
-    pub(crate) fn preempt(&self, task: TaskId, point: Point) {
-        let mut st = self.st.borrow_mut();
-        st.log(Some(task), EventKind::Preempt, None, point);
-        st.leave_point(task);
-        st.tasks[task.0 as usize].at = point;
-        st.leave_cpu(task);
-        st.tasks[task.0 as usize].state = TaskState::Runnable;
-        st.runqueue.push_back(task);
     }
 }
 

@@ -7,7 +7,8 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use crate::lock::{LockId, LockKind, LockName};
-use crate::sim::{Sim, SleepOn};
+use crate::sim::seam::{KernelLock, LockOp, Record, Sched, SleepOn};
+use crate::sim::Sim;
 use crate::{Decision, Point};
 
 /// A simulated task (a kernel thread or a process in the kernel).
@@ -54,14 +55,19 @@ pub(crate) fn park() -> Park {
 
 /// The handle a task's code uses: which task it is, and the simulator.
 /// Passed explicitly (no thread-locals) as the first argument of every
-/// kernel routine.
+/// kernel routine. It reaches the scheduler only through the seam
+/// (sim/seam.rs).
 #[derive(Clone)]
 pub struct Task {
-    pub(crate) sim: Rc<Sim>,
-    pub(crate) id: TaskId,
+    sim: Rc<Sim>,
+    id: TaskId,
 }
 
 impl Task {
+    pub(crate) fn new(sim: Rc<Sim>, id: TaskId) -> Task {
+        Task { sim, id }
+    }
+
     pub fn id(&self) -> TaskId {
         self.id
     }
@@ -77,27 +83,25 @@ impl Task {
 
     /// An interleaving point: the step ends here and any CPU may run next.
     pub async fn point(&self, point: Point) {
-        self.sim.reach_point(self.id, point);
+        self.sim.record(self.id, Record::Point(point));
         park().await;
     }
 
     /// Charge `ns` of simulated work to the current step.
     pub fn work(&self, ns: u64) {
-        self.sim.charge(self.id, ns);
+        self.sim.record(self.id, Record::Work(ns));
     }
 
     /// Record free text (a printk, a result) in the event log.
     /// `text` is only built when the run records events: notes are for
     /// readers of the log, and formatting them cost ~8% of a search run.
     pub fn note(&self, point: Point, text: impl FnOnce() -> String) {
-        if self.sim.records_events() {
-            self.sim.note(Some(self.id), point, text());
-        }
+        self.sim.note(self.id, point, text);
     }
 
     /// Report a broken invariant; the run stops at the end of this step.
     pub fn violation(&self, invariant: &'static str, message: impl Into<String>) {
-        self.sim.report_violation(Some(self.id), invariant, message.into());
+        self.sim.record(self.id, Record::Violation(invariant, message.into()));
     }
 
     /// Whether the run has been stopped by a violation.
@@ -115,7 +119,7 @@ impl Task {
 
     /// `spin_unlock`.
     pub fn spin_unlock(&self, lock: LockId, point: Point) {
-        self.sim.release(self.id, lock, false, point);
+        self.sim.lock(self.id, lock, LockOp::Release { point, read: false });
     }
 
     /// `read_lock` on a spinning rwlock.
@@ -125,7 +129,7 @@ impl Task {
     }
 
     pub fn read_unlock(&self, lock: LockId, point: Point) {
-        self.sim.release(self.id, lock, true, point);
+        self.sim.lock(self.id, lock, LockOp::Release { point, read: true });
     }
 
     /// `write_lock` on a spinning rwlock.
@@ -135,18 +139,18 @@ impl Task {
     }
 
     pub fn write_unlock(&self, lock: LockId, point: Point) {
-        self.sim.release(self.id, lock, false, point);
+        self.sim.lock(self.id, lock, LockOp::Release { point, read: false });
     }
 
     async fn spin_acquire(&self, lock: LockId, read: bool, point: Point) {
-        self.sim.attempt(self.id, lock, point, read, false);
+        self.sim.lock(self.id, lock, LockOp::Attempt { point, read, trylock: false });
         let mut contended = false;
         loop {
-            if self.sim.try_acquire(self.id, lock, read, point) {
+            if self.sim.lock(self.id, lock, LockOp::Take { point, read }) {
                 return;
             }
             if !contended {
-                self.sim.contended(self.id, lock, point, read, false);
+                self.sim.lock(self.id, lock, LockOp::Contended { point, read, trylock: false });
                 contended = true;
             }
             if self.sim.is_stopped() {
@@ -154,7 +158,7 @@ impl Task {
                 park().await;
                 continue;
             }
-            self.sim.spin_on(self.id, lock);
+            self.sim.lock(self.id, lock, LockOp::Spin);
             park().await;
         }
     }
@@ -163,22 +167,22 @@ impl Task {
 
     /// `lock_kernel`: recursive; spins only when this task does not hold it.
     pub async fn lock_kernel(&self, point: Point) {
-        if self.sim.bkl_depth_inc(self.id) > 0 {
+        let (depth, bkl) = self.sim.kernel_lock(self.id, KernelLock::Enter);
+        if depth > 0 {
             return;
         }
         self.point(point).await;
-        let bkl = self.sim.bkl();
         self.spin_acquire(bkl, false, point).await;
     }
 
     /// `unlock_kernel`.
     pub fn unlock_kernel(&self, point: Point) {
-        self.sim.bkl_depth_dec(self.id, point);
+        self.sim.kernel_lock(self.id, KernelLock::Exit(point));
     }
 
     /// This task's `lock_depth` (-1: BKL not held).
     pub fn lock_depth(&self) -> i32 {
-        self.sim.lock_depth(self.id)
+        self.sim.kernel_lock(self.id, KernelLock::Depth).0
     }
 
     // ---- sleeping locks ----
@@ -191,7 +195,7 @@ impl Task {
 
     /// `up`: releases and wakes the first sleeper, which retries.
     pub fn up(&self, sem: LockId, point: Point) {
-        self.sim.release(self.id, sem, false, point);
+        self.sim.lock(self.id, sem, LockOp::Release { point, read: false });
     }
 
     /// `down_read` on an rw_semaphore: sleeps while a writer holds it.
@@ -202,7 +206,7 @@ impl Task {
 
     /// `up_read`: wakes the sleepers to try again.
     pub fn up_read(&self, sem: LockId, point: Point) {
-        self.sim.release(self.id, sem, true, point);
+        self.sim.lock(self.id, sem, LockOp::Release { point, read: true });
     }
 
     /// `down_write` on an rw_semaphore: sleeps while anyone holds it.
@@ -213,7 +217,7 @@ impl Task {
 
     /// `up_write`.
     pub fn up_write(&self, sem: LockId, point: Point) {
-        self.sim.release(self.id, sem, false, point);
+        self.sim.lock(self.id, sem, LockOp::Release { point, read: false });
     }
 
     /// `lock_page`: sleeps while PG_locked is set.
@@ -225,40 +229,40 @@ impl Task {
     /// `TryLockPage`: takes the bit if it is clear; never sleeps. Returns
     /// whether it was taken (note: the C macro returns the *old* bit).
     pub fn try_lock_page(&self, page_lock: LockId, point: Point) -> bool {
-        self.sim.attempt(self.id, page_lock, point, false, true);
-        let taken = self.sim.try_acquire_once(self.id, page_lock, point);
+        self.sim.lock(self.id, page_lock, LockOp::Attempt { point, read: false, trylock: true });
+        let taken = self.sim.lock(self.id, page_lock, LockOp::TryTake { point });
         if !taken {
-            self.sim.contended(self.id, page_lock, point, false, true);
+            self.sim.lock(self.id, page_lock, LockOp::Contended { point, read: false, trylock: true });
         }
         taken
     }
 
     /// `UnlockPage`: clears the bit and wakes every waiter.
     pub fn unlock_page(&self, page_lock: LockId, point: Point) {
-        self.sim.release(self.id, page_lock, false, point);
+        self.sim.lock(self.id, page_lock, LockOp::Release { point, read: false });
     }
 
     /// Async I/O now owns the locked page: the bit stays set, and the I/O
     /// completion (not this task) will clear it.
     pub fn give_page_lock_to_io(&self, page_lock: LockId) {
-        self.sim.disown(self.id, page_lock);
+        self.sim.lock(self.id, page_lock, LockOp::GiveToIo);
     }
 
     /// `lockdep_assert_held`: whether this task holds `lock` (a spinlock,
     /// rwlock or semaphore it took and has not released).
     pub fn holds(&self, lock: LockId) -> bool {
-        self.sim.lock_held_by(lock, self.id)
+        self.sim.lock(self.id, lock, LockOp::Holds)
     }
 
     /// Whether PG_locked is set (`PageLocked`).
     pub fn page_locked(&self, page_lock: LockId) -> bool {
-        self.sim.lock_is_held(page_lock)
+        self.sim.lock(self.id, page_lock, LockOp::IsHeld)
     }
 
     /// `___wait_on_page`: sleeps until PG_locked is clear, without taking it.
     pub async fn wait_on_page(&self, page_lock: LockId, point: Point) {
         self.point(point).await;
-        while self.sim.lock_is_held(page_lock) {
+        while self.sim.lock(self.id, page_lock, LockOp::IsHeld) {
             self.sleep(SleepOn::Lock(page_lock), point).await;
         }
     }
@@ -268,14 +272,14 @@ impl Task {
     }
 
     async fn sleeping_acquire_as(&self, lock: LockId, read: bool, point: Point) {
-        self.sim.attempt(self.id, lock, point, read, false);
+        self.sim.lock(self.id, lock, LockOp::Attempt { point, read, trylock: false });
         let mut contended = false;
         loop {
-            if self.sim.try_acquire(self.id, lock, read, point) {
+            if self.sim.lock(self.id, lock, LockOp::Take { point, read }) {
                 return;
             }
             if !contended {
-                self.sim.contended(self.id, lock, point, read, false);
+                self.sim.lock(self.id, lock, LockOp::Contended { point, read, trylock: false });
                 contended = true;
             }
             self.sleep(SleepOn::Lock(lock), point).await;
@@ -287,16 +291,13 @@ impl Task {
     /// `schedule()` for a sleep: drops the BKL if held, gives up the CPU, and
     /// after the wake takes the BKL back before returning.
     pub(crate) async fn sleep(&self, on: SleepOn, point: Point) {
-        self.sim.go_to_sleep(self.id, on, point);
+        self.sim.schedule(self.id, Sched::Sleep(on, point));
         park().await;
-        if self.sim.lock_depth(self.id) >= 0 {
-            let bkl = self.sim.bkl();
-            self.sim.attempt(self.id, bkl, point, false, false);
-            loop {
-                if self.sim.try_acquire(self.id, bkl, false, point) {
-                    break;
-                }
-                self.sim.spin_on(self.id, bkl);
+        let (depth, bkl) = self.sim.kernel_lock(self.id, KernelLock::Depth);
+        if depth >= 0 {
+            self.sim.lock(self.id, bkl, LockOp::Attempt { point, read: false, trylock: false });
+            while !self.sim.lock(self.id, bkl, LockOp::Take { point, read: false }) {
+                self.sim.lock(self.id, bkl, LockOp::Spin);
                 park().await;
             }
         }
@@ -321,7 +322,7 @@ impl Task {
 
     /// `wake_up(queue)`: make every sleeper runnable.
     pub fn wake_up(&self, queue: LockId, point: Point) {
-        self.sim.wake_up_from(self.id, queue, point);
+        self.sim.schedule(self.id, Sched::WakeUp(queue, point));
     }
 
     /// Sleep until an I/O of `latency_ns` completes (synchronous disk I/O).
@@ -351,8 +352,7 @@ impl Task {
     /// it a search could starve them forever and call it a livelock).
     pub async fn cond_resched(&self, point: Point) {
         self.point(point).await;
-        if self.sim.need_resched(self.id) {
-            self.sim.yield_to_others(self.id);
+        if self.sim.schedule(self.id, Sched::CondResched) {
             self.sleep(SleepOn::Timer(0), point).await;
         }
     }
@@ -366,8 +366,7 @@ impl Task {
     /// Return to user space: a preemption point. Holding any lock here is a
     /// kernel bug and is reported.
     pub async fn return_to_user(&self, point: Point) {
-        self.sim.check_no_locks_held(self.id, point);
-        self.sim.preempt(self.id, point);
+        self.sim.schedule(self.id, Sched::ReturnToUser(point));
         park().await;
     }
 
@@ -377,7 +376,7 @@ impl Task {
         F: FnOnce(Task) -> Fut,
         Fut: Future<Output = ()> + 'static,
     {
-        self.sim.spawn_from(Some(self.id), name, body)
+        self.sim.spawn_child(self.id, name, body)
     }
 
     /// Create a lock (a new mm's mmap_sem, a new page's PG_locked, ...).
