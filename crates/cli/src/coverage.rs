@@ -3,14 +3,15 @@
 //! seen in both orders. When the last new pair came long before the end,
 //! more runs of the same strategy stop paying.
 
-use std::collections::BTreeMap;
+use engine::fast_hash::FastMap;
 
 type Point = &'static str;
 
 #[derive(Default)]
 pub struct Coverage {
     /// (A, B) -> the lowest seed whose run had B right after A (another task).
-    first_seen: BTreeMap<(Point, Point), u64>,
+    /// (Nothing reads it in its order.)
+    first_seen: FastMap<(Point, Point), u64>,
 }
 
 impl Coverage {

@@ -11,6 +11,8 @@
 //! its holder sleeps) and nesting within a class; a trylock orders nothing.
 
 use std::collections::BTreeMap;
+
+use engine::fast_hash::FastMap;
 use std::fmt::Write as _;
 
 type Point = &'static str;
@@ -27,7 +29,9 @@ pub struct Witness {
 /// The lock-class order graph of a command's runs.
 #[derive(Default)]
 pub struct LockOrder {
-    edges: BTreeMap<(&'static str, &'static str), Witness>,
+    /// A hash map, for explore's every run; read in sorted order
+    /// ([`LockOrder::sorted`]) wherever the order shows.
+    edges: FastMap<(&'static str, &'static str), Witness>,
 }
 
 impl LockOrder {
@@ -51,10 +55,15 @@ impl LockOrder {
         }
     }
 
+    /// The orders, sorted by (held, taken).
+    fn sorted(&self) -> BTreeMap<(&'static str, &'static str), Witness> {
+        self.edges.iter().map(|(&edge, &w)| (edge, w)).collect()
+    }
+
     /// Every elementary cycle, each once, starting at its smallest class.
     pub fn cycles(&self) -> Vec<Vec<&'static str>> {
         let mut next: BTreeMap<&'static str, Vec<&'static str>> = BTreeMap::new();
-        for &(a, b) in self.edges.keys() {
+        for &(a, b) in self.sorted().keys() {
             next.entry(a).or_default().push(b);
         }
         let mut cycles = Vec::new();
@@ -182,7 +191,7 @@ impl LockOrder {
         for class in classes {
             let _ = writeln!(out, "  {};", quote(class));
         }
-        for (&(held, taken), w) in &self.edges {
+        for (&(held, taken), w) in &self.sorted() {
             let label = format!("{} -> {} (seed {})", w.held_at, w.taken_at, w.seed);
             let color = if in_cycle.contains(&(held, taken)) { ", color=red" } else { "" };
             let _ = writeln!(out, "  {} -> {} [label={}{color}];", quote(held), quote(taken), quote(&label));

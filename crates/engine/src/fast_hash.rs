@@ -27,9 +27,14 @@ impl FastHasher {
 
 impl Hasher for FastHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
             let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
+            word[..rest.len()].copy_from_slice(rest);
             self.add(u64::from_le_bytes(word));
         }
     }
@@ -56,5 +61,29 @@ impl Hasher for FastHasher {
 
     fn finish(&self) -> u64 {
         self.0
+    }
+}
+
+/// A `&'static str` (a named point, a lock class) keyed by where it lives:
+/// hashing and comparing it costs one word, not its bytes. Two copies of
+/// one name at different addresses are two keys, so a set of these may
+/// list a name twice: whoever reads it merges by content (the cli's
+/// coverage and lockdep maps do). Only the hash depends on the address;
+/// an `IndexMap` iterates in insertion order, so no output does.
+#[derive(Clone, Copy, Debug)]
+pub struct ByAddress(pub &'static str);
+
+impl PartialEq for ByAddress {
+    fn eq(&self, other: &ByAddress) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for ByAddress {}
+
+impl std::hash::Hash for ByAddress {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_usize(self.0.as_ptr() as usize);
+        state.write_usize(self.0.len());
     }
 }

@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::fast_hash::{FastMap, FastSet};
+use crate::fast_hash::{ByAddress, FastMap, FastSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -205,8 +205,9 @@ struct SimState {
     point_counts: FastMap<Point, u64>,
     /// (class held, class taken) -> (where the held one was taken, where the
     /// other was), first seen in this run.
-    lock_order: FastMap<(&'static str, &'static str), (Point, Point)>,
-    point_pairs: FastSet<(Point, Point)>,
+    /// Keyed by address (cheap); read out by content (see [`ByAddress`]).
+    lock_order: FastMap<(ByAddress, ByAddress), (Point, Point)>,
+    point_pairs: FastSet<(ByAddress, ByAddress)>,
     last_point: Option<(TaskId, Point)>,
     bkl: LockId,
     stop: Option<Outcome>,
@@ -898,13 +899,13 @@ impl Sim {
     /// The lock-class orders this run took (with `lock_order` on): (class
     /// held, class taken, where the held one was taken, where the other was).
     pub fn lock_order(&self) -> Vec<(&'static str, &'static str, Point, Point)> {
-        self.st.borrow().lock_order.iter().map(|(&(a, b), &(pa, pb))| (a, b, pa, pb)).collect()
+        self.st.borrow().lock_order.iter().map(|(&(a, b), &(pa, pb))| (a.0, b.0, pa, pb)).collect()
     }
 
     /// With `point_pairs` on: every (A, B) where a task reached named point
     /// A and the next named point reached, by another task, was B.
     pub fn point_pairs(&self) -> Vec<(Point, Point)> {
-        self.st.borrow().point_pairs.iter().copied().collect()
+        self.st.borrow().point_pairs.iter().map(|&(a, b)| (a.0, b.0)).collect()
     }
 
     /// The named points reached so far (with `count_points`), with counts.
@@ -1523,8 +1524,8 @@ impl SimState {
         }
         for i in 0..self.tasks[task.0 as usize].held.len() {
             let Some((held, kind, at)) = info(self.tasks[task.0 as usize].held[i]) else { continue };
-            if kind != LockKind::Bkl && held != taken {
-                self.lock_order.entry((held, taken)).or_insert((at, point));
+            if kind != LockKind::Bkl && !std::ptr::eq(held, taken) && held != taken {
+                self.lock_order.entry((ByAddress(held), ByAddress(taken))).or_insert((at, point));
             }
         }
     }

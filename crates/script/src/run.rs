@@ -428,8 +428,7 @@ impl Runner {
         // Boot and set-up are deterministic (always the first option, no
         // allocation sleeps), so a run whose set-up is the same as an
         // earlier run's starts from a copy of the state that one left.
-        let key = SetupKey::new(&scenario, options.fixes, &config);
-        let cached = self.setups.borrow().iter().find(|s| s.key == key).map(|s| {
+        let cached = self.setups.borrow().iter().find(|s| s.key.matches(&scenario, options.fixes, &config)).map(|s| {
             let sim = Sim::from_snapshot(&s.sim, Box::new(ReplayChooser::new(Vec::new())));
             let k = s.kernel.copy_onto(Rc::clone(&sim));
             (sim, k, s.pids.clone())
@@ -437,6 +436,7 @@ impl Runner {
         let (sim, k, pids) = match cached {
             Some(state) => state,
             None => {
+                let key = SetupKey::new(&scenario, options.fixes, &config);
                 let sim = Sim::new(config, Box::new(ReplayChooser::new(Vec::new())));
                 let k = Kernel::new(Rc::clone(&sim), &scenario.machine, options.fixes);
                 let pids = match set_up(&sim, &k, &scenario, &self.loader.path) {
@@ -508,6 +508,21 @@ impl SetupKey {
                 .collect(),
             setup: scenario.setup.clone(),
         }
+    }
+
+    /// Whether a run of `scenario` has this set-up: `SetupKey::new(..) ==
+    /// self` without building the key (every run asks).
+    fn matches(&self, scenario: &Scenario, fixes: Fixes, config: &SimConfig) -> bool {
+        let same_process = |(name, maps, attaches, line): &ProcessLayout, p: &crate::spec::ProcessSpec| {
+            *name == p.name && *maps == p.maps && *attaches == p.attaches && *line == p.line
+        };
+        self.machine == scenario.machine
+            && self.fixes == fixes
+            && self.config == *config
+            && self.segments == scenario.segments
+            && self.processes.len() == scenario.processes.len()
+            && self.processes.iter().zip(&scenario.processes).all(|(a, b)| same_process(a, b))
+            && self.setup == scenario.setup
     }
 }
 

@@ -23,6 +23,7 @@ use std::rc::Rc;
 use super::{touch_lock, Sim, Waiting};
 use crate::choice::{Decision, EventClass};
 use crate::event::EventKind;
+use crate::fast_hash::ByAddress;
 use crate::footprint;
 use crate::lock::LockId;
 use crate::task::{Task, TaskId, TaskState};
@@ -371,7 +372,7 @@ impl Sim {
         if st.cfg.point_pairs {
             if let Some((other, before)) = st.last_point {
                 if other != task {
-                    st.point_pairs.insert((before, point));
+                    st.point_pairs.insert((ByAddress(before), ByAddress(point)));
                 }
             }
             st.last_point = Some((task, point));
