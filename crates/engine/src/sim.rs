@@ -170,8 +170,15 @@ struct TaskInfo {
     yielded_to: Vec<(TaskId, u64)>,
 }
 
+/// What the top of a step decided.
+#[derive(Clone, Debug)]
+pub(super) enum Next {
+    Over(Outcome),
+    Step(StepOption),
+}
+
 #[derive(Clone, Copy, Debug)]
-enum StepOption {
+pub(super) enum StepOption {
     Run(usize),
     Dispatch(TaskId),
     Timer,
@@ -244,6 +251,10 @@ struct SimState {
     /// Every task before this index is done or a daemon (done is final and
     /// a daemon stays one), so the end-of-run check starts here.
     settled_prefix: usize,
+    /// A decision `go_on` made for the loop (the task it ran for parked).
+    decided: Option<Next>,
+    /// `go_on` ended the step that the loop's poll returns from.
+    step_ended: bool,
     /// The daemons, in creation order (the end-of-run check looks at them
     /// apart from the prefix).
     daemons: Vec<TaskId>,
@@ -331,6 +342,8 @@ impl Sim {
             scratch_kinds: Vec::new(),
             scratch_times: Vec::new(),
             settled_prefix: 0,
+            decided: None,
+            step_ended: false,
             daemons: Vec::new(),
             io_timers: 0,
             watches: Vec::new(),
@@ -703,85 +716,45 @@ impl Sim {
 
     fn run_steps(self: &Rc<Self>, record_footprints: bool) -> Outcome {
         loop {
-            let option = {
+            let next = {
                 let mut st = self.st.borrow_mut();
-                if let Some(outcome) = st.stop.clone() {
-                    return outcome;
+                match st.decided.take() {
+                    Some(next) => next,
+                    None => st.next_step(),
                 }
-                let io_pending = st.io_timers > 0;
-                // Done when every task is, but daemons asleep (not mid-work).
-                let settled = |t: &TaskInfo| t.state == TaskState::Done || (t.daemon && t.state == TaskState::Sleeping);
-                while st.settled_prefix < st.tasks.len() && {
-                    let t = &st.tasks[st.settled_prefix];
-                    t.state == TaskState::Done || t.daemon
-                } {
-                    st.settled_prefix += 1;
-                }
-                if !io_pending
-                    && st.daemons.iter().all(|d| settled(&st.tasks[d.0 as usize]))
-                    && st.tasks[st.settled_prefix..].iter().all(settled)
-                {
-                    return Outcome::Finished;
-                }
-                let st = &mut *st;
-                let mut options = std::mem::take(&mut st.scratch_options);
-                st.options_into(&mut options);
-                if !st.can_progress(&options) {
-                    return Outcome::Deadlock(st.describe_waiters());
-                }
-                if st.step >= st.cfg.step_budget {
-                    return Outcome::StepLimit(st.step);
-                }
-                let mut kinds = std::mem::take(&mut st.scratch_kinds);
-                kinds.clear();
-                let mut times = std::mem::take(&mut st.scratch_times);
-                times.clear();
-                if st.cfg.record_labels || st.chooser.reads_options() {
-                    kinds.extend(options.iter().map(|o| match *o {
-                        StepOption::Run(cpu) => StepKind::Task(st.cpus[cpu].current.expect("a busy CPU")),
-                        StepOption::Dispatch(task) => StepKind::Task(task),
-                        StepOption::Timer => StepKind::Timer,
-                    }));
-                    times.extend(options.iter().map(|o| st.option_time(*o)));
-                }
-                let decision = Decision::Step { options: &kinds, times: &times };
-                let pick = if st.cfg.record_labels {
-                    let labels: Vec<Label> = kinds.iter().map(|k| st.step_label(*k)).collect();
-                    st.choose_labeled(decision, options.len(), labels)
-                } else {
-                    st.choose(decision, options.len())
-                };
-                if pick == PRUNE {
-                    return Outcome::Aborted;
-                }
-                st.step += 1;
-                let option = options[pick];
-                st.scratch_options = options;
-                st.scratch_kinds = kinds;
-                st.scratch_times = times;
-                option
             };
-            match option {
-                StepOption::Run(cpu) => {
+            match next {
+                Next::Over(outcome) => return outcome,
+                Next::Step(StepOption::Run(cpu)) => {
                     let task = self.st.borrow().cpus[cpu].current.expect("a busy CPU has a task");
                     self.st.borrow_mut().catch_up(cpu, task);
                     self.poll_task(task);
                 }
-                StepOption::Dispatch(task) => {
+                Next::Step(StepOption::Dispatch(task)) => {
                     self.st.borrow_mut().dispatch(task);
                     self.poll_task(task);
                 }
-                StepOption::Timer => self.fire_timer(),
+                Next::Step(StepOption::Timer) => self.fire_timer(),
             }
-            if record_footprints {
-                let footprint = footprint::take();
-                self.st.borrow_mut().chooser.stepped(footprint);
+            if std::mem::take(&mut self.st.borrow_mut().step_ended) {
+                // The task went on past a point (`go_on`), which ended
+                // the step already.
+                continue;
             }
-            if self.sampler.borrow().is_some() {
-                self.sample();
-                // Reading the counters is the report's, not the step's.
-                drop(footprint::take());
-            }
+            self.end_step(record_footprints);
+        }
+    }
+
+    /// After a step: hand its footprint to the chooser, sample the counters.
+    pub(super) fn end_step(&self, record_footprints: bool) {
+        if record_footprints {
+            let footprint = footprint::take();
+            self.st.borrow_mut().chooser.stepped(footprint);
+        }
+        if self.sampler.borrow().is_some() {
+            self.sample();
+            // Reading the counters is the report's, not the step's.
+            drop(footprint::take());
         }
     }
 
@@ -793,14 +766,8 @@ impl Sim {
     }
 
     fn poll_task(&self, task: TaskId) {
-        footprint::touch(footprint::TASK, task.0.into(), true);
         let mut future = self.futures.borrow_mut()[task.0 as usize].take().expect("a runnable task has a future");
-        {
-            let mut st = self.st.borrow_mut();
-            st.tasks[task.0 as usize].steps += 1;
-            let cost = st.cfg.costs.step;
-            st.charge(task, cost);
-        }
+        self.st.borrow_mut().start_step(task);
         let mut cx = Context::from_waker(Waker::noop());
         match future.as_mut().poll(&mut cx) {
             Poll::Ready(()) => self.st.borrow_mut().finish(task),
@@ -920,6 +887,76 @@ pub fn format_ns(ns: u64) -> String {
 }
 
 impl SimState {
+    /// The top of a step: whether the run is over (stopped, finished,
+    /// deadlocked, out of steps, pruned by the chooser), and if not, the
+    /// option the chooser picks (the step is counted).
+    pub(super) fn next_step(&mut self) -> Next {
+        if let Some(outcome) = self.stop.clone() {
+            return Next::Over(outcome);
+        }
+        let io_pending = self.io_timers > 0;
+        // Done when every task is, but daemons asleep (not mid-work).
+        let settled = |t: &TaskInfo| t.state == TaskState::Done || (t.daemon && t.state == TaskState::Sleeping);
+        while self.settled_prefix < self.tasks.len() && {
+            let t = &self.tasks[self.settled_prefix];
+            t.state == TaskState::Done || t.daemon
+        } {
+            self.settled_prefix += 1;
+        }
+        if !io_pending
+            && self.daemons.iter().all(|d| settled(&self.tasks[d.0 as usize]))
+            && self.tasks[self.settled_prefix..].iter().all(settled)
+        {
+            return Next::Over(Outcome::Finished);
+        }
+        let mut options = std::mem::take(&mut self.scratch_options);
+        self.options_into(&mut options);
+        if !self.can_progress(&options) {
+            return Next::Over(Outcome::Deadlock(self.describe_waiters()));
+        }
+        if self.step >= self.cfg.step_budget {
+            return Next::Over(Outcome::StepLimit(self.step));
+        }
+        let mut kinds = std::mem::take(&mut self.scratch_kinds);
+        kinds.clear();
+        let mut times = std::mem::take(&mut self.scratch_times);
+        times.clear();
+        if self.cfg.record_labels || self.chooser.reads_options() {
+            kinds.extend(options.iter().map(|o| match *o {
+                StepOption::Run(cpu) => StepKind::Task(self.cpus[cpu].current.expect("a busy CPU")),
+                StepOption::Dispatch(task) => StepKind::Task(task),
+                StepOption::Timer => StepKind::Timer,
+            }));
+            times.extend(options.iter().map(|o| self.option_time(*o)));
+        }
+        let decision = Decision::Step { options: &kinds, times: &times };
+        let pick = if self.cfg.record_labels {
+            let labels: Vec<Label> = kinds.iter().map(|k| self.step_label(*k)).collect();
+            self.choose_labeled(decision, options.len(), labels)
+        } else {
+            self.choose(decision, options.len())
+        };
+        let next = if pick == PRUNE {
+            Next::Over(Outcome::Aborted)
+        } else {
+            self.step += 1;
+            Next::Step(options[pick])
+        };
+        self.scratch_options = options;
+        self.scratch_kinds = kinds;
+        self.scratch_times = times;
+        next
+    }
+
+    /// A step of `task` starts (the loop polls it, or it goes on past a
+    /// point).
+    pub(super) fn start_step(&mut self, task: TaskId) {
+        footprint::touch(footprint::TASK, task.0.into(), true);
+        self.tasks[task.0 as usize].steps += 1;
+        let cost = self.cfg.costs.step;
+        self.charge(task, cost);
+    }
+
     /// A copy of a settled state (no timer pending, so nothing that cannot
     /// be copied) that chooses with `chooser`. Every field is named, so that
     /// a new one cannot be left out of snapshots.
@@ -962,6 +999,8 @@ impl SimState {
             scratch_kinds: _,
             scratch_times: _,
             settled_prefix,
+            decided: _,
+            step_ended: _,
             daemons,
             io_timers,
             watches,
@@ -1005,6 +1044,8 @@ impl SimState {
             scratch_kinds: Vec::new(),
             scratch_times: Vec::new(),
             settled_prefix: *settled_prefix,
+            decided: None,
+            step_ended: false,
             daemons: daemons.clone(),
             io_timers: *io_timers,
             watches: watches.clone(),
@@ -1069,7 +1110,7 @@ impl SimState {
     /// Before `task` steps on `cpu`: if the CPU's time on the timeline is
     /// behind the latest event, the schedule held it back while other
     /// CPUs ran: it catches up, and the gap is a stall.
-    fn catch_up(&mut self, cpu: usize, task: TaskId) {
+    pub(super) fn catch_up(&mut self, cpu: usize, task: TaskId) {
         // (A spinner's wait for the lock's release comes after: `try_acquire`.)
         let natural = self.cpus[cpu].clock + self.cpus[cpu].lag;
         if natural < self.timeline {

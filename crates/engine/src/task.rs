@@ -84,7 +84,9 @@ impl Task {
     /// An interleaving point: the step ends here and any CPU may run next.
     pub async fn point(&self, point: Point) {
         self.sim.record(self.id, Record::Point(point));
-        park().await;
+        if !self.sim.go_on(self.id) {
+            park().await;
+        }
     }
 
     /// Charge `ns` of simulated work to the current step.

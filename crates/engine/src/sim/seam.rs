@@ -5,7 +5,8 @@
 //!   try to take it, spin on it, release it, ask who holds it), and
 //!   [`Sim::kernel_lock`] moves the task's BKL depth ([`KernelLock`]).
 //! - Scheduling: [`Sim::schedule`] ([`Sched`]: sleep, wake a queue,
-//!   cond_resched, return to user), [`Sim::spawn_child`], and
+//!   cond_resched, return to user), [`Sim::go_on`] (past a named point,
+//!   without parking when the next step is the task's own), [`Sim::spawn_child`], and
 //!   [`Sim::choose_at`] for a recorded decision (an allocation, a fault).
 //! - Observation: [`Sim::record`] ([`Record`]: a named point, work, a
 //!   violation) and [`Sim::note`].
@@ -20,7 +21,7 @@
 use std::future::Future;
 use std::rc::Rc;
 
-use super::{touch_lock, Sim, Waiting};
+use super::{touch_lock, Next, Sim, StepOption, Waiting};
 use crate::choice::{Decision, EventClass};
 use crate::event::EventKind;
 use crate::fast_hash::ByAddress;
@@ -149,6 +150,33 @@ impl Sim {
             KernelLock::Exit(point) => self.bkl_depth_dec(task, point),
             KernelLock::Depth => self.bkl_depth(task),
         }
+    }
+
+    /// `task` has reached a named point: end its step there and decide the
+    /// next, as the run loop would. If the next step is `task`'s own (its
+    /// CPU's), start it here and return true: the task goes on without
+    /// giving its future back to the loop, which saves unwinding and
+    /// re-polling every routine it is nested in. Otherwise the decision
+    /// is left for the loop and the task parks. The state, the chooser's
+    /// calls and the outcome are exactly the loop's.
+    pub(crate) fn go_on(&self, task: TaskId) -> bool {
+        if self.sampler.borrow().is_some() {
+            return false;
+        }
+        let record_footprints = self.st.borrow().cfg.record_footprints;
+        self.end_step(record_footprints);
+        let mut st = self.st.borrow_mut();
+        let next = st.next_step();
+        if let Next::Step(StepOption::Run(cpu)) = next {
+            if st.cpus[cpu].current == Some(task) {
+                st.catch_up(cpu, task);
+                st.start_step(task);
+                return true;
+            }
+        }
+        st.decided = Some(next);
+        st.step_ended = true;
+        false
     }
 
     /// Do what `task` asks of the scheduler. True only for a
