@@ -304,50 +304,11 @@ impl Sim {
         let mut lock_names = Vec::with_capacity(INITIAL_LOCKS);
         lock_names.push((LockName::Static("kernel_flag"), LockKind::Bkl, "kernel_flag"));
         let cpus = (0..cfg.cpus).map(|_| Cpu { current: None, clock: 0, lag: 0 }).collect();
-        let st = SimState {
-            cfg,
-            tasks: Vec::with_capacity(INITIAL_TASKS),
-            cpus,
-            runqueue: VecDeque::new(),
-            locks,
-            lock_names,
-            timers: BTreeMap::new(),
-            timer_seq: 0,
-            chooser,
-            choices: Vec::new(),
-            tags: Vec::new(),
-            labels: Vec::new(),
-            occurrences: FastMap::default(),
-            step: 0,
-            events: VecDeque::new(),
-            events_dropped: 0,
-            point_counts: FastMap::default(),
-            lock_order: FastMap::default(),
-            point_pairs: FastSet::default(),
-            last_point: None,
-            bkl,
-            stop: None,
-            irq_time: None,
-            last_timer: 0,
-            timeline: 0,
-            irq_timeline: None,
-            timer_lags: BTreeMap::new(),
-            stalled: 0,
-            irq_skew: 0,
-            irq_task: None,
-            counters: Vec::new(),
-            op_read: false,
-            op_trylock: false,
-            scratch_options: Vec::new(),
-            scratch_kinds: Vec::new(),
-            scratch_times: Vec::new(),
-            settled_prefix: 0,
-            decided: None,
-            step_ended: false,
-            daemons: Vec::new(),
-            io_timers: 0,
-            watches: Vec::new(),
-        };
+        let mut st = SimState::blank(cfg, chooser);
+        st.locks = locks;
+        st.lock_names = lock_names;
+        st.bkl = bkl;
+        st.cpus = cpus;
         Rc::new(Sim {
             st: RefCell::new(st),
             futures: RefCell::new(Vec::with_capacity(INITIAL_TASKS)),
@@ -427,6 +388,21 @@ impl Sim {
         let mut futures = Vec::with_capacity(st.tasks.len().max(INITIAL_TASKS));
         futures.resize_with(st.tasks.len(), || None);
         Rc::new(Sim { st: RefCell::new(st), futures: RefCell::new(futures), sampler: RefCell::new(None) })
+    }
+
+    /// Put this simulator in the state of `snapshot`, choosing with
+    /// `chooser`: what [`Sim::from_snapshot`] makes, but in the buffers this
+    /// one has already grown (a search's runs then allocate little). Only a
+    /// simulator whose tasks are all shut down can be reset.
+    pub fn reset_to(&self, snapshot: &SimSnapshot, chooser: Box<dyn Chooser>) {
+        let mut futures = self.futures.borrow_mut();
+        assert!(futures.iter().all(Option::is_none), "reset_to a simulator with live tasks: shut it down first");
+        *self.sampler.borrow_mut() = None;
+        let mut st = self.st.borrow_mut();
+        snapshot.0.copy_settled_into(&mut st);
+        st.chooser = chooser;
+        futures.clear();
+        futures.resize_with(st.tasks.len(), || None);
     }
 
     /// Sample the model's counters after every step while the event log is
@@ -758,11 +734,14 @@ impl Sim {
         }
     }
 
-    /// Drop every task's future. Futures hold `Rc<Sim>`, so a finished
+    /// Drop every task's future and the sampler. Futures hold `Rc<Sim>`,
+    /// and a sampler may hold what holds it (the kernel), so a finished
     /// simulation must be shut down to be freed.
     pub fn shutdown(&self) {
         let futures = std::mem::take(&mut *self.futures.borrow_mut());
         drop(futures);
+        let sampler = self.sampler.borrow_mut().take();
+        drop(sampler);
     }
 
     fn poll_task(&self, task: TaskId) {
@@ -894,23 +873,15 @@ impl SimState {
         if let Some(outcome) = self.stop.clone() {
             return Next::Over(outcome);
         }
-        let io_pending = self.io_timers > 0;
-        // Done when every task is, but daemons asleep (not mid-work).
-        let settled = |t: &TaskInfo| t.state == TaskState::Done || (t.daemon && t.state == TaskState::Sleeping);
-        while self.settled_prefix < self.tasks.len() && {
-            let t = &self.tasks[self.settled_prefix];
-            t.state == TaskState::Done || t.daemon
-        } {
-            self.settled_prefix += 1;
-        }
-        if !io_pending
-            && self.daemons.iter().all(|d| settled(&self.tasks[d.0 as usize]))
-            && self.tasks[self.settled_prefix..].iter().all(settled)
-        {
-            return Next::Over(Outcome::Finished);
-        }
         let mut options = std::mem::take(&mut self.scratch_options);
         self.options_into(&mut options);
+        // A task that can run or be dispatched is not done, so only a run
+        // with timers alone left to fire can be finished.
+        let someone_runs = options.iter().any(|o| !matches!(o, StepOption::Timer));
+        if !someone_runs && self.finished() {
+            self.scratch_options = options;
+            return Next::Over(Outcome::Finished);
+        }
         if !self.can_progress(&options) {
             return Next::Over(Outcome::Deadlock(self.describe_waiters()));
         }
@@ -948,6 +919,21 @@ impl SimState {
         next
     }
 
+    /// Done when every task is, but daemons asleep (not mid-work), and no
+    /// I/O is in flight.
+    fn finished(&mut self) -> bool {
+        let settled = |t: &TaskInfo| t.state == TaskState::Done || (t.daemon && t.state == TaskState::Sleeping);
+        while self.settled_prefix < self.tasks.len() && {
+            let t = &self.tasks[self.settled_prefix];
+            t.state == TaskState::Done || t.daemon
+        } {
+            self.settled_prefix += 1;
+        }
+        self.io_timers == 0
+            && self.daemons.iter().all(|d| settled(&self.tasks[d.0 as usize]))
+            && self.tasks[self.settled_prefix..].iter().all(settled)
+    }
+
     /// A step of `task` starts (the loop polls it, or it goes on past a
     /// point).
     pub(super) fn start_step(&mut self, task: TaskId) {
@@ -957,10 +943,68 @@ impl SimState {
         self.charge(task, cost);
     }
 
+    /// A state with nothing in it (no CPU, no lock, not even the BKL):
+    /// what [`Sim::new`] fills in, or a snapshot is copied into.
+    fn blank(cfg: SimConfig, chooser: Box<dyn Chooser>) -> SimState {
+        SimState {
+            cfg,
+            tasks: Vec::with_capacity(INITIAL_TASKS),
+            cpus: Vec::new(),
+            runqueue: VecDeque::new(),
+            locks: SlotMap::with_key(),
+            lock_names: Vec::new(),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            chooser,
+            choices: Vec::new(),
+            tags: Vec::new(),
+            labels: Vec::new(),
+            occurrences: FastMap::default(),
+            step: 0,
+            events: VecDeque::new(),
+            events_dropped: 0,
+            point_counts: FastMap::default(),
+            lock_order: FastMap::default(),
+            point_pairs: FastSet::default(),
+            last_point: None,
+            bkl: LockId::default(),
+            stop: None,
+            irq_time: None,
+            last_timer: 0,
+            timeline: 0,
+            irq_timeline: None,
+            timer_lags: BTreeMap::new(),
+            stalled: 0,
+            irq_skew: 0,
+            irq_task: None,
+            counters: Vec::new(),
+            op_read: false,
+            op_trylock: false,
+            scratch_options: Vec::new(),
+            scratch_kinds: Vec::new(),
+            scratch_times: Vec::new(),
+            settled_prefix: 0,
+            decided: None,
+            step_ended: false,
+            daemons: Vec::new(),
+            io_timers: 0,
+            watches: Vec::new(),
+        }
+    }
+
     /// A copy of a settled state (no timer pending, so nothing that cannot
-    /// be copied) that chooses with `chooser`. Every field is named, so that
-    /// a new one cannot be left out of snapshots.
+    /// be copied) that chooses with `chooser`.
     fn copy_settled(&self, chooser: Box<dyn Chooser>) -> SimState {
+        let mut st = SimState::blank(self.cfg.clone(), chooser);
+        self.copy_settled_into(&mut st);
+        st
+    }
+
+    /// Make `into` a copy of this settled state (all but its chooser),
+    /// reusing `into`'s buffers: their capacity stays, so a run that
+    /// starts from it grows none that an earlier run grew. Every field is
+    /// named, so that a new one cannot be left out of snapshots.
+    fn copy_settled_into(&self, into: &mut SimState) {
         let SimState {
             cfg,
             tasks,
@@ -1006,50 +1050,44 @@ impl SimState {
             watches,
         } = self;
         assert!(timers.is_empty() && timer_lags.is_empty(), "a settled simulator has no timer pending");
-        SimState {
-            cfg: cfg.clone(),
-            tasks: tasks.clone(),
-            cpus: cpus.clone(),
-            runqueue: runqueue.clone(),
-            locks: locks.clone(),
-            lock_names: lock_names.clone(),
-            timers: BTreeMap::new(),
-            timer_seq: *timer_seq,
-            chooser,
-            choices: choices.clone(),
-            tags: tags.clone(),
-            labels: labels.clone(),
-            occurrences: occurrences.clone(),
-            step: *step,
-            events: events.clone(),
-            events_dropped: *events_dropped,
-            point_counts: point_counts.clone(),
-            lock_order: lock_order.clone(),
-            point_pairs: point_pairs.clone(),
-            last_point: *last_point,
-            bkl: *bkl,
-            stop: stop.clone(),
-            irq_time: *irq_time,
-            last_timer: *last_timer,
-            timeline: *timeline,
-            irq_timeline: *irq_timeline,
-            timer_lags: BTreeMap::new(),
-            stalled: *stalled,
-            irq_skew: *irq_skew,
-            irq_task: *irq_task,
-            counters: counters.clone(),
-            op_read: false,
-            op_trylock: false,
-            scratch_options: Vec::new(),
-            scratch_kinds: Vec::new(),
-            scratch_times: Vec::new(),
-            settled_prefix: *settled_prefix,
-            decided: None,
-            step_ended: false,
-            daemons: daemons.clone(),
-            io_timers: *io_timers,
-            watches: watches.clone(),
-        }
+        into.cfg.clone_from(cfg);
+        into.tasks.clone_from(tasks);
+        into.cpus.clone_from(cpus);
+        into.runqueue.clone_from(runqueue);
+        into.locks.clone_from(locks);
+        into.lock_names.clone_from(lock_names);
+        into.timers.clear();
+        into.timer_seq = *timer_seq;
+        into.choices.clone_from(choices);
+        into.tags.clone_from(tags);
+        into.labels.clone_from(labels);
+        into.occurrences.clone_from(occurrences);
+        into.step = *step;
+        into.events.clone_from(events);
+        into.events_dropped = *events_dropped;
+        into.point_counts.clone_from(point_counts);
+        into.lock_order.clone_from(lock_order);
+        into.point_pairs.clone_from(point_pairs);
+        into.last_point = *last_point;
+        into.bkl = *bkl;
+        into.stop.clone_from(stop);
+        into.irq_time = *irq_time;
+        into.last_timer = *last_timer;
+        into.timeline = *timeline;
+        into.irq_timeline = *irq_timeline;
+        into.timer_lags.clear();
+        into.stalled = *stalled;
+        into.irq_skew = *irq_skew;
+        into.irq_task = *irq_task;
+        into.counters.clone_from(counters);
+        into.op_read = false;
+        into.op_trylock = false;
+        into.settled_prefix = *settled_prefix;
+        into.decided = None;
+        into.step_ended = false;
+        into.daemons.clone_from(daemons);
+        into.io_timers = *io_timers;
+        into.watches.clone_from(watches);
     }
 
     /// `task` goes on from the point it yielded at: a pass of that point,

@@ -101,8 +101,19 @@ impl TrackKey for engine::TaskId {
 }
 
 /// A slotmap arena.
-#[derive(Clone)]
 pub struct Arena<K: Key, V, const S: Space>(SlotMap<K, V>);
+
+// By hand, for `clone_from`: a run's copy of the set-up state reuses the
+// buffers of the last run's (see `Kernel::reset_to`).
+impl<K: Key, V: Clone, const S: Space> Clone for Arena<K, V, S> {
+    fn clone(&self) -> Self {
+        Arena(self.0.clone())
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.0.clone_from(&source.0);
+    }
+}
 
 impl<K: Key, V, const S: Space> Arena<K, V, S> {
     #[inline]
@@ -208,8 +219,18 @@ impl<K: Key, V, const S: Space> IndexMut<K> for Arena<K, V, S> {
 }
 
 /// An insertion-ordered map.
-#[derive(Clone)]
 pub struct Map<K, V, const S: Space>(FastMap<K, V>);
+
+// By hand, for `clone_from` (see above).
+impl<K: Clone, V: Clone, const S: Space> Clone for Map<K, V, S> {
+    fn clone(&self) -> Self {
+        Map(self.0.clone())
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.0.clone_from(&source.0);
+    }
+}
 
 impl<K: Hash + Eq + TrackKey, V, const S: Space> Map<K, V, S> {
     #[inline]
@@ -321,8 +342,18 @@ impl<'a, K: Hash + Eq + TrackKey, V, const S: Space> IntoIterator for &'a Map<K,
 }
 
 /// A vector indexed by small numbers (swap types, shm ids).
-#[derive(Clone)]
 pub struct Table<T, const S: Space>(Vec<T>);
+
+// By hand, for `clone_from` (see above).
+impl<T: Clone, const S: Space> Clone for Table<T, S> {
+    fn clone(&self) -> Self {
+        Table(self.0.clone())
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.0.clone_from(&source.0);
+    }
+}
 
 impl<T, const S: Space> Table<T, S> {
     #[inline]
@@ -396,8 +427,18 @@ impl<T, const S: Space> IndexMut<usize> for Table<T, S> {
 
 /// A value read and written whole (a list, a counter), as object `K` of
 /// space `S`.
-#[derive(Clone)]
 pub struct Whole<T, const S: Space, const K: u64 = 0>(T);
+
+// By hand, for `clone_from` (see above).
+impl<T: Clone, const S: Space, const K: u64> Clone for Whole<T, S, K> {
+    fn clone(&self) -> Self {
+        Whole(self.0.clone())
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.0.clone_from(&source.0);
+    }
+}
 
 impl<T, const S: Space, const K: u64> Whole<T, S, K> {
     #[inline]

@@ -78,7 +78,6 @@ impl Default for KernelCosts {
 
 /// Every kernel object, in arenas. Every field but the report's (`printk`,
 /// `stats`) records its accesses for the step's footprint (`tracked.rs`).
-#[derive(Clone)]
 pub struct World {
     pub mms: Arena<MmId, MmStruct, { tracked::MM }>,
     pub vmas: Arena<VmaId, Vma, { tracked::VMA }>,
@@ -136,6 +135,117 @@ pub struct World {
     /// The key events signatures classify a violation by
     /// (`crate::signatures`): observed, never read by the model.
     pub keys: Vec<crate::signatures::Keyed>,
+}
+
+// By hand, for `clone_from`: each run copies the set-up's world into the
+// last run's (`Kernel::reset_to`), whose buffers have the room it needed.
+impl Clone for World {
+    fn clone(&self) -> World {
+        World {
+            mms: self.mms.clone(),
+            vmas: self.vmas.clone(),
+            page_tables: self.page_tables.clone(),
+            pages: self.pages.clone(),
+            swap_cache: self.swap_cache.clone(),
+            swap_info: self.swap_info.clone(),
+            nr_swapfiles: self.nr_swapfiles.clone(),
+            swap_list_head: self.swap_list_head.clone(),
+            swap_list_next: self.swap_list_next.clone(),
+            nr_swap_pages: self.nr_swap_pages.clone(),
+            mmlist: self.mmlist.clone(),
+            procs: self.procs.clone(),
+            task_list: self.task_list.clone(),
+            by_task: self.by_task.clone(),
+            free_pages: self.free_pages.clone(),
+            next_pid: self.next_pid.clone(),
+            next_mm_number: self.next_mm_number.clone(),
+            next_page_number: self.next_page_number.clone(),
+            next_data: self.next_data.clone(),
+            allocations: self.allocations.clone(),
+            faults_armed: self.faults_armed.clone(),
+            zone_wake_kswapd: self.zone_wake_kswapd.clone(),
+            low_on_memory: self.low_on_memory.clone(),
+            nr_async_pages: self.nr_async_pages.clone(),
+            pf_memalloc: self.pf_memalloc.clone(),
+            shm_segs: self.shm_segs.clone(),
+            shm_rss: self.shm_rss.clone(),
+            shm_swp: self.shm_swp.clone(),
+            shm_tot: self.shm_tot.clone(),
+            printk: self.printk.clone(),
+            stats: self.stats,
+            keys: self.keys.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, source: &World) {
+        // Every field named: a new one cannot be left out.
+        let World {
+            mms,
+            vmas,
+            page_tables,
+            pages,
+            swap_cache,
+            swap_info,
+            nr_swapfiles,
+            swap_list_head,
+            swap_list_next,
+            nr_swap_pages,
+            mmlist,
+            procs,
+            task_list,
+            by_task,
+            free_pages,
+            next_pid,
+            next_mm_number,
+            next_page_number,
+            next_data,
+            allocations,
+            faults_armed,
+            zone_wake_kswapd,
+            low_on_memory,
+            nr_async_pages,
+            pf_memalloc,
+            shm_segs,
+            shm_rss,
+            shm_swp,
+            shm_tot,
+            printk,
+            stats,
+            keys,
+        } = source;
+        self.mms.clone_from(mms);
+        self.vmas.clone_from(vmas);
+        self.page_tables.clone_from(page_tables);
+        self.pages.clone_from(pages);
+        self.swap_cache.clone_from(swap_cache);
+        self.swap_info.clone_from(swap_info);
+        self.nr_swapfiles.clone_from(nr_swapfiles);
+        self.swap_list_head.clone_from(swap_list_head);
+        self.swap_list_next.clone_from(swap_list_next);
+        self.nr_swap_pages.clone_from(nr_swap_pages);
+        self.mmlist.clone_from(mmlist);
+        self.procs.clone_from(procs);
+        self.task_list.clone_from(task_list);
+        self.by_task.clone_from(by_task);
+        self.free_pages.clone_from(free_pages);
+        self.next_pid.clone_from(next_pid);
+        self.next_mm_number.clone_from(next_mm_number);
+        self.next_page_number.clone_from(next_page_number);
+        self.next_data.clone_from(next_data);
+        self.allocations.clone_from(allocations);
+        self.faults_armed.clone_from(faults_armed);
+        self.zone_wake_kswapd.clone_from(zone_wake_kswapd);
+        self.low_on_memory.clone_from(low_on_memory);
+        self.nr_async_pages.clone_from(nr_async_pages);
+        self.pf_memalloc.clone_from(pf_memalloc);
+        self.shm_segs.clone_from(shm_segs);
+        self.shm_rss.clone_from(shm_rss);
+        self.shm_swp.clone_from(shm_swp);
+        self.shm_tot.clone_from(shm_tot);
+        self.printk.clone_from(printk);
+        self.stats = *stats;
+        self.keys.clone_from(keys);
+    }
 }
 
 /// The page tables, as the kernel walks them: `pgd_offset` → `pmd_offset`
@@ -411,6 +521,66 @@ impl Kernel {
             faults: *faults,
             max_threads: *max_threads,
         })
+    }
+
+    /// Put this kernel in the state of `kept`, as `kept.copy_onto(sim)`
+    /// would make it, but in this one's buffers (a search's runs then
+    /// allocate little). This kernel's simulator must have been reset to
+    /// the snapshot of the same set-up as `kept` (so every lock is the
+    /// same): only the world and the in-kernel count change.
+    pub fn reset_to(&self, kept: &Kernel) {
+        let Kernel {
+            sim: _,
+            fixes,
+            costs,
+            world,
+            tasklist_lock,
+            swaplock,
+            pagecache_lock,
+            mm_lock,
+            mmlist_lock,
+            shm_lock,
+            kswapd_wait,
+            shm_ids_sem,
+            shm_root_i_sem,
+            shm_root_i_zombie,
+            in_kernel,
+            me: _,
+            memory_pages,
+            faults,
+            max_threads,
+        } = kept;
+        let same_set_up = self.fixes == *fixes
+            && self.costs == *costs
+            && [
+                self.tasklist_lock,
+                self.swaplock,
+                self.pagecache_lock,
+                self.mm_lock,
+                self.mmlist_lock,
+                self.shm_lock,
+                self.kswapd_wait,
+                self.shm_ids_sem,
+                self.shm_root_i_sem,
+                self.shm_root_i_zombie,
+            ] == [
+                *tasklist_lock,
+                *swaplock,
+                *pagecache_lock,
+                *mm_lock,
+                *mmlist_lock,
+                *shm_lock,
+                *kswapd_wait,
+                *shm_ids_sem,
+                *shm_root_i_sem,
+                *shm_root_i_zombie,
+            ]
+            && self.memory_pages == *memory_pages
+            && self.faults == *faults
+            && self.max_threads == *max_threads;
+        assert!(same_set_up, "reset_to a kernel of another set-up");
+        self.world.borrow_mut().clone_from(&world.borrow());
+        self.in_kernel.set(in_kernel.get());
     }
 
     /// A strong handle to this kernel (for callbacks that run later).

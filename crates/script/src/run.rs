@@ -208,6 +208,9 @@ pub struct Runner {
     loader: Rc<Loader>,
     /// The set-ups of earlier runs (see [`SetupKey`]), oldest first.
     setups: RefCell<Vec<Setup>>,
+    /// Runs that started from a kept set-up: copied into the last run's
+    /// simulator and kernel, and into new ones.
+    set_up_copies: std::cell::Cell<(u64, u64)>,
     /// What the wall-clock watchdog sees of this runner's runs.
     watch: std::sync::Arc<crate::watchdog::Watch>,
 }
@@ -388,6 +391,7 @@ impl Runner {
         };
         Ok(Runner {
             loader: Rc::new(loader),
+            set_up_copies: Default::default(),
             setups: RefCell::new(Vec::new()),
             watch: crate::watchdog::watch(path, limits.max_seconds),
         })
@@ -397,6 +401,12 @@ impl Runner {
     /// how many they ran in Lua (the replays after a miss included).
     pub fn program_steps(&self) -> (u64, u64) {
         self.loader.steps.get()
+    }
+
+    /// How many runs started from a kept set-up copied into the last run's
+    /// simulator and kernel, and how many into new ones.
+    pub fn set_up_copies(&self) -> (u64, u64) {
+        self.set_up_copies.get()
     }
 
     /// Load the scenario and validate it, without running anything.
@@ -428,9 +438,29 @@ impl Runner {
         // Boot and set-up are deterministic (always the first option, no
         // allocation sleeps), so a run whose set-up is the same as an
         // earlier run's starts from a copy of the state that one left.
-        let cached = self.setups.borrow().iter().find(|s| s.key.matches(&scenario, options.fixes, &config)).map(|s| {
-            let sim = Sim::from_snapshot(&s.sim, Box::new(ReplayChooser::new(Vec::new())));
-            let k = s.kernel.copy_onto(Rc::clone(&sim));
+        let setup = self.setups.borrow().iter().position(|s| s.key.matches(&scenario, options.fixes, &config));
+        let cached = setup.map(|i| {
+            let setups = self.setups.borrow();
+            let s = &setups[i];
+            let chooser = Box::new(ReplayChooser::new(Vec::new()));
+            let (sim, k) = match s.spare.take() {
+                // The last run's simulator and kernel, copied into: their
+                // buffers already have the room a run of this set-up needs.
+                Some((sim, k)) => {
+                    sim.reset_to(&s.sim, chooser);
+                    k.reset_to(&s.kernel);
+                    let (into_last, into_new) = self.set_up_copies.get();
+                    self.set_up_copies.set((into_last + 1, into_new));
+                    (sim, k)
+                }
+                None => {
+                    let (into_last, into_new) = self.set_up_copies.get();
+                    self.set_up_copies.set((into_last, into_new + 1));
+                    let sim = Sim::from_snapshot(&s.sim, chooser);
+                    let k = s.kernel.copy_onto(Rc::clone(&sim));
+                    (sim, k)
+                }
+            };
             (sim, k, s.pids.clone())
         });
         let (sim, k, pids) = match cached {
@@ -455,13 +485,20 @@ impl Runner {
                     if setups.len() >= MAX_SETUPS {
                         setups.remove(0);
                     }
-                    setups.push(Setup { key, sim: snapshot, kernel, pids: pids.clone() });
+                    setups.push(Setup { key, sim: snapshot, kernel, pids: pids.clone(), spare: RefCell::new(None) });
                 }
                 (sim, k, pids)
             }
         };
         let result = interleave(&sim, &k, &pids, programs, &scenario, &self.loader.path, options);
         sim.shutdown();
+        // Keep them for the next run of the set-up if nothing else holds
+        // them (the kernel holds the simulator).
+        if let Some(i) = setup {
+            if Rc::strong_count(&k) == 1 && Rc::strong_count(&sim) == 2 {
+                self.setups.borrow()[i].spare.replace(Some((sim, k)));
+            }
+        }
         result
     }
 }
@@ -475,6 +512,9 @@ struct Setup {
     sim: engine::SimSnapshot,
     kernel: Rc<Kernel>,
     pids: Vec<Pid>,
+    /// The simulator and kernel of the last run from it, to copy the next
+    /// run's state into.
+    spare: RefCell<Option<(Rc<Sim>, Rc<Kernel>)>>,
 }
 
 /// Everything boot and set-up depend on: the machine (with the run's
