@@ -888,11 +888,15 @@ impl SimState {
         if self.step >= self.cfg.step_budget {
             return Next::Over(Outcome::StepLimit(self.step));
         }
-        let mut kinds = std::mem::take(&mut self.scratch_kinds);
-        kinds.clear();
-        let mut times = std::mem::take(&mut self.scratch_times);
-        times.clear();
-        if self.cfg.record_labels || self.chooser.reads_options() {
+        // A chooser that picks by index alone (the random walk) gets no
+        // option kinds or times: nothing is computed for it.
+        let reads_options = self.cfg.record_labels || self.chooser.reads_options();
+        let (mut kinds, mut times) = (Vec::new(), Vec::new());
+        if reads_options {
+            kinds = std::mem::take(&mut self.scratch_kinds);
+            kinds.clear();
+            times = std::mem::take(&mut self.scratch_times);
+            times.clear();
             kinds.extend(options.iter().map(|o| match *o {
                 StepOption::Run(cpu) => StepKind::Task(self.cpus[cpu].current.expect("a busy CPU")),
                 StepOption::Dispatch(task) => StepKind::Task(task),
@@ -914,8 +918,10 @@ impl SimState {
             Next::Step(options[pick])
         };
         self.scratch_options = options;
-        self.scratch_kinds = kinds;
-        self.scratch_times = times;
+        if reads_options {
+            self.scratch_kinds = kinds;
+            self.scratch_times = times;
+        }
         next
     }
 
