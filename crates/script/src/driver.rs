@@ -33,8 +33,11 @@ pub(crate) struct Ctx {
     pub path: String,
     /// The first error raised by the scenario's own code while running.
     pub error: RefCell<Option<ScenarioError>>,
-    /// Every system call and fault that completed, for latency figures.
+    /// Every system call and fault that completed, for latency figures
+    /// (if `keep_calls`; `call_count` counts them either way).
     pub calls: RefCell<Vec<Call>>,
+    pub keep_calls: bool,
+    pub call_count: std::cell::Cell<usize>,
     /// The scenario's declared points (`point(name)`), by handle: the
     /// engine's watch of each and the wait queue its passes wake.
     pub points: Vec<(usize, engine::LockId)>,
@@ -401,10 +404,13 @@ async fn syscall(ctx: &Rc<Ctx>, t: &Task, request: Request) -> KResult<Next> {
     if matches!(name, "read" | "write") && k.w().stats.faults > faults_before {
         name = "fault";
     }
-    ctx.calls.borrow_mut().push(Call { task: t.id(), name, start_ns: started, end_ns: t.now() });
+    if ctx.keep_calls {
+        ctx.calls.borrow_mut().push(Call { task: t.id(), name, start_ns: started, end_ns: t.now() });
+    }
+    ctx.call_count.set(ctx.call_count.get() + 1);
     // What a run keeps in Rust memory grows with its calls, outside the
-    // Lua state's limit: bound it.
-    let (calls, printk) = (ctx.calls.borrow().len(), k.w().printk.len());
+    // Lua state's limit: bound it (the same bound whether it keeps them).
+    let (calls, printk) = (ctx.call_count.get(), k.w().printk.len());
     if calls > MAX_CALLS || printk > MAX_KERNEL_LOG {
         let what = if calls > MAX_CALLS {
             format!("made more than {MAX_CALLS} system calls")

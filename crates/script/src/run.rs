@@ -74,6 +74,11 @@ pub struct RunOptions {
     /// Take the programs' steps from the runner's memo when it has them
     /// ([`crate::memo`]); off, every run runs its Lua (the same report).
     pub memo: bool,
+    /// Fill in the report's lists of calls and tasks, its kernel log and
+    /// the programs' prints. Off for a search that reads only what broke
+    /// (outcome, bucket, culprit), the counts and times, the lock orders
+    /// and the point pairs: those lists are left empty.
+    pub details: bool,
 }
 
 impl RunOptions {
@@ -97,6 +102,7 @@ impl RunOptions {
             semantic: None,
             max_steps: None,
             memo: true,
+            details: true,
         }
     }
 }
@@ -834,6 +840,8 @@ fn interleave(
         path: path.to_string(),
         error: RefCell::new(None),
         calls: RefCell::new(Vec::new()),
+        keep_calls: options.details,
+        call_count: Cell::new(0),
         points,
     });
     // The processes' programs are programs 0, 1, ... (`memo::ProgramId`).
@@ -874,13 +882,21 @@ fn interleave(
     };
     let events =
         if options.record_events { sim.events().iter().map(|e| event_line(sim, e)).collect() } else { Vec::new() };
+    let details = options.details;
+    let task_names = |from: usize| -> Vec<String> {
+        if details {
+            (from..sim.task_count()).map(|i| sim.task_name(engine::TaskId(i as u32))).collect()
+        } else {
+            Vec::new()
+        }
+    };
     let calls: Vec<CallRecord> = ctx
         .calls
         .borrow()
         .iter()
         .map(|c| CallRecord { task: sim.task_name(c.task), name: c.name, start_ns: c.start_ns, end_ns: c.end_ns })
         .collect();
-    let printed = prints.borrow().lines.clone();
+    let printed = if details { prints.borrow().lines.clone() } else { Vec::new() };
     let w = k.w();
     Ok(RunReport {
         outcome,
@@ -889,7 +905,7 @@ fn interleave(
         timeline_ns: sim.timeline(),
         stalled_ns: sim.stalled(),
         stats: w.stats,
-        printk: w.printk.clone(),
+        printk: if details { w.printk.clone() } else { Vec::new() },
         prints: printed,
         events,
         events_dropped: sim.events_dropped(),
@@ -904,12 +920,12 @@ fn interleave(
         },
         culprit,
         bucket,
-        tasks: (0..sim.task_count()).map(|i| sim.task_name(engine::TaskId(i as u32))).collect(),
+        tasks: task_names(0),
         points: sim.point_counts(),
         lock_order: sim.lock_order(),
         point_pairs: sim.point_pairs(),
         calls,
-        run_tasks: (first_run_task..sim.task_count()).map(|i| sim.task_name(engine::TaskId(i as u32))).collect(),
+        run_tasks: task_names(first_run_task),
     })
 }
 
