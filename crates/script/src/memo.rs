@@ -102,7 +102,7 @@ const MAX_NODES: usize = 1 << 18;
 pub(crate) struct Memo {
     /// The scenario its chunk declares (the same for every seed: the chunk
     /// drew no random numbers).
-    pub scenario: Scenario,
+    pub scenario: Rc<Scenario>,
     /// What the chunk printed.
     pub load_prints: Vec<String>,
     /// Node 0 is the state right after the chunk ran.
@@ -128,7 +128,7 @@ impl Memo {
             printed: Vec::new(),
             children: Vec::new(),
         };
-        Memo { scenario, load_prints, nodes: vec![root] }
+        Memo { scenario: Rc::new(scenario), load_prints, nodes: vec![root] }
     }
 
     fn child(&self, node: u32, program: ProgramId, input: Input) -> Option<u32> {

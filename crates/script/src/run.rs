@@ -314,15 +314,17 @@ impl Loader {
         seed: u64,
         params: &[(String, i64)],
         use_memo: bool,
-    ) -> Result<(Scenario, Programs), ScenarioError> {
+    ) -> Result<(Rc<Scenario>, Programs), ScenarioError> {
         let slot = self.memos.borrow().iter().find(|(p, _)| p == params).map(|(_, slot)| match slot {
             MemoSlot::On(memo) => Some(Rc::clone(memo)),
             MemoSlot::Off => None,
         });
         if let (true, Some(Some(memo))) = (use_memo, &slot) {
-            // What the chunk would do: reset the sandbox and print what it printed.
-            self.reset.reset(&self.lua, seed);
-            let scenario = memo.borrow().scenario.clone();
+            // What the chunk would do: print what it printed. (No Lua runs
+            // unless the run misses the memo, and then `load` resets the
+            // sandbox for the seed and runs the chunk again.)
+            self.reset.forget_prints();
+            let scenario = Rc::clone(&memo.borrow().scenario);
             let mut prints = self.prints.borrow_mut();
             for line in &memo.borrow().load_prints {
                 prints.push_recorded(line.clone());
@@ -357,7 +359,7 @@ impl Loader {
         // A memo's trie starts right after the chunk: a run that ran it
         // walks the trie live from its root.
         let programs = Programs::live(Rc::clone(self), seed, params, &scenario, memo);
-        Ok((scenario, programs))
+        Ok((Rc::new(scenario), programs))
     }
 }
 
@@ -426,7 +428,7 @@ impl Runner {
         let _watched = Watched::new(&self.watch, options.seed);
         let (mut scenario, programs) = self.loader.programs(options.seed, &options.params, options.memo)?;
         if let Some(faults) = options.faults {
-            scenario.machine.faults = faults;
+            Rc::make_mut(&mut scenario).machine.faults = faults;
         }
         let config = SimConfig {
             costs: scenario.engine_costs,

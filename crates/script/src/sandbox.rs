@@ -412,6 +412,15 @@ impl SandboxReset {
         self.drew.set(false);
     }
 
+    /// Empty the print log, as [`SandboxReset::reset`] does, and nothing
+    /// else: for a run whose Lua steps come from the memo, which reruns
+    /// the chunk (and resets first) only if it misses.
+    pub fn forget_prints(&self) {
+        let mut log = self.log.borrow_mut();
+        log.lines.clear();
+        log.bytes = 0;
+    }
+
     /// Whether the scenario used `math.random` or `math.randomseed` since
     /// the last [`SandboxReset::reset`].
     pub fn drew(&self) -> bool {
