@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use engine::fast_hash::FastMap;
+use engine::fast_hash::{ByAddress, FastMap};
 use std::fmt::Write as _;
 
 type Point = &'static str;
@@ -32,12 +32,19 @@ pub struct LockOrder {
     /// A hash map, for explore's every run; read in sorted order
     /// ([`LockOrder::sorted`]) wherever the order shows.
     edges: FastMap<(&'static str, &'static str), Witness>,
+    /// The lowest seed each order was added with, by the names' addresses:
+    /// a run's orders seen before cost a pointer's hash, not its text's.
+    seen: FastMap<(ByAddress, ByAddress), u64>,
 }
 
 impl LockOrder {
     pub fn add_run(&mut self, seed: u64, orders: &[(&'static str, &'static str, Point, Point)]) {
         for &(held, taken, held_at, taken_at) in orders {
-            self.add((held, taken), Witness { seed, held_at, taken_at });
+            let first = self.seen.entry((ByAddress(held), ByAddress(taken))).or_insert(u64::MAX);
+            if seed < *first {
+                *first = seed;
+                self.add((held, taken), Witness { seed, held_at, taken_at });
+            }
         }
     }
 
