@@ -8,6 +8,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub struct Progress {
     bar: ProgressBar,
     found: std::sync::atomic::AtomicU64,
+    /// Not drawn (stderr is no terminal): then a run's `inc` does nothing,
+    /// not even the bar's own check of the clock.
+    hidden: bool,
 }
 
 impl Progress {
@@ -24,11 +27,15 @@ impl Progress {
         let style = ProgressStyle::with_template(template).expect("a valid progress template");
         bar.set_style(style);
         bar.set_message("0");
-        Progress { bar, found: std::sync::atomic::AtomicU64::new(0) }
+        let hidden = bar.is_hidden();
+        Progress { bar, found: std::sync::atomic::AtomicU64::new(0), hidden }
     }
 
     /// One more run done; `found`: it broke something.
     pub fn inc(&self, found: bool) {
+        if self.hidden {
+            return;
+        }
         if found {
             let n = self.found.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             self.bar.set_message(n.to_string());
