@@ -48,7 +48,16 @@ fn main() {
             // What explore does: one Lua state and compiled chunk for all runs.
             let runner = script::run::Runner::new(path, &source, Default::default()).expect("the scenario loads");
             for seed in 1..=runs {
-                let options = RunOptions { record_events, ..RunOptions::new(variant.fixes(), seed) };
+                // With the event log off, a run as explore makes it: lock
+                // orders and point pairs recorded, no lists in the report
+                // (so that explore's overhead over this loop is its own).
+                let options = RunOptions {
+                    record_events,
+                    lock_order: !record_events,
+                    point_pairs: !record_events,
+                    details: record_events,
+                    ..RunOptions::new(variant.fixes(), seed)
+                };
                 let report = if reuse { runner.run(&options) } else { script::run::run(path, &source, &options) };
                 steps += report.expect("the scenario runs").steps;
             }
