@@ -191,10 +191,12 @@ impl Chooser for DfsChooser {
                     self.running = Some(t);
                 }
                 // Under a bound only a preemptive decision's default
-                // sleeps (see above); without one, DPOR puts every task
-                // step it explored to sleep.
+                // sleeps (see above); without one, DPOR puts every step it
+                // explored to sleep, a timer's too: which timer fires next
+                // changes only by a step that sets or fires one, and each
+                // of those conflicts with the firing.
                 let sleepable =
-                    matches!(kind, StepKind::Task(_)) && ((rank == 0 && preemptive) || self.dpor == Some(u32::MAX));
+                    (matches!(kind, StepKind::Task(_)) && rank == 0 && preemptive) || self.dpor == Some(u32::MAX);
                 self.pending = Some((at, kind, sleepable));
             }
             // A decision inside the step: the step is not the same step
