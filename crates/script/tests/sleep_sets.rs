@@ -251,6 +251,10 @@ fn diagnose() {
         tree.races,
         tree.added
     );
+    // Each (allocation choices, CPU order) pair is a trace of its own, and
+    // an optimal search runs one schedule per trace: the floors the doc of
+    // `engine::choice::dpor` quotes.
+    assert!(cpu_orders.len() <= traces.len() && traces.len() <= complete, "the floors do not hold");
     let blame = tree.blame.as_ref().expect("asked for");
     let mut by_space: BTreeMap<(u32, &str), [u64; 2]> = BTreeMap::new();
     for (&(space, _, how), n) in blame {
