@@ -114,6 +114,35 @@ impl Footprint {
         false
     }
 
+    /// Why the two steps conflict, for diagnostics: each overlapping pair
+    /// of accesses as (space, key, how), `how` one of "w/w", "r/w", "all"
+    /// (one side is a whole space) or "everything".
+    pub fn conflicts_on(&self, other: &Footprint) -> Vec<(Space, u64, &'static str)> {
+        let mut why = Vec::new();
+        let wild = |f: &Footprint, g: &Footprint| {
+            f.writes_everything || (f.reads_everything && (g.writes_everything || g.accesses.iter().any(|a| a.write)))
+        };
+        if wild(self, other) || wild(other, self) {
+            let g = if self.reads_everything || self.writes_everything { other } else { self };
+            why.extend(g.accesses.iter().map(|a| (a.space, a.key, "everything")));
+            if why.is_empty() {
+                why.push((0, 0, "everything"));
+            }
+            return why;
+        }
+        for x in &self.accesses {
+            for y in other.accesses.iter().filter(|y| x.overlaps(y)) {
+                let how = match (x.key == ALL || y.key == ALL, x.write && y.write) {
+                    (true, _) => "all",
+                    (false, true) => "w/w",
+                    (false, false) => "r/w",
+                };
+                why.push((x.space, if x.key == ALL { y.key } else { x.key }, how));
+            }
+        }
+        why
+    }
+
     fn normalize(&mut self) {
         // Writes sort after reads of the same object: keep the last.
         self.accesses.sort_unstable();

@@ -1534,7 +1534,8 @@ impl SimState {
     }
 
     fn try_acquire(&mut self, task: TaskId, lock: LockId, read: bool, point: Point, may_wait: bool) -> bool {
-        touch_lock(lock, true);
+        // A try that fails only reads the lock; one that takes it writes it.
+        touch_lock(lock, false);
         let Some(state) = self.locks.get(lock) else {
             self.violate(Some(task), "use-after-free", format!("lock taken at {point} belongs to a freed object"));
             return false;
@@ -1554,6 +1555,7 @@ impl SimState {
         if !state.available(read) {
             return false;
         }
+        touch_lock(lock, true);
         let released_at = state.released_at;
         let lock_op = self.cfg.costs.lock_op;
         if let Some(cpu) = self.tasks[task.0 as usize].cpu {

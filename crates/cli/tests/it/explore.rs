@@ -234,7 +234,7 @@ fn dfs_exhausts_the_bounded_schedules_of_the_patched_exit_race() {
         swapsim(&[&args[..], &["--kernel", "pre4", "--preemptions", "2", "--out", out.to_str().unwrap()]].concat());
     assert_eq!(pre4.code, 1, "{}{}", pre4.stdout, pre4.stderr);
     assert!(
-        pre4.stdout.contains("result:   schedule 2597 breaks: VIOLATION of swapoff-completeness"),
+        pre4.stdout.contains("result:   schedule 2583 breaks: VIOLATION of swapoff-completeness"),
         "{}",
         pre4.stdout
     );

@@ -191,10 +191,12 @@ impl Chooser for DfsChooser {
                     self.running = Some(t);
                 }
                 // Under a bound only a preemptive decision's default
-                // sleeps (see above); without one, DPOR puts every task
-                // step it explored to sleep.
+                // sleeps (see above); without one, DPOR puts every step it
+                // explored to sleep, a timer's too: which timer fires next
+                // changes only by a step that sets or fires one, and each
+                // of those conflicts with the firing.
                 let sleepable =
-                    matches!(kind, StepKind::Task(_)) && ((rank == 0 && preemptive) || self.dpor == Some(u32::MAX));
+                    (matches!(kind, StepKind::Task(_)) && rank == 0 && preemptive) || self.dpor == Some(u32::MAX);
                 self.pending = Some((at, kind, sleepable));
             }
             // A decision inside the step: the step is not the same step
@@ -433,6 +435,13 @@ mod tests {
         /// An invariant check: the run stops with a violation if the cell
         /// holds an odd value (the other tasks' next steps never run).
         Check(usize),
+        /// `TryLockPage` on the page lock: if taken, write the cell and
+        /// unlock; if not (another task holds it), only note the failure:
+        /// a failed try reads the lock, and must not commute with the
+        /// holder's take or release.
+        TryLock(usize),
+        /// `cond_resched`: the tasks that could step go first.
+        Resched,
     }
 
     /// `checks`: some steps are invariant checks that can end the run early.
@@ -442,8 +451,10 @@ mod tests {
                 let mut ops = Vec::new();
                 for _ in 0..rng.random_range(2..=3) {
                     let cell = rng.random_range(0..3);
-                    let op = match rng.random_range(0..if checks { 11 } else { 10 }) {
-                        10 => Op::Check(cell),
+                    let op = match rng.random_range(0..if checks { 13 } else { 12 }) {
+                        12 => Op::Check(cell),
+                        10 => Op::TryLock(cell),
+                        11 => Op::Resched,
                         0..=2 => Op::Read(cell),
                         3..=5 => Op::Write(cell),
                         6 => Op::Io(rng.random_range(1..4) * 150),
@@ -500,6 +511,7 @@ mod tests {
             let locals = Rc::new(RefCell::new(vec![0u64; prog.len()]));
             let locks = [0, 1].map(|_| sim.new_lock(LockKind::Spin, "l", "l".into()));
             let sem = sim.new_lock(LockKind::Semaphore, "s", "s".into());
+            let page = sim.new_lock(LockKind::PageBit, "p", "p".into());
             for (i, ops) in prog.iter().enumerate() {
                 let (ops, cells, locals) = (ops.clone(), Rc::clone(&cells), Rc::clone(&locals));
                 sim.spawn(format!("t{i}"), move |t| async move {
@@ -522,6 +534,17 @@ mod tests {
                             Op::Up => t.up(sem, "up"),
                             Op::Io(ns) => t.sleep_io("io", ns).await,
                             Op::MaySleep => t.may_sleep("alloc", 200).await,
+                            Op::TryLock(c) => {
+                                if t.try_lock_page(page, "trylock") {
+                                    footprint::touch(footprint::FIRST_USER_SPACE, c as u64, true);
+                                    cells.borrow_mut()[c] = h.wrapping_mul(5) + i as u64 + 1;
+                                    t.point("locked").await;
+                                    t.unlock_page(page, "unlock");
+                                } else {
+                                    h = h.wrapping_mul(3) + 1;
+                                }
+                            }
+                            Op::Resched => t.cond_resched("resched").await,
                             Op::Check(c) => {
                                 footprint::touch(footprint::FIRST_USER_SPACE, c as u64, false);
                                 if cells.borrow()[c] % 2 == 1 {
@@ -604,7 +627,28 @@ mod tests {
         }
         assert!(compared >= 300, "only {compared} searches compared");
         eprintln!("{compared} searches: {full_runs} schedules without reduction, {dpor_runs} with DPOR");
-        assert!(dpor_runs < full_runs * 3 / 5, "DPOR cut little: {dpor_runs} of {full_runs}");
+        // (cond_resched and trylocks in the programs conflict with much.)
+        assert!(dpor_runs < full_runs * 7 / 10, "DPOR cut little: {dpor_runs} of {full_runs}");
+    }
+
+    /// Under a preemption bound, adding a race's reversal only where the
+    /// running task got its CPU, at the latest decision before where it
+    /// costs no preemption and at the race's own lost this final state
+    /// (task 2 reads cell 1 between task 1's two writes of it, on the
+    /// second CPU, at 2 preemptions; `dpor_reaches_every_final_state_of_the_full_search`
+    /// found it): the reversal goes in at every decision between.
+    #[test]
+    fn dpor_under_a_bound_switches_anywhere_between() {
+        use Op::*;
+        let prog = vec![
+            vec![Lock(1), Write(1), Unlock(1), Lock(1), Write(0), Unlock(1), Write(2)],
+            vec![Lock(1), Write(1), Unlock(1), Write(2), Lock(0), Write(1), Unlock(0)],
+            vec![Read(1), Lock(1), Write(2), Unlock(1), Read(0)],
+        ];
+        let (full, _) = reachable(&prog, 2, 2, Mode::Full).expect("a small search");
+        let (dpor, _) = reachable(&prog, 2, 2, Mode::Dpor).expect("a small search");
+        let lost: Vec<_> = full.difference(&dpor).collect();
+        assert!(lost.is_empty(), "DPOR lost {lost:?}");
     }
 
     /// Shards split a dfs: together they run every schedule of the whole

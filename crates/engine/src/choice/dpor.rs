@@ -43,24 +43,35 @@
 //! partial-order reduction", OOPSLA 2013), a backtrack point the bound
 //! forbids would lose the reversed order, so each race also adds its task
 //! where the running task got its CPU (or, if it is no option there, every
-//! option there) and at the latest earlier decision where taking it costs
-//! no preemption (nothing ran, or a due timer was the default), and only a
-//! preemptive decision's default step sleeps (as in the plain dfs).
+//! option there) and at every decision from the latest earlier one where
+//! taking it costs no preemption (nothing ran, or a due timer was the
+//! default) up to the race's own, and only a preemptive decision's default
+//! step sleeps (as in the plain dfs). (With only the first of those and
+//! the race's own, a random program lost a final state:
+//! `dfs::tests::dpor_under_a_bound_switches_anywhere_between`.)
 //! Without a bound, source-DPOR's theorem says every final state of the
 //! full search is reached (given footprints that name every conflict).
 //! With a bound that is no theorem: it is what `dfs::tests` (random
-//! programs with locks, a semaphore, I/O sleeps, allocation decisions, one
-//! or two CPUs for two or three tasks, and invariant checks that stop the
-//! run; bounds 0, 1, 2 and none) and `script/tests/sleep_sets.rs` (the race
-//! scenarios) check.
+//! programs with locks, a trylock, a semaphore, `cond_resched`, I/O
+//! sleeps, allocation decisions, one or two CPUs for two or three tasks,
+//! and invariant checks that stop the run; bounds 0, 1, 2 and none) and
+//! `script/tests/sleep_sets.rs` (the race scenarios) check.
 //!
 //! Status: sound on those checks, and offered by `explore --strategy dfs
-//! --reduction dpor`, but it cuts nothing on the race scenarios: it runs
-//! as many schedules as the sleep-set dfs (race 3 under pre4 at one
-//! preemption: 265 both), because nearly every pair of steps there
-//! conflicts (a shared lock, the Lua state every program step resumes, the
-//! count of tasks in the kernel, the CPUs), and the bound's extra
-//! backtrack points add back what the races leave out.
+//! --reduction dpor`, but it cuts next to nothing on the race scenarios.
+//! Measured on race 1 under the patch at 2 preemptions (the `diagnose`
+//! test of `script/tests/sleep_sets.rs`): 23 709 schedules, 960 distinct
+//! outcomes (2 without the end time), 8 459 distinct traces over these
+//! footprints, and 6 478 distinct pairs of (allocation sleeps taken, order
+//! in which the tasks held the one CPU). Each such pair is a trace of its
+//! own whatever the footprints of the kernel's objects, since the CPU's
+//! clock orders every dispatch on it, so no search over this model can run
+//! fewer than 6 478 schedules there; an optimal one would run 8 459. Of
+//! the races that add a backtrack point, most are on the CPUs, the task
+//! states and the big kernel lock (each alone, with every other access
+//! left out, still gives 9 000 to 16 000 schedules). Without a bound the
+//! allocation decisions multiply it (three options each, every one tried):
+//! race 5 under the patch is not exhausted in a million schedules.
 
 use std::rc::Rc;
 
@@ -85,6 +96,10 @@ pub struct DporDecision {
     /// The task that ran last before the decision.
     pub running: Option<TaskId>,
 }
+
+/// Per (space, key, how) of a conflict: races, and races that added a
+/// backtrack point ([`DporTree::blame`]).
+pub type Blame = std::collections::BTreeMap<(u32, u64, &'static str), [u64; 2]>;
 
 /// One step of a run: its decision and what it touched.
 #[derive(Clone, Debug)]
@@ -153,12 +168,17 @@ pub struct DporTree {
     pub added: u64,
     pub data_branches: u64,
     pub step_branches: u64,
+    /// For diagnostics (off unless set): the pairs of accesses that made
+    /// the reversed races' steps conflict, by (space, key, how) (see
+    /// [`Footprint::conflicts_on`]): how many races, and how many of them
+    /// added a backtrack point.
+    pub blame: Option<Blame>,
 }
 
 impl DporTree {
     /// A search within `bound` preemptions (u32::MAX: no bound).
     pub fn new(bound: u32) -> DporTree {
-        DporTree { nodes: Vec::new(), bound, races: 0, added: 0, data_branches: 0, step_branches: 0 }
+        DporTree { nodes: Vec::new(), bound, races: 0, added: 0, data_branches: 0, step_branches: 0, blame: None }
     }
 
     pub fn bound(&self) -> u32 {
@@ -346,6 +366,7 @@ impl DporTree {
                 continue;
             }
             let at = steps[i].decision as usize;
+            let before = self.added;
             let initials = self.initials(i, j, proc_of, of_proc, pos, clock, procs, steps);
             let reversible = initials.iter().any(|&k| self.nodes[at].index_of(k).is_some());
             if !reversible {
@@ -355,6 +376,17 @@ impl DporTree {
                 self.add_all(at);
             }
             self.reverse(i, at, &initials, steps);
+            if let Some(blame) = self.blame.as_mut() {
+                let why = match j.footprint {
+                    Some(f) => steps[i].step.footprint.conflicts_on(f),
+                    None => vec![(0, 0, "cut short")],
+                };
+                for w in why {
+                    let counts = blame.entry(w).or_default();
+                    counts[0] += 1;
+                    counts[1] += u64::from(self.added > before);
+                }
+            }
             // If j's task was an option at or after step i's decision, the
             // race with i covers the steps i follows; if not (i released
             // what j takes, a lock or a CPU, or j's task was asleep), look
@@ -381,8 +413,13 @@ impl DporTree {
                     self.add_all(start);
                 }
             }
-            if let Some(free) = self.free_before(at, initials) {
-                self.add(free, initials);
+            // And at every decision from the latest one before where one
+            // of them costs no preemption: with only that one and the race's
+            // own, the random programs of `dfs::tests` lost final states
+            // (`dpor_under_a_bound_switches_anywhere_between`).
+            let free = self.free_before(at, initials).unwrap_or(0);
+            for d in free..at {
+                self.add(d, initials);
             }
         }
     }
