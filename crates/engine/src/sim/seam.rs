@@ -256,8 +256,9 @@ impl Sim {
     }
 
     /// One try; `waits`: the lock waits if it fails (spin, down,
-    /// lock_page), so the try orders the step after the holder's release;
-    /// a trylock orders nothing.
+    /// lock_page), so a take records its lock-class order after the locks
+    /// the task holds; a trylock never waits and records none. In the
+    /// step's footprint a failed try only reads the lock, a take writes it.
     fn try_acquire(&self, task: TaskId, lock: LockId, read: bool, point: Point, waits: bool) -> bool {
         self.st.borrow_mut().try_acquire(task, lock, read, point, waits)
     }
