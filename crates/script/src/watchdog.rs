@@ -65,6 +65,14 @@ pub fn watch(path: &str, limit_secs: u64) -> Arc<Watch> {
     watch
 }
 
+/// Whether a run that started at `started` (ms since [`epoch`] plus one;
+/// 0: no run) has run longer than `limit_secs` at `now`. A run may have
+/// started after `now` was read (another thread, a millisecond later):
+/// it has run for no time, not for the clock's whole range.
+fn overran(now: u64, started: u64, limit_secs: u64) -> bool {
+    started != 0 && (now + 1).saturating_sub(started) > limit_secs.saturating_mul(1000)
+}
+
 fn patrol() {
     loop {
         std::thread::sleep(Duration::from_millis(100));
@@ -73,7 +81,7 @@ fn patrol() {
             watches().lock().unwrap_or_else(|e| e.into_inner()).iter().filter_map(Weak::upgrade).collect();
         for watch in all {
             let started = watch.started.load(Ordering::Acquire);
-            if started != 0 && now + 1 - started > watch.limit_secs.saturating_mul(1000) {
+            if overran(now, started, watch.limit_secs) {
                 eprintln!(
                     "error: {}: the run of seed {} took more than {} s of wall-clock time, the watchdog's limit \
                      (a library call that never returns, such as a backtracking string pattern? raise the limit \
@@ -85,5 +93,29 @@ fn patrol() {
                 std::process::exit(2);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::overran;
+
+    #[test]
+    fn a_run_is_over_its_limit_only_after_it() {
+        // A run that started at ms S is stored as S + 1.
+        assert!(!overran(5_000, 0, 1), "no run");
+        assert!(!overran(5_000, 4_001 + 1, 1), "999 ms into a 1 s limit");
+        assert!(!overran(5_000, 4_000 + 1, 1), "1 s into a 1 s limit");
+        assert!(overran(5_000, 3_999 + 1, 1), "1.001 s into a 1 s limit");
+    }
+
+    /// The patrol reads the clock, then each run's start: a run that began
+    /// in between (a millisecond later) started after `now`. Its elapsed
+    /// time wrapped around to the clock's whole range, and the watchdog
+    /// ended healthy searches with exit 2 now and then.
+    #[test]
+    fn a_run_that_started_after_the_clock_was_read_has_not_overrun() {
+        assert!(!overran(5_000, 5_001 + 1, 60));
+        assert!(!overran(5_000, u64::MAX, 60));
     }
 }
