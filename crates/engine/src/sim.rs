@@ -1482,6 +1482,12 @@ impl SimState {
         let switch = self.cfg.costs.context_switch;
         let info = &mut self.tasks[task.0 as usize];
         info.cpu = Some(cpu);
+        // A task that yielded in cond_resched could be dispatched only once
+        // the tasks it yielded to had stepped or could not (`yields_still`):
+        // the dispatch depends on their steps, so it reads them.
+        for &(other, _) in &info.yielded_to {
+            footprint::touch(footprint::TASK, other.0.into(), false);
+        }
         info.yielded_to.clear();
         let (ready_at, ready_timeline) = (info.ready_at, info.ready_timeline);
         // On the timeline the task starts when both it and the CPU are

@@ -588,3 +588,53 @@ fn a_waking_task_goes_to_the_idle_cpu_with_the_earliest_clock() {
     assert!(*resumed.borrow() < 2_000_000, "b resumed at {} ns", resumed.borrow());
     sim.shutdown();
 }
+
+/// Picks the first option of every decision and keeps each step's kind and
+/// footprint.
+struct FootprintLog(Rc<RefCell<Vec<(StepKind, Footprint)>>>, Option<StepKind>);
+
+impl Chooser for FootprintLog {
+    fn choose(&mut self, decision: Decision<'_>, _n: usize) -> usize {
+        if let Decision::Step { options, .. } = decision {
+            self.1 = options.first().copied();
+        }
+        0
+    }
+
+    fn stepped(&mut self, footprint: Footprint) {
+        let kind = self.1.take().expect("a step was chosen");
+        self.0.borrow_mut().push((kind, footprint));
+    }
+}
+
+/// A task that yielded in cond_resched is dispatched again only once the
+/// tasks it yielded to have stepped (or cannot): its dispatch depends on
+/// their steps, so its footprint reads them. Without that, a partial-order
+/// search could take the dispatch and their steps for independent.
+#[test]
+fn the_dispatch_of_a_task_that_yielded_reads_the_tasks_it_yielded_to() {
+    let steps = Rc::new(RefCell::new(Vec::new()));
+    let config = SimConfig { cpus: 1, record_footprints: true, ..SimConfig::default() };
+    let sim = Sim::new(config, Box::new(FootprintLog(Rc::clone(&steps), None)));
+    let a = sim.spawn("a", move |t| async move {
+        t.cond_resched("a:cond_resched").await;
+        t.point("a:after").await;
+        t.point("a:later").await;
+    });
+    let b = sim.spawn("b", move |t| async move {
+        t.point("b:one").await;
+    });
+    assert_eq!(sim.run(), Outcome::Finished);
+    sim.shutdown();
+    let steps = steps.borrow();
+    // a's steps: its first dispatch, the step on to cond_resched (where it
+    // yields to the queued b: a sleep of no length), and its dispatch after
+    // b has stepped and the timer woke it.
+    let a_steps: Vec<&Footprint> = steps.iter().filter(|(k, _)| *k == StepKind::Task(a)).map(|(_, f)| f).collect();
+    assert_eq!(a_steps.len(), 5, "{steps:?}");
+    let reads_b =
+        |f: &Footprint| f.accesses().iter().any(|x| x.space == footprint::TASK && x.key == u64::from(b.0) && !x.write);
+    assert!(!reads_b(a_steps[0]), "a's first dispatch yielded to nobody");
+    assert!(reads_b(a_steps[2]), "a's dispatch after yielding reads b: {:?}", a_steps[2]);
+    assert!(!reads_b(a_steps[3]), "only the dispatch reads b");
+}
