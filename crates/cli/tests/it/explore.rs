@@ -400,7 +400,7 @@ fn dfs_searches_the_exit_race_under_2_4_10_without_false_livelocks() {
     ]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(
-        run.stdout.contains("result:   1628 schedules explored, not all (raise --runs): no violation so far"),
+        run.stdout.contains("result:   1951 schedules explored, not all (raise --runs): no violation so far"),
         "{}",
         run.stdout
     );
