@@ -79,15 +79,6 @@ pub fn check_swapoff_complete(k: &Kernel, type_: usize, shm: bool) -> Option<Bro
 /// for the swap cache.
 pub fn check_quiescent(k: &Kernel) -> Option<Broken> {
     crate::tracked::read_the_whole_world();
-    let devices_off: Vec<usize> = {
-        let w = k.w();
-        (0..w.swap_info.len()).filter(|&i| w.swap_info[i].swap_map.is_none()).collect()
-    };
-    for type_ in devices_off {
-        if let Some(broken) = check_swapoff_complete(k, type_, true) {
-            return Some(broken);
-        }
-    }
     let w = k.w();
     let mut swap_refs: BTreeMap<SwpEntry, u32> = BTreeMap::new();
     let mut page_refs: BTreeMap<PageId, i32> = BTreeMap::new();
@@ -121,6 +112,18 @@ pub fn check_quiescent(k: &Kernel) -> Option<Broken> {
                 Pte::None => {}
             }
         }
+    }
+    // Swapoff completeness first, device by device: a device that is off
+    // and still referenced by a pte, an shm entry or the swap cache (the
+    // walk above saw every pte and entry) gets the full report.
+    let referenced = |type_: usize| {
+        swap_refs.range(SwpEntry { type_, offset: 0 }..=SwpEntry { type_, offset: u32::MAX }).next().is_some()
+            || w.swap_cache.keys().any(|e| e.type_ == type_)
+    };
+    let devices_off: Vec<usize> = (0..w.swap_info.len()).filter(|&i| w.swap_info[i].swap_map.is_none()).collect();
+    if let Some(&type_) = devices_off.iter().find(|&&type_| referenced(type_)) {
+        drop(w);
+        return check_swapoff_complete(k, type_, true);
     }
     if (*w.shm_rss, *w.shm_swp) != (shm_present, shm_swapped) || *w.shm_rss + *w.shm_swp > *w.shm_tot {
         return Some((
