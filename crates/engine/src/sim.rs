@@ -8,7 +8,7 @@
 //! no kernel preemption); tasks on different CPUs interleave at every step.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::fast_hash::{ByAddress, FastMap, FastSet};
 use std::future::Future;
@@ -27,7 +27,9 @@ use crate::task::{Task, TaskId, TaskState};
 use crate::Point;
 
 pub(crate) mod seam;
+mod timers;
 use seam::SleepOn;
+use timers::TimerQueue;
 
 /// Simulated costs of the engine's own operations, in ns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,7 +197,7 @@ struct SimState {
     /// Indexed by a lock's `number`, which is never reused (slotmap keys
     /// are, once a lock is freed).
     lock_names: Vec<(LockName, LockKind, &'static str)>,
-    timers: BTreeMap<(u64, u64), TimerAction>,
+    timers: TimerQueue,
     timer_seq: u64,
     chooser: Box<dyn Chooser>,
     choices: Vec<u32>,
@@ -213,7 +215,9 @@ struct SimState {
     /// (class held, class taken) -> (where the held one was taken, where the
     /// other was), first seen in this run.
     /// Keyed by address (cheap); read out by content (see [`ByAddress`]).
-    lock_order: FastMap<(ByAddress, ByAddress), (Point, Point)>,
+    /// A run takes a few orders: a list searched from the front costs less
+    /// than a hash map.
+    lock_order: Vec<((ByAddress, ByAddress), (Point, Point))>,
     point_pairs: FastSet<(ByAddress, ByAddress)>,
     last_point: Option<(TaskId, Point)>,
     bkl: LockId,
@@ -228,10 +232,6 @@ struct SimState {
     timeline: u64,
     /// The timeline time of the timer callback being run, if any.
     irq_timeline: Option<u64>,
-    /// Each pending timer's lag: the stalls of the CPU that set it, so
-    /// that its due time on the timeline is its cost-model due time plus
-    /// them.
-    timer_lags: BTreeMap<(u64, u64), u64>,
     /// Stalls so far, in ns, summed over CPUs and timers.
     stalled: u64,
     /// The skew of the task whose I/O completion is being run.
@@ -759,9 +759,7 @@ impl Sim {
         footprint::touch(footprint::TIMERS, footprint::ALL, true);
         let (due, action) = {
             let mut st = self.st.borrow_mut();
-            let (key, action) = st.timers.pop_first().expect("timer option without a timer");
-            let lag = st.timer_lags.remove(&key).unwrap_or(0);
-            let due = key.0;
+            let timers::Timer { due, lag, action, .. } = st.timers.pop_first().expect("timer option without a timer");
             if matches!(action, TimerAction::Call(..)) {
                 st.io_timers -= 1;
             }
@@ -808,8 +806,7 @@ impl Sim {
         st.timer_seq += 1;
         let at = st.tasks[from.0 as usize].at;
         let lag = st.task_lag(from);
-        st.timers.insert((due, seq), TimerAction::Call(Box::new(callback), from, at));
-        st.timer_lags.insert((due, seq), lag);
+        st.timers.insert(due, seq, lag, TimerAction::Call(Box::new(callback), from, at));
         st.io_timers += 1;
     }
 
@@ -845,7 +842,7 @@ impl Sim {
     /// The lock-class orders this run took (with `lock_order` on): (class
     /// held, class taken, where the held one was taken, where the other was).
     pub fn lock_order(&self) -> Vec<(&'static str, &'static str, Point, Point)> {
-        self.st.borrow().lock_order.iter().map(|(&(a, b), &(pa, pb))| (a.0, b.0, pa, pb)).collect()
+        self.st.borrow().lock_order.iter().map(|&((a, b), (pa, pb))| (a.0, b.0, pa, pb)).collect()
     }
 
     /// With `point_pairs` on: every (A, B) where a task reached named point
@@ -959,7 +956,7 @@ impl SimState {
             runqueue: VecDeque::new(),
             locks: SlotMap::with_key(),
             lock_names: Vec::new(),
-            timers: BTreeMap::new(),
+            timers: TimerQueue::default(),
             timer_seq: 0,
             chooser,
             choices: Vec::new(),
@@ -970,7 +967,7 @@ impl SimState {
             events: VecDeque::new(),
             events_dropped: 0,
             point_counts: FastMap::default(),
-            lock_order: FastMap::default(),
+            lock_order: Vec::new(),
             point_pairs: FastSet::default(),
             last_point: None,
             bkl: LockId::default(),
@@ -979,7 +976,6 @@ impl SimState {
             last_timer: 0,
             timeline: 0,
             irq_timeline: None,
-            timer_lags: BTreeMap::new(),
             stalled: 0,
             irq_skew: 0,
             irq_task: None,
@@ -1038,7 +1034,6 @@ impl SimState {
             last_timer,
             timeline,
             irq_timeline,
-            timer_lags,
             stalled,
             irq_skew,
             irq_task,
@@ -1055,7 +1050,7 @@ impl SimState {
             io_timers,
             watches,
         } = self;
-        assert!(timers.is_empty() && timer_lags.is_empty(), "a settled simulator has no timer pending");
+        assert!(timers.is_empty(), "a settled simulator has no timer pending");
         into.cfg.clone_from(cfg);
         into.tasks.clone_from(tasks);
         into.cpus.clone_from(cpus);
@@ -1081,7 +1076,6 @@ impl SimState {
         into.last_timer = *last_timer;
         into.timeline = *timeline;
         into.irq_timeline = *irq_timeline;
-        into.timer_lags.clear();
         into.stalled = *stalled;
         into.irq_skew = *irq_skew;
         into.irq_task = *irq_task;
@@ -1329,7 +1323,7 @@ impl SimState {
         match kind {
             StepKind::Task(task) => self.label(EventClass::Run, task, self.tasks[task.0 as usize].at),
             StepKind::Timer => {
-                let (task, point) = match self.timers.values().next() {
+                let (task, point) = match self.timers.first().map(|t| &t.action) {
                     Some(TimerAction::Wake(task)) => (*task, self.tasks[task.0 as usize].at),
                     Some(TimerAction::Call(_, task, point)) => (*task, *point),
                     None => unreachable!("a timer option has a timer"),
@@ -1438,7 +1432,7 @@ impl SimState {
                 let idle = self.cpus.iter().filter(|c| c.current.is_none()).map(|c| c.clock).min().unwrap_or(0);
                 idle.max(self.tasks[task.0 as usize].ready_at)
             }
-            StepOption::Timer => self.timers.keys().next().map(|(due, _)| *due).unwrap_or(u64::MAX),
+            StepOption::Timer => self.timers.first().map_or(u64::MAX, |t| t.due),
         }
     }
 
@@ -1447,7 +1441,7 @@ impl SimState {
     fn can_progress(&self, options: &[StepOption]) -> bool {
         options.iter().any(|o| match o {
             StepOption::Run(_) | StepOption::Dispatch(_) => true,
-            StepOption::Timer => self.timers.values().any(|action| match action {
+            StepOption::Timer => self.timers.iter().any(|timer| match timer.action {
                 TimerAction::Wake(task) => !self.tasks[task.0 as usize].daemon,
                 TimerAction::Call(..) => true,
             }),
@@ -1618,7 +1612,10 @@ impl SimState {
         for i in 0..self.tasks[task.0 as usize].held.len() {
             let Some((held, kind, at)) = info(self.tasks[task.0 as usize].held[i]) else { continue };
             if kind != LockKind::Bkl && !std::ptr::eq(held, taken) && held != taken {
-                self.lock_order.entry((ByAddress(held), ByAddress(taken))).or_insert((at, point));
+                let order = (ByAddress(held), ByAddress(taken));
+                if !self.lock_order.iter().any(|(seen, _)| *seen == order) {
+                    self.lock_order.push((order, (at, point)));
+                }
             }
         }
     }
@@ -1735,9 +1732,8 @@ impl SimState {
             SleepOn::Timer(ns) => {
                 let seq = self.timer_seq;
                 self.timer_seq += 1;
-                self.timers.insert((now + ns, seq), TimerAction::Wake(task));
                 let lag = self.task_lag(task);
-                self.timer_lags.insert((now + ns, seq), lag);
+                self.timers.insert(now + ns, seq, lag, TimerAction::Wake(task));
                 Waiting::Timer { ns, point }
             }
         };
