@@ -9,6 +9,11 @@
 # prints `peer.<tool>.<case>.<metric> = <value>` lines), and the bench's quick
 # section for the bench loop's pace and stress_make_j4. Wall clock is read
 # here only to report speed.
+#
+# Below the targets it splits each pace ratio in two: decisions a run (how
+# many scheduling decisions each model makes: swapsim's steps, shuttle's
+# calls of its scheduler, counted by scripts/peer_decisions/main.rs built in
+# a copy of the peers' crate) and the pace per decision.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEERS=${1:-../shared/peers}
@@ -80,11 +85,28 @@ loom_pb2=$(peer peer.loom.race1_patched.pb2.iters)
 #    Three times each, the median (like the explore figures, the machine's
 #    pace drifts by 10-20% from one minute to the next).
 for i in 1 2 3; do
-    "${PIN[@]}" cargo bench -p cli --quiet -- quick race1 stress >"$TMP/bench$i.txt" 2>/dev/null
+    "${PIN[@]}" cargo bench -p cli --quiet -- quick race1 toy stress >"$TMP/bench$i.txt" 2>/dev/null
 done
 loop=$(awk '$1 == "patched" && $2 == "off" && $3 == "reused" { print $6 }' "$TMP"/bench?.txt | sort -n | sed -n 2p)
 stress=$(awk '/^stress_make_j4 \(patched/ { for (i = 1; i <= NF; i++) if ($i == "steps/s;") print $(i - 1) }' \
     "$TMP"/bench?.txt | sort -n | sed -n 2p)
+
+# 6. Decisions a run: swapsim's steps (the bench's runs are explore's
+#    seeds), shuttle's scheduler calls on the peers' own models and seed.
+steps_race1=$(awk '$1 == "patched" && $2 == "off" && $3 == "reused" { printf "%.1f", $5 / $4; exit }' "$TMP/bench1.txt")
+steps_toy=$(awk '/^toy \(/ { for (i = 1; i <= NF; i++) if ($i == "steps,") { printf "%.1f", $(i - 1) / $(i - 3); exit } }' \
+    "$TMP/bench1.txt")
+mkdir -p "$TMP/decisions/src"
+cp "$PEERS/Cargo.toml" "$PEERS/Cargo.lock" "$TMP/decisions/"
+cp "$PEERS/src/race1.rs" "$PEERS/src/toy.rs" "$TMP/decisions/src/"
+cp scripts/peer_decisions/main.rs "$TMP/decisions/src/main.rs"
+DECISIONS_TARGET="$PEERS/target/decisions"
+(cd "$TMP/decisions" && CARGO_TARGET_DIR="$DECISIONS_TARGET" cargo build --release --locked --offline --quiet 2>/dev/null)
+"$DECISIONS_TARGET/release/swapsim-peers" race1 20000 >>"$TMP/peers.txt"
+"$DECISIONS_TARGET/release/swapsim-peers" toy 20000 >>"$TMP/peers.txt"
+shuttle_steps_race1=$(peer peer.shuttle.patched.random.decisions_per_iter)
+shuttle_steps_toy=$(peer peer.shuttle.toy.random.decisions_per_iter)
+per_decision() { awk -v r="$1" -v d="$2" 'BEGIN { printf "%.0f", r * d }'; }
 
 printf '%-44s %14s %14s %8s  %s\n' figure swapsim peer/base ratio target
 printf '%-44s %14s %14s %8s  %s\n' "explore race 1 patched (runs/s)" "$race1" "$shuttle_race1" \
@@ -102,3 +124,15 @@ printf '%-44s %14s %14s %8s  %s\n' "  two --jobs 1 processes side by side / one"
 printf '%-44s %14s %14s %8s  %s\n' "dfs race 1 patched, 2 preemptions (schedules)" "${schedules:-?}" "${loom_pb2:-?}" \
     "$(ratio "${schedules:-nan}" "${loom_pb2:-nan}")" "<= 3000 schedules (loom: its smaller model)"
 echo "(dfs: ${REDUCTION[*]:-sleep sets only})"
+echo
+echo "The pace ratios split: a run's decisions (the model's size) times the pace of one."
+printf '%-44s %14s %14s %8s\n' "race 1 patched: decisions a run" "$steps_race1" "$shuttle_steps_race1" \
+    "$(ratio "$steps_race1" "${shuttle_steps_race1:-nan}")"
+printf '%-44s %14s %14s %8s\n' "race 1 patched: decisions/s" "$(per_decision "$race1" "$steps_race1")" \
+    "$(per_decision "${shuttle_race1:-0}" "${shuttle_steps_race1:-0}")" \
+    "$(ratio "$(per_decision "$race1" "$steps_race1")" "$(per_decision "${shuttle_race1:-nan}" "${shuttle_steps_race1:-nan}")")"
+printf '%-44s %14s %14s %8s\n' "toy: decisions a run" "$steps_toy" "$shuttle_steps_toy" \
+    "$(ratio "$steps_toy" "${shuttle_steps_toy:-nan}")"
+printf '%-44s %14s %14s %8s\n' "toy: decisions/s" "$(per_decision "$toy" "$steps_toy")" \
+    "$(per_decision "${shuttle_toy:-0}" "${shuttle_steps_toy:-0}")" \
+    "$(ratio "$(per_decision "$toy" "$steps_toy")" "$(per_decision "${shuttle_toy:-nan}" "${shuttle_steps_toy:-nan}")")"
