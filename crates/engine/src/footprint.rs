@@ -182,6 +182,16 @@ pub fn touch(space: Space, key: u64, write: bool) {
     }
 }
 
+/// Note that the current step read every object of each space in
+/// `spaces`: one test, not one a space, when nothing records.
+pub fn touch_spaces(spaces: std::ops::RangeInclusive<Space>) {
+    if RECORDING_THREADS.load(Ordering::Relaxed) != 0 && RECORDING.with(Cell::get) {
+        for space in spaces {
+            touch(space, ALL, false);
+        }
+    }
+}
+
 /// Note that the current step read everything (`write`: or may have
 /// written anything), engine state included: later reads of the step are
 /// then not recorded one by one.

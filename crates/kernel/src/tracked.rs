@@ -55,9 +55,7 @@ pub const LUA: Space = FIRST_USER_SPACE + 15;
 /// Note that the step reads every object of the kernel world (a check of
 /// the whole state), as one access per space.
 pub fn read_the_whole_world() {
-    for space in MM..=SHM {
-        touch(space, ALL, false);
-    }
+    engine::footprint::touch_spaces(MM..=SHM);
 }
 
 /// The key that stands for a container's shape: which keys it holds and

@@ -288,19 +288,13 @@ impl World {
     /// The ptes of `mm` in `[start, end)` that are not none, in address
     /// order: the walk over the pgd entries and their page tables that
     /// zap_page_range, copy_page_range, swap_out and swapoff make.
-    pub fn ptes_in(&self, mm: MmId, start: u64, end: u64) -> impl Iterator<Item = (u64, Pte)> + '_ {
+    pub fn ptes_in(&self, mm: MmId, start: u64, end: u64) -> PteWalk<'_> {
         let pgd = self.mms.get(mm).and_then(|m| m.pgd).and_then(|pgd| self.page_tables.get(pgd));
         let tables = match (pgd, start < end) {
             (Some(pgd), true) => Some(pgd.tables.range(pgd_index(start)..=pgd_index(end - 1))),
             _ => None,
         };
-        tables.into_iter().flatten().flat_map(move |(&dir, table)| {
-            let base = dir << PGDIR_SHIFT;
-            // The first and last tables are walked from and to the range's ends.
-            let first = if dir == pgd_index(start) { pte_index(start) } else { 0 };
-            let last = if dir == pgd_index(end - 1) { pte_index(end - 1) } else { (PTRS_PER_PTE - 1) as u16 };
-            table.ptes.range(first..=last).map(move |(&i, &pte)| (base + u64::from(i) * PAGE_SIZE, pte))
-        })
+        PteWalk { tables, table: None, start, end }
     }
 
     /// `set_pmd(pmd, _PAGE_TABLE + __pa(page))`: `page` becomes the page
@@ -847,6 +841,37 @@ impl Kernel {
             Ok(())
         } else {
             Err(self.oops(t, "use-after-free", format!("{point} used a struct page that was already freed")))
+        }
+    }
+}
+
+/// The walk of [`World::ptes_in`]: the page tables in the range, and in
+/// each the ptes that are not none, in address order. (A hand-written
+/// pair of loops: `flat_map` over the two B-tree ranges cost twice as
+/// much a pte.)
+pub struct PteWalk<'a> {
+    tables: Option<std::collections::btree_map::Range<'a, u64, PteTable>>,
+    /// The table being walked: its base address and its ptes left.
+    table: Option<(u64, std::collections::btree_map::Range<'a, u16, Pte>)>,
+    start: u64,
+    end: u64,
+}
+
+impl Iterator for PteWalk<'_> {
+    type Item = (u64, Pte);
+
+    fn next(&mut self) -> Option<(u64, Pte)> {
+        loop {
+            if let Some((base, ptes)) = &mut self.table {
+                if let Some((&i, &pte)) = ptes.next() {
+                    return Some((*base + u64::from(i) * PAGE_SIZE, pte));
+                }
+            }
+            let (&dir, table) = self.tables.as_mut()?.next()?;
+            // The first and last tables are walked from and to the range's ends.
+            let first = if dir == pgd_index(self.start) { pte_index(self.start) } else { 0 };
+            let last = if dir == pgd_index(self.end - 1) { pte_index(self.end - 1) } else { (PTRS_PER_PTE - 1) as u16 };
+            self.table = Some((dir << PGDIR_SHIFT, table.ptes.range(first..=last)));
         }
     }
 }
