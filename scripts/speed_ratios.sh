@@ -101,7 +101,12 @@ cp "$PEERS/Cargo.toml" "$PEERS/Cargo.lock" "$TMP/decisions/"
 cp "$PEERS/src/race1.rs" "$PEERS/src/toy.rs" "$TMP/decisions/src/"
 cp scripts/peer_decisions/main.rs "$TMP/decisions/src/main.rs"
 DECISIONS_TARGET="$PEERS/target/decisions"
-(cd "$TMP/decisions" && CARGO_TARGET_DIR="$DECISIONS_TARGET" cargo build --release --locked --offline --quiet 2>/dev/null)
+if ! (cd "$TMP/decisions" && CARGO_TARGET_DIR="$DECISIONS_TARGET" cargo build --release --locked --offline --quiet \
+    2>"$TMP/decisions.log"); then
+    echo "speed_ratios.sh: the peers' decision counter did not build:" >&2
+    cat "$TMP/decisions.log" >&2
+    exit 1
+fi
 "$DECISIONS_TARGET/release/swapsim-peers" race1 20000 >>"$TMP/peers.txt"
 "$DECISIONS_TARGET/release/swapsim-peers" toy 20000 >>"$TMP/peers.txt"
 shuttle_steps_race1=$(peer peer.shuttle.patched.random.decisions_per_iter)
