@@ -24,41 +24,48 @@ BIN=target/release/swapsim
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-# Whole-process seconds of a command (stdout dropped): the median of five.
-secs() {
-    local start end i
-    for i in 1 2 3 4 5; do
-        start=$(date +%s.%N)
-        "$@" >/dev/null
-        end=$(date +%s.%N)
-        awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f\n", b - a }'
-    done | sort -n | sed -n 3p
+# Runs per second of a command that makes $RUNS runs (stdout dropped), whole
+# process.
+timed() {
+    local start end
+    start=$(date +%s.%N)
+    "$@" >/dev/null
+    end=$(date +%s.%N)
+    awk -v a="$start" -v b="$end" -v n="$RUNS" 'BEGIN { printf "%.0f", n / (b - a) }'
 }
-rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # The peers: every figure they print.
 "$PEERS/run.sh" >"$TMP/peers.txt"
 peer() { awk -F' = ' -v k="$1" '$1 == k { print $2 }' "$TMP/peers.txt"; }
+# One more run of a peer case (run.sh built the binary): its executions/s.
+PEER_BIN="$PEERS/target/release/swapsim-peers"
+peer_rate() { "${PIN[@]}" "$PEER_BIN" "$@" 2>/dev/null | awk -F' = ' '$1 ~ /iters_per_s$/ { print $2; exit }'; }
+# The median of column $1 of file $2 (five lines).
+median() { awk -v c="$1" '{ print $c }' "$2" | sort -g | sed -n 3p; }
 
-# 1. explore race 1 under the patch, random, one job: whole process. Each
-#    of the five runs is paired with a run of the bench loop (the same runs,
-#    no search around them) right after it, so that a pair sees one pace
-#    of the machine: explore's overhead is the median over the pairs.
+# The machine's pace drifts by 10-30% from one minute to the next, so each
+# swapsim figure is measured five times, each time right beside what it is
+# compared with, and a ratio is the median of the five pairs' ratios.
+explore_rate() { timed "${PIN[@]}" "$BIN" explore "$1" --kernel patched --runs "$RUNS" --strategy random --jobs 1; }
+
+# 1. explore race 1 under the patch, random, one job, whole process; beside
+#    it the bench loop (the same runs, no search around them) and shuttle
+#    on the peers' race-1 model (the clean patched case of run.sh).
 RUNS=100000
 for i in 1 2 3 4 5; do
-    start=$(date +%s.%N)
-    "${PIN[@]}" "$BIN" explore scenarios/race1_fork.lua --kernel patched --runs $RUNS --strategy random --jobs 1 >/dev/null
-    end=$(date +%s.%N)
-    explore_rate=$(awk -v a="$start" -v b="$end" -v n=$RUNS 'BEGIN { printf "%.0f", n / (b - a) }')
+    explore=$(explore_rate scenarios/race1_fork.lua)
     "${PIN[@]}" cargo bench -p cli --quiet -- quick race1 >"$TMP/loop$i.txt" 2>/dev/null
     loop_rate=$(awk '$1 == "patched" && $2 == "off" && $3 == "reused" { print $6 }' "$TMP/loop$i.txt")
-    echo "$explore_rate $loop_rate" >>"$TMP/pairs.txt"
+    shuttle=$(peer_rate race1-shuttle-clean random 100000)
+    awk -v e="$explore" -v l="$loop_rate" -v s="$shuttle" \
+        'BEGIN { printf "%s %s %s %.4f %.4f\n", e, l, s, l / e - 1, e / s }' >>"$TMP/race1.txt"
 done
-race1=$(awk '{ print $1 }' "$TMP/pairs.txt" | sort -n | sed -n 3p)
-loop=$(awk '{ print $2 }' "$TMP/pairs.txt" | sort -n | sed -n 3p)
-overhead=$(awk '{ printf "%.4f\n", $2 / $1 - 1 }' "$TMP/pairs.txt" | sort -g | sed -n 3p)
-shuttle_race1=$(peer peer.shuttle.race1_patched.random.iters_per_s)
+race1=$(median 1 "$TMP/race1.txt")
+loop=$(median 2 "$TMP/race1.txt")
+shuttle_race1=$(median 3 "$TMP/race1.txt")
+overhead=$(median 4 "$TMP/race1.txt")
+race1_ratio=$(median 5 "$TMP/race1.txt")
 
 # 2. The two-task toy (the bench's toy: two processes writing one page each).
 cat >"$TMP/toy.lua" <<'EOF'
@@ -66,16 +73,21 @@ machine { cpus = 2, memory_pages = 64, swap_devices = { 16 } }
 process("a", function() write(0x100000) end):map(0x100000, 1)
 process("b", function() write(0x100000) end):map(0x100000, 1)
 EOF
-s=$(secs "${PIN[@]}" "$BIN" explore "$TMP/toy.lua" --kernel patched --runs $RUNS --strategy random --jobs 1)
-toy=$(rate $RUNS "$s")
-shuttle_toy=$(peer peer.shuttle.toy.random.iters_per_s)
+for i in 1 2 3 4 5; do
+    explore=$(explore_rate "$TMP/toy.lua")
+    shuttle=$(peer_rate toy-shuttle 20000)
+    awk -v e="$explore" -v s="$shuttle" 'BEGIN { printf "%s %s %.4f\n", e, s, e / s }' >>"$TMP/toy.txt"
+done
+toy=$(median 1 "$TMP/toy.txt")
+shuttle_toy=$(median 2 "$TMP/toy.txt")
+toy_ratio=$(median 3 "$TMP/toy.txt")
 
 # 3. --jobs 2 against --jobs 1 (the same search), and beside it what this
 #    machine gives two processes that share nothing: the same runs as two
 #    --jobs 1 searches of half the seeds each, side by side. (Two vCPUs of a
 #    VM may be one core's two hyperthreads; then no program scales 2x.)
-s2=$(secs "$BIN" explore scenarios/race1_fork.lua --kernel patched --runs $RUNS --strategy random --jobs 2)
-race1_j2=$(rate $RUNS "$s2")
+#    Each of the five rounds runs all three: one job, two jobs, two
+#    processes.
 HALF=$((RUNS / 2))
 side_by_side() {
     "$BIN" explore scenarios/race1_fork.lua --kernel patched --runs $HALF --strategy random --jobs 1 >/dev/null &
@@ -83,8 +95,18 @@ side_by_side() {
         --jobs 1 >/dev/null
     wait
 }
-s2p=$(secs side_by_side)
-race1_2p=$(rate $RUNS "$s2p")
+for i in 1 2 3 4 5; do
+    one=$(timed "$BIN" explore scenarios/race1_fork.lua --kernel patched --runs $RUNS --strategy random --jobs 1)
+    two=$(timed "$BIN" explore scenarios/race1_fork.lua --kernel patched --runs $RUNS --strategy random --jobs 2)
+    apart=$(timed side_by_side)
+    awk -v o="$one" -v t="$two" -v a="$apart" 'BEGIN { printf "%s %s %s %.4f %.4f\n", o, t, a, t / o, a / o }' \
+        >>"$TMP/jobs.txt"
+done
+race1_j1=$(median 1 "$TMP/jobs.txt")
+race1_j2=$(median 2 "$TMP/jobs.txt")
+race1_2p=$(median 3 "$TMP/jobs.txt")
+jobs_ratio=$(median 4 "$TMP/jobs.txt")
+apart_ratio=$(median 5 "$TMP/jobs.txt")
 
 # 4. Schedules: dfs on race 1 under the patch at two preemptions, beside
 #    loom's DPOR on its smaller race-1 model at the same bound.
@@ -125,19 +147,21 @@ shuttle_steps_race1=$(peer peer.shuttle.patched.random.decisions_per_iter)
 shuttle_steps_toy=$(peer peer.shuttle.toy.random.decisions_per_iter)
 per_decision() { awk -v r="$1" -v d="$2" 'BEGIN { printf "%.0f", r * d }'; }
 
+echo "Each figure: the median of five runs; a pace ratio: the median of five ratios, each of a"
+echo "swapsim run and the peer's run right after it (the columns are the medians of each side)."
 printf '%-44s %14s %14s %8s  %s\n' figure swapsim peer/base ratio target
 printf '%-44s %14s %14s %8s  %s\n' "explore race 1 patched (runs/s)" "$race1" "$shuttle_race1" \
-    "$(ratio "$race1" "${shuttle_race1:-nan}")" ">= 1.0x shuttle race 1"
+    "$(printf '%.2f' "$race1_ratio")" ">= 1.0x shuttle race 1"
 printf '%-44s %14s %14s %8s  %s\n' "explore toy (runs/s)" "$toy" "$shuttle_toy" \
-    "$(ratio "$toy" "${shuttle_toy:-nan}")" ">= 1.0x shuttle toy"
+    "$(printf '%.2f' "$toy_ratio")" ">= 1.0x shuttle toy"
 printf '%-44s %14s %14s %8s  %s\n' "bench loop / explore (runs/s, paired)" "$race1" "$loop" \
     "$(awk -v o="$overhead" 'BEGIN { printf "%.0f%%", o * 100 }')" "explore's overhead <= 10%"
 printf '%-44s %14s %14s %8s  %s\n' "stress_make_j4 (steps/s)" "$stress" "10000000" \
     "$(ratio "$stress" 10000000)" ">= 1.0 (10 M steps/s)"
-printf '%-44s %14s %14s %8s  %s\n' "explore race 1 --jobs 2 / --jobs 1 (runs/s)" "$race1_j2" "$race1" \
-    "$(ratio "$race1_j2" "$race1")" ">= 1.8x"
-printf '%-44s %14s %14s %8s  %s\n' "  two --jobs 1 processes side by side / one" "$race1_2p" "$race1" \
-    "$(ratio "$race1_2p" "$race1")" "(the machine's own scaling)"
+printf '%-44s %14s %14s %8s  %s\n' "explore race 1 --jobs 2 / --jobs 1 (runs/s)" "$race1_j2" "$race1_j1" \
+    "$(printf '%.2f' "$jobs_ratio")" ">= 1.8x"
+printf '%-44s %14s %14s %8s  %s\n' "  two --jobs 1 processes side by side / one" "$race1_2p" "$race1_j1" \
+    "$(printf '%.2f' "$apart_ratio")" "(the machine's own scaling)"
 printf '%-44s %14s %14s %8s  %s\n' "dfs race 1 patched, 2 preemptions (schedules)" "${schedules:-?}" "${loom_pb2:-?}" \
     "$(ratio "${schedules:-nan}" "${loom_pb2:-nan}")" "<= 3000 schedules (loom: its smaller model)"
 echo "(dfs: ${REDUCTION[*]:-sleep sets only})"
@@ -147,9 +171,9 @@ printf '%-44s %14s %14s %8s\n' "race 1 patched: decisions a run" "$steps_race1" 
     "$(ratio "$steps_race1" "${shuttle_steps_race1:-nan}")"
 printf '%-44s %14s %14s %8s\n' "race 1 patched: decisions/s" "$(per_decision "$race1" "$steps_race1")" \
     "$(per_decision "${shuttle_race1:-0}" "${shuttle_steps_race1:-0}")" \
-    "$(ratio "$(per_decision "$race1" "$steps_race1")" "$(per_decision "${shuttle_race1:-nan}" "${shuttle_steps_race1:-nan}")")"
+    "$(awk -v r="$race1_ratio" -v a="$steps_race1" -v b="${shuttle_steps_race1:-nan}" 'BEGIN { printf "%.2f", r * a / b }')"
 printf '%-44s %14s %14s %8s\n' "toy: decisions a run" "$steps_toy" "$shuttle_steps_toy" \
     "$(ratio "$steps_toy" "${shuttle_steps_toy:-nan}")"
 printf '%-44s %14s %14s %8s\n' "toy: decisions/s" "$(per_decision "$toy" "$steps_toy")" \
     "$(per_decision "${shuttle_toy:-0}" "${shuttle_steps_toy:-0}")" \
-    "$(ratio "$(per_decision "$toy" "$steps_toy")" "$(per_decision "${shuttle_toy:-nan}" "${shuttle_steps_toy:-nan}")")"
+    "$(awk -v r="$toy_ratio" -v a="$steps_toy" -v b="${shuttle_steps_toy:-nan}" 'BEGIN { printf "%.2f", r * a / b }')"
