@@ -722,6 +722,7 @@ impl Sim {
     }
 
     /// After a step: hand its footprint to the chooser, sample the counters.
+    #[inline]
     pub(super) fn end_step(&self, record_footprints: bool) {
         if record_footprints {
             let footprint = footprint::take();
@@ -870,6 +871,22 @@ impl SimState {
         if let Some(outcome) = self.stop.clone() {
             return Next::Over(outcome);
         }
+        if let Some(cpu) = self.sole_option() {
+            // Most steps: the task on the CPU goes on and nothing else can
+            // step. The same checks and the same call of the chooser as
+            // below, without building the option list.
+            if self.step >= self.cfg.step_budget {
+                return Next::Over(Outcome::StepLimit(self.step));
+            }
+            if !self.cfg.record_labels && !self.chooser.reads_options() {
+                let decision = Decision::Step { options: &[], times: &[] };
+                if self.choose(decision, 1) == PRUNE {
+                    return Next::Over(Outcome::Aborted);
+                }
+                self.step += 1;
+                return Next::Step(StepOption::Run(cpu));
+            }
+        }
         let mut options = std::mem::take(&mut self.scratch_options);
         self.options_into(&mut options);
         // A task that can run or be dispatched is not done, so only a run
@@ -939,6 +956,7 @@ impl SimState {
 
     /// A step of `task` starts (the loop polls it, or it goes on past a
     /// point).
+    #[inline]
     pub(super) fn start_step(&mut self, task: TaskId) {
         footprint::touch(footprint::TASK, task.0.into(), true);
         self.tasks[task.0 as usize].steps += 1;
@@ -1092,10 +1110,15 @@ impl SimState {
 
     /// `task` goes on from the point it yielded at: a pass of that point,
     /// counted for a watch of it, whose waiters wake.
+    #[inline]
     fn leave_point(&mut self, task: TaskId) {
-        if self.watches.is_empty() {
-            return;
+        if !self.watches.is_empty() {
+            self.pass_watched_point(task);
         }
+    }
+
+    /// A pass of the point `task` leaves, for each watch of it.
+    fn pass_watched_point(&mut self, task: TaskId) {
         let at = self.tasks[task.0 as usize].at;
         for i in 0..self.watches.len() {
             if self.watches[i].point == at {
@@ -1157,18 +1180,6 @@ impl SimState {
             self.stalled += gap;
             let to = self.timeline;
             self.log_stall(Some(cpu), Some(task), natural, to, StallCause::Cpu, None);
-        }
-    }
-
-    /// How long `task` spins for `lock` by the cost model: until its
-    /// release, if its holder took it before the task asked; else not at
-    /// all (the order put the holder first: a stall).
-    fn spin_wait(&self, task: TaskId, lock: &LockState) -> u64 {
-        let now = self.task_cost(task);
-        if lock.taken_cost <= now {
-            lock.released_cost.saturating_sub(now)
-        } else {
-            0
         }
     }
 
@@ -1408,6 +1419,38 @@ impl SimState {
         }
     }
 
+    /// The CPU whose task is the one step option, when no timer is
+    /// pending, no CPU is idle (or none has a task to dispatch) and only
+    /// that CPU's task can step: what [`Self::options_into`] would list
+    /// alone. None when it would list anything else (or, in cases it does
+    /// not look into, the same).
+    fn sole_option(&self) -> Option<usize> {
+        if !self.timers.is_empty() {
+            return None;
+        }
+        let mut sole = None;
+        for (index, cpu) in self.cpus.iter().enumerate() {
+            let task = match cpu.current {
+                Some(task) => task,
+                None if self.runqueue.is_empty() => continue,
+                None => return None,
+            };
+            let info = &self.tasks[task.0 as usize];
+            let can_step = match info.state {
+                TaskState::Runnable => true,
+                TaskState::Spinning(lock) => self.can_acquire(task, lock, info.spin_read),
+                _ => false,
+            };
+            if can_step {
+                if sole.is_some() {
+                    return None;
+                }
+                sole = Some(index);
+            }
+        }
+        sole
+    }
+
     /// Whether `task` yielded in cond_resched and some task it yielded to
     /// has neither stepped since nor stopped being able to.
     fn yields_still(&self, task: TaskId) -> bool {
@@ -1556,7 +1599,8 @@ impl SimState {
             return false;
         }
         touch_lock(lock, true);
-        let released_at = state.released_at;
+        let (released_at, last_taken, last_released) = (state.released_at, state.taken_cost, state.released_cost);
+        let read = read && state.kind.has_readers();
         let lock_op = self.cfg.costs.lock_op;
         if let Some(cpu) = self.tasks[task.0 as usize].cpu {
             let clock = self.cpus[cpu].clock;
@@ -1565,7 +1609,7 @@ impl SimState {
             // model), the task waited for it: the cost model's wait. If
             // the holder took it later, only the schedule's order put the
             // holder first: the catch-up is a stall, not a wait.
-            let wait = self.spin_wait(task, &self.locks[lock]);
+            let wait = spin_wait(self.task_cost(task), last_taken, last_released);
             let stall = released_at.saturating_sub(clock).saturating_sub(wait);
             if stall > 0 {
                 self.tasks[task.0 as usize].skew += stall;
@@ -1583,7 +1627,7 @@ impl SimState {
         let state = &mut self.locks[lock];
         state.taken_at = point;
         state.taken_cost = taken_cost;
-        if state.kind.has_readers() && read {
+        if read {
             state.readers.push(task);
         } else {
             state.owner = Some(task);
@@ -1594,7 +1638,6 @@ impl SimState {
         info.state = TaskState::Runnable;
         info.spin_read = false;
         info.waiting = None;
-        let read = read && self.locks.get(lock).is_some_and(|l| l.kind.has_readers());
         self.log_lock_op(task, EventKind::Acquired, lock, point, read, !may_wait);
         true
     }
@@ -1801,6 +1844,18 @@ fn touch_timer(due: u64) {
 }
 
 /// Note an access to a lock's state for the step's footprint.
+/// How long a task whose cost-model time is `now` spins for a lock last
+/// taken at `taken_cost` and released at `released_cost` (cost-model
+/// times): until the release, if the holder took it before the task asked;
+/// else not at all (the order put the holder first: a stall).
+fn spin_wait(now: u64, taken_cost: u64, released_cost: u64) -> u64 {
+    if taken_cost <= now {
+        released_cost.saturating_sub(now)
+    } else {
+        0
+    }
+}
+
 fn touch_lock(lock: LockId, write: bool) {
     footprint::touch(footprint::LOCK, slotmap::Key::data(&lock).as_ffi(), write);
 }
