@@ -182,6 +182,15 @@ pub fn touch(space: Space, key: u64, write: bool) {
     }
 }
 
+/// [`touch`] with a key that is worked out only if some thread records
+/// (a slotmap key's number is a shift and an or, on ~900 accesses a run).
+#[inline(always)]
+pub fn touch_keyed(space: Space, key: impl FnOnce() -> u64, write: bool) {
+    if RECORDING_THREADS.load(Ordering::Relaxed) != 0 {
+        touch(space, key(), write);
+    }
+}
+
 /// Note that the current step read every object of each space in
 /// `spaces`: one test, not one a space, when nothing records.
 pub fn touch_spaces(spaces: std::ops::RangeInclusive<Space>) {

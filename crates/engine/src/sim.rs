@@ -1857,5 +1857,5 @@ fn spin_wait(now: u64, taken_cost: u64, released_cost: u64) -> u64 {
 }
 
 fn touch_lock(lock: LockId, write: bool) {
-    footprint::touch(footprint::LOCK, slotmap::Key::data(&lock).as_ffi(), write);
+    footprint::touch_keyed(footprint::LOCK, || slotmap::Key::data(&lock).as_ffi(), write);
 }

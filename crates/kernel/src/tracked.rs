@@ -72,6 +72,16 @@ fn write(space: Space, key: u64) {
     touch(space, key, true);
 }
 
+#[inline(always)]
+fn read_keyed(space: Space, key: impl FnOnce() -> u64) {
+    engine::footprint::touch_keyed(space, key, false);
+}
+
+#[inline(always)]
+fn write_keyed(space: Space, key: impl FnOnce() -> u64) {
+    engine::footprint::touch_keyed(space, key, true);
+}
+
 /// A key as a footprint key.
 pub trait TrackKey {
     fn track(&self) -> u64;
@@ -121,19 +131,19 @@ impl<K: Key, V, const S: Space> Arena<K, V, S> {
 
     #[inline]
     pub fn get(&self, key: K) -> Option<&V> {
-        read(S, key.data().as_ffi());
+        read_keyed(S, || key.data().as_ffi());
         self.0.get(key)
     }
 
     #[inline]
     pub fn get_mut(&mut self, key: K) -> Option<&mut V> {
-        write(S, key.data().as_ffi());
+        write_keyed(S, || key.data().as_ffi());
         self.0.get_mut(key)
     }
 
     #[inline]
     pub fn contains_key(&self, key: K) -> bool {
-        read(S, key.data().as_ffi());
+        read_keyed(S, || key.data().as_ffi());
         self.0.contains_key(key)
     }
 
@@ -141,14 +151,14 @@ impl<K: Key, V, const S: Space> Arena<K, V, S> {
     pub fn insert(&mut self, value: V) -> K {
         write(S, SHAPE);
         let key = self.0.insert(value);
-        write(S, key.data().as_ffi());
+        write_keyed(S, || key.data().as_ffi());
         key
     }
 
     #[inline]
     pub fn remove(&mut self, key: K) -> Option<V> {
         write(S, SHAPE);
-        write(S, key.data().as_ffi());
+        write_keyed(S, || key.data().as_ffi());
         self.0.remove(key)
     }
 
@@ -203,7 +213,7 @@ impl<K: Key, V, const S: Space> Index<K> for Arena<K, V, S> {
     type Output = V;
     #[inline]
     fn index(&self, key: K) -> &V {
-        read(S, key.data().as_ffi());
+        read_keyed(S, || key.data().as_ffi());
         &self.0[key]
     }
 }
@@ -211,7 +221,7 @@ impl<K: Key, V, const S: Space> Index<K> for Arena<K, V, S> {
 impl<K: Key, V, const S: Space> IndexMut<K> for Arena<K, V, S> {
     #[inline]
     fn index_mut(&mut self, key: K) -> &mut V {
-        write(S, key.data().as_ffi());
+        write_keyed(S, || key.data().as_ffi());
         &mut self.0[key]
     }
 }
@@ -238,40 +248,40 @@ impl<K: Hash + Eq + TrackKey, V, const S: Space> Map<K, V, S> {
 
     #[inline]
     pub fn get(&self, key: &K) -> Option<&V> {
-        read(S, key.track());
+        read_keyed(S, || key.track());
         self.0.get(key)
     }
 
     #[inline]
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        write(S, key.track());
+        write_keyed(S, || key.track());
         self.0.get_mut(key)
     }
 
     #[inline]
     pub fn contains_key(&self, key: &K) -> bool {
-        read(S, key.track());
+        read_keyed(S, || key.track());
         self.0.contains_key(key)
     }
 
     #[inline]
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         write(S, SHAPE);
-        write(S, key.track());
+        write_keyed(S, || key.track());
         self.0.insert(key, value)
     }
 
     #[inline]
     pub fn entry(&mut self, key: K) -> Entry<'_, K, V> {
         write(S, SHAPE);
-        write(S, key.track());
+        write_keyed(S, || key.track());
         self.0.entry(key)
     }
 
     #[inline]
     pub fn shift_remove(&mut self, key: &K) -> Option<V> {
         write(S, SHAPE);
-        write(S, key.track());
+        write_keyed(S, || key.track());
         self.0.shift_remove(key)
     }
 
@@ -317,7 +327,7 @@ impl<K: Hash + Eq + TrackKey, V, const S: Space> Index<&K> for Map<K, V, S> {
     type Output = V;
     #[inline]
     fn index(&self, key: &K) -> &V {
-        read(S, key.track());
+        read_keyed(S, || key.track());
         &self.0[key]
     }
 }
@@ -325,7 +335,7 @@ impl<K: Hash + Eq + TrackKey, V, const S: Space> Index<&K> for Map<K, V, S> {
 impl<K: Hash + Eq + TrackKey, V, const S: Space> IndexMut<&K> for Map<K, V, S> {
     #[inline]
     fn index_mut(&mut self, key: &K) -> &mut V {
-        write(S, key.track());
+        write_keyed(S, || key.track());
         &mut self.0[key]
     }
 }

@@ -251,6 +251,7 @@ impl Sim {
 
     // ---- behind the seam ----
 
+    #[inline]
     fn log_lock_op(&self, task: TaskId, kind: EventKind, lock: LockId, point: Point, read: bool, trylock: bool) {
         self.st.borrow_mut().log_lock_op(task, kind, lock, point, read, trylock);
     }
