@@ -69,9 +69,13 @@
 //! fewer than 6 478 schedules there; an optimal one would run 8 459. Of
 //! the races that add a backtrack point, most are on the CPUs, the task
 //! states and the big kernel lock (each alone, with every other access
-//! left out, still gives 9 000 to 16 000 schedules). Without a bound the
-//! allocation decisions multiply it (three options each, every one tried):
-//! race 5 under the patch is not exhausted in a million schedules.
+//! left out, still gives 9 000 to 16 000 schedules). Those are the C's:
+//! do_fork, sys_swapoff and do_exit run under the BKL (kernel/fork.c:613,
+//! mm/swapfile.c:453, kernel/exit.c:414), which schedule() drops only when
+//! its holder sleeps (kernel/sched.c:455), so every take of it conflicts
+//! with every other. Without a bound the allocation decisions multiply
+//! it (three options each, every one tried): race 5 under the patch is not
+//! exhausted in a million schedules.
 
 use std::rc::Rc;
 
