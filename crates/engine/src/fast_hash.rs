@@ -14,6 +14,33 @@ pub type FastMap<K, V> = IndexMap<K, V, BuildHasherDefault<FastHasher>>;
 /// The same, as an insertion-ordered set.
 pub type FastSet<K> = IndexSet<K, BuildHasherDefault<FastHasher>>;
 
+/// Up to how many entries [`copy_map`] and [`copy_set`] insert anew.
+const SMALL: usize = 32;
+
+/// Make `into` a copy of `from` (the same entries in the same order)
+/// without giving up its room. `IndexMap::clone_from` gives the index
+/// table `from`'s size, so a map that every run grows past its set-up's
+/// size (the point pairs, from empty) grew again in every run: a rehash or
+/// two a run. A small `from` is inserted anew into the cleared `into`.
+pub fn copy_map<K: Clone + std::hash::Hash + Eq, V: Clone>(into: &mut FastMap<K, V>, from: &FastMap<K, V>) {
+    if from.len() <= SMALL {
+        into.clear();
+        into.extend(from.iter().map(|(k, v)| (k.clone(), v.clone())));
+    } else {
+        into.clone_from(from);
+    }
+}
+
+/// [`copy_map`] for a set.
+pub fn copy_set<K: Clone + std::hash::Hash + Eq>(into: &mut FastSet<K>, from: &FastSet<K>) {
+    if from.len() <= SMALL {
+        into.clear();
+        into.extend(from.iter().cloned());
+    } else {
+        into.clone_from(from);
+    }
+}
+
 /// FxHash's mixing step (rustc's hasher): a rotate, a xor and a multiply
 /// per word.
 #[derive(Clone, Copy, Debug, Default)]

@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 
-use crate::fast_hash::{ByAddress, FastMap, FastSet};
+use crate::fast_hash::{self, ByAddress, FastMap, FastSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -1080,13 +1080,13 @@ impl SimState {
         into.choices.clone_from(choices);
         into.tags.clone_from(tags);
         into.labels.clone_from(labels);
-        into.occurrences.clone_from(occurrences);
+        fast_hash::copy_map(&mut into.occurrences, occurrences);
         into.step = *step;
         into.events.clone_from(events);
         into.events_dropped = *events_dropped;
-        into.point_counts.clone_from(point_counts);
+        fast_hash::copy_map(&mut into.point_counts, point_counts);
         into.lock_order.clone_from(lock_order);
-        into.point_pairs.clone_from(point_pairs);
+        fast_hash::copy_set(&mut into.point_pairs, point_pairs);
         into.last_point = *last_point;
         into.bkl = *bkl;
         into.stop.clone_from(stop);

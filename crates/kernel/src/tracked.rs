@@ -230,13 +230,13 @@ impl<K: Key, V, const S: Space> IndexMut<K> for Arena<K, V, S> {
 pub struct Map<K, V, const S: Space>(FastMap<K, V>);
 
 // By hand, for `clone_from` (see above).
-impl<K: Clone, V: Clone, const S: Space> Clone for Map<K, V, S> {
+impl<K: Clone + Hash + Eq, V: Clone, const S: Space> Clone for Map<K, V, S> {
     fn clone(&self) -> Self {
         Map(self.0.clone())
     }
 
     fn clone_from(&mut self, source: &Self) {
-        self.0.clone_from(&source.0);
+        engine::fast_hash::copy_map(&mut self.0, &source.0);
     }
 }
 
