@@ -199,7 +199,7 @@ struct SimState {
     lock_names: Vec<(LockName, LockKind, &'static str)>,
     timers: TimerQueue,
     timer_seq: u64,
-    chooser: Box<dyn Chooser>,
+    chooser: ChooserSlot,
     choices: Vec<u32>,
     /// With `record_labels`: each task's key (by id), the label chosen at
     /// each decision, and how often each label was taken.
@@ -400,7 +400,7 @@ impl Sim {
         *self.sampler.borrow_mut() = None;
         let mut st = self.st.borrow_mut();
         snapshot.0.copy_settled_into(&mut st);
-        st.chooser = chooser;
+        st.chooser = ChooserSlot::new(chooser);
         futures.clear();
         futures.resize_with(st.tasks.len(), || None);
     }
@@ -456,7 +456,7 @@ impl Sim {
     /// the event log start again.
     pub fn set_chooser(&self, chooser: Box<dyn Chooser>) {
         let mut st = self.st.borrow_mut();
-        st.chooser = chooser;
+        st.chooser = ChooserSlot::new(chooser);
         st.choices.clear();
         st.labels.clear();
         st.occurrences.clear();
@@ -863,6 +863,37 @@ pub fn format_ns(ns: u64) -> String {
     format!("{}.{:06}ms", ns / 1_000_000, ns % 1_000_000)
 }
 
+/// The run's chooser, with what it says of itself read once (each step
+/// would otherwise ask it through a virtual call).
+struct ChooserSlot {
+    chooser: Box<dyn Chooser>,
+    /// [`Chooser::reads_options`].
+    reads_options: bool,
+    /// [`Chooser::one_option_is_free`].
+    one_option_is_free: bool,
+}
+
+impl ChooserSlot {
+    fn new(chooser: Box<dyn Chooser>) -> ChooserSlot {
+        let (reads_options, one_option_is_free) = (chooser.reads_options(), chooser.one_option_is_free());
+        ChooserSlot { chooser, reads_options, one_option_is_free }
+    }
+}
+
+impl std::ops::Deref for ChooserSlot {
+    type Target = dyn Chooser;
+
+    fn deref(&self) -> &(dyn Chooser + 'static) {
+        &*self.chooser
+    }
+}
+
+impl std::ops::DerefMut for ChooserSlot {
+    fn deref_mut(&mut self) -> &mut (dyn Chooser + 'static) {
+        &mut *self.chooser
+    }
+}
+
 impl SimState {
     /// The top of a step: whether the run is over (stopped, finished,
     /// deadlocked, out of steps, pruned by the chooser), and if not, the
@@ -878,9 +909,13 @@ impl SimState {
             if self.step >= self.cfg.step_budget {
                 return Next::Over(Outcome::StepLimit(self.step));
             }
-            if !self.cfg.record_labels && !self.chooser.reads_options() {
-                let decision = Decision::Step { options: &[], times: &[] };
-                if self.choose(decision, 1) == PRUNE {
+            if !self.cfg.record_labels && !self.chooser.reads_options {
+                if self.chooser.one_option_is_free {
+                    // The chooser would pick 0 and change nothing.
+                    if self.cfg.record_choices {
+                        self.choices.push(0);
+                    }
+                } else if self.choose(Decision::Step { options: &[], times: &[] }, 1) == PRUNE {
                     return Next::Over(Outcome::Aborted);
                 }
                 self.step += 1;
@@ -904,7 +939,7 @@ impl SimState {
         }
         // A chooser that picks by index alone (the random walk) gets no
         // option kinds or times: nothing is computed for it.
-        let reads_options = self.cfg.record_labels || self.chooser.reads_options();
+        let reads_options = self.cfg.record_labels || self.chooser.reads_options;
         let (mut kinds, mut times) = (Vec::new(), Vec::new());
         if reads_options {
             kinds = std::mem::take(&mut self.scratch_kinds);
@@ -976,7 +1011,7 @@ impl SimState {
             lock_names: Vec::new(),
             timers: TimerQueue::default(),
             timer_seq: 0,
-            chooser,
+            chooser: ChooserSlot::new(chooser),
             choices: Vec::new(),
             tags: Vec::new(),
             labels: Vec::new(),

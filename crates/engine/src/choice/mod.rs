@@ -70,6 +70,14 @@ pub trait Chooser {
         true
     }
 
+    /// Whether a step decision with one option leaves the chooser as it
+    /// was: it would pick 0 and change nothing (a random walk). The
+    /// simulator then does not call it for a step only one task can take;
+    /// a chooser that counts or records steps says no.
+    fn one_option_is_free(&self) -> bool {
+        false
+    }
+
     /// The run is over: `cut_short` could still step (tasks ready to run
     /// or spinning, `Timer` for a pending timer), and `stopped` says
     /// whether the run stopped before its tasks were done (a violation, the

@@ -39,6 +39,11 @@ impl Chooser for RandomChooser {
     fn reads_options(&self) -> bool {
         false
     }
+
+    /// One option: 0, with no draw.
+    fn one_option_is_free(&self) -> bool {
+        true
+    }
 }
 
 /// An allocation sleep: none, short (1) or, one time in four, long (2).
