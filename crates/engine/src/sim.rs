@@ -906,6 +906,11 @@ impl SimState {
             // Most steps: the task on the CPU goes on and nothing else can
             // step. The same checks and the same call of the chooser as
             // below, without building the option list.
+            debug_assert!({
+                let mut options = Vec::new();
+                self.options_into(&mut options);
+                matches!(options[..], [StepOption::Run(c)] if c == cpu)
+            });
             if self.step >= self.cfg.step_budget {
                 return Next::Over(Outcome::StepLimit(self.step));
             }
@@ -1457,8 +1462,7 @@ impl SimState {
     /// The CPU whose task is the one step option, when no timer is
     /// pending, no CPU is idle (or none has a task to dispatch) and only
     /// that CPU's task can step: what [`Self::options_into`] would list
-    /// alone. None when it would list anything else (or, in cases it does
-    /// not look into, the same).
+    /// alone. None otherwise, and then `next_step` builds the list.
     fn sole_option(&self) -> Option<usize> {
         if !self.timers.is_empty() {
             return None;
