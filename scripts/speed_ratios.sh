@@ -43,6 +43,12 @@ PEER_BIN="$PEERS/target/release/swapsim-peers"
 peer_rate() { "${PIN[@]}" "$PEER_BIN" "$@" 2>/dev/null | awk -F' = ' '$1 ~ /iters_per_s$/ { print $2; exit }'; }
 # The median of column $1 of file $2 (five lines).
 median() { awk -v c="$1" '{ print $c }' "$2" | sort -g | sed -n 3p; }
+# The median of each column of FILE (five rows), on one line.
+medians() {
+    local c line=""
+    for c in $(seq 1 "$(awk '{ print NF; exit }' "$1")"); do line="$line $(median "$c" "$1")"; done
+    echo $line
+}
 
 # The machine's pace drifts by 10-30% from one minute to the next, so each
 # swapsim figure is measured five times, each time right beside what it is
@@ -61,11 +67,7 @@ for i in 1 2 3 4 5; do
     awk -v e="$explore" -v l="$loop_rate" -v s="$shuttle" \
         'BEGIN { printf "%s %s %s %.4f %.4f\n", e, l, s, l / e - 1, e / s }' >>"$TMP/race1.txt"
 done
-race1=$(median 1 "$TMP/race1.txt")
-loop=$(median 2 "$TMP/race1.txt")
-shuttle_race1=$(median 3 "$TMP/race1.txt")
-overhead=$(median 4 "$TMP/race1.txt")
-race1_ratio=$(median 5 "$TMP/race1.txt")
+read -r race1 loop shuttle_race1 overhead race1_ratio < <(medians "$TMP/race1.txt")
 
 # 2. The two-task toy (the bench's toy: two processes writing one page each).
 cat >"$TMP/toy.lua" <<'EOF'
@@ -78,9 +80,7 @@ for i in 1 2 3 4 5; do
     shuttle=$(peer_rate toy-shuttle 20000)
     awk -v e="$explore" -v s="$shuttle" 'BEGIN { printf "%s %s %.4f\n", e, s, e / s }' >>"$TMP/toy.txt"
 done
-toy=$(median 1 "$TMP/toy.txt")
-shuttle_toy=$(median 2 "$TMP/toy.txt")
-toy_ratio=$(median 3 "$TMP/toy.txt")
+read -r toy shuttle_toy toy_ratio < <(medians "$TMP/toy.txt")
 
 # 3. --jobs 2 against --jobs 1 (the same search), and beside it what this
 #    machine gives two processes that share nothing: the same runs as two
@@ -102,11 +102,7 @@ for i in 1 2 3 4 5; do
     awk -v o="$one" -v t="$two" -v a="$apart" 'BEGIN { printf "%s %s %s %.4f %.4f\n", o, t, a, t / o, a / o }' \
         >>"$TMP/jobs.txt"
 done
-race1_j1=$(median 1 "$TMP/jobs.txt")
-race1_j2=$(median 2 "$TMP/jobs.txt")
-race1_2p=$(median 3 "$TMP/jobs.txt")
-jobs_ratio=$(median 4 "$TMP/jobs.txt")
-apart_ratio=$(median 5 "$TMP/jobs.txt")
+read -r race1_j1 race1_j2 race1_2p jobs_ratio apart_ratio < <(medians "$TMP/jobs.txt")
 
 # 4. Schedules: dfs on race 1 under the patch at two preemptions, beside
 #    loom's DPOR on its smaller race-1 model at the same bound.
